@@ -1,0 +1,34 @@
+# One command per job; each creates or refreshes .venv on its own.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stamp
+JOBS   ?= 2
+
+.PHONY: setup demo test test-fast bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/loraspot demo
+
+test: setup
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
+
+test-fast: setup
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
+
+bench: setup
+	$(PY) bench/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check firmware host tests bench
+	$(VENV)/bin/pyright -p pyrightconfig.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info host/*.egg-info .pytest_cache

@@ -1,0 +1,3 @@
+import spot.app
+
+spot.app.main()

@@ -1,0 +1,142 @@
+# The firmware application: loads board and config, serves the console, emits heartbeat stats.
+import binascii
+import gc
+import os
+
+import asyncio
+
+from spot import VERSION, crashlog, fsops
+from spot.board import Board
+from spot.config import Config, ConfigError, Secrets
+from spot.console import PROTOCOL, CommandError, Console, arg
+from spot.frame import MAX_FRAME
+
+
+class App:
+    def __init__(self, board, config, secrets, clock, console):
+        self.board = board
+        self.config = config
+        self.secrets = secrets
+        self.clock = clock
+        self.console = console
+        self.boot_id = binascii.hexlify(os.urandom(4)).decode()
+        self.reset_cause = board.reset_cause()
+        self.last_crash = crashlog.last()
+        self.files = fsops.FileOps()
+        self._reboot_pending = False
+
+    def register(self):
+        c = self.console
+        c.register("hello", self.hello)
+        c.register("stats", self.stats)
+        c.register("config.get", self.config_get)
+        c.register("config.set", self.config_set, auth=True)
+        c.register("reboot", self.reboot)
+        self.files.register(c)
+
+    # --- commands -----------------------------------------------------------------------------
+    async def hello(self, args):
+        return {
+            "proto": PROTOCOL,
+            "fw": VERSION,
+            "board": self.board.id,
+            "chip": self.board.profile["chip"],
+            "role": self.config.get("role"),
+            "name": self.config.get("name"),
+            "id": self.board.device_id(),
+            "boot": self.boot_id,
+            "reset": self.reset_cause,
+            "crash": self.last_crash,
+            "max_frame": MAX_FRAME,
+            "caps": self.console.ops(),
+            "config_origin": self.config.origin,
+        }
+
+    def stats_data(self):
+        gc.collect()
+        data = {"up_ms": self.clock.uptime_ms(), "heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
+                "events": self.console.seq}
+        data.update(self.console.counters)
+        return data
+
+    async def stats(self, args):
+        return self.stats_data()
+
+    async def config_get(self, args):
+        if "key" in args:
+            key = arg(args, "key", str)
+            return {"key": key, "value": self.config.get(key)}
+        return {"values": self.config.values()}
+
+    async def config_set(self, args):
+        if "values" in args:
+            changes = arg(args, "values", dict)
+        else:
+            changes = {arg(args, "key", str): args.get("value")}
+            if "value" not in args:
+                raise CommandError("bad_args", "missing argument 'value'")
+        try:
+            self.config.set(changes)
+        except OSError as e:
+            raise CommandError("io", "config not saved: %s" % e)
+        self.console.events_enabled = self.config.get("console_events")
+        return {"values": {k: self.config.get(k) for k in changes}}
+
+    async def reboot(self, args):
+        self._reboot_pending = True
+        asyncio.create_task(self._reboot_soon())
+        return {"in_ms": 100}
+
+    async def _reboot_soon(self):
+        await asyncio.sleep_ms(100)
+        self.board.reset()
+
+    # --- tasks ----------------------------------------------------------------------------------
+    async def heartbeat(self):
+        while True:
+            await self.clock.sleep_ms(self.config.get("stats_interval") * 1000)
+            self.console.event("stats", self.stats_data())
+
+    def _task_failed(self, loop, context):
+        # An unhandled exception in a background task is a crash, as in main().
+        exc = context.get("exception")
+        try:
+            self.console.event("fault", {"error": "%s: %s" % (type(exc).__name__, exc)})
+            crashlog.record(exc, self.boot_id, self.clock.uptime_ms())
+        finally:
+            self.board.reset(after_crash=True)
+
+    async def run(self):
+        asyncio.get_event_loop().set_exception_handler(self._task_failed)
+        self.register()
+        self.console.event("boot", {"boot": self.boot_id, "fw": VERSION, "reset": self.reset_cause,
+                                    "board": self.board.id, "crash": self.last_crash})
+        for w in self.config.warnings:
+            self.console.event("log", {"level": "warn", "msg": w})
+        asyncio.create_task(self.heartbeat())
+        await self.console.serve()
+
+
+def main():
+    board = Board.load()
+    clock = board.clock()
+    config = Config().load()
+    try:
+        fsops.sweep_parts()
+    except OSError:
+        pass
+    console = Console(board.console_port(), clock)
+    console.events_enabled = config.get("console_events")
+    app = App(board, config, Secrets(), clock, console)
+    try:
+        asyncio.run(app.run())
+    except Exception as e:
+        # Unhandled: keep the traceback on flash, then reset like a watchdog would.
+        try:
+            crashlog.record(e, app.boot_id, clock.uptime_ms())
+        except Exception:
+            pass
+        board.reset(after_crash=True)
+
+
+__all__ = ["App", "ConfigError", "main"]

@@ -1,0 +1,63 @@
+# The only module that imports `machine`: turns the board profile (/board.json) into the objects
+# the rest of the firmware is given (clock, console port, reset, identity).
+import binascii
+import json
+
+import machine
+
+from spot import profile
+from spot.clock import Clock
+from spot.stdio import StdioPort
+
+try:
+    import _vboard  # present only on the virtual board  # pyright: ignore[reportMissingImports]
+except ImportError:
+    _vboard = None
+
+PROFILE_PATH = "/board.json"
+_CAUSES = {
+    machine.PWRON_RESET: "power_on",
+    machine.HARD_RESET: "hard",
+    machine.WDT_RESET: "watchdog",
+    machine.DEEPSLEEP_RESET: "deepsleep",
+    machine.SOFT_RESET: "soft",
+}
+_CRASH_MARK = b"crash"
+
+
+class Board:
+    def __init__(self, prof):
+        self.profile = profile.validate(prof)
+        self.id = prof["id"]
+        self.virtual = _vboard is not None
+
+    @classmethod
+    def load(cls, path=PROFILE_PATH):
+        with open(path) as f:
+            return cls(json.load(f))
+
+    def device_id(self):
+        """The base MAC as 12 hex digits: stable per board."""
+        return binascii.hexlify(machine.unique_id()).decode()
+
+    def clock(self):
+        if _vboard is not None:
+            return Clock(speed=_vboard.SPEED, start_us=_vboard.START_US, start_ms=_vboard.START_MS)
+        return Clock()
+
+    def console_port(self):
+        return StdioPort()
+
+    def reset_cause(self):
+        """power_on, hard, watchdog, deepsleep, soft, or crash (a reset the firmware made after an
+        unhandled exception, told apart through RTC memory, which survives soft resets)."""
+        rtc = machine.RTC()
+        if bytes(rtc.memory()) == _CRASH_MARK:
+            rtc.memory(b"")
+            return "crash"
+        return _CAUSES.get(machine.reset_cause(), "unknown")
+
+    def reset(self, after_crash=False):
+        if after_crash:
+            machine.RTC().memory(_CRASH_MARK)
+        machine.reset()

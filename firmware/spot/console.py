@@ -1,0 +1,130 @@
+# Device side of the console protocol (docs/console-protocol.md): reads request frames from the
+# console port, dispatches them to registered handlers, writes responses and numbered events.
+from micropython import const
+
+from spot import frame
+
+PROTOCOL = const(1)
+_RX_CHUNK = const(128)
+
+
+class CommandError(Exception):
+    """A handler's refusal, sent to the host as {"err": {"code": ..., "msg": ...}}."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+
+
+def arg(args, name, kind, default=None, required=True):
+    """Fetch a typed argument or raise CommandError('bad_args')."""
+    if name not in args:
+        if required:
+            raise CommandError("bad_args", "missing argument '%s'" % name)
+        return default
+    value = args[name]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not ok:
+        raise CommandError("bad_args", "argument '%s' has the wrong type" % name)
+    return value
+
+
+class Console:
+    def __init__(self, port, clock, log=None):
+        self.port = port
+        self.clock = clock
+        self._log = log
+        self._ops = {}
+        self._asm = frame.LineAssembler()
+        self._rx = bytearray(_RX_CHUNK)
+        self.seq = 0
+        self.events_enabled = True
+        self.counters = {"rx_frames": 0, "rx_bad": 0, "rx_too_long": 0, "rx_lines": 0, "tx_frames": 0, "errors": 0}
+
+    def register(self, op, handler, auth=False):
+        """handler: async def(args) -> result (JSON-able); auth: needs the admin envelope once locked."""
+        self._ops[op] = (handler, auth)
+
+    def ops(self):
+        return sorted(self._ops)
+
+    # --- output -----------------------------------------------------------------------------
+    def send(self, obj):
+        try:
+            line = frame.encode(obj)
+        except frame.FrameError as e:
+            rid = obj.get("id")
+            line = frame.encode({"id": rid, "err": {"code": e.code, "msg": str(e)}})
+        self.port.write(line)
+        self.counters["tx_frames"] += 1
+
+    def event(self, kind, data=None):
+        """Emit an unsolicited event; seq counts every event since boot, so gaps show losses."""
+        seq = self.seq
+        self.seq = seq + 1
+        if not self.events_enabled and kind not in ("boot", "fault"):
+            return
+        ev = {"ev": kind, "seq": seq, "t": self.clock.uptime_ms()}
+        if data is not None:
+            ev["data"] = data
+        self.send(ev)
+
+    def _error(self, rid, code, msg):
+        self.counters["errors"] += 1
+        self.send({"id": rid, "err": {"code": code, "msg": msg}})
+
+    # --- input ------------------------------------------------------------------------------
+    async def serve(self):
+        rx = self._rx
+        while True:
+            n = await self.port.readinto(rx)
+            start = 0
+            while start < n:
+                start, line = self._asm.feed(rx, start, n)
+                if line is None:
+                    continue
+                if line is frame.LineAssembler.TOO_LONG:
+                    self.counters["rx_too_long"] += 1
+                    self._error(None, "too_long", "frame exceeds %d bytes" % frame.MAX_FRAME)
+                    continue
+                await self.handle_line(line)
+
+    async def handle_line(self, line):
+        if not frame.is_frame(line):
+            # Plain text from the host (a person typing) is not ours to answer.
+            self.counters["rx_lines"] += 1
+            return
+        try:
+            req = frame.decode(line)
+        except frame.FrameError as e:
+            self.counters["rx_bad"] += 1
+            self._error(None, e.code, str(e))
+            return
+        self.counters["rx_frames"] += 1
+        rid = req.get("id")
+        if not isinstance(rid, int) or isinstance(rid, bool):
+            self._error(None, "bad_request", "request needs an integer 'id'")
+            return
+        op = req.get("op")
+        args = req.get("args", {})
+        if not isinstance(op, str) or not isinstance(args, dict):
+            self._error(rid, "bad_request", "request needs 'op' (text) and 'args' (object)")
+            return
+        entry = self._ops.get(op)
+        if entry is None:
+            self._error(rid, "unknown_op", "unknown command '%s'" % op)
+            return
+        handler = entry[0]
+        try:
+            result = await handler(args)
+        except CommandError as e:
+            self._error(rid, e.code, str(e))
+            return
+        except Exception as e:  # a handler bug must not take the console down
+            code = getattr(e, "code", None)
+            if isinstance(code, str):
+                self._error(rid, code, str(e))
+            else:
+                self._error(rid, "internal", "%s: %s" % (type(e).__name__, e))
+            return
+        self.send({"id": rid, "ok": {} if result is None else result})

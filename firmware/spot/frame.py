@@ -1,0 +1,126 @@
+# Console frame codec (device side). Spec: docs/console-protocol.md; vectors: tests/vectors/console.json.
+#   frame = "~" body "|" crc "\n"   body: compact JSON object, printable ASCII only
+#   crc   = CRC-32 (binascii.crc32) of body, 8 lowercase hex digits
+import binascii
+import json
+
+from micropython import const
+
+MAX_FRAME = const(1024)  # bytes per frame line, "~" to "\n" inclusive, in both directions
+_MIN = const(12)  # "~{}|xxxxxxxx"
+
+
+class FrameError(ValueError):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+
+
+def _ascii(s):
+    # json.dumps leaves non-ASCII characters raw on MicroPython; frames are ASCII only.
+    out = []
+    for ch in s:
+        c = ord(ch)
+        if c < 0x80:
+            out.append(ch)
+        elif c < 0x10000:
+            out.append("\\u%04x" % c)
+        else:
+            c -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF)))
+    return "".join(out)
+
+
+def dumps(obj):
+    """Compact JSON as ASCII bytes."""
+    s = json.dumps(obj, separators=(",", ":"))
+    b = s.encode()
+    if len(b) != len(s):
+        b = _ascii(s).encode()
+    return b
+
+
+def encode(obj):
+    """One frame line for a JSON object, or FrameError('too_long') if over MAX_FRAME."""
+    body = dumps(obj)
+    if len(body) + 11 > MAX_FRAME:
+        raise FrameError("too_long", "frame of %d bytes exceeds %d" % (len(body) + 11, MAX_FRAME))
+    crc = binascii.crc32(body) & 0xFFFFFFFF
+    return b"~" + body + (b"|%08x\n" % crc)
+
+
+def is_frame(line):
+    return len(line) >= 2 and line[0] == 0x7E and line[1] == 0x7B  # "~{"
+
+
+def decode(line):
+    """Parse one line (without its line ending) into a dict; raise FrameError with a code."""
+    n = len(line)
+    if n < _MIN or not is_frame(line) or line[n - 9] != 0x7C:  # "|"
+        raise FrameError("bad_frame", "not a frame")
+    body = line[1 : n - 9]
+    try:
+        want = int(bytes(line[n - 8 :]), 16)
+    except ValueError:
+        raise FrameError("bad_frame", "bad CRC field")
+    if binascii.crc32(body) & 0xFFFFFFFF != want:
+        raise FrameError("bad_crc", "CRC mismatch")
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        raise FrameError("bad_json", "body is not JSON")
+    if not isinstance(obj, dict):
+        raise FrameError("bad_json", "body is not a JSON object")
+    return obj
+
+
+def canonical(obj):
+    """Sorted-key compact ASCII JSON, byte-identical to CPython's
+    json.dumps(obj, sort_keys=True, separators=(",", ":")). Used for signed commands; no floats."""
+    if isinstance(obj, dict):
+        keys = sorted(obj)
+        parts = [dumps(k) + b":" + canonical(obj[k]) for k in keys]
+        return b"{" + b",".join(parts) + b"}"
+    if isinstance(obj, (list, tuple)):
+        return b"[" + b",".join([canonical(v) for v in obj]) + b"]"
+    if isinstance(obj, float):
+        raise FrameError("bad_args", "floats cannot be signed")
+    return dumps(obj)
+
+
+class LineAssembler:
+    """Splits a byte stream into lines in one preallocated buffer of MAX_FRAME bytes.
+
+    feed(buf, start, end) looks at buf[start:end] (buf a bytearray) and returns (next, line):
+    `next` is where to continue, `line` a memoryview valid until the next feed, TOO_LONG when
+    a line overflowed the buffer (its bytes were dropped), or None when no line is complete.
+    """
+
+    TOO_LONG = const(1)
+
+    def __init__(self, size=MAX_FRAME):
+        self._buf = bytearray(size)
+        self._mv = memoryview(self._buf)
+        self._n = 0
+        self._overflow = False
+
+    def feed(self, buf, start, end):
+        i = buf.find(b"\n", start, end)
+        stop = end if i < 0 else i
+        take = stop - start
+        if take and not self._overflow:
+            if self._n + take > len(self._buf):
+                self._overflow = True
+            else:
+                self._mv[self._n : self._n + take] = memoryview(buf)[start:stop]
+                self._n += take
+        if i < 0:
+            return end, None
+        n = self._n
+        self._n = 0
+        if self._overflow:
+            self._overflow = False
+            return i + 1, LineAssembler.TOO_LONG
+        if n and self._buf[n - 1] == 0x0D:  # "\r\n"
+            n -= 1
+        return i + 1, self._mv[:n]

@@ -1,0 +1,63 @@
+"""`loraspot` command line: thin commands over library functions; errors become exit codes here."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from loraspot import __version__
+from loraspot.errors import LoraspotError
+
+
+class Ctx:
+    def __init__(self, as_json: bool):
+        self.json = as_json
+        self.out = Console()
+        self.err = Console(stderr=True)
+
+    def emit(self, obj: object) -> None:
+        """Machine-readable output: one JSON document (or line) on stdout."""
+        click.echo(json.dumps(obj, sort_keys=True))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="loraspot")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")
+@click.pass_context
+def cli(ctx: click.Context, as_json: bool) -> None:
+    """Flash, provision and monitor ESP32 + LoRa boards running loraspot."""
+    ctx.obj = Ctx(as_json)
+
+
+def _register() -> None:
+    from loraspot.cli import demo, device, ports, sim
+
+    for module in (ports, device, sim, demo):
+        module.register(cli)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (library errors are mapped to messages, not tracebacks)."""
+    try:
+        cli.main(args=argv, prog_name="loraspot", standalone_mode=False)
+    except LoraspotError as e:
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        return e.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

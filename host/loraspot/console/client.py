@@ -1,0 +1,200 @@
+"""Host side of the console protocol: requests with ids, responses, events, log lines.
+
+One request is in flight at a time, so the device's small receive buffer never overflows; a
+reader thread sorts every line the device sends into responses, events and plain log text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import serial
+
+from loraspot.console import codec
+from loraspot.errors import DeviceError, DeviceTimeout, PortGone, ProtocolError
+
+MAX_LINE = 64 * 1024  # longer runs without a newline are passed on as log text
+
+
+@dataclass
+class Event:
+    kind: str
+    seq: int
+    t: int
+    data: dict = field(default_factory=dict)
+    host_time: float = 0.0
+
+
+class ConsoleClient:
+    def __init__(self, port: serial.SerialBase, on_log: Callable[[str], None] | None = None,
+                 on_event: Callable[[Event], None] | None = None, timeout: float = 5.0):
+        self.port = port
+        self.timeout = timeout
+        self.max_frame = codec.MAX_FRAME
+        self.events: queue.Queue[Event] = queue.Queue(maxsize=10000)
+        self.logs: list[str] = []
+        self.orphan_errors: list[dict] = []
+        self.counters = {"frames": 0, "bad_frames": 0, "log_lines": 0, "events": 0, "events_dropped": 0}
+        self._on_log = on_log
+        self._on_event = on_event
+        self._ids = itertools.count(1)
+        self._pending: dict[int, list] = {}
+        self._req_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._gone: Exception | None = None
+        self._closed = False
+        self._reader = threading.Thread(target=self._read_loop, name="console-reader", daemon=True)
+        self._reader.start()
+
+    # --- requests ---------------------------------------------------------------------------------
+    def request(self, op: str, args: dict | None = None, timeout: float | None = None) -> dict:
+        """Send one command and wait for its answer; raise DeviceError on an error response."""
+        with self._req_lock:
+            if self._gone:
+                raise PortGone(f"port is gone: {self._gone}")
+            rid = next(self._ids) % (1 << 24) or next(self._ids)
+            msg: dict = {"id": rid, "op": op}
+            if args:
+                msg["args"] = args
+            line = codec.encode(msg, self.max_frame)
+            slot: list = [threading.Event(), None]
+            with self._state_lock:
+                self._pending[rid] = slot
+            try:
+                self.port.write(line)
+                if not slot[0].wait(self.timeout if timeout is None else timeout):
+                    if self._gone:
+                        raise PortGone(f"port went away during '{op}': {self._gone}")
+                    raise DeviceTimeout(f"no answer to '{op}' within {self.timeout if timeout is None else timeout} s")
+            except serial.SerialException as e:
+                raise PortGone(f"port went away during '{op}': {e}") from None
+            finally:
+                with self._state_lock:
+                    self._pending.pop(rid, None)
+            resp = slot[1]
+            if isinstance(resp, Exception):
+                raise resp
+            assert isinstance(resp, dict)
+            if "err" in resp:
+                err = resp["err"] if isinstance(resp["err"], dict) else {}
+                raise DeviceError(str(err.get("code", "error")), str(err.get("msg", "")), op)
+            ok = resp.get("ok")
+            if not isinstance(ok, dict):
+                raise ProtocolError(f"'{op}': response without a result object")
+            return ok
+
+    def hello(self) -> dict:
+        info = self.request("hello")
+        if info.get("proto") != 1:
+            raise ProtocolError(f"device speaks console protocol {info.get('proto')!r}; this host speaks 1")
+        self.max_frame = int(info.get("max_frame", codec.MAX_FRAME))
+        return info
+
+    def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are (tests of the device's handling of bad input)."""
+        self.port.write(data)
+
+    def wait_event(self, kind: str | None = None, timeout: float = 10.0) -> Event:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeviceTimeout(f"no {kind or 'event'} within {timeout} s")
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if kind is None or ev.kind == kind:
+                return ev
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.port.close()
+        self._reader.join(timeout=2)
+
+    def __enter__(self) -> ConsoleClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reader -----------------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        buf = bytearray()
+        while not self._closed:
+            try:
+                data = self.port.read(max(1, self.port.in_waiting or 1) if self.port.is_open else 1)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as e:
+                if not self._closed:
+                    self._fail_all(e)
+                return
+            if not data:
+                continue
+            buf += data
+            while True:
+                i = buf.find(b"\n")
+                if i < 0:
+                    if len(buf) > MAX_LINE:
+                        self._line(bytes(buf))
+                        buf.clear()
+                    break
+                line = bytes(buf[:i]).rstrip(b"\r")
+                del buf[: i + 1]
+                self._line(line)
+
+    def _fail_all(self, e: Exception) -> None:
+        self._gone = e
+        with self._state_lock:
+            for slot in self._pending.values():
+                slot[1] = PortGone(f"port went away: {e}")
+                slot[0].set()
+
+    def _line(self, line: bytes) -> None:
+        if codec.is_frame(line):
+            try:
+                msg = codec.decode(line)
+            except codec.FrameError:
+                self.counters["bad_frames"] += 1
+                self._log(line)
+                return
+            self.counters["frames"] += 1
+            self._message(msg)
+        elif line:
+            self._log(line)
+
+    def _log(self, line: bytes) -> None:
+        self.counters["log_lines"] += 1
+        text = line.decode("utf-8", errors="replace")
+        if len(self.logs) < 5000:
+            self.logs.append(text)
+        if self._on_log:
+            self._on_log(text)
+
+    def _message(self, msg: dict) -> None:
+        if "ev" in msg:
+            ev = Event(str(msg["ev"]), int(msg.get("seq", -1)), int(msg.get("t", 0)), msg.get("data") or {},
+                       time.time())
+            self.counters["events"] += 1
+            try:
+                self.events.put_nowait(ev)
+            except queue.Full:
+                self.counters["events_dropped"] += 1
+            if self._on_event:
+                self._on_event(ev)
+            return
+        rid = msg.get("id")
+        with self._state_lock:
+            slot = self._pending.get(rid) if isinstance(rid, int) else None
+        if slot is None:
+            if "err" in msg:
+                self.orphan_errors.append(msg["err"])
+            return
+        slot[1] = msg
+        slot[0].set()

@@ -1,0 +1,47 @@
+"""Talking to a loraspot board: connect by port URL, then typed calls over the console."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loraspot.console.client import ConsoleClient, Event
+
+__all__ = ["ConsoleClient", "Event", "config_get", "config_set", "connect", "reboot"]
+from loraspot.errors import DeviceTimeout
+from loraspot.transport import DEFAULT_BAUD, open_port
+
+
+def connect(url: str, baud: int = DEFAULT_BAUD, timeout: float = 5.0, on_log: Callable[[str], None] | None = None,
+            on_event: Callable[[Event], None] | None = None, attempts: int = 3) -> tuple[ConsoleClient, dict]:
+    """Open the port and greet the device; returns the client and the device's hello."""
+    client = ConsoleClient(open_port(url, baud), on_log=on_log, on_event=on_event, timeout=timeout)
+    try:
+        for i in range(attempts):
+            try:
+                return client, client.hello()
+            except DeviceTimeout:
+                if i == attempts - 1:
+                    raise
+    except BaseException:
+        client.close()
+        raise
+    raise AssertionError("unreachable")
+
+
+def config_get(client: ConsoleClient, key: str | None = None) -> dict:
+    if key is None:
+        return client.request("config.get")["values"]
+    return {key: client.request("config.get", {"key": key})["value"]}
+
+
+def config_set(client: ConsoleClient, values: dict) -> dict:
+    return client.request("config.set", {"values": values})["values"]
+
+
+def reboot(client: ConsoleClient, wait: float = 10.0) -> dict:
+    """Reboot and wait for the device to come back; returns the new hello."""
+    while not client.events.empty():  # an older boot event must not count
+        client.events.get_nowait()
+    client.request("reboot")
+    client.wait_event("boot", timeout=wait)
+    return client.hello()

@@ -1,0 +1,4 @@
+# Present only on the virtual board: parameters the board-support code reads (set by vboot).
+SPEED = 1
+START_US = None
+START_MS = None

@@ -1,0 +1,124 @@
+# Boot ROM + MicroPython start-up of the virtual board, run by the unix port:
+# mounts the littlefs partition of the board's flash image at "/" through a block device with the
+# ESP32 partition's interface (4096-byte blocks, erase by ioctl 6), installs the `machine`
+# stand-in, then runs boot.py and main.py as the esp32 port does, and a REPL after them.
+import json
+import os
+import sys
+
+import vfs
+
+import _vboard
+import _vmachine
+
+BLOCK = 4096
+cfg = json.loads(os.getenv("LORASPOT_VBOARD"))
+side = open("/dev/fd/%d" % cfg["side_fd"], "wb")
+
+
+class FlashPartition:
+    """Block device over one partition of the flash image file; counts erases and programs and
+    can lose power after the k-th one."""
+
+    def __init__(self, f, offset, size, cut_after):
+        self.f = f
+        self.offset = offset
+        self.blocks = size // BLOCK
+        self.ops = 0
+        self.cut_after = cut_after
+
+    def _op(self):
+        self.ops += 1
+        if self.cut_after and self.ops >= self.cut_after:
+            _vmachine.tell(b"powercut %d" % self.ops)
+            _vmachine.halt()
+
+    def readblocks(self, block, buf, off=0):
+        self.f.seek(self.offset + block * BLOCK + off)
+        self.f.readinto(buf)
+
+    def writeblocks(self, block, buf, off=None):
+        if off is None:
+            self.ioctl(6, block)
+            off = 0
+        self.f.seek(self.offset + block * BLOCK + off)
+        self.f.write(buf)
+        self._op()
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.blocks
+        if op == 5:
+            return BLOCK
+        if op == 6:
+            self.f.seek(self.offset + arg * BLOCK)
+            self.f.write(b"\xff" * BLOCK)
+            self._op()
+            return 0
+        return None
+
+
+_vboard.SPEED = cfg["speed"]
+_vboard.START_US = cfg.get("start_us")
+_vboard.START_MS = cfg.get("start_ms")
+_vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg.get("rtc", "")))
+sys.modules["machine"] = _vmachine
+
+flash = open(cfg["flash"], "r+b")
+bdev = FlashPartition(flash, cfg["vfs_offset"], cfg["vfs_size"], cfg.get("powercut_after", 0))
+vfs.umount("/")
+try:
+    vfs.mount(vfs.VfsLfs2(bdev), "/")
+except OSError:
+    print("The filesystem appears to be corrupted or empty; flash the board again.")
+    _vmachine.tell(b"nofs")
+    while True:
+        pass
+os.chdir("/")
+sys.path[:] = ["", ".frozen", "/lib"]
+del cfg
+
+
+def _run(path):
+    try:
+        os.stat(path)
+    except OSError:
+        return
+    g = {"__name__": "__main__"}
+    with open(path) as f:
+        code = f.read()
+    exec(compile(code, path, "exec"), g)
+
+
+try:
+    _run("boot.py")
+    _run("main.py")
+except KeyboardInterrupt:
+    pass
+except Exception as e:
+    sys.print_exception(e)
+
+print("MicroPython v1.29 on loraspot virtual board; ESP32 module with ESP32")
+print('Type "help()" for more information.')
+_g = {"__name__": "__main__"}
+while True:
+    try:
+        line = input(">>> ")
+    except EOFError:
+        _vmachine.tell(b"reset vm")
+        _vmachine.halt()
+    except KeyboardInterrupt:
+        continue
+    if not line.strip():
+        continue
+    try:
+        try:
+            r = eval(line, _g)
+            if r is not None:
+                print(repr(r))
+        except SyntaxError:
+            exec(line, _g)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt:")
+    except Exception as e:
+        sys.print_exception(e)

