@@ -34,6 +34,19 @@ def _hexdigest(h):
     return binascii.hexlify(h.digest()).decode()
 
 
+def _b64(text):
+    # MicroPython's a2b_base64 skips characters outside the alphabet instead of failing, so the
+    # decoded length is checked against the text's.
+    n = len(text)
+    try:
+        data = binascii.a2b_base64(text)
+    except ValueError:
+        data = None
+    if data is None or n % 4 or len(data) != n // 4 * 3 - text[-2:].count("="):
+        raise CommandError("bad_args", "data is not base64")
+    return data
+
+
 def file_sha256(path, buf):
     h = hashlib.sha256()
     size = 0
@@ -152,10 +165,7 @@ class FileOps:
         off = arg(args, "off", int)
         if off != t[5]:
             raise CommandError("bad_offset", "expected offset %d" % t[5])
-        try:
-            data = binascii.a2b_base64(arg(args, "data", str))
-        except ValueError:
-            raise CommandError("bad_args", "data is not base64")
+        data = _b64(arg(args, "data", str))
         if t[5] + len(data) > t[1]:
             self.abort()
             raise CommandError("too_big", "more data than the announced size")

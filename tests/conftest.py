@@ -1,0 +1,94 @@
+"""Shared fixtures, and the collector that runs tests/firmware/test_*.py under MicroPython
+(-X heapsize=112K, like an ESP32 without PSRAM), one pytest item per test function."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE_TESTS = ROOT / "tests" / "firmware"
+HEAP = "112K"
+
+
+def micropython() -> str:
+    exe = Path(sys.executable).with_name("micropython")
+    return str(exe) if exe.exists() else "micropython"
+
+
+def run_micropython(script: str | Path, *args: str, cwd: Path = FIRMWARE_TESTS, timeout: float = 300,
+                    env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a script under the unix port with the ESP32 heap limit and firmware on the path."""
+    path = os.pathsep.join([str(FIRMWARE_TESTS), str(ROOT / "firmware"), str(ROOT / "host/loraspot/sim/mp")])
+    full_env = dict(os.environ, MICROPYPATH=path + os.pathsep + ".frozen", **(env or {}))
+    return subprocess.run([micropython(), "-X", f"heapsize={HEAP}", str(script), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+class FirmwareFailure(Exception):
+    pass
+
+
+class FirmwareModule(pytest.File):
+    def collect(self):
+        names = re.findall(r"^def (test_\w+)\(", self.path.read_text(), re.M)
+        self._results: dict[str, tuple[str, str]] | None = None
+        for name in names:
+            yield FirmwareItem.from_parent(self, name=name)
+
+    def results(self) -> dict[str, tuple[str, str]]:
+        if self._results is None:
+            names = [item.name for item in self.collect()]
+            proc = run_micropython(ROOT / "tests" / "mp_runner.py", self.path.stem, *names)
+            self._results = parse_runner_output(proc.stdout + proc.stderr, names, proc.returncode)
+        return self._results
+
+
+def parse_runner_output(text: str, names: list[str], returncode: int) -> dict[str, tuple[str, str]]:
+    results: dict[str, tuple[str, str]] = {}
+    current, lines = None, []
+    for line in text.splitlines():
+        m = re.match(r"@@(START|TRACEBACK|RESULT) (\w+)(?: (\w+))?$", line)
+        if not m:
+            lines.append(line)
+            continue
+        kind, name, status = m.groups()
+        if kind == "START":
+            current, lines = name, []
+        elif kind == "RESULT":
+            results[name] = (status, "\n".join(lines).strip())
+            current, lines = None, []
+    tail = "\n".join(lines).strip()
+    for name in names:
+        if name not in results:
+            why = f"interpreter exited ({returncode}) before reporting" if name == current or current is None else \
+                "not reached"
+            results[name] = ("CRASH", f"{why}\n{tail}")
+    return results
+
+
+class FirmwareItem(pytest.Item):
+    def runtest(self):
+        status, output = self.parent.results()[self.name]
+        if status != "PASS":
+            raise FirmwareFailure(f"{status}\n{output}")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, FirmwareFailure):
+            return f"MicroPython ({HEAP} heap) {self.name}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, f"[micropython] {self.name}"
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    # Firmware test modules are MicroPython code: collected by running them, never imported here.
+    if module_path.parent == FIRMWARE_TESTS:
+        return FirmwareModule.from_parent(parent, path=module_path)
+    return None

@@ -1,0 +1,133 @@
+# Config: schema validation with clear errors, atomic writes, fallback copy, and a power-cut
+# walk over every flash operation of a write (littlefs on a RAM flash that loses power).
+import json
+import os
+
+from fwtest import PowerCut, RamFlash, eq, mount, raises
+from spot.config import AtomicJson, Config, ConfigError, Secrets, check
+
+
+_flash = []
+
+
+def _fresh():
+    while _flash:
+        _flash.pop().close()
+    flash = RamFlash(16)
+    _flash.append(flash)
+    mount(flash, "/t", mkfs=True)
+    return flash
+
+
+def test_defaults_when_nothing_stored():
+    _fresh()
+    c = Config("/t/config.json").load()
+    eq(c.get("role"), "idle")
+    eq(c.origin, None)
+
+
+def test_invalid_values_refused_with_key_and_rule_and_nothing_changes():
+    _fresh()
+    c = Config("/t/config.json").load()
+    c.set({"stats_interval": 30})
+    for key, bad in (("stats_interval", 1), ("stats_interval", "30"), ("stats_interval", True),
+                     ("role", "gateway"), ("name", "x" * 33), ("name", "a\x03b"), ("console_events", 1)):
+        e = raises(ConfigError, c.set, {"name": "ok", key: bad})
+        eq(e.code, "invalid")
+        if key not in str(e):
+            raise AssertionError("message does not name %s: %s" % (key, e))
+    e = raises(ConfigError, c.set, {"nope": 1})
+    eq(e.code, "unknown_key")
+    eq(Config("/t/config.json").load().values()["stats_interval"], 30)
+    eq(Config("/t/config.json").load().get("name"), "")
+
+
+def test_write_keeps_fallback_and_loads_it_when_main_is_damaged():
+    _fresh()
+    c = Config("/t/config.json").load()
+    c.set({"name": "first"})
+    c.set({"name": "second"})
+    with open("/t/config.json", "w") as f:
+        f.write('{"name": "sec')  # damaged main file
+    d = Config("/t/config.json").load()
+    eq(d.get("name"), "first")
+    eq(d.origin, "backup")
+
+
+def test_stored_invalid_value_falls_back_to_default_with_warning():
+    _fresh()
+    with open("/t/config.json", "w") as f:
+        json.dump({"stats_interval": -4, "name": "n", "retired_key": 1}, f)
+    c = Config("/t/config.json").load()
+    eq(c.get("stats_interval"), 60)
+    eq(c.get("name"), "n")
+    eq(len(c.warnings), 1)
+
+
+def test_power_cut_at_every_flash_operation_keeps_old_or_new():
+    flash = _fresh()
+    Config("/t/config.json").load().set({"name": "old", "stats_interval": 100})
+    base = flash.snapshot()
+    k = 1
+    outcomes = {}
+    while True:
+        base.copy_to(flash)
+        mount(flash, "/t")
+        flash.ops = 0
+        flash.cut_after = k
+        c = Config("/t/config.json").load()
+        try:
+            c.set({"name": "new", "stats_interval": 200})
+            cut = False
+        except PowerCut:
+            cut = True
+        mount(flash, "/t")  # power back: mount what the flash holds
+        got = Config("/t/config.json").load().values()
+        pair = (got["name"], got["stats_interval"])
+        if pair not in (("old", 100), ("new", 200)):
+            raise AssertionError("after cut at op %d: %r" % (k, pair))
+        outcomes[pair] = outcomes.get(pair, 0) + 1
+        if not cut:
+            break
+        k += 1
+    base.close()
+    _fresh()
+    if k < 3 or ("old", 100) not in outcomes or ("new", 200) not in outcomes:
+        raise AssertionError("walk too short: %d ops, %r" % (k, outcomes))
+
+
+def test_temp_file_of_interrupted_write_is_removed_on_load():
+    _fresh()
+    with open("/t/config.json.tmp", "w") as f:
+        f.write("{")
+    Config("/t/config.json").load()
+    raises(OSError, os.stat, "/t/config.json.tmp")
+
+
+def test_check_accepts_valid_values():
+    eq(check("role", "hotspot"), "hotspot")
+    eq(check("stats_interval", 5), 5)
+
+
+def test_secrets_stored_apart_and_hex_encoded():
+    _fresh()
+    s = Secrets("/t/secrets.json")
+    s.put("app_key", b"\x00\x01\xfe")
+    eq(Secrets("/t/secrets.json").get("app_key"), b"\x00\x01\xfe")
+    eq(s.names(), ["app_key"])
+    raises(OSError, os.stat, "/t/config.json")
+    s.clear()
+    eq(Secrets("/t/secrets.json").has("app_key"), False)
+
+
+def test_atomic_json_load_missing():
+    _fresh()
+    eq(AtomicJson("/t/none.json").load(), (None, None))
+
+
+def test_zz_cleanup():
+    import vfs
+
+    vfs.umount("/t")
+    while _flash:
+        _flash.pop().close()

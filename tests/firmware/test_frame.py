@@ -1,0 +1,106 @@
+# Console frame codec (firmware side) against the shared vectors and its line assembler.
+import binascii
+import json
+
+from fwtest import eq, raises
+from spot import frame
+
+VECTORS = "../vectors/console.json"
+
+
+def _vectors():
+    with open(VECTORS) as f:
+        return json.load(f)
+
+
+def test_crc32_check_value():
+    v = _vectors()["crc32_check"]
+    eq("%08x" % (binascii.crc32(v["input"].encode()) & 0xFFFFFFFF), v["crc"])
+
+
+def test_decode_vectors():
+    for case in _vectors()["frames"]:
+        eq(frame.decode(case["line"].encode()), case["obj"], case["line"])
+
+
+def test_encode_round_trips_and_matches_single_order():
+    for case in _vectors()["frames"]:
+        line = frame.encode(case["obj"])
+        eq(line[-1:], b"\n")
+        eq(frame.decode(line[:-1]), case["obj"])
+        for b in line[:-1]:
+            if not 0x20 <= b < 0x7F:
+                raise AssertionError("non-printable byte %d in %r" % (b, line))
+        if _single_keys(case["obj"]):  # dict order is not kept by MicroPython beyond one key
+            eq(line[:-1], case["line"].encode(), "exact bytes")
+
+
+def _single_keys(obj):
+    if isinstance(obj, dict):
+        return len(obj) <= 1 and all(_single_keys(v) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_single_keys(v) for v in obj)
+    return True
+
+
+def test_invalid_vectors_rejected_with_code():
+    for case in _vectors()["invalid"]:
+        e = raises(frame.FrameError, frame.decode, case["line"].encode())
+        eq(e.code, case["code"], case["line"])
+
+
+def test_canonical_vectors():
+    for case in _vectors()["canonical"]:
+        eq(frame.canonical(case["obj"]), case["bytes"].encode())
+    raises(frame.FrameError, frame.canonical, {"x": 1.5})
+
+
+def test_encode_refuses_frames_over_bound():
+    raises(frame.FrameError, frame.encode, {"data": "x" * frame.MAX_FRAME})
+    ok = frame.encode({"d": "x" * (frame.MAX_FRAME - 19)})
+    eq(len(ok), frame.MAX_FRAME)
+
+
+def _feed_all(asm, chunks):
+    lines = []
+    for chunk in chunks:
+        buf = bytearray(chunk)
+        start = 0
+        while start < len(buf):
+            start, line = asm.feed(buf, start, len(buf))
+            if line is frame.LineAssembler.TOO_LONG:
+                lines.append("TOO_LONG")
+            elif line is not None:
+                lines.append(bytes(line))
+    return lines
+
+
+def test_assembler_splits_across_chunks_and_strips_cr():
+    asm = frame.LineAssembler(64)
+    got = _feed_all(asm, [b"ab", b"c\r\nde", b"f\n\n", b"g"])
+    eq(got, [b"abc", b"def", b""])
+    eq(_feed_all(asm, [b"h\n"]), [b"gh"])
+
+
+def test_assembler_drops_overlong_line_then_recovers():
+    asm = frame.LineAssembler(16)
+    got = _feed_all(asm, [b"x" * 10, b"y" * 10, b"zz\nok\n"])
+    eq(got, ["TOO_LONG", b"ok"])
+
+
+def test_assembler_does_not_allocate_per_byte():
+    import gc
+
+    asm = frame.LineAssembler()
+    data = bytearray(b"~" + b"a" * 900 + b"\n")
+    n = len(data)
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(20):
+        start = 0
+        while start < n:
+            start, line = asm.feed(data, start, n)
+    # a few small memoryview objects per line, never a copy of the line
+    used = gc.mem_alloc() - before
+    if used > 20 * 200:
+        raise AssertionError("assembler allocated %d bytes for 20 lines" % used)

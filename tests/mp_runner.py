@@ -1,0 +1,24 @@
+# Runs test functions of one firmware test module inside MicroPython and reports each result
+# on its own line for the pytest collector (tests/conftest.py).
+import sys
+
+import gc
+
+module_name = sys.argv[1]
+names = sys.argv[2:]
+mod = __import__(module_name)
+for name in names:
+    fn = getattr(mod, name, None)
+    if fn is None:
+        print("\n@@RESULT %s MISSING" % name)
+        continue
+    print("\n@@START %s" % name)
+    gc.collect()
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - every failure is reported with its traceback
+        print("\n@@TRACEBACK %s" % name)
+        sys.print_exception(e)
+        print("\n@@RESULT %s FAIL" % name)
+    else:
+        print("\n@@RESULT %s PASS" % name)
