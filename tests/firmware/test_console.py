@@ -132,7 +132,7 @@ def _put(ops, path, data, chunk=None, corrupt=False):
         piece = data[off : off + chunk]
         if corrupt and off == 0:
             piece = b"\x00" + piece[1:]
-        off = _run(ops.write({"off": off, "data": binascii.b2a_base64(piece).decode()}))["off"]
+        off = _run(ops.write({"off": off, "data": binascii.b2a_base64(piece).decode().rstrip()}))["off"]
     return _run(ops.end({}))
 
 
@@ -174,7 +174,7 @@ def test_interrupted_put_leaves_old_file():
     _put(ops, "/f/x", b"v1")
     digest = binascii.hexlify(hashlib.sha256(b"v2 longer").digest()).decode()
     _run(ops.put({"path": "/f/x", "size": 9, "sha256": digest}))
-    _run(ops.write({"off": 0, "data": binascii.b2a_base64(b"v2 ").decode()}))
+    _run(ops.write({"off": 0, "data": binascii.b2a_base64(b"v2 ").decode().rstrip()}))
     ops2 = FileOps()  # as after a reset: the transfer is gone
     from spot.fsops import sweep_parts
 
@@ -194,7 +194,7 @@ def test_wrong_offset_and_protected_paths():
     ops = FileOps()
     digest = binascii.hexlify(hashlib.sha256(b"abcdef").digest()).decode()
     _run(ops.put({"path": "/f/y", "size": 6, "sha256": digest}))
-    _run(ops.write({"off": 0, "data": binascii.b2a_base64(b"abc").decode()}))
+    _run(ops.write({"off": 0, "data": binascii.b2a_base64(b"abc").decode().rstrip()}))
     for args, code in (({"off": 0, "data": "YWJj"}, "bad_offset"), ({"off": 3, "data": "!!!!"}, "bad_args"),
                        ({"off": 3, "data": "YWJ"}, "bad_args"), ({"off": 3, "data": 5}, "bad_args")):
         try:
