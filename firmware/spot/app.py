@@ -23,7 +23,7 @@ class App:
         self.reset_cause = board.reset_cause()
         self.last_crash = crashlog.last()
         self.files = fsops.FileOps()
-        self._reboot_pending = False
+        self.safe_mode = False
 
     def register(self):
         c = self.console
@@ -50,6 +50,7 @@ class App:
             "max_frame": MAX_FRAME,
             "caps": self.console.ops(),
             "config_origin": self.config.origin,
+            "safe_mode": self.safe_mode,
         }
 
     def stats_data(self):
@@ -83,7 +84,6 @@ class App:
         return {"values": {k: self.config.get(k) for k in changes}}
 
     async def reboot(self, args):
-        self._reboot_pending = True
         asyncio.create_task(self._reboot_soon())
         return {"in_ms": 100}
 
@@ -113,27 +113,39 @@ class App:
                                     "board": self.board.id, "crash": self.last_crash})
         for w in self.config.warnings:
             self.console.event("log", {"level": "warn", "msg": w})
-        asyncio.create_task(self.heartbeat())
+        if self.safe_mode:
+            # Crashed again and again right after start: serve only the console so the host can
+            # read the crash log and repair files.
+            self.console.event("fault", {"error": "safe mode after %d crashes" % self.board.crash_streak,
+                                         "crash": self.last_crash})
+        else:
+            asyncio.create_task(self.heartbeat())
         await self.console.serve()
 
 
+SAFE_MODE_STREAK = 3  # crashes in a row that put the board in safe mode (console only)
+
+
 def main():
-    board = Board.load()
+    gc.collect()  # drop what compiling the modules left behind before the first flash write
+    board = Board.load()  # a bad profile stops here, before anything could reset in a loop
     clock = board.clock()
-    config = Config().load()
+    app = None
     try:
-        fsops.sweep_parts()
-    except OSError:
-        pass
-    console = Console(board.console_port(), clock)
-    console.events_enabled = config.get("console_events")
-    app = App(board, config, Secrets(), clock, console)
-    try:
+        config = Config().load()
+        try:
+            fsops.sweep_parts()
+        except OSError:
+            pass
+        console = Console(board.console_port(), clock)
+        console.events_enabled = config.get("console_events")
+        app = App(board, config, Secrets(), clock, console)
+        app.safe_mode = app.reset_cause == "crash" and board.crash_streak >= SAFE_MODE_STREAK
         asyncio.run(app.run())
     except Exception as e:
         # Unhandled: keep the traceback on flash, then reset like a watchdog would.
         try:
-            crashlog.record(e, app.boot_id, clock.uptime_ms())
+            crashlog.record(e, app.boot_id if app else "-", clock.uptime_ms())
         except Exception:
             pass
         board.reset(after_crash=True)

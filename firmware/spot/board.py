@@ -22,7 +22,7 @@ _CAUSES = {
     machine.DEEPSLEEP_RESET: "deepsleep",
     machine.SOFT_RESET: "soft",
 }
-_CRASH_MARK = b"crash"
+_CRASH_MARK = b"crash:"
 
 
 class Board:
@@ -30,6 +30,7 @@ class Board:
         self.profile = profile.validate(prof)
         self.id = prof["id"]
         self.virtual = _vboard is not None
+        self.crash_streak = 0  # resets in a row that followed a crash
 
     @classmethod
     def load(cls, path=PROFILE_PATH):
@@ -52,12 +53,17 @@ class Board:
         """power_on, hard, watchdog, deepsleep, soft, or crash (a reset the firmware made after an
         unhandled exception, told apart through RTC memory, which survives soft resets)."""
         rtc = machine.RTC()
-        if bytes(rtc.memory()) == _CRASH_MARK:
+        mark = bytes(rtc.memory())
+        if mark.startswith(_CRASH_MARK):
             rtc.memory(b"")
+            try:
+                self.crash_streak = int(mark[len(_CRASH_MARK) :])
+            except ValueError:
+                self.crash_streak = 1
             return "crash"
         return _CAUSES.get(machine.reset_cause(), "unknown")
 
     def reset(self, after_crash=False):
         if after_crash:
-            machine.RTC().memory(_CRASH_MARK)
+            machine.RTC().memory(_CRASH_MARK + str(self.crash_streak + 1).encode())
         machine.reset()

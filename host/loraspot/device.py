@@ -7,7 +7,7 @@ from collections.abc import Callable
 from loraspot.console.client import ConsoleClient, Event
 
 __all__ = ["ConsoleClient", "Event", "config_get", "config_set", "connect", "reboot"]
-from loraspot.errors import DeviceTimeout
+from loraspot.errors import DeviceReset, DeviceTimeout
 from loraspot.transport import DEFAULT_BAUD, open_port
 
 
@@ -19,7 +19,7 @@ def connect(url: str, baud: int = DEFAULT_BAUD, timeout: float = 5.0, on_log: Ca
         for i in range(attempts):
             try:
                 return client, client.hello()
-            except DeviceTimeout:
+            except (DeviceTimeout, DeviceReset):  # a board that is just booting answers the next try
                 if i == attempts - 1:
                     raise
     except BaseException:

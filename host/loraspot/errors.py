@@ -53,5 +53,11 @@ class DeviceError(LoraspotError):
         self.op = op
 
 
+class DeviceReset(LoraspotError):
+    """The device restarted while a request was pending; its answer will never come."""
+
+    exit_code = 4
+
+
 class TransferError(LoraspotError):
     """A file transfer did not complete; the device keeps the previous file."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import serial
 
 from loraspot.console import codec
-from loraspot.errors import DeviceError, DeviceTimeout, PortGone, ProtocolError
+from loraspot.errors import DeviceError, DeviceReset, DeviceTimeout, PortGone, ProtocolError
 
 MAX_LINE = 64 * 1024  # longer runs without a newline are passed on as log text
 
@@ -151,9 +151,12 @@ class ConsoleClient:
 
     def _fail_all(self, e: Exception) -> None:
         self._gone = e
+        self._fail_pending(PortGone(f"port went away: {e}"))
+
+    def _fail_pending(self, error: Exception) -> None:
         with self._state_lock:
             for slot in self._pending.values():
-                slot[1] = PortGone(f"port went away: {e}")
+                slot[1] = error
                 slot[0].set()
 
     def _line(self, line: bytes) -> None:
@@ -182,6 +185,8 @@ class ConsoleClient:
             ev = Event(str(msg["ev"]), int(msg.get("seq", -1)), int(msg.get("t", 0)), msg.get("data") or {},
                        time.time())
             self.counters["events"] += 1
+            if ev.kind == "boot":
+                self._fail_pending(DeviceReset("the device restarted before answering"))
             try:
                 self.events.put_nowait(ev)
             except queue.Full:

@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Callable
 
 from loraspot.console.client import ConsoleClient
-from loraspot.errors import DeviceError, DeviceTimeout, PortGone, TransferError
+from loraspot.errors import DeviceError, DeviceReset, DeviceTimeout, PortGone, TransferError
 
 Progress = Callable[[int, int], None]
 
@@ -29,7 +29,7 @@ def put_file(client: ConsoleClient, path: str, data: bytes, progress: Progress |
             if progress:
                 progress(off, len(data))
         client.request("fs.end")
-    except (DeviceError, DeviceTimeout, PortGone) as e:
+    except (DeviceError, DeviceReset, DeviceTimeout, PortGone) as e:
         raise TransferError(f"upload of {path} failed: {e}; the device keeps its previous file") from e
 
 
@@ -48,7 +48,7 @@ def get_file(client: ConsoleClient, path: str, progress: Progress | None = None)
             out += piece
             if progress:
                 progress(len(out), size)
-    except (DeviceError, DeviceTimeout, PortGone) as e:
+    except (DeviceError, DeviceReset, DeviceTimeout, PortGone) as e:
         raise TransferError(f"download of {path} failed: {e}") from e
     if len(out) != size or hashlib.sha256(out).hexdigest() != want:
         raise TransferError(f"download of {path}: size or SHA-256 differs from the device's (file changed?)")

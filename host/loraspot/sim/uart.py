@@ -254,6 +254,7 @@ class PtyEndpoint:
         tty.setraw(self._slave)  # no echo or newline translation before a client configures it
         os.set_blocking(self.master, False)
         self.path = os.ttyname(self._slave)
+        self._speed = self._set_speed(uart.baud)
         self._stop = False
         uart.add_sink(self._write)
         threading.Thread(target=self._reader, name="pty", daemon=True).start()
@@ -286,14 +287,37 @@ class PtyEndpoint:
                 return
             self.uart.from_host(data)
 
+    def _set_speed(self, baud: int) -> int:
+        attrs = termios.tcgetattr(self._slave)
+        code = next((c for c, b in self._SPEEDS.items() if b == baud), attrs[5])
+        attrs[4] = attrs[5] = code
+        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+        return code
+
     def _follow_baud(self) -> None:
+        # A client that sets the pty's speed sets the line's; other endpoints may set it too, so
+        # only a change of the pty's own setting counts.
         try:
             speed = termios.tcgetattr(self._slave)[5]
         except termios.error:
             return
-        baud = self._SPEEDS.get(speed)
-        if baud and baud != self.uart.baud:
-            self.uart.set_baud(baud)
+        if speed != self._speed:
+            self._speed = speed
+            baud = self._SPEEDS.get(speed)
+            if baud:
+                self.uart.set_baud(baud)
+
+    def try_lock(self) -> bool:
+        """Take the pty's exclusive lock, as pyserial does on open; False if a client holds it."""
+        try:
+            fcntl.flock(self._slave, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+
+    def unlock(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._slave, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self._stop = True
@@ -306,9 +330,11 @@ class PtyEndpoint:
 class Rfc2217Endpoint:
     """An RFC 2217 server on loopback: baud rate and DTR/RTS reach the board; one client at a time."""
 
-    def __init__(self, uart: Uart, control: LineControl, port: int = 0, host: str = "127.0.0.1"):
+    def __init__(self, uart: Uart, control: LineControl, port: int = 0, host: str = "127.0.0.1",
+                 pty: PtyEndpoint | None = None):
         self.uart = uart
         self.control = control
+        self._pty = pty  # the same UART: only one of the two endpoints is in use at a time
         self._srv = socket.create_server((host, port))
         self.port = self._srv.getsockname()[1]
         self.url = f"rfc2217://{host}:{self.port}"
@@ -322,7 +348,7 @@ class Rfc2217Endpoint:
                 conn, _ = self._srv.accept()
             except OSError:
                 return
-            if self._client is not None:
+            if self._client is not None or (self._pty is not None and not self._pty.try_lock()):
                 conn.close()  # busy: like a serial port already opened exclusively
                 continue
             self._client = conn
@@ -361,9 +387,13 @@ class Rfc2217Endpoint:
             with contextlib.suppress(OSError):
                 conn.close()
             self._client = None
+            if self._pty is not None:
+                self._pty.unlock()
 
     def close(self) -> None:
         self._stop = True
+        with contextlib.suppress(OSError):
+            self._srv.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         with contextlib.suppress(OSError):
             self._srv.close()
         if self._client is not None:

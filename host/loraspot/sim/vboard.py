@@ -110,7 +110,7 @@ class VirtualBoard:
         self.vfs = image.find_vfs(flash)
         if self.opts.pty:
             self.pty = PtyEndpoint(self.uart)
-        self.rfc = Rfc2217Endpoint(self.uart, self.control, self.opts.rfc2217_port)
+        self.rfc = Rfc2217Endpoint(self.uart, self.control, self.opts.rfc2217_port, pty=self.pty)
         info = {"event": "serving", "id": self.device_id, "board": self.opts.board, "pty": self.pty and self.pty.path,
                 "url": self.rfc.url, "flash": str(flash), "pid": os.getpid()}
         if self.opts.register:

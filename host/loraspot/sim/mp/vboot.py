@@ -2,6 +2,7 @@
 # mounts the littlefs partition of the board's flash image at "/" through a block device with the
 # ESP32 partition's interface (4096-byte blocks, erase by ioctl 6), installs the `machine`
 # stand-in, then runs boot.py and main.py as the esp32 port does, and a REPL after them.
+import gc
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ class FlashPartition:
         self.blocks = size // BLOCK
         self.ops = 0
         self.cut_after = cut_after
+        self._ff = b"\xff" * 256  # erase in small pieces: this emulation shares the firmware's heap
 
     def _op(self):
         self.ops += 1
@@ -52,7 +54,8 @@ class FlashPartition:
             return BLOCK
         if op == 6:
             self.f.seek(self.offset + arg * BLOCK)
-            self.f.write(b"\xff" * BLOCK)
+            for _ in range(BLOCK // 256):
+                self.f.write(self._ff)
             self._op()
             return 0
         return None
@@ -77,6 +80,7 @@ except OSError:
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
 del cfg
+gc.collect()
 
 
 def _run(path):

@@ -1,0 +1,196 @@
+"""The console protocol end to end: host client ⇄ emulated UART ⇄ firmware under MicroPython."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+
+import pytest
+import serial
+
+from loraspot import device
+from loraspot.console import codec
+from loraspot.console.files import get_file, put_file
+from loraspot.errors import DeviceError, DeviceReset, TransferError
+from loraspot.flash import image
+
+pytestmark = pytest.mark.e2e
+
+
+def settle(client):
+    """hello once the board has finished (re)starting: a boot event fails a pending request."""
+    for _ in range(5):
+        try:
+            return client.hello()
+        except DeviceReset:
+            continue
+    raise AssertionError("board keeps restarting")
+
+
+def test_hello_config_across_reboot_and_events(board):
+    client, hello = board.connect()
+    with client:
+        assert hello["proto"] == 1 and hello["board"] == "virtual" and hello["id"] == board.board.device_id
+        assert hello["reset"] == "power_on"
+        assert {"hello", "config.get", "config.set", "reboot", "fs.put", "fs.get", "stats"} <= set(hello["caps"])
+        device.config_set(client, {"name": "pump-7", "stats_interval": 5})
+        again = device.reboot(client)
+        assert again["reset"] == "soft" and again["boot"] != hello["boot"]
+        assert device.config_get(client) == {**device.config_get(client), "name": "pump-7", "stats_interval": 5}
+        assert device.config_get(client, "name") == {"name": "pump-7"}
+        stats = client.wait_event("stats", timeout=15)
+        assert stats.data["heap_free"] > 0 and stats.data["up_ms"] >= 4000
+
+
+def test_pty_and_rfc2217_both_serve_and_open_close_never_resets(board):
+    first = None
+    for _ in range(3):
+        for via in ("pty", "url"):
+            client, hello = board.connect(via)
+            client.close()
+            first = first or hello["boot"]
+            assert hello["boot"] == first
+    assert board.board.boots == 1
+
+
+def test_put_get_64k_with_hash_at_921600(board):
+    data = random.Random(7).randbytes(64 * 1024)
+    client, _ = board.connect(baud=921600)
+    with client:
+        put_file(client, "/data.bin", data)
+        st = client.request("fs.stat", {"path": "/data.bin"})
+        assert st == {"type": "f", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        assert get_file(client, "/data.bin") == data
+        names = [e[0] for e in client.request("fs.ls", {"path": "/"})["entries"]]
+        assert "data.bin" in names and "secrets.json" not in names
+    assert board.board.uart.counters["rx_dropped"] == 0
+
+
+def test_garbage_and_rom_noise_on_the_line_do_not_stop_the_device(board):
+    client, _ = board.connect()
+    with client:
+        rng = random.Random(3)
+        noise = bytes(b for b in rng.randbytes(3000) if b != 0x03)  # 0x03 is an interrupt, tested apart
+        client.send_raw(noise + b"\n")
+        client.send_raw(b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13\r\n~{half a frame")
+        client.send_raw(b"\n")
+        time.sleep(1.5)
+        assert client.request("hello")["proto"] == 1
+        assert client.request("stats")["rx_frames"] >= 2
+
+
+def test_bad_frames_get_coded_errors(board):
+    client, _ = board.connect()
+    with client:
+        line = bytearray(codec.encode({"id": 99, "op": "hello"}))
+        line[-2] = ord("0") if line[-2] != ord("0") else ord("1")
+        client.send_raw(bytes(line))
+        client.send_raw(b"~{" + b"a" * 1500 + b"}|00000000\n")
+        deadline = time.monotonic() + 5
+        while len(client.orphan_errors) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e["code"] for e in client.orphan_errors] == ["bad_crc", "too_long"]
+        with pytest.raises(DeviceError) as e:
+            client.request("warp.drive")
+        assert e.value.code == "unknown_op"
+        with pytest.raises(DeviceError) as e:
+            client.request("fs.get", {"path": 42})
+        assert e.value.code == "bad_args"
+        with pytest.raises(DeviceError) as e:
+            client.request("config.get", {"key": ["name"]})
+        assert e.value.code == "bad_args"
+        assert client.request("hello")["proto"] == 1
+
+
+def test_invalid_config_is_refused_and_nothing_changes(board):
+    client, _ = board.connect()
+    with client:
+        before = device.config_get(client)
+        for bad in ({"stats_interval": 0}, {"role": "satellite"}, {"name": 12}, {"stats_interval": 10, "colour": 1}):
+            with pytest.raises(DeviceError) as e:
+                device.config_set(client, bad)
+            assert e.value.code in ("invalid", "unknown_key")
+        assert device.config_get(client) == before
+
+
+def test_device_killed_mid_put_keeps_old_file(board):
+    old = b"version one\n" * 100
+    new = random.Random(1).randbytes(40 * 1024)
+    client, _ = board.connect()
+    with client:
+        put_file(client, "/app.bin", old)
+        sent = []
+
+        def progress(done, total):
+            sent.append(done)
+            if len(sent) == 10:
+                board.board.kill_firmware()
+
+        with pytest.raises(TransferError, match="keeps its previous file"):
+            put_file(client, "/app.bin", new, progress)
+        board.wait_status("boot", 2)
+        settle(client)
+        assert get_file(client, "/app.bin") == old
+    board.stop()
+    fs = image.read_vfs(board.board.opts.flash)
+    assert not [n for n in fs.listdir("/") if n.endswith(".part")]
+
+
+def test_ctrl_c_interrupts_firmware_like_a_board(board):
+    client, _ = board.connect()
+    with client:
+        client.send_raw(b"\x03")
+        deadline = time.monotonic() + 5
+        while not any("Type \"help()\"" in line for line in client.logs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert board.board.uart.counters["interrupts"] == 1
+    assert any("MicroPython" in line for line in client.logs)
+
+
+def test_output_lines_end_with_crlf_like_a_board(board):
+    with serial.serial_for_url(board.info["url"], 115200, timeout=2) as port:
+        port.write(codec.encode({"id": 1, "op": "hello"}))
+        raw = port.read_until(b"\n")
+    assert raw.endswith(b"\r\n") and raw.startswith(b"~{")
+
+
+def test_missing_and_busy_ports_are_typed_errors(board, tmp_path):
+    from loraspot.errors import PortBusy, PortNotFound
+
+    with pytest.raises(PortNotFound):
+        device.connect(str(tmp_path / "ttyUSB9"))
+    for first, second in (("pty", "pty"), ("pty", "url"), ("url", "url"), ("url", "pty")):
+        held, _ = board.connect(first)
+        with held:
+            with pytest.raises(PortBusy):
+                device.connect(board.info[second])
+    client, _ = board.connect("pty")  # free again once the holders are closed
+    client.close()
+
+
+def test_crash_is_logged_and_reported_after_reset(board):
+    client, _ = board.connect()
+    with client:
+        device.config_set(client, {"stats_interval": 5})
+        hook = b"import spot.app as a\n\ndef _bad(self):\n    raise RuntimeError('sensor bus stuck')\n\n" \
+               b"a.App.stats_data = _bad\n"
+        put_file(client, "/boot.py", hook)
+        client.request("reboot")
+        board.wait_status("boot", 3, timeout=30)  # reboot, then the reset after the crash
+        hello = settle(client)
+        assert hello["reset"] == "crash"
+        assert hello["crash"]["error"] == "RuntimeError: sensor bus stuck"
+        put_file(client, "/boot.py", b"")
+        assert device.reboot(client)["crash"]["error"] == "RuntimeError: sensor bus stuck"
+
+
+def test_registered_while_running(board):
+    from loraspot import transport
+
+    ports = [p for p in transport.list_ports() if p.virtual]
+    assert [p.device_id for p in ports] == [board.board.device_id]
+    board.stop()
+    assert not [p for p in transport.list_ports() if p.virtual]
+    assert os.environ["LORASPOT_RUNTIME_DIR"]
