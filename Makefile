@@ -9,9 +9,14 @@ JOBS   ?= 2
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+STUBS_VERSION := 1.29.0.post1
+
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# ESP32 API stubs in a folder of their own: they would shadow CPython's typeshed in site-packages
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade --target $(VENV)/esp32-stubs \
+		micropython-esp32-stubs==$(STUBS_VERSION)
 	@touch $(STAMP)
 
 demo: setup

@@ -1,8 +1,7 @@
 # Runs test functions of one firmware test module inside MicroPython and reports each result
 # on its own line for the pytest collector (tests/conftest.py).
-import sys
-
 import gc
+import sys
 
 module_name = sys.argv[1]
 names = sys.argv[2:]
@@ -16,7 +15,7 @@ for name in names:
     gc.collect()
     try:
         fn()
-    except Exception as e:  # noqa: BLE001 - every failure is reported with its traceback
+    except Exception as e:
         print("\n@@TRACEBACK %s" % name)
         sys.print_exception(e)
         print("\n@@RESULT %s FAIL" % name)

@@ -1,12 +1,12 @@
 # The firmware application: loads board and config, serves the console, emits heartbeat stats.
+import asyncio
 import binascii
 import gc
 import os
 
-import asyncio
-
 from spot import VERSION, crashlog, fsops
 from spot.board import Board
+from spot.clock import ticks_diff
 from spot.config import Config, ConfigError, Secrets
 from spot.console import PROTOCOL, CommandError, Console, arg
 from spot.frame import MAX_FRAME
@@ -55,8 +55,13 @@ class App:
 
     def stats_data(self):
         gc.collect()
-        data = {"up_ms": self.clock.uptime_ms(), "heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
-                "events": self.console.seq}
+        data = {
+            "up_ms": self.clock.uptime_ms(),
+            "ticks_ms": self.clock.ticks_ms(),
+            "heap_free": gc.mem_free(),
+            "heap_alloc": gc.mem_alloc(),
+            "events": self.console.seq,
+        }
         data.update(self.console.counters)
         return data
 
@@ -93,9 +98,14 @@ class App:
 
     # --- tasks ----------------------------------------------------------------------------------
     async def heartbeat(self):
+        last = self.clock.ticks_ms()
         while True:
-            await self.clock.sleep_ms(self.config.get("stats_interval") * 1000)
-            self.console.event("stats", self.stats_data())
+            # re-read the interval every second so a config change applies at once
+            await self.clock.sleep_ms(1000)
+            now = self.clock.ticks_ms()
+            if ticks_diff(now, last) >= self.config.get("stats_interval") * 1000:
+                last = now
+                self.console.event("stats", self.stats_data())
 
     def _task_failed(self, loop, context):
         # An unhandled exception in a background task is a crash, as in main().

@@ -1,8 +1,8 @@
 # The one source of time for firmware code: ESP32 tick semantics (2^30 period) on every port,
 # a speed factor and a start offset on the virtual board.
+import asyncio
 import time
 
-import asyncio
 from micropython import const
 
 PERIOD = const(0x40000000)
@@ -34,19 +34,20 @@ class Clock:
         self._ms = ms_source or time.ticks_ms
         self._base_us = self._us()
         self._base_ms = self._ms()
-        self._start_us = (self._base_us if start_us is None else start_us) & MASK
-        self._start_ms = (self._base_ms if start_ms is None else start_ms) & MASK
+        # tick values are plain ints on every port; the stubs type them as opaque
+        self._start_us = (self._base_us if start_us is None else start_us) & MASK  # pyright: ignore[reportOperatorIssue]
+        self._start_ms = (self._base_ms if start_ms is None else start_ms) & MASK  # pyright: ignore[reportOperatorIssue]
         self._up_ms = 0
         self._up_mark = self._start_ms
 
     def ticks_us(self):
-        d = (self._us() - self._base_us) & MASK
+        d = (self._us() - self._base_us) & MASK  # pyright: ignore[reportOperatorIssue]
         if self.speed != 1:
             d *= self.speed
         return (self._start_us + d) & MASK
 
     def ticks_ms(self):
-        d = (self._ms() - self._base_ms) & MASK
+        d = (self._ms() - self._base_ms) & MASK  # pyright: ignore[reportOperatorIssue]
         if self.speed != 1:
             d *= self.speed
         return (self._start_ms + d) & MASK

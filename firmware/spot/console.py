@@ -4,6 +4,11 @@ from micropython import const
 
 from spot import frame
 
+try:
+    from typing import Any  # for the type checker only; annotations are not evaluated on the board
+except ImportError:
+    pass
+
 PROTOCOL = const(1)
 _RX_CHUNK = const(128)
 
@@ -16,7 +21,7 @@ class CommandError(Exception):
         self.code = code
 
 
-def arg(args, name, kind, default=None, required=True):
+def arg(args, name, kind, default=None, required=True) -> Any:
     """Fetch a typed argument or raise CommandError('bad_args')."""
     if name not in args:
         if required:

@@ -11,8 +11,9 @@ _TB_MAX = 600
 
 def record(exc, boot_id, uptime_ms, path=PATH):
     s = io.StringIO()
-    sys.print_exception(exc, s)
-    tb = s.getvalue()
+    # the stubs miss that print_exception takes a StringIO and StringIO.getvalue exists
+    sys.print_exception(exc, s)  # pyright: ignore[reportArgumentType]
+    tb = s.getvalue()  # pyright: ignore[reportAttributeAccessIssue]
     if len(tb) > _TB_MAX:
         tb = "..." + tb[-_TB_MAX:]
     store = AtomicJson(path)

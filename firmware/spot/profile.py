@@ -160,8 +160,9 @@ def validate(p):
     if not isinstance(p, dict):
         raise ProfileError("board profile: expected a JSON object")
     chip = p.get("chip")
-    max_pin = MAX_PIN.get(chip, 48)
+    max_pin = MAX_PIN[chip] if chip in MAX_PIN else 48
     _check(SCHEMA, p, "", max_pin)
+    chip = p["chip"]
     if p["image"]["offset"] != IMAGE_OFFSET[chip]:
         _fail("image.offset", "must be 0x%x for %s" % (IMAGE_OFFSET[chip], chip))
     if p["flash"]["size"] % (1 << 20):

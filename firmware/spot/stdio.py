@@ -1,9 +1,8 @@
 # The console port: the REPL UART (USB serial) through sys.stdin/sys.stdout, read without blocking
 # the event loop.
-import sys
-
 import asyncio
 import select
+import sys
 
 
 class StdioPort:

@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from loraspot import device
 from loraspot.sim.vboard import BoardOptions, VirtualBoard
 

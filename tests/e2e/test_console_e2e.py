@@ -9,7 +9,6 @@ import time
 
 import pytest
 import serial
-
 from loraspot import device
 from loraspot.console import codec
 from loraspot.console.files import get_file, put_file
@@ -163,9 +162,8 @@ def test_missing_and_busy_ports_are_typed_errors(board, tmp_path):
         device.connect(str(tmp_path / "ttyUSB9"))
     for first, second in (("pty", "pty"), ("pty", "url"), ("url", "url"), ("url", "pty")):
         held, _ = board.connect(first)
-        with held:
-            with pytest.raises(PortBusy):
-                device.connect(board.info[second])
+        with held, pytest.raises(PortBusy):
+            device.connect(board.info[second])
     client, _ = board.connect("pty")  # free again once the holders are closed
     client.close()
 

@@ -1,6 +1,7 @@
 # Helpers for firmware tests under MicroPython: assertions, a RAM block device that can lose
 # power, a littlefs mounted on it, running coroutines.
 import asyncio
+
 import vfs
 
 

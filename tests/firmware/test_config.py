@@ -6,7 +6,6 @@ import os
 from fwtest import PowerCut, RamFlash, eq, mount, raises
 from spot.config import AtomicJson, Config, ConfigError, Secrets, check
 
-
 _flash = []
 
 

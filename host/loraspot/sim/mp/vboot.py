@@ -7,10 +7,9 @@ import json
 import os
 import sys
 
-import vfs
-
 import _vboard
 import _vmachine
+import vfs
 
 BLOCK = 4096
 cfg = json.loads(os.getenv("LORASPOT_VBOARD"))

@@ -1,0 +1,3 @@
+from loraspot.cli.main import run
+
+run()
