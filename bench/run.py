@@ -40,7 +40,7 @@ def main() -> None:
         board = VirtualBoard(BoardOptions(flash=Path(tmp) / "flash.bin", register=False))
         info = board.start()
         try:
-            client, hello = device.connect(info["url"])
+            client, _ = device.connect(info["url"])
             with client:
                 stats = client.request("stats")
             print(f"heap after boot (112K limit): free {stats['heap_free']} B, used {stats['heap_alloc']} B")
