@@ -192,3 +192,29 @@ def test_registered_while_running(board):
     board.stop()
     assert not [p for p in transport.list_ports() if p.virtual]
     assert os.environ["LORASPOT_RUNTIME_DIR"]
+
+
+def test_cli_says_busy_without_traceback(board):
+    import subprocess
+    import sys
+
+    held, _ = board.connect("pty")
+    with held:
+        proc = subprocess.run([sys.executable, "-m", "loraspot.cli", "info", "--port", board.info["pty"]],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert "busy" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("via", ["pty", "url"])
+def test_unplugged_board_is_port_gone_not_a_hang(board, via):
+    from loraspot.errors import PortGone
+
+    client, _ = board.connect(via, timeout=3)
+    with client:
+        board.stop()
+        start = time.monotonic()
+        with pytest.raises(PortGone):
+            for _ in range(3):
+                client.request("hello")
+        assert time.monotonic() - start < 10

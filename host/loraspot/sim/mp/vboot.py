@@ -10,54 +10,15 @@ import sys
 import _vboard
 import _vmachine
 import vfs
+from _vflash import FlashPartition
 
-BLOCK = 4096
 cfg = json.loads(os.getenv("LORASPOT_VBOARD"))
 side = open("/dev/fd/%d" % cfg["side_fd"], "wb")
 
 
-class FlashPartition:
-    """Block device over one partition of the flash image file; counts erases and programs and
-    can lose power after the k-th one."""
-
-    def __init__(self, f, offset, size, cut_after):
-        self.f = f
-        self.offset = offset
-        self.blocks = size // BLOCK
-        self.ops = 0
-        self.cut_after = cut_after
-        self._ff = b"\xff" * 256  # erase in small pieces: this emulation shares the firmware's heap
-
-    def _op(self):
-        self.ops += 1
-        if self.cut_after and self.ops >= self.cut_after:
-            _vmachine.tell(b"powercut %d" % self.ops)
-            _vmachine.halt()
-
-    def readblocks(self, block, buf, off=0):
-        self.f.seek(self.offset + block * BLOCK + off)
-        self.f.readinto(buf)
-
-    def writeblocks(self, block, buf, off=None):
-        if off is None:
-            self.ioctl(6, block)
-            off = 0
-        self.f.seek(self.offset + block * BLOCK + off)
-        self.f.write(buf)
-        self._op()
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return BLOCK
-        if op == 6:
-            self.f.seek(self.offset + arg * BLOCK)
-            for _ in range(BLOCK // 256):
-                self.f.write(self._ff)
-            self._op()
-            return 0
-        return None
+def _power_cut(ops):
+    _vmachine.tell(b"powercut %d" % ops)
+    _vmachine.halt()
 
 
 _vboard.SPEED = cfg["speed"]
@@ -67,7 +28,7 @@ _vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg
 sys.modules["machine"] = _vmachine
 
 flash = open(cfg["flash"], "r+b")
-bdev = FlashPartition(flash, cfg["vfs_offset"], cfg["vfs_size"], cfg.get("powercut_after", 0))
+bdev = FlashPartition(flash, cfg["vfs_offset"], cfg["vfs_size"], cfg.get("powercut_after", 0), _power_cut)
 vfs.umount("/")
 try:
     vfs.mount(vfs.VfsLfs2(bdev), "/")
