@@ -21,7 +21,7 @@ def demo_cmd(ctx, stats_interval: int) -> None:
             ctx.out.print(f"[bold]virtual board[/] {info['id']} on {info['pty'] or info['url']}")
 
             def show(ev: device.Event) -> None:
-                ctx.out.print(f"[cyan]{ev.kind:>6}[/] #{ev.seq:<4} {ev.data}", highlight=False)
+                ctx.out.print(f"[cyan]{ev.kind:>6}[/] #{ev.seq:<4} {describe(ev)}", highlight=False)
 
             client, hello = device.connect(info["url"], on_event=show,
                                            on_log=lambda line: ctx.out.print(f"[dim]{line}[/]", highlight=False))
@@ -35,6 +35,14 @@ def demo_cmd(ctx, stats_interval: int) -> None:
             pass
         finally:
             board.stop()
+
+
+def describe(ev: device.Event) -> str:
+    d = ev.data
+    if ev.kind == "stats":
+        return (f"up {d.get('up_ms', 0) / 1000:.1f} s, heap free {d.get('heap_free')} B, "
+                f"frames in {d.get('rx_frames')}, bad {d.get('rx_bad')}")
+    return " ".join(f"{k}={v}" for k, v in d.items())
 
 
 def register(cli: click.Group) -> None:
