@@ -9,7 +9,7 @@ from spot.board import Board
 from spot.clock import ticks_diff
 from spot.config import Config, ConfigError, Secrets
 from spot.console import PROTOCOL, CommandError, Console, arg
-from spot.frame import MAX_FRAME
+from spot.frame import MAX_FRAME, MAX_REQUEST
 
 
 class App:
@@ -48,6 +48,7 @@ class App:
             "reset": self.reset_cause,
             "crash": self.last_crash,
             "max_frame": MAX_FRAME,
+            "max_request": MAX_REQUEST,
             "caps": self.console.ops(),
             "config_origin": self.config.origin,
             "safe_mode": self.safe_mode,

@@ -35,10 +35,9 @@ def arg(args, name, kind, default=None, required=True) -> Any:
 
 
 class Console:
-    def __init__(self, port, clock, log=None):
+    def __init__(self, port, clock):
         self.port = port
         self.clock = clock
-        self._log = log
         self._ops = {}
         self._asm = frame.LineAssembler()
         self._rx = bytearray(_RX_CHUNK)
@@ -90,14 +89,15 @@ class Console:
                     continue
                 if line is frame.LineAssembler.TOO_LONG:
                     self.counters["rx_too_long"] += 1
-                    self._error(None, "too_long", "frame exceeds %d bytes" % frame.MAX_FRAME)
+                    self._error(None, "too_long", "request exceeds %d bytes" % frame.MAX_REQUEST)
                     continue
                 await self.handle_line(line)
 
     async def handle_line(self, line):
         if not frame.is_frame(line):
-            # Plain text from the host (a person typing) is not ours to answer.
-            self.counters["rx_lines"] += 1
+            # Plain text from the host (a person typing, line noise) is not ours to answer.
+            if len(line):
+                self.counters["rx_lines"] += 1
             return
         try:
             req = frame.decode(line)

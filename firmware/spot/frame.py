@@ -6,7 +6,10 @@ import json
 
 from micropython import const
 
-MAX_FRAME = const(1024)  # bytes per frame line, "~" to "\n" inclusive, in both directions
+MAX_FRAME = const(1024)  # bytes per frame line the device sends, "~" to "\n" inclusive
+# Requests are smaller than the ESP32's ~260-byte console receive buffer: with one request in
+# flight, a whole request fits even while the firmware is busy, so nothing can overflow.
+MAX_REQUEST = const(256)  # the host sends a line break first: 257 bytes on the wire
 _MIN = const(12)  # "~{}|xxxxxxxx"
 
 
@@ -89,7 +92,7 @@ def canonical(obj):
 
 
 class LineAssembler:
-    """Splits a byte stream into lines in one preallocated buffer of MAX_FRAME bytes.
+    """Splits a byte stream into lines in one preallocated buffer of MAX_REQUEST bytes.
 
     feed(buf, start, end) looks at buf[start:end] (buf a bytearray) and returns (next, line):
     `next` is where to continue, `line` a memoryview valid until the next feed, TOO_LONG when
@@ -98,7 +101,7 @@ class LineAssembler:
 
     TOO_LONG = const(1)
 
-    def __init__(self, size=MAX_FRAME):
+    def __init__(self, size=MAX_REQUEST):
         self._buf = bytearray(size)
         self._mv = memoryview(self._buf)
         self._n = 0

@@ -8,7 +8,8 @@ from micropython import const
 
 from spot.console import CommandError, arg
 
-CHUNK = const(512)  # data bytes per fs.write / fs.get frame (base64 keeps a frame under 1 KB)
+CHUNK = const(512)  # data bytes per fs.get answer (base64 keeps the frame under MAX_FRAME)
+PUT_CHUNK = const(135)  # data bytes per fs.write: its frame stays within MAX_REQUEST (256)
 _LS_PAGE = const(24)
 PART = ".part"
 PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp")
@@ -16,8 +17,8 @@ PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp")
 
 def _path(args):
     path = arg(args, "path", str)
-    if not path.startswith("/") or "\\" in path or "/../" in path + "/" or len(path) > 128:
-        raise CommandError("bad_args", "path must be absolute, without '..', at most 128 characters")
+    if not path.startswith("/") or "\\" in path or "/../" in path + "/" or len(path) > 96:
+        raise CommandError("bad_args", "path must be absolute, without '..', at most 96 characters")
     if path in PROTECTED or path.endswith(PART):
         raise CommandError("denied", "path is not accessible over the console")
     return path
@@ -156,7 +157,7 @@ class FileOps:
         except OSError as e:
             raise _io_error(e, path)
         self._put = [path, size, digest.lower(), f, hashlib.sha256(), 0]
-        return {"chunk": CHUNK}
+        return {"chunk": PUT_CHUNK}
 
     async def write(self, args):
         t = self._put

@@ -20,6 +20,8 @@ from loraspot.console import codec
 from loraspot.errors import DeviceError, DeviceReset, DeviceTimeout, PortGone, ProtocolError
 
 MAX_LINE = 64 * 1024  # longer runs without a newline are passed on as log text
+_GARBLED = object()  # marks a request the device reported as unreadable
+_GARBLE_CODES = ("bad_crc", "bad_json", "too_long", "bad_frame")
 
 
 @dataclass
@@ -36,11 +38,12 @@ class ConsoleClient:
                  on_event: Callable[[Event], None] | None = None, timeout: float = 5.0):
         self.port = port
         self.timeout = timeout
-        self.max_frame = codec.MAX_FRAME
+        self.max_request = codec.MAX_REQUEST
         self.events: queue.Queue[Event] = queue.Queue(maxsize=10000)
         self.logs: list[str] = []
         self.orphan_errors: list[dict] = []
-        self.counters = {"frames": 0, "bad_frames": 0, "log_lines": 0, "events": 0, "events_dropped": 0}
+        self.counters = {"frames": 0, "bad_frames": 0, "log_lines": 0, "events": 0, "events_dropped": 0,
+                         "resends": 0}
         self._on_log = on_log
         self._on_event = on_event
         self._ids = itertools.count(1)
@@ -53,8 +56,13 @@ class ConsoleClient:
         self._reader.start()
 
     # --- requests ---------------------------------------------------------------------------------
-    def request(self, op: str, args: dict | None = None, timeout: float | None = None) -> dict:
-        """Send one command and wait for its answer; raise DeviceError on an error response."""
+    def request(self, op: str, args: dict | None = None, timeout: float | None = None, resends: int = 2) -> dict:
+        """Send one command and wait for its answer; raise DeviceError on an error response.
+
+        When the device reports a garbled line while this request is the only one in flight (line
+        noise), the same request is sent again, at most `resends` times.
+        """
+        wait = self.timeout if timeout is None else timeout
         with self._req_lock:
             if self._gone:
                 raise PortGone(f"port is gone: {self._gone}")
@@ -62,22 +70,29 @@ class ConsoleClient:
             msg: dict = {"id": rid, "op": op}
             if args:
                 msg["args"] = args
-            line = codec.encode(msg, self.max_frame)
-            slot: list = [threading.Event(), None]
-            with self._state_lock:
-                self._pending[rid] = slot
-            try:
-                self.port.write(line)
-                if not slot[0].wait(self.timeout if timeout is None else timeout):
-                    if self._gone:
-                        raise PortGone(f"port went away during '{op}': {self._gone}")
-                    raise DeviceTimeout(f"no answer to '{op}' within {self.timeout if timeout is None else timeout} s")
-            except serial.SerialException as e:
-                raise PortGone(f"port went away during '{op}': {e}") from None
-            finally:
+            line = codec.encode(msg, self.max_request)
+            for _attempt in range(resends + 1):
+                slot: list = [threading.Event(), None]
                 with self._state_lock:
-                    self._pending.pop(rid, None)
+                    self._pending[rid] = slot
+                try:
+                    # the leading line break ends any partial line noise left on the wire
+                    self.port.write(b"\n" + line)
+                    if not slot[0].wait(wait):
+                        if self._gone:
+                            raise PortGone(f"port went away during '{op}': {self._gone}")
+                        raise DeviceTimeout(f"no answer to '{op}' within {wait} s")
+                except serial.SerialException as e:
+                    raise PortGone(f"port went away during '{op}': {e}") from None
+                finally:
+                    with self._state_lock:
+                        self._pending.pop(rid, None)
+                if slot[1] is not _GARBLED:
+                    break
+                self.counters["resends"] += 1
             resp = slot[1]
+            if resp is _GARBLED:
+                raise ProtocolError(f"'{op}': the device could not read the request {resends + 1} times")
             if isinstance(resp, Exception):
                 raise resp
             assert isinstance(resp, dict)
@@ -93,7 +108,7 @@ class ConsoleClient:
         info = self.request("hello")
         if info.get("proto") != 1:
             raise ProtocolError(f"device speaks console protocol {info.get('proto')!r}; this host speaks 1")
-        self.max_frame = int(info.get("max_frame", codec.MAX_FRAME))
+        self.max_request = int(info.get("max_request", codec.MAX_REQUEST))
         return info
 
     def send_raw(self, data: bytes) -> None:
@@ -198,8 +213,15 @@ class ConsoleClient:
         with self._state_lock:
             slot = self._pending.get(rid) if isinstance(rid, int) else None
         if slot is None:
-            if "err" in msg:
-                self.orphan_errors.append(msg["err"])
+            err = msg.get("err")
+            if isinstance(err, dict):
+                self.orphan_errors.append(err)
+                if err.get("code") in _GARBLE_CODES:
+                    with self._state_lock:
+                        pending = list(self._pending.values())
+                    if len(pending) == 1:  # one request in flight: the garbled line was it
+                        pending[0][1] = _GARBLED
+                        pending[0][0].set()
             return
         slot[1] = msg
         slot[0].set()

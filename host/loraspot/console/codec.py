@@ -11,7 +11,8 @@ import zlib
 
 from loraspot.errors import ProtocolError
 
-MAX_FRAME = 1024
+MAX_FRAME = 1024  # bound of frames from the device
+MAX_REQUEST = 256  # bound of requests to the device (fits its console receive buffer)
 _MIN = 12
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import logging
 import os
 import select
 import socket
@@ -23,8 +22,6 @@ import tty
 from collections.abc import Callable
 
 import serial.rfc2217
-
-log = logging.getLogger(__name__)
 
 RX_FIFO = 260
 CTRL_C = 0x03
@@ -181,25 +178,27 @@ class Uart:
                 self._deliver(piece)
 
     def _deliver(self, piece: bytes) -> None:
+        self.counters["rx_bytes"] += len(piece)
+        # The lock is held while the fd is used: once attach() has replaced it, the supervisor may
+        # close it, and a reused fd number must never receive these bytes.
         with self._lock:
             fd, pid = self._stdin_fd, self._pid
-        self.counters["rx_bytes"] += len(piece)
-        if fd is None:
-            self.counters["rx_dropped"] += len(piece)
-            return
-        while piece:
-            cut = piece.find(bytes([CTRL_C]))
-            if cut < 0:
-                self._to_fifo(fd, piece)
+            if fd is None:
+                self.counters["rx_dropped"] += len(piece)
                 return
-            self._to_fifo(fd, piece[:cut])
-            if pid is not None and catches_sigint(pid):
-                self.counters["interrupts"] += 1
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 2)
-            else:
-                self._to_fifo(fd, piece[cut : cut + 1])
-            piece = piece[cut + 1 :]
+            while piece:
+                cut = piece.find(bytes([CTRL_C]))
+                if cut < 0:
+                    self._to_fifo(fd, piece)
+                    return
+                self._to_fifo(fd, piece[:cut])
+                if pid is not None and catches_sigint(pid):
+                    self.counters["interrupts"] += 1
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, 2)
+                else:
+                    self._to_fifo(fd, piece[cut : cut + 1])
+                piece = piece[cut + 1 :]
 
     def _to_fifo(self, fd: int, data: bytes) -> None:
         if not data:
@@ -213,7 +212,7 @@ class Uart:
         self.counters["rx_dropped"] += len(data) - len(take)
         if take:
             try:
-                os.write(fd, take)
+                os.write(fd, take)  # never blocks: the pipe holds far more than the FIFO's 260 bytes
             except OSError:
                 self.counters["rx_dropped"] += len(take)
 
@@ -256,10 +255,18 @@ class PtyEndpoint:
         self.path = os.ttyname(self._slave)
         self._speed = self._set_speed(uart.baud)
         self._stop = False
+        self._fd_lock = threading.Lock()
         uart.add_sink(self._write)
-        threading.Thread(target=self._reader, name="pty", daemon=True).start()
+        self._thread = threading.Thread(target=self._reader, name="pty", daemon=True)
+        self._thread.start()
 
     def _write(self, data: bytes) -> None:
+        with self._fd_lock:
+            if self._stop:
+                return
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
         try:
             os.write(self.master, data)
         except BlockingIOError:
@@ -320,8 +327,15 @@ class PtyEndpoint:
             fcntl.flock(self._slave, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        self._stop = True
+        """Idempotent. The reader thread is stopped before the fds are closed: a closed fd number
+        is soon reused by another file, which the thread would otherwise read from."""
+        with self._fd_lock:
+            if self._stop:
+                return
+            self._stop = True
         self.uart.remove_sink(self._write)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
         for fd in (self.master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)

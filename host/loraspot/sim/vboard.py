@@ -121,6 +121,9 @@ class VirtualBoard:
         return info
 
     def stop(self) -> None:
+        """Stop the firmware and the endpoints; calling it again does nothing."""
+        if self._stop:
+            return
         self._stop = True
         self._wake.set()
         self._kill()
@@ -224,8 +227,8 @@ class VirtualBoard:
         out.start()
         messages = self._read_side(side_r)
         proc.wait()
-        out.join(timeout=5)
-        self.uart.attach(None, None)
+        out.join()  # the output pipe is at EOF once the process is gone
+        self.uart.attach(None, None)  # after this the UART no longer touches in_w
         with contextlib.suppress(OSError):
             os.close(in_w)
         with contextlib.suppress(OSError):
