@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from pathlib import Path
 
 import pytest
 import serial
@@ -225,3 +226,31 @@ def test_noise_without_line_break_does_not_swallow_the_next_request(board):
         for _ in range(5):
             client.send_raw(b"\x81\x82 half a line of noise ~{")
             assert client.request("hello", timeout=2)["proto"] == 1
+
+
+def _firmware_processes(flash) -> list[int]:
+    """Interpreters running this flash image (found by their environment)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                env = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if str(flash).encode() in env and b"LORASPOT_VBOARD" in env:
+                pids.append(int(proc.name))
+    return pids
+
+
+def test_stop_right_after_start_leaves_no_firmware_running(make_board, tmp_path):
+    flash = tmp_path / "race.bin"
+    for _ in range(5):
+        h = make_board(flash=flash)
+        h.stop()
+        assert _firmware_processes(flash) == []
+    h = make_board(flash=flash)
+    h.wait_status("boot")
+    pid = h.board.firmware_pid
+    assert pid and _firmware_processes(flash) == [pid]
+    h.stop()
+    assert _firmware_processes(flash) == []

@@ -33,6 +33,27 @@ ROM_BANNER = {
 }
 
 
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()  # resolved here: the forked child must not enter the dynamic loader
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux the interpreter gets SIGKILL when its board process
+    dies, so a crashed host never leaves firmware running."""
+    if _PRCTL is not None:
+        _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def micropython_command() -> list[str]:
     exe = Path(sys.executable).with_name("micropython")
     if exe.exists():
@@ -90,6 +111,7 @@ class VirtualBoard:
         self.efuse: dict = {}
         self.device_id = ""
         self._proc: subprocess.Popen | None = None
+        self._proc_lock = threading.Lock()  # spawning and killing exclude each other
         self._rtc = b""
         self._mode = "run"
         self._held = False
@@ -153,10 +175,11 @@ class VirtualBoard:
         self._kill()
 
     def _kill(self) -> None:
-        p = self._proc
-        if p and p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
+        with self._proc_lock:
+            p = self._proc
+            if p and p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
 
     # --- reset circuit ------------------------------------------------------------------------------
     def _lines_changed(self, old_dtr: bool, old_rts: bool, dtr: bool, rts: bool) -> None:
@@ -214,11 +237,17 @@ class VirtualBoard:
         os.set_blocking(in_r, False)
         self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
         cmd = [*micropython_command(), "-X", f"heapsize={HEAP}", str(resources.sim_mp_dir() / "vboot.py")]
-        proc = subprocess.Popen(cmd, cwd=resources.sim_mp_dir(), stdin=in_r, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, pass_fds=(side_w,), env=self._env(side_w), bufsize=0)
+        with self._proc_lock:
+            if self._stop:  # stop() came first: never start a process nobody will stop
+                for fd in (side_r, side_w, in_r, in_w):
+                    os.close(fd)
+                return
+            proc = subprocess.Popen(cmd, cwd=resources.sim_mp_dir(), stdin=in_r, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, pass_fds=(side_w,), env=self._env(side_w), bufsize=0,
+                                    preexec_fn=_die_with_parent)
+            self._proc = proc
         os.close(side_w)
         os.close(in_r)
-        self._proc = proc
         self.boots += 1
         assert proc.stdout
         self.uart.attach(proc.pid, in_w)
