@@ -7,7 +7,7 @@ import os
 from spot import VERSION, crashlog, fsops
 from spot.board import Board
 from spot.clock import ticks_diff
-from spot.config import Config, ConfigError, Secrets
+from spot.config import Config, Secrets
 from spot.console import PROTOCOL, CommandError, Console, arg
 from spot.frame import MAX_FRAME, MAX_REQUEST
 
@@ -161,5 +161,3 @@ def main():
             pass
         board.reset(after_crash=True)
 
-
-__all__ = ["App", "ConfigError", "main"]

@@ -16,16 +16,15 @@ def connect(url: str, baud: int = DEFAULT_BAUD, timeout: float = 5.0, on_log: Ca
     """Open the port and greet the device; returns the client and the device's hello."""
     client = ConsoleClient(open_port(url, baud), on_log=on_log, on_event=on_event, timeout=timeout)
     try:
-        for i in range(attempts):
+        for _ in range(attempts - 1):
             try:
                 return client, client.hello()
             except (DeviceTimeout, DeviceReset):  # a board that is just booting answers the next try
-                if i == attempts - 1:
-                    raise
+                pass
+        return client, client.hello()
     except BaseException:
         client.close()
         raise
-    raise AssertionError("unreachable")
 
 
 def config_get(client: ConsoleClient, key: str | None = None) -> dict:

@@ -145,7 +145,7 @@ class ConsoleClient:
         buf = bytearray()
         while not self._closed:
             try:
-                data = self.port.read(max(1, self.port.in_waiting or 1) if self.port.is_open else 1)
+                data = self.port.read(self.port.in_waiting or 1)
             except (serial.SerialException, OSError, TypeError, AttributeError) as e:
                 if not self._closed:
                     self._fail_all(e)

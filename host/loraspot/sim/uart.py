@@ -75,9 +75,7 @@ class LineControl:
 
     @dtr.setter
     def dtr(self, value: bool) -> None:
-        old = (self._dtr, self._rts)
-        self._dtr = bool(value)
-        self._on_lines(*old, self._dtr, self._rts)
+        self._set_lines(bool(value), self._rts)
 
     @property
     def rts(self) -> bool:
@@ -85,9 +83,12 @@ class LineControl:
 
     @rts.setter
     def rts(self, value: bool) -> None:
-        old = (self._dtr, self._rts)
-        self._rts = bool(value)
-        self._on_lines(*old, self._dtr, self._rts)
+        self._set_lines(self._dtr, bool(value))
+
+    def _set_lines(self, dtr: bool, rts: bool) -> None:
+        old_dtr, old_rts = self._dtr, self._rts
+        self._dtr, self._rts = dtr, rts
+        self._on_lines(old_dtr, old_rts, dtr, rts)
 
     def reset_input_buffer(self) -> None:
         pass
