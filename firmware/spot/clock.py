@@ -46,6 +46,17 @@ class Clock:
             d *= self.speed
         return (self._start_us + d) & MASK
 
+    def from_raw_us(self, raw):
+        """Clock ticks of a raw time.ticks_us() value (what an IRQ handler records)."""
+        d = (raw - self._base_us) & MASK
+        if self.speed != 1:
+            d *= self.speed
+        return (self._start_us + d) & MASK
+
+    def raw_us(self):
+        """The raw source's current value (host monotonic microseconds on the unix port)."""
+        return self._us()
+
     def ticks_ms(self):
         d = (self._ms() - self._base_ms) & MASK  # pyright: ignore[reportOperatorIssue]
         if self.speed != 1:
@@ -73,3 +84,17 @@ class Clock:
             if left <= 0:
                 return -left
             await asyncio.sleep_ms(max(1, self.host_ms(left)))
+
+    async def sleep_until_us(self, deadline, spin_us=1500):
+        """Sleep until ticks_us() reaches deadline: asyncio sleep to within spin_us, then spin.
+        Returns the lateness in µs (0 when the deadline was met, >0 when it had already passed)."""
+        while True:
+            left = ticks_diff(deadline, self.ticks_us())
+            if left <= spin_us:
+                break
+            await asyncio.sleep_ms(max(1, self.host_ms((left - spin_us) // 1000)))
+        if left < 0:
+            return -left
+        while ticks_diff(deadline, self.ticks_us()) > 0:
+            pass
+        return 0
