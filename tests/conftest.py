@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from loraspot.flash.mpy import compiled_firmware
+
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_TESTS = ROOT / "tests" / "firmware"
 HEAP = "112K"
@@ -24,7 +26,11 @@ def micropython() -> str:
 def run_micropython(script: str | Path, *args: str, cwd: Path = FIRMWARE_TESTS, timeout: float = 300,
                     env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a script under the unix port with the ESP32 heap limit and firmware on the path."""
-    path = os.pathsep.join([str(FIRMWARE_TESTS), str(ROOT / "firmware"), str(ROOT / "host/loraspot/sim/mp")])
+    # the firmware as it is deployed: bytecode from mpy-cross (compiling source needs more heap)
+    # (test modules and chip models too; cwd stays tests/firmware for the vector files)
+    cache = ROOT / ".venv" / "mpy-cache"
+    fw, tests = compiled_firmware(cache), compiled_firmware(cache, FIRMWARE_TESTS)
+    path = os.pathsep.join([str(tests), str(fw), str(ROOT / "host/loraspot/sim/mp")])
     full_env = dict(os.environ, MICROPYPATH=path + os.pathsep + ".frozen", **(env or {}))
     return subprocess.run([micropython(), "-X", f"heapsize={HEAP}", str(script), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -17,6 +17,15 @@ def make(model=None, profile=PROFILE, clock=None):
     return m, r
 
 
+async def settle(r, events):
+    """Wait until the driver has handled `events` receive interrupts in all."""
+    for _ in range(1000):
+        if r.stats["rx"] + r.stats["rx_bad"] + r.stats["rx_crc"] + r.stats["rx_overflow"] >= events:
+            return
+        await asyncio.sleep_ms(1)
+    raise AssertionError("driver did not handle the interrupt")
+
+
 def run(coro):
     try:
         return asyncio.run(coro)
@@ -209,12 +218,12 @@ def test_zero_length_crc_error_and_ring_overflow_counted():
     async def go():
         r.start_receive()
         m.deliver(b"")
-        await asyncio.sleep_ms(2)
+        await settle(r, 1)
         m.deliver(b"bad", crc_error=True)
-        await asyncio.sleep_ms(2)
+        await settle(r, 2)
         for i in range(6):
             m.deliver(bytes([i]) * 3)
-            await asyncio.sleep_ms(2)
+            await settle(r, 3 + i)
         got = []
         while r.count:
             got.append(bytes((await r.recv()).payload()))

@@ -7,57 +7,57 @@ from micropython import const
 from spot.radio import BW_SX127X, RadioError, airtime
 from spot.radio.base import IrqLine, Packet, Radio, timeout_error
 
-REG_FIFO = const(0x00)
-REG_OP_MODE = const(0x01)
-REG_FRF_MSB = const(0x06)
-REG_PA_CONFIG = const(0x09)
-REG_OCP = const(0x0B)
-REG_LNA = const(0x0C)
-REG_FIFO_ADDR_PTR = const(0x0D)
-REG_FIFO_TX_BASE = const(0x0E)
-REG_FIFO_RX_BASE = const(0x0F)
-REG_FIFO_RX_CURRENT = const(0x10)
-REG_IRQ_FLAGS_MASK = const(0x11)
-REG_IRQ_FLAGS = const(0x12)
-REG_RX_NB_BYTES = const(0x13)
-REG_PKT_SNR = const(0x19)
-REG_PKT_RSSI = const(0x1A)
-REG_HOP_CHANNEL = const(0x1C)
-REG_MODEM_CONFIG1 = const(0x1D)
-REG_MODEM_CONFIG2 = const(0x1E)
-REG_SYMB_TIMEOUT_LSB = const(0x1F)
-REG_PREAMBLE_MSB = const(0x20)
-REG_PAYLOAD_LENGTH = const(0x22)
-REG_MAX_PAYLOAD = const(0x23)
-REG_MODEM_CONFIG3 = const(0x26)
-REG_DETECT_OPTIMIZE = const(0x31)
-REG_INVERT_IQ = const(0x33)
-REG_HIGH_BW_OPT1 = const(0x36)
-REG_DETECTION_THRESHOLD = const(0x37)
-REG_SYNC_WORD = const(0x39)
-REG_HIGH_BW_OPT2 = const(0x3A)
-REG_INVERT_IQ2 = const(0x3B)
-REG_DIO_MAPPING1 = const(0x40)
-REG_VERSION = const(0x42)
-REG_PA_DAC = const(0x4D)
+_REG_FIFO = const(0x00)
+_REG_OP_MODE = const(0x01)
+_REG_FRF_MSB = const(0x06)
+_REG_PA_CONFIG = const(0x09)
+_REG_OCP = const(0x0B)
+_REG_LNA = const(0x0C)
+_REG_FIFO_ADDR_PTR = const(0x0D)
+_REG_FIFO_TX_BASE = const(0x0E)
+_REG_FIFO_RX_BASE = const(0x0F)
+_REG_FIFO_RX_CURRENT = const(0x10)
+_REG_IRQ_FLAGS_MASK = const(0x11)
+_REG_IRQ_FLAGS = const(0x12)
+_REG_RX_NB_BYTES = const(0x13)
+_REG_PKT_SNR = const(0x19)
+_REG_PKT_RSSI = const(0x1A)
+_REG_HOP_CHANNEL = const(0x1C)
+_REG_MODEM_CONFIG1 = const(0x1D)
+_REG_MODEM_CONFIG2 = const(0x1E)
+_REG_SYMB_TIMEOUT_LSB = const(0x1F)
+_REG_PREAMBLE_MSB = const(0x20)
+_REG_PAYLOAD_LENGTH = const(0x22)
+_REG_MAX_PAYLOAD = const(0x23)
+_REG_MODEM_CONFIG3 = const(0x26)
+_REG_DETECT_OPTIMIZE = const(0x31)
+_REG_INVERT_IQ = const(0x33)
+_REG_HIGH_BW_OPT1 = const(0x36)
+_REG_DETECTION_THRESHOLD = const(0x37)
+_REG_SYNC_WORD = const(0x39)
+_REG_HIGH_BW_OPT2 = const(0x3A)
+_REG_INVERT_IQ2 = const(0x3B)
+_REG_DIO_MAPPING1 = const(0x40)
+_REG_VERSION = const(0x42)
+_REG_PA_DAC = const(0x4D)
 
-LONG_RANGE = const(0x80)
-LOW_FREQ = const(0x08)
-MODE_SLEEP = const(0)
-MODE_STDBY = const(1)
-MODE_TX = const(3)
-MODE_RX_CONT = const(5)
-MODE_RX_SINGLE = const(6)
+_LONG_RANGE = const(0x80)
+_LOW_FREQ = const(0x08)
+_MODE_SLEEP = const(0)
+_MODE_STDBY = const(1)
+_MODE_TX = const(3)
+_MODE_RX_CONT = const(5)
+_MODE_RX_SINGLE = const(6)
 
-IRQ_RX_TIMEOUT = const(0x80)
-IRQ_RX_DONE = const(0x40)
-IRQ_CRC_ERROR = const(0x20)
-IRQ_TX_DONE = const(0x08)
+_IRQ_RX_TIMEOUT = const(0x80)
+_IRQ_RX_DONE = const(0x40)
+_IRQ_CRC_ERROR = const(0x20)
+_IRQ_TX_DONE = const(0x08)
 
-DIO0_RX_DONE = const(0x00)  # RegDioMapping1 bits 7:6 = 00, DIO1 (5:4) = 00 RxTimeout
-DIO0_TX_DONE = const(0x40)
+_DIO0_RX_DONE = const(0x00)  # RegDioMapping1 bits 7:6 = 00, DIO1 (5:4) = 00 RxTimeout
+_DIO0_TX_DONE = const(0x40)
 
-VERSION = const(0x12)
+_VERSION = const(0x12)
 _CHIPS = {0x22: "SX1272/73", 0x11: "an early SX1276 engineering sample"}
 
 
@@ -107,7 +107,7 @@ class SX127x(Radio):
         self.nss.value(1)
 
     def _fifo_write(self, data):
-        self._a[0] = REG_FIFO | 0x80
+        self._a[0] = _REG_FIFO | 0x80
         self.nss.value(0)
         self.spi.write(self._a)
         self.spi.write(data)
@@ -115,7 +115,7 @@ class SX127x(Radio):
 
     def _fifo_read(self, buf):
         # reads the whole buffer (bytes past the packet are the FIFO's next ones): no slice, no heap
-        self._a[0] = REG_FIFO
+        self._a[0] = _REG_FIFO
         self.nss.value(0)
         self.spi.write(self._a)
         self.spi.readinto(buf, 0)
@@ -130,27 +130,27 @@ class SX127x(Radio):
             time.sleep_ms(6)  # ready 5 ms after reset
 
     def _init(self):
-        v = self.read(REG_VERSION)
-        if v != VERSION:
+        v = self.read(_REG_VERSION)
+        if v != _VERSION:
             if v in (0x00, 0xFF):
                 raise RadioError("no SX127x answering on SPI (RegVersion reads 0x%02x): check the wiring and "
                                  "the board profile's radio pins" % v)
             raise RadioError("radio is not an SX1276/77/78/79 (RegVersion 0x%02x, %s expected 0x12)"
                              % (v, _CHIPS.get(v, "unknown chip;")))
-        self._mode(MODE_SLEEP, lora=False)
-        self._mode(MODE_SLEEP)  # LongRangeMode can only change in sleep
-        self._mode(MODE_STDBY)
-        self.write(REG_FIFO_TX_BASE, 0)
-        self.write(REG_FIFO_RX_BASE, 0)
-        self.write(REG_MAX_PAYLOAD, 0xFF)
-        self.write(REG_IRQ_FLAGS_MASK, 0)
-        self.write(REG_LNA, self.read(REG_LNA) | 0x03)  # LNA boost for the HF port
+        self._mode(_MODE_SLEEP, lora=False)
+        self._mode(_MODE_SLEEP)  # LongRangeMode can only change in sleep
+        self._mode(_MODE_STDBY)
+        self.write(_REG_FIFO_TX_BASE, 0)
+        self.write(_REG_FIFO_RX_BASE, 0)
+        self.write(_REG_MAX_PAYLOAD, 0xFF)
+        self.write(_REG_IRQ_FLAGS_MASK, 0)
+        self.write(_REG_LNA, self.read(_REG_LNA) | 0x03)  # LNA boost for the HF port
         self.configure()
 
     def _mode(self, mode, lora=True):
-        value = (LONG_RANGE if lora else 0) | self._lf | mode
-        self.write(REG_OP_MODE, value)
-        got = self.read(REG_OP_MODE)
+        value = (_LONG_RANGE if lora else 0) | self._lf | mode
+        self.write(_REG_OP_MODE, value)
+        got = self.read(_REG_OP_MODE)
         if got != value:
             raise RadioError("SX127x does not follow: RegOpMode reads 0x%02x after writing 0x%02x (SPI garbage, "
                              "chip in reset or power lost)" % (got, value))
@@ -163,58 +163,58 @@ class SX127x(Radio):
     def _hw_configure(self):
         s = self.s
         self._cancel_rx()
-        self._lf = LOW_FREQ if s.freq < 525000000 else 0
-        self._mode(MODE_SLEEP)  # the band (LowFrequencyModeOn) is switched in sleep
-        self._mode(MODE_STDBY)
+        self._lf = _LOW_FREQ if s.freq < 525000000 else 0
+        self._mode(_MODE_SLEEP)  # the band (LowFrequencyModeOn) is switched in sleep
+        self._mode(_MODE_STDBY)
         # Frf = freq * 2^19 / 32 MHz = freq * 256 / 15625, kept in small ints
         q, r = divmod(s.freq, 15625)
         frf = (q << 8) + ((r << 8) + 7812) // 15625
-        self.write(REG_FRF_MSB, frf >> 16)
-        self.write(REG_FRF_MSB + 1, (frf >> 8) & 0xFF)
-        self.write(REG_FRF_MSB + 2, frf & 0xFF)
-        self.write(REG_MODEM_CONFIG1, (self.BW[s.bw] << 4) | ((s.cr - 4) << 1) | (1 if s.implicit_len else 0))
-        self.write(REG_MODEM_CONFIG2, (s.sf << 4) | (0x04 if s.crc else 0))
-        self.write(REG_MODEM_CONFIG3, (0x08 if s.ldro else 0) | 0x04)  # AgcAutoOn
-        self.write(REG_PREAMBLE_MSB, s.preamble >> 8)
-        self.write(REG_PREAMBLE_MSB + 1, s.preamble & 0xFF)
-        self.write(REG_SYNC_WORD, s.sync)
+        self.write(_REG_FRF_MSB, frf >> 16)
+        self.write(_REG_FRF_MSB + 1, (frf >> 8) & 0xFF)
+        self.write(_REG_FRF_MSB + 2, frf & 0xFF)
+        self.write(_REG_MODEM_CONFIG1, (self.BW[s.bw] << 4) | ((s.cr - 4) << 1) | (1 if s.implicit_len else 0))
+        self.write(_REG_MODEM_CONFIG2, (s.sf << 4) | (0x04 if s.crc else 0))
+        self.write(_REG_MODEM_CONFIG3, (0x08 if s.ldro else 0) | 0x04)  # AgcAutoOn
+        self.write(_REG_PREAMBLE_MSB, s.preamble >> 8)
+        self.write(_REG_PREAMBLE_MSB + 1, s.preamble & 0xFF)
+        self.write(_REG_SYNC_WORD, s.sync)
         if s.implicit_len:
-            self.write(REG_PAYLOAD_LENGTH, s.implicit_len)
-        opt = self.read(REG_DETECT_OPTIMIZE) & 0xF8
-        self.write(REG_DETECT_OPTIMIZE, opt | (0x05 if s.sf == 6 else 0x03))
-        self.write(REG_DETECTION_THRESHOLD, 0x0C if s.sf == 6 else 0x0A)
+            self.write(_REG_PAYLOAD_LENGTH, s.implicit_len)
+        opt = self.read(_REG_DETECT_OPTIMIZE) & 0xF8
+        self.write(_REG_DETECT_OPTIMIZE, opt | (0x05 if s.sf == 6 else 0x03))
+        self.write(_REG_DETECTION_THRESHOLD, 0x0C if s.sf == 6 else 0x0A)
         # errata 2.1: receiver sensitivity at 500 kHz
         if s.bw == 500000:
-            self.write(REG_HIGH_BW_OPT1, 0x02)
-            self.write(REG_HIGH_BW_OPT2, 0x64 if not self._lf else 0x7F)
+            self.write(_REG_HIGH_BW_OPT1, 0x02)
+            self.write(_REG_HIGH_BW_OPT2, 0x64 if not self._lf else 0x7F)
         else:
-            self.write(REG_HIGH_BW_OPT1, 0x03)
+            self.write(_REG_HIGH_BW_OPT1, 0x03)
         self._power(s.power)
 
     def _power(self, dbm):
         if self.pa_boost:
             if dbm > 17:
-                self.write(REG_PA_DAC, 0x87)  # +20 dBm option: Pout = 5 + OutputPower
-                self.write(REG_PA_CONFIG, 0x80 | 0x70 | (dbm - 5))
-                self.write(REG_OCP, 0x20 | 17)  # 140 mA
+                self.write(_REG_PA_DAC, 0x87)  # +20 dBm option: Pout = 5 + OutputPower
+                self.write(_REG_PA_CONFIG, 0x80 | 0x70 | (dbm - 5))
+                self.write(_REG_OCP, 0x20 | 17)  # 140 mA
             else:
-                self.write(REG_PA_DAC, 0x84)
-                self.write(REG_PA_CONFIG, 0x80 | 0x70 | (dbm - 2))  # Pout = 2 + OutputPower
-                self.write(REG_OCP, 0x20 | 11)  # 100 mA
+                self.write(_REG_PA_DAC, 0x84)
+                self.write(_REG_PA_CONFIG, 0x80 | 0x70 | (dbm - 2))  # Pout = 2 + OutputPower
+                self.write(_REG_OCP, 0x20 | 11)  # 100 mA
         else:
-            self.write(REG_PA_DAC, 0x84)
-            self.write(REG_PA_CONFIG, 0x70 | dbm)  # RFO, MaxPower 7 (Pmax 15 dBm): Pout = OutputPower
-            self.write(REG_OCP, 0x20 | 11)
+            self.write(_REG_PA_DAC, 0x84)
+            self.write(_REG_PA_CONFIG, 0x70 | dbm)  # RFO, MaxPower 7 (Pmax 15 dBm): Pout = OutputPower
+            self.write(_REG_OCP, 0x20 | 11)
 
     def _iq(self, tx):
-        v = self.read(REG_INVERT_IQ) & 0xBE
+        v = self.read(_REG_INVERT_IQ) & 0xBE
         if self.s.iq_inverted:
             v |= 0x00 if tx else 0x41  # bit 6: invert RX; bit 0 cleared: invert TX
-            self.write(REG_INVERT_IQ, v)
-            self.write(REG_INVERT_IQ2, 0x19)
+            self.write(_REG_INVERT_IQ, v)
+            self.write(_REG_INVERT_IQ2, 0x19)
         else:
-            self.write(REG_INVERT_IQ, v | 0x01)
-            self.write(REG_INVERT_IQ2, 0x1D)
+            self.write(_REG_INVERT_IQ, v | 0x01)
+            self.write(_REG_INVERT_IQ2, 0x1D)
 
     def _switch(self, tx):
         if self.tx_en is not None:
@@ -225,12 +225,12 @@ class SX127x(Radio):
     def standby(self):
         self._cancel_rx()
         self.receiving = False
-        self._mode(MODE_STDBY)
-        self.write(REG_IRQ_FLAGS, 0xFF)
+        self._mode(_MODE_STDBY)
+        self.write(_REG_IRQ_FLAGS, 0xFF)
 
     def sleep(self):
         self.standby()
-        self._mode(MODE_SLEEP)
+        self._mode(_MODE_SLEEP)
         if self.tx_en is not None:
             self.tx_en.value(0)
         if self.rx_en is not None:
@@ -240,34 +240,34 @@ class SX127x(Radio):
     async def _hw_transmit(self, data, deadline):
         self.standby()
         self._iq(True)
-        self.write(REG_FIFO_ADDR_PTR, 0)
+        self.write(_REG_FIFO_ADDR_PTR, 0)
         self._fifo_write(data)
-        self.write(REG_PAYLOAD_LENGTH, len(data))
-        self.write(REG_DIO_MAPPING1, DIO0_TX_DONE)
-        self.write(REG_IRQ_FLAGS, 0xFF)
+        self.write(_REG_PAYLOAD_LENGTH, len(data))
+        self.write(_REG_DIO_MAPPING1, _DIO0_TX_DONE)
+        self.write(_REG_IRQ_FLAGS, 0xFF)
         self._switch(True)
         self.dio0.clear()
         if deadline is not None:
             await self.clock.sleep_until_us(deadline)
         start = self.clock.ticks_us()
-        self.write(REG_OP_MODE, LONG_RANGE | self._lf | MODE_TX)
+        self.write(_REG_OP_MODE, _LONG_RANGE | self._lf | _MODE_TX)
         ok = await self._wait_irq(self.dio0, self.airtime_us(len(data)) + 100000, self._tx_polled)
         if not ok:
             self._recover()
             raise timeout_error("transmit")
         end = self.clock.from_raw_us(self.dio0.raw_t) if self.dio0.count else self.clock.ticks_us()
-        self.write(REG_IRQ_FLAGS, 0xFF)
+        self.write(_REG_IRQ_FLAGS, 0xFF)
         self._switch(False)
         return start, end
 
     def _tx_polled(self):
-        return self.read(REG_IRQ_FLAGS) & IRQ_TX_DONE != 0
+        return self.read(_REG_IRQ_FLAGS) & _IRQ_TX_DONE != 0
 
     def _recover(self):
         """After a missing IRQ: back to standby with flags cleared, settings reapplied."""
         try:
-            self.write(REG_IRQ_FLAGS, 0xFF)
-            self._mode(MODE_STDBY)
+            self.write(_REG_IRQ_FLAGS, 0xFF)
+            self._mode(_MODE_STDBY)
             self._hw_configure()
         except RadioError:
             self.reset()
@@ -276,14 +276,14 @@ class SX127x(Radio):
     # ---- continuous receive -------------------------------------------------------------------
     def _hw_receive(self):
         self._cancel_rx()
-        self._mode(MODE_STDBY)
+        self._mode(_MODE_STDBY)
         self._iq(False)
         self._switch(False)
-        self.write(REG_FIFO_ADDR_PTR, 0)
-        self.write(REG_DIO_MAPPING1, DIO0_RX_DONE)
-        self.write(REG_IRQ_FLAGS, 0xFF)
+        self.write(_REG_FIFO_ADDR_PTR, 0)
+        self.write(_REG_DIO_MAPPING1, _DIO0_RX_DONE)
+        self.write(_REG_IRQ_FLAGS, 0xFF)
         self.dio0.clear()
-        self.write(REG_OP_MODE, LONG_RANGE | self._lf | MODE_RX_CONT)
+        self.write(_REG_OP_MODE, _LONG_RANGE | self._lf | _MODE_RX_CONT)
         import asyncio
 
         self._rx_task = asyncio.create_task(self._rx_loop())
@@ -303,28 +303,28 @@ class SX127x(Radio):
         """Handle a DIO0 interrupt in continuous receive (no heap allocation)."""
         while self.dio0.count:
             self.dio0.count = 0
-            flags = self.read(REG_IRQ_FLAGS)
-            self.write(REG_IRQ_FLAGS, flags)
-            if flags & IRQ_RX_DONE:
+            flags = self.read(_REG_IRQ_FLAGS)
+            self.write(_REG_IRQ_FLAGS, flags)
+            if flags & _IRQ_RX_DONE:
                 p = self._slot()
                 if p is not None and self._read_packet(p, flags, self.dio0.raw_t):
                     self._commit(p)
 
     def _read_packet(self, p, flags, raw_t):
-        if flags & IRQ_CRC_ERROR:
+        if flags & _IRQ_CRC_ERROR:
             self.stats["rx_crc"] += 1
             return False
-        n = self.read(REG_RX_NB_BYTES)
+        n = self.read(_REG_RX_NB_BYTES)
         if n == 0:
             self.stats["rx_bad"] += 1
             return False
-        self.write(REG_FIFO_ADDR_PTR, self.read(REG_FIFO_RX_CURRENT))
+        self.write(_REG_FIFO_ADDR_PTR, self.read(_REG_FIFO_RX_CURRENT))
         self._fifo_read(p.buf)
         p.length = n
-        snr = self.read(REG_PKT_SNR)
+        snr = self.read(_REG_PKT_SNR)
         if snr > 127:
             snr -= 256
-        raw = self.read(REG_PKT_RSSI)
+        raw = self.read(_REG_PKT_RSSI)
         base = -164 if self._lf else -157
         # datasheet 5.5.5: slope-corrected for SNR >= 0, noise-corrected below
         p.rssi = base + (16 * raw) // 15 if snr >= 0 else base + raw + (snr >> 2)
@@ -338,17 +338,17 @@ class SX127x(Radio):
         self.standby()
         self._iq(False)
         self._switch(False)
-        c2 = self.read(REG_MODEM_CONFIG2) & 0xFC
-        self.write(REG_MODEM_CONFIG2, c2 | (symbols >> 8))
-        self.write(REG_SYMB_TIMEOUT_LSB, symbols & 0xFF)
-        self.write(REG_FIFO_ADDR_PTR, 0)
-        self.write(REG_DIO_MAPPING1, DIO0_RX_DONE)  # DIO1 = RxTimeout
-        self.write(REG_IRQ_FLAGS, 0xFF)
+        c2 = self.read(_REG_MODEM_CONFIG2) & 0xFC
+        self.write(_REG_MODEM_CONFIG2, c2 | (symbols >> 8))
+        self.write(_REG_SYMB_TIMEOUT_LSB, symbols & 0xFF)
+        self.write(_REG_FIFO_ADDR_PTR, 0)
+        self.write(_REG_DIO_MAPPING1, _DIO0_RX_DONE)  # DIO1 = RxTimeout
+        self.write(_REG_IRQ_FLAGS, 0xFF)
         self.dio0.clear()
         if self.dio1 is not None:
             self.dio1.clear()
         await self.clock.sleep_until_us(start)
-        self.write(REG_OP_MODE, LONG_RANGE | self._lf | MODE_RX_SINGLE)
+        self.write(_REG_OP_MODE, _LONG_RANGE | self._lf | _MODE_RX_SINGLE)
         limit = self.symbols_us(symbols) + self.airtime_us(255) + 50000
         ok = await self._wait_irq(self.dio0, limit, self._window_polled)
         if not ok:
@@ -358,10 +358,10 @@ class SX127x(Radio):
             raw_t = self.dio0.raw_t
         else:
             raw_t = self.clock.raw_us()  # polled: the time stamp is only as good as the poll
-        flags = self.read(REG_IRQ_FLAGS)
-        self.write(REG_IRQ_FLAGS, 0xFF)
-        self._mode(MODE_STDBY)
-        if flags & IRQ_RX_DONE:
+        flags = self.read(_REG_IRQ_FLAGS)
+        self.write(_REG_IRQ_FLAGS, 0xFF)
+        self._mode(_MODE_STDBY)
+        if flags & _IRQ_RX_DONE:
             p = self.win_packet
             if self._read_packet(p, flags, raw_t):
                 s = self.s
@@ -374,4 +374,4 @@ class SX127x(Radio):
         if self.dio1 is not None:
             return self.dio1.fired()
         # DIO1 not wired: RegIrqFlags tells RxTimeout (RxDone also raises DIO0)
-        return self.read(REG_IRQ_FLAGS) & (IRQ_RX_TIMEOUT | IRQ_RX_DONE) != 0
+        return self.read(_REG_IRQ_FLAGS) & (_IRQ_RX_TIMEOUT | _IRQ_RX_DONE) != 0

