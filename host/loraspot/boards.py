@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -12,14 +10,8 @@ from loraspot import resources
 from loraspot.errors import BoardProfileError
 
 
-@cache
 def _profile_module() -> ModuleType:
-    path = resources.firmware_dir() / "spot" / "profile.py"
-    spec = importlib.util.spec_from_file_location("loraspot_board_profile", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return resources.firmware_module("spot/profile.py")
 
 
 def validate(profile: object, source: str = "") -> dict:

@@ -3,7 +3,10 @@ source tree (editable install)."""
 
 from __future__ import annotations
 
+import importlib.util
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 _PKG = Path(__file__).resolve().parent
 
@@ -25,3 +28,15 @@ def boards_dir() -> Path:
 
 def sim_mp_dir() -> Path:
     return _PKG / "sim" / "mp"
+
+
+@cache
+def firmware_module(relpath: str) -> ModuleType:
+    """A plain-Python firmware module (no `micropython` imports) loaded into CPython, so host and
+    board share one implementation (board profile schema, time on air)."""
+    path = firmware_dir() / relpath
+    spec = importlib.util.spec_from_file_location("loraspot_fw_" + path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
