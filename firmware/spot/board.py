@@ -46,6 +46,26 @@ class Board:
             return Clock(speed=_vboard.SPEED, start_us=_vboard.START_US, start_ms=_vboard.START_MS)
         return Clock()
 
+    def radio(self, clock):
+        """The radio driver for this board, its SPI bus and pins made from the profile."""
+        from spot.radio import open_radio
+
+        r = self.profile["radio"]
+        if r["chip"] == "virtual":
+            return open_radio(self, clock)
+        pins = r["pins"]
+        pin = machine.Pin
+        spi = machine.SPI(1, baudrate=8000000, polarity=0, phase=0, sck=pin(pins["sck"]), mosi=pin(pins["mosi"]),
+                          miso=pin(pins["miso"]))
+        p = {"nss": pin(pins["nss"], pin.OUT, value=1), "reset": pin(pins["reset"], pin.OUT, value=1)}
+        for name in ("dio0", "dio1", "busy"):
+            if pins.get(name) is not None:
+                p[name] = pin(pins[name], pin.IN)
+        for name, num in (r.get("rf_switch") or {}).items():
+            if num is not None:
+                p[name] = pin(num, pin.OUT, value=0)
+        return open_radio(self, clock, spi, p)
+
     def console_port(self):
         return StdioPort()
 

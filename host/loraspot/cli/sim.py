@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import threading
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from loraspot.sim.medium import Medium, MediumError
 from loraspot.sim.vboard import BoardOptions, VirtualBoard
 
 
@@ -27,13 +29,17 @@ def sim_group() -> None:
 @click.option("--powercut-after", default=0, help="Lose power after the k-th flash erase/program (testing).")
 @click.option("--clock-start-us", type=int, default=None, help="Start the µs tick counter here (e.g. near 2^30).")
 @click.option("--clock-start-ms", type=int, default=None, help="Start the ms tick counter here.")
+@click.option("--medium", default=None, metavar="HOST:PORT", help="UDP address of the RF medium (loraspot sim medium).")
+@click.option("--position", default="0,0", show_default=True, metavar="X,Y[,Z]", help="Position in metres.")
 @click.pass_obj
 def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_port: int, no_pty: bool,
-              powercut_after: int, clock_start_us: int | None, clock_start_ms: int | None) -> None:
+              powercut_after: int, clock_start_us: int | None, clock_start_ms: int | None, medium: str | None,
+              position: str) -> None:
     """Run one virtual board until interrupted; prints the serial URLs it serves."""
     opts = BoardOptions(flash=flash, board=board_id, baud=baud, speed=speed, rfc2217_port=rfc2217_port,
                         pty=not no_pty, powercut_after=powercut_after, clock_start_us=clock_start_us,
-                        clock_start_ms=clock_start_ms)
+                        clock_start_ms=clock_start_ms, medium=parse_address(medium) if medium else None,
+                        position=parse_position(position))
     lock = threading.Lock()
 
     def status(s: dict) -> None:
@@ -59,6 +65,52 @@ def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_po
     finally:
         board.stop()
         status({"event": "stopped", "id": board.device_id})
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:47800", param_hint="--medium")
+    return host or "127.0.0.1", int(port)
+
+
+def parse_position(text: str) -> tuple[float, float, float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 3) or not all(math.isfinite(v) for v in values):
+        raise click.BadParameter(f"{text!r}: expected X,Y or X,Y,Z in metres", param_hint="--position")
+    return (values[0], values[1], values[2] if len(values) == 3 else 0.0)
+
+
+@sim_group.command("medium")
+@click.option("--port", default=47800, show_default=True, help="UDP port on 127.0.0.1 (0: any).")
+@click.option("--speed", default=1, show_default=True, help="World clock speed; boards must use the same --speed.")
+@click.option("--path-loss-exponent", default=2.7, show_default=True, help="2 free space, 2.7-3.5 urban.")
+@click.pass_obj
+def medium_cmd(ctx, port: int, speed: int, path_loss_exponent: float) -> None:
+    """Run the RF medium that carries virtual boards' LoRa frames until interrupted."""
+    try:
+        medium = Medium(port=port, speed=speed, path_loss_exponent=path_loss_exponent)
+    except OSError as e:
+        raise MediumError(f"cannot listen on UDP 127.0.0.1:{port}: {e.strerror}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    medium.start()
+    host, bound = medium.address
+    first = {"event": "serving", "address": f"{host}:{bound}", "speed": speed}
+    click.echo(json.dumps(first) if ctx.json else f"RF medium on {host}:{bound} (speed {speed})")
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        medium.stop()
+        st = dict(medium.status(), event="stopped")
+        click.echo(json.dumps(st) if ctx.json else f"RF medium stopped: {st['routed']} frames delivered")
 
 
 def register(cli: click.Group) -> None:

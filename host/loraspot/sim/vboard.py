@@ -96,6 +96,8 @@ class BoardOptions:
     clock_start_us: int | None = None
     clock_start_ms: int | None = None
     register: bool = True
+    medium: tuple[str, int] | None = None  # the RF medium's UDP address
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # metres, for path loss
     extra_env: dict = field(default_factory=dict)
 
 
@@ -203,7 +205,8 @@ class VirtualBoard:
         cfg = {"flash": str(Path(self.opts.flash).resolve()), "vfs_offset": self.vfs.offset, "vfs_size": self.vfs.size,
                "side_fd": side_fd, "speed": self.opts.speed, "cause": CAUSES[self._cause], "mac": self.efuse["mac"],
                "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
-               "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms}
+               "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
+               "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position)}
         env = dict(os.environ)
         env["LORASPOT_VBOARD"] = json.dumps(cfg)
         env.update(self.opts.extra_env)

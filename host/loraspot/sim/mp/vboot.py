@@ -24,6 +24,10 @@ def _power_cut(ops):
 _vboard.SPEED = cfg["speed"]
 _vboard.START_US = cfg.get("start_us")
 _vboard.START_MS = cfg.get("start_ms")
+if cfg.get("medium"):
+    _vboard.MEDIUM = tuple(cfg["medium"])
+_vboard.POSITION = tuple(cfg.get("position") or (0, 0, 0))
+_vboard.RADIO_ID = cfg["mac"]
 _vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg.get("rtc", "")))
 sys.modules["machine"] = _vmachine
 

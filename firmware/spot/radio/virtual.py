@@ -1,0 +1,215 @@
+# The virtual board's radio: the same interface as the chip drivers, carried out by the RF medium
+# of the simulator (host/loraspot/sim/medium.py) over loopback UDP. Deadlines and windows are
+# handed to the medium in world time (host monotonic µs x speed), which it honours exactly.
+import asyncio
+import json
+import socket
+import struct
+
+from micropython import const
+
+from spot.clock import ticks_add, ticks_diff
+from spot.radio import BW_SX127X, RadioError, airtime
+from spot.radio.base import Packet, Radio, timeout_error
+
+_CFG = "<IBIBHBBb"  # freq, sf, bw, cr, preamble, flags, sync, power
+_CFG_SIZE = const(15)
+_F_IQ = const(1)
+_F_CRC = const(2)
+_F_IMPLICIT = const(4)
+_NOW = const(-1)
+
+try:
+    import _vboard  # pyright: ignore[reportMissingImports]
+except ImportError:
+    _vboard = None
+
+
+def _readable(sock):
+    # park this task in asyncio's poller until sock has a datagram (what asyncio streams do)
+    yield asyncio.core._io_queue.queue_read(sock)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+class VirtualRadio(Radio):
+    CHIP = airtime.SX127X
+    BW = BW_SX127X
+    MIN_SF = 7
+    MIN_POWER = -4
+    MAX_POWER = 22
+
+    def __init__(self, clock, radio_profile, medium=None, position=None, radio_id=None):
+        super().__init__(clock, radio_profile)
+        if _vboard is not None:
+            medium = medium or getattr(_vboard, "MEDIUM", None)
+            position = position or getattr(_vboard, "POSITION", None)
+            radio_id = radio_id or getattr(_vboard, "RADIO_ID", None)
+        if not medium:
+            raise RadioError("this virtual board has no RF medium: start one (loraspot sim medium) and give the "
+                             "board --medium HOST:PORT")
+        self.speed = clock.speed
+        self.win_packet = Packet()
+        self._msg = bytearray(1 + 8 + 2 + _CFG_SIZE + 255)
+        self._reply = None
+        self._waiting = None  # b"D" or b"W" while an operation waits for the medium
+        self._reply_flag = asyncio.ThreadSafeFlag()
+        self._expired = False
+        self._task = None
+        addr = socket.getaddrinfo(medium[0], medium[1])[0][-1]
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.connect(addr)
+        hello = {"id": radio_id or "virtual", "pos": list(position or (0, 0, 0)), "speed": self.speed}
+        self.sock.send(b"R" + json.dumps(hello).encode())
+        self.sock.settimeout(3)
+        try:
+            data = self.sock.recv(512)
+        except OSError:
+            raise RadioError("no RF medium answers at %s:%d" % (medium[0], medium[1]))
+        self.sock.setblocking(False)
+        info = json.loads(data[1:]) if data[:1] == b"A" else {"error": data[1:].decode()}
+        if "error" in info:
+            raise RadioError("RF medium refused this radio: " + info["error"])
+
+    # ---- world time ---------------------------------------------------------------------------
+    def world(self, ticks):
+        raw = self.clock.raw_us()
+        return raw * self.speed + ticks_diff(ticks, self.clock.from_raw_us(raw))
+
+    def ticks(self, world):
+        raw = self.clock.raw_us()
+        return ticks_add(self.clock.from_raw_us(raw), world - raw * self.speed)
+
+    # ---- messages -----------------------------------------------------------------------------
+    def _pack_cfg(self, offset):
+        s = self.s
+        flags = (_F_IQ if s.iq_inverted else 0) | (_F_CRC if s.crc else 0) | (_F_IMPLICIT if s.implicit_len else 0)
+        struct.pack_into(_CFG, self._msg, offset, s.freq, s.sf, s.bw, s.cr, s.preamble, flags, s.sync, s.power)
+        return offset + _CFG_SIZE
+
+    def _send(self, n):
+        self.sock.send(memoryview(self._msg)[:n])
+
+    def _ensure_reader(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self._reader())
+
+    async def _reader(self):
+        while True:
+            await _readable(self.sock)
+            try:
+                data = self.sock.recv(320)
+            except OSError:
+                continue
+            kind = data[0]
+            if kind == 0x50 and self._waiting is None:  # "P" in continuous receive
+                if self.receiving:
+                    p = self._slot()
+                    if p is not None and self._fill(p, data):
+                        self._commit(p)
+            elif kind in (0x44, 0x50, 0x4F, 0x45) and self._waiting is not None:  # D, P, O, E
+                self._reply = data
+                self._reply_flag.set()
+
+    def _fill(self, p, data):
+        n = len(data) - 1 - 12 - _CFG_SIZE
+        if not 1 <= n <= 255:
+            self.stats["rx_bad"] += 1
+            return False
+        rx_done, rssi, snr = struct.unpack_from("<qhh", data, 1)
+        freq, sf, bw, cr = struct.unpack_from("<IBIB", data, 13)
+        p.buf[:n] = memoryview(data)[13 + _CFG_SIZE :]
+        p.length = n
+        p.rssi, p.snr_x4, p.crc_ok = rssi, snr, True
+        p.t_us = self.ticks(rx_done)
+        p.freq, p.sf, p.bw, p.cr = freq, sf, bw, cr
+        return True
+
+    async def _await_reply(self, kind, limit_us):
+        self._waiting = kind
+        self._reply = None
+        self._reply_flag.clear()
+        self._ensure_reader()
+        self._expired = False
+        alarm = asyncio.create_task(self._alarm(self.clock.host_ms(limit_us // 1000) + 1))
+        try:
+            while self._reply is None:
+                if self._expired:
+                    self.stats["timeouts"] += 1
+                    return None
+                await self._reply_flag.wait()
+            data = self._reply
+            if data[0] == 0x45:
+                raise RadioError("RF medium: " + bytes(data[1:]).decode())
+            return data
+        finally:
+            alarm.cancel()
+            self._waiting = None
+
+    async def _alarm(self, ms):
+        await asyncio.sleep_ms(ms)
+        self._expired = True
+        self._reply_flag.set()
+
+    # ---- the interface ------------------------------------------------------------------------
+    def _hw_configure(self):
+        if self.receiving:
+            self._hw_receive()
+
+    def standby(self):
+        self.receiving = False
+        self._msg[0] = 0x53  # "S"
+        self._send(1)
+
+    def sleep(self):
+        self.standby()
+
+    async def _hw_transmit(self, data, deadline):
+        m = self._msg
+        m[0] = 0x54  # "T"
+        struct.pack_into("<q", m, 1, self.world(deadline) if deadline is not None else _NOW)
+        off = self._pack_cfg(9)
+        n = len(data)
+        m[off : off + n] = data
+        self._ensure_reader()
+        self._waiting = b"D"
+        self._send(off + n)
+        wait_us = (ticks_diff(deadline, self.clock.ticks_us()) if deadline is not None else 0)
+        reply = await self._await_reply(b"D", max(0, wait_us) + self.airtime_us(n) + 2000000)
+        if reply is None:
+            raise timeout_error("transmit (no answer from the RF medium)")
+        start, end = struct.unpack_from("<qq", reply, 1)
+        return self.ticks(start), self.ticks(end)
+
+    def _hw_receive(self):
+        self._msg[0] = 0x4C  # "L"
+        self._send(self._pack_cfg(1))
+        self._ensure_reader()
+
+    async def _hw_window(self, start, symbols):
+        m = self._msg
+        m[0] = 0x57  # "W"
+        struct.pack_into("<qH", m, 1, self.world(start), symbols)
+        self._ensure_reader()
+        self._waiting = b"W"
+        self._send(self._pack_cfg(11))
+        limit = ticks_diff(self.window_deadline(start, symbols), self.clock.ticks_us()) + 2000000
+        reply = await self._await_reply(b"W", limit)
+        if reply is None:
+            raise timeout_error("receive window (no answer from the RF medium)")
+        if reply[0] == 0x4F:
+            return None
+        p = self.win_packet
+        if not self._fill(p, reply):
+            return None
+        self.stats["rx"] += 1
+        return p
+
+    def close(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        try:
+            self._msg[0] = 0x42  # "B"
+            self._send(1)
+        except OSError:
+            pass
+        self.sock.close()
