@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from loraspot.flash.mpy import compiled_firmware
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -198,7 +198,9 @@ class SX1262Model:
         elif op == 0x96:
             self.regulator = a[0]
         elif op == 0x89:
-            ok_tcxo = not self.board_tcxo or (self.tcxo is not None and abs((1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3)[self.tcxo[0]] - self.board_tcxo) < 0.05)
+            volts = (1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3)
+            ok_tcxo = not self.board_tcxo or (
+                self.tcxo is not None and abs(volts[self.tcxo[0]] - self.board_tcxo) < 0.05)
             if ok_tcxo:
                 self.calibrated = a[0]
             else:

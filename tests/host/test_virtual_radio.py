@@ -9,8 +9,8 @@ import subprocess
 import time
 
 import pytest
-
 from loraspot.sim.medium import Medium, airtime_module
+
 from tests.conftest import FIRMWARE_TESTS, HEAP, ROOT, compiled_firmware, micropython
 
 PEER = FIRMWARE_TESTS / "vradio_peer.py"

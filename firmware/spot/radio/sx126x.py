@@ -200,7 +200,8 @@ class SX126x(Radio):
             self.cmd_bytes(_CMD_SET_DIO2_AS_RF_SWITCH, 1)
         self.cmd_bytes(_CMD_SET_PACKET_TYPE, 0x01)  # LoRa
         self.cmd_bytes(_CMD_SET_BUFFER_BASE, 0, 0)
-        self.cmd_bytes(_CMD_SET_DIO_IRQ_PARAMS, _IRQ_ALL >> 8, _IRQ_ALL & 0xFF, _IRQ_ALL >> 8, _IRQ_ALL & 0xFF, 0, 0, 0, 0)
+        hi, lo = _IRQ_ALL >> 8, _IRQ_ALL & 0xFF
+        self.cmd_bytes(_CMD_SET_DIO_IRQ_PARAMS, hi, lo, hi, lo, 0, 0, 0, 0)  # all on DIO1
         if not self.sx1261:
             # 15.2: better resistance to antenna mismatch: TxClampConfig bits 4:1 = 1111
             self.write_register(_REG_TX_CLAMP, self.read_register(_REG_TX_CLAMP) | 0x1E)

@@ -94,7 +94,7 @@ class VirtualRadio(Radio):
 
     async def _reader(self):
         while True:
-            await _readable(self.sock)
+            await _readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
             try:
                 data = self.sock.recv(320)
             except OSError:
