@@ -30,6 +30,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/radio.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

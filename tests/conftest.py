@@ -28,7 +28,7 @@ def run_micropython(script: str | Path, *args: str, cwd: Path = FIRMWARE_TESTS, 
     # the firmware as it is deployed: bytecode from mpy-cross (compiling source needs more heap)
     # (test modules and chip models too; cwd stays tests/firmware for the vector files)
     cache = ROOT / ".venv" / "mpy-cache"
-    fw, tests = compiled_firmware(cache), compiled_firmware(cache, FIRMWARE_TESTS)
+    fw, tests = compiled_firmware(cache), compiled_firmware(cache, FIRMWARE_TESTS, "fwtests")
     path = os.pathsep.join([str(tests), str(fw), str(ROOT / "host/loraspot/sim/mp")])
     full_env = dict(os.environ, MICROPYPATH=path + os.pathsep + ".frozen", **(env or {}))
     return subprocess.run([micropython(), "-X", f"heapsize={HEAP}", str(script), *args], cwd=cwd,

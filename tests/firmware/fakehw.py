@@ -11,14 +11,14 @@ class FakePin:
         self._v = value
         self.on_change = on_change
         self.handler = None
-        self.history = []
+        self.changes = 0
 
     def value(self, v=None):
         if v is None:
             return self._v
         v = 1 if v else 0
         old, self._v = self._v, v
-        self.history.append(v)
+        self.changes += 1
         if self.on_change is not None and old != v:
             self.on_change(v)
 

@@ -65,7 +65,7 @@ class SX1262Model:
         self.missed_inverted = 0
         self.rx_len = 0
         self.rx_start = 0
-        self.pkt_status = (0, 0, 0)
+        self.pkt_status = bytearray(3)
         self._tx = bytearray(300)
         self._n = 0
         self.selected = False
@@ -126,22 +126,21 @@ class SX1262Model:
         return self.status()
 
     def _get(self, op, i):
+        # written without tuples: the heap benchmark runs through here
         if i == 1:
             return self.status()
         k = i - 2
         if op == 0x12:
-            v = (self.irq >> 8, self.irq & 0xFF)
-        elif op == 0x13:
-            v = (self.rx_len, self.rx_start)
-        elif op == 0x14:
-            v = self.pkt_status
-        elif op == 0x17:
-            v = (self.device_errors >> 8, self.device_errors & 0xFF)
-        elif op == 0x11:
-            v = (self.packet_type,)
-        else:
-            v = (0,)
-        return v[k] if k < len(v) else 0
+            return self.irq >> 8 if k == 0 else self.irq & 0xFF if k == 1 else 0
+        if op == 0x13:
+            return self.rx_len if k == 0 else self.rx_start if k == 1 else 0
+        if op == 0x14:
+            return self.pkt_status[k] if k < 3 else 0
+        if op == 0x17:
+            return self.device_errors >> 8 if k == 0 else self.device_errors & 0xFF if k == 1 else 0
+        if op == 0x11:
+            return self.packet_type if k == 0 else 0
+        return 0
 
     # ---- commands -------------------------------------------------------------------------------
     def _err(self, msg):
@@ -149,6 +148,12 @@ class SX1262Model:
 
     def _execute(self, t, n):
         op = t[0]
+        if op in GET_LEN or op == 0x1D or op == 0x1E:
+            return  # reads have no effect
+        if op == 0x02:  # ClearIrqStatus (on the receive path: no heap here)
+            self.irq &= ~((t[1] << 8) | t[2])
+            self._update_dio()
+            return
         a = bytes(t[1:n])
         self.commands.append(op)
         standby = self.mode in (STDBY_RC, STDBY_XOSC)
@@ -186,9 +191,6 @@ class SX1262Model:
         elif op == 0x08:
             self.irq_mask = (a[0] << 8) | a[1]
             self.dio1_mask = (a[2] << 8) | a[3]
-        elif op == 0x02:
-            self.irq &= ~((a[0] << 8) | a[1])
-            self._update_dio()
         elif op == 0x9D:
             self.dio2_switch = a[0] == 1
         elif op == 0x97:
@@ -222,8 +224,6 @@ class SX1262Model:
             self._transmit(int.from_bytes(a[:3], "big"))
         elif op == 0x82:
             self._receive(int.from_bytes(a[:3], "big"))
-        elif op in GET_LEN or op in (0x1D, 0x1E):
-            pass
         else:
             self._err("unknown opcode 0x%02x" % op)
 
@@ -313,7 +313,9 @@ class SX1262Model:
             self.buf[(self.rx_base + k) & 0xFF] = payload[k]
         self.rx_len = len(payload)
         self.rx_start = self.rx_base
-        self.pkt_status = ((-2 * rssi) & 0xFF, snr_x4 & 0xFF, (-2 * rssi) & 0xFF)
+        ps = self.pkt_status
+        ps[0] = ps[2] = (-2 * rssi) & 0xFF
+        ps[1] = snr_x4 & 0xFF
         if self.rx_timeout != 0xFFFFFF:
             self.mode = STDBY_RC
         self._raise(0x0002 | 0x0010 | (0x0040 if crc and crc_error else 0))

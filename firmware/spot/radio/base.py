@@ -35,6 +35,13 @@ class Packet:
     def snr(self):
         return self.snr_x4 / 4
 
+    def settings(self, s):
+        # one field per statement: a 4-way tuple assignment would allocate a tuple per packet
+        self.freq = s.freq
+        self.sf = s.sf
+        self.bw = s.bw
+        self.cr = s.cr
+
     def copy_from(self, other):
         self.buf[: other.length] = other.mv[: other.length]
         self.length = other.length
@@ -210,8 +217,7 @@ class Radio:
         return self.ring[(self.head + self.count) % RING]
 
     def _commit(self, p):
-        s = self.s
-        p.freq, p.sf, p.bw, p.cr = s.freq, s.sf, s.bw, s.cr
+        p.settings(self.s)
         self.count += 1
         self.stats["rx"] += 1
         self.rx_event.set()

