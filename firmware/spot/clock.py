@@ -10,6 +10,11 @@ MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
 
 
+# The raw µs counter, for interrupt handlers: a plain call, nothing allocated. Convert what it
+# returned with Clock.from_raw_us() outside the handler.
+raw_ticks_us = time.ticks_us
+
+
 def ticks_add(t, delta):
     return (t + delta) & MASK
 

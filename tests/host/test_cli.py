@@ -59,8 +59,8 @@ def test_sim_medium_serves_and_stops_cleanly():
     import signal
     import socket
 
-    proc = subprocess.Popen([*LORASPOT, "--json", "sim", "medium", "--port", "0", "--speed", "3"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*LORASPOT, "--json", "sim", "medium", "--port", "0", "--speed", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())

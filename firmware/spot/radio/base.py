@@ -1,11 +1,10 @@
 # What every radio driver shares: validated settings, preallocated received packets, the IRQ
 # front end and the deadline-based API (transmit_at, receive_window, continuous receive).
 import asyncio
-import time
 
 from micropython import const
 
-from spot.clock import ticks_add, ticks_diff
+from spot.clock import raw_ticks_us, ticks_add, ticks_diff
 from spot.radio import PUBLIC_SYNC, RadioError, RadioTimeout, airtime
 
 MAX_PAYLOAD = const(255)
@@ -67,7 +66,7 @@ class Settings:
 
 
 class IrqLine:
-    """Interrupt front end for one chip output pin: the handler only stores time.ticks_us() and
+    """Interrupt front end for one chip output pin: the handler only stores the raw µs tick count and
     sets a ThreadSafeFlag (nothing is allocated in it)."""
 
     def __init__(self, pin):
@@ -79,7 +78,7 @@ class IrqLine:
             pin.irq(handler=self._isr, trigger=pin.IRQ_RISING)
 
     def _isr(self, _pin):
-        self.raw_t = time.ticks_us()
+        self.raw_t = raw_ticks_us()
         self.count += 1
         self.flag.set()
 

@@ -4,6 +4,7 @@ import time
 
 from micropython import const
 
+from spot.clock import ticks_diff
 from spot.radio import BW_SX126X, RadioError, airtime
 from spot.radio.base import IrqLine, Packet, Radio, timeout_error
 
@@ -96,9 +97,9 @@ class SX126x(Radio):
 
     # ---- SPI --------------------------------------------------------------------------------
     def _wait_busy(self):
-        t0 = time.ticks_us()
+        t0 = self.clock.ticks_us()
         while self.busy.value():
-            if time.ticks_diff(time.ticks_us(), t0) > _BUSY_TIMEOUT_US:
+            if ticks_diff(self.clock.ticks_us(), t0) > _BUSY_TIMEOUT_US:
                 raise RadioError("SX126x BUSY stuck high for 20 ms: the chip is not powered, held in reset "
                                  "or not an SX126x")
 
