@@ -2,7 +2,7 @@
 # so both reject a bad profile with the same message naming the field.
 
 CHIPS = ("esp32", "esp32s3")
-RADIOS = ("sx1276", "sx1262", "virtual")
+RADIOS = ("sx1276", "sx1261", "sx1262", "virtual")
 MAX_PIN = {"esp32": 39, "esp32s3": 48}
 IMAGE_OFFSET = {"esp32": 0x1000, "esp32s3": 0x0}
 
@@ -149,7 +149,7 @@ def _check_radio(p, max_pin):
         _fail("radio.pins", "missing (required for %s)" % chip)
     if chip == "sx1276" and pins.get("dio0") is None:
         _fail("radio.pins.dio0", "missing (SX127x signals RxDone/TxDone on DIO0)")
-    if chip == "sx1262":
+    if chip in ("sx1261", "sx1262"):
         for name in ("busy", "dio1"):
             if pins.get(name) is None:
                 _fail("radio.pins." + name, "missing (required for SX126x)")

@@ -218,3 +218,22 @@ def test_sf5_allowed_and_sx1261_power_range():
     r2.configure(power=14)
     eq(m2.pa, (0x04, 0x00, 0x01, 0x01))
     raises(ValueError, r2.configure, power=16)
+
+
+class _Board:
+    def __init__(self, radio):
+        self.profile = {"radio": radio}
+
+
+def test_open_radio_picks_the_driver_from_the_profile():
+    from spot.radio import open_radio
+    from spot.radio.sx127x import SX127x
+    from sx1276_model import SX1276Model
+
+    m = SX1262Model()
+    r = open_radio(_Board(dict(PROFILE, chip="sx1261", max_power_dbm=14)), Clock(), FakeSPI(m), m.pins())
+    eq((type(r).__name__, r.sx1261, r.MAX_POWER), ("SX126x", True, 15))
+    m2 = SX1276Model()
+    r2 = open_radio(_Board({"chip": "sx1276", "band_mhz": [862, 1020], "max_power_dbm": 20}), Clock(), FakeSPI(m2),
+                    m2.pins())
+    eq(isinstance(r2, SX127x), True)

@@ -27,7 +27,7 @@ def open_radio(board, clock, spi=None, pins=None):
         from spot.radio.sx127x import SX127x
 
         return SX127x(spi, pins, clock, board.profile["radio"])
-    if chip == "sx1262":
+    if chip in ("sx1261", "sx1262"):
         from spot.radio.sx126x import SX126x
 
         return SX126x(spi, pins, clock, board.profile["radio"])
