@@ -31,10 +31,17 @@ def rx_heap() -> None:
         return
     head = ("driver", "packets", "IRQ B", "driver B", "B/packet", "B/packet incl. asyncio wake")
     print(f"{head[0]:>7} {head[1]:>8} {head[2]:>6} {head[3]:>9} {head[4]:>9} {head[5]:>28}")
+    deadlines = []
     for line in proc.stdout.splitlines():
         r = json.loads(line)
+        if "deadline_mean_us" in r:
+            deadlines.append(r)
+            continue
         print(f"{r['driver']:>7} {r['packets']:>8} {r['isr_bytes']:>6} {r['driver_bytes']:>9} {r['per_packet']:>9.1f} "
               f"{r['with_asyncio_per_packet']:>28.1f}")
+    for r in deadlines:
+        print(f"{r['driver']}: transmit_at starts the chip {r['deadline_mean_us']:.0f} µs after the deadline on "
+              f"average, {r['deadline_worst_us']} µs at worst ({r['transmissions']} transmissions, unix port)")
 
 
 def medium_rate(radios: int = 50, speed: int = 20, seconds: float = 5.0) -> None:

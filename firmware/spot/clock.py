@@ -95,7 +95,7 @@ class Clock:
         Returns the lateness in µs (0 when the deadline was met, >0 when it had already passed)."""
         while True:
             left = ticks_diff(deadline, self.ticks_us())
-            if left <= spin_us:
+            if left < spin_us + 1000:  # a whole-ms sleep would eat into the spin margin
                 break
             await asyncio.sleep_ms(max(1, self.host_ms((left - spin_us) // 1000)))
         if left < 0:

@@ -60,6 +60,26 @@ def measure(name, radio, model, deliver, line):
                       "per_packet": (isr + drv) / N, "with_asyncio_per_packet": wake / 100}))
 
 
+def deadline_error(name, radio, model, n=50):
+    """How late transmit_at starts the chip after its deadline (sleep, then spin)."""
+    from spot.clock import ticks_add, ticks_diff
+
+    async def go():
+        worst = total = 0
+        for _ in range(n):
+            deadline = ticks_add(radio.clock.ticks_us(), 20000)
+            start, _end = await radio.transmit_at(PAYLOAD, deadline)
+            model.tx_frames.clear()
+            late = ticks_diff(start, deadline)
+            total += late
+            worst = max(worst, late)
+        return total / n, worst
+
+    mean, worst = asyncio.run(go())
+    asyncio.new_event_loop()
+    print(json.dumps({"driver": name, "deadline_mean_us": mean, "deadline_worst_us": worst, "transmissions": n}))
+
+
 def main():
     from spot.radio.sx126x import SX126x
     from spot.radio.sx127x import SX127x
@@ -67,12 +87,14 @@ def main():
     m = SX1276Model()
     r = SX127x(FakeSPI(m), m.pins(), Clock(), {"chip": "sx1276", "band_mhz": [862, 1020], "max_power_dbm": 20})
     measure("sx127x", r, m, lambda: m.deliver(PAYLOAD), r.dio0)
+    deadline_error("sx127x", r, m)
     del r, m
     gc.collect()
     m = SX1262Model()
     prof = {"chip": "sx1262", "band_mhz": [862, 1020], "max_power_dbm": 22, "tcxo_volts": 1.8, "dio2_rf_switch": True}
     r = SX126x(FakeSPI(m), m.pins(), Clock(), prof)
     measure("sx126x", r, m, lambda: m.deliver(PAYLOAD), r.dio1)
+    deadline_error("sx126x", r, m)
 
 
 main()
