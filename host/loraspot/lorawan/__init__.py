@@ -1,0 +1,1 @@
+"""Host twin of the firmware's LoRaWAN codec (CPython, `cryptography`)."""
