@@ -78,3 +78,89 @@ def test_firmware_and_host_agree_on_random_frames(cases):
         assert g["mic"].to_bytes(4, "little") == crypto.frame_mic(c["nwk"], c["msg"], c["dir"], c["devaddr"], c["fcnt"])
         key = c["nwk"] if c["fport"] == 0 else c["app"]
         assert bytes.fromhex(g["enc"]) == crypto.crypt_payload(key, c["payload"], c["dir"], c["devaddr"], c["fcnt"])
+
+
+UPLINK = st.fixed_dictionaries({
+    "nwk": st.binary(min_size=16, max_size=16), "app": st.binary(min_size=16, max_size=16),
+    "devaddr": st.binary(min_size=4, max_size=4), "fcnt": st.integers(0, 2**32 - 1),
+    "fport": st.integers(1, 223), "payload": st.binary(min_size=0, max_size=51),
+    "fopts": st.binary(min_size=0, max_size=15), "confirmed": st.booleans(), "adr": st.booleans(),
+    "ack": st.booleans(),
+})
+
+
+def _firmware_uplinks(cases: list[dict]) -> list[str]:
+    script = ("import json, sys\nfrom binascii import hexlify, unhexlify\nfrom spot.lorawan import crypto, frame\n"
+              "out = []\nbuf = bytearray(255)\n"
+              "for c in json.loads(sys.stdin.read()):\n"
+              "    s = crypto.Session(unhexlify(c['nwk']), unhexlify(c['app']))\n"
+              "    n = frame.build_uplink(buf, s, unhexlify(c['devaddr']), c['fcnt'], c['fport'],\n"
+              "                           unhexlify(c['payload']), unhexlify(c['fopts']), c['confirmed'],\n"
+              "                           c['adr'], c['ack'])\n"
+              "    out.append(hexlify(buf[:n]).decode())\n"
+              "print(json.dumps(out))\n")
+    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), ".frozen"]))
+    proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", "-c", script], input=json.dumps(cases),
+                          capture_output=True, text=True, env=env, cwd=FIRMWARE_TESTS, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.lists(UPLINK, min_size=20, max_size=20))
+def test_firmware_uplinks_decode_and_verify_in_the_host_twin(cases):
+    from loraspot.lorawan import frames
+
+    wire = [{k: (v.hex() if isinstance(v, bytes) else v) for k, v in c.items()} for c in cases]
+    for c, phy_hex in zip(cases, _firmware_uplinks(wire), strict=True):
+        phy = bytes.fromhex(phy_hex)
+        f = frames.decode(phy, c["nwk"], c["app"], fcnt=c["fcnt"])
+        assert f.mic_ok and f.uplink
+        assert (f.fport, f.payload, f.fopts, f.fcnt16) == (c["fport"], c["payload"], c["fopts"], c["fcnt"] & 0xFFFF)
+        mtype = "ConfirmedDataUp" if c["confirmed"] else "UnconfirmedDataUp"
+        assert (f.adr, f.ack, f.mtype) == (c["adr"], c["ack"], mtype)
+        assert phy == frames.build(c["nwk"], c["app"], c["devaddr"], c["fcnt"], uplink=True, fport=c["fport"],
+                                   payload=c["payload"], fopts=c["fopts"], confirmed=c["confirmed"], adr=c["adr"],
+                                   ack=c["ack"])
+
+
+DOWNLINK = st.fixed_dictionaries({
+    "nwk": st.binary(min_size=16, max_size=16), "app": st.binary(min_size=16, max_size=16),
+    "devaddr": st.binary(min_size=4, max_size=4), "fcnt": st.integers(1, 2**32 - 1),
+    "fport": st.one_of(st.none(), st.integers(1, 223)), "payload": st.binary(min_size=0, max_size=51),
+    "fopts": st.binary(min_size=0, max_size=15), "confirmed": st.booleans(), "ack": st.booleans(),
+    "fpending": st.booleans(),
+})
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.lists(DOWNLINK, min_size=20, max_size=20))
+def test_host_downlinks_parse_in_the_firmware(cases):
+    from loraspot.lorawan import frames
+
+    wire = []
+    for c in cases:
+        phy = frames.build(c["nwk"], c["app"], c["devaddr"], c["fcnt"], uplink=False, fport=c["fport"],
+                           payload=c["payload"] if c["fport"] is not None else b"", fopts=c["fopts"],
+                           confirmed=c["confirmed"], ack=c["ack"], bit4=c["fpending"])
+        wire.append({"nwk": c["nwk"].hex(), "app": c["app"].hex(), "devaddr": c["devaddr"].hex(), "phy": phy.hex(),
+                     "last": c["fcnt"] - 1})
+    script = ("import json, sys\nfrom binascii import hexlify, unhexlify\nfrom spot.lorawan import crypto, frame\n"
+              "out = []\n"
+              "for c in json.loads(sys.stdin.read()):\n"
+              "    s = crypto.Session(unhexlify(c['nwk']), unhexlify(c['app']))\n"
+              "    buf = bytearray(unhexlify(c['phy']))\n"
+              "    d = frame.parse_downlink(buf, len(buf), s, unhexlify(c['devaddr']), c['last'])\n"
+              "    out.append([d.fcnt, d.fport, hexlify(d.payload).decode(), hexlify(d.fopts).decode(), d.confirmed,\n"
+              "                d.ack, d.fpending])\n"
+              "print(json.dumps(out))\n")
+    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), ".frozen"]))
+    proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", "-c", script], input=json.dumps(wire),
+                          capture_output=True, text=True, env=env, cwd=FIRMWARE_TESTS, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for c, got in zip(cases, json.loads(proc.stdout), strict=True):
+        payload = c["payload"] if c["fport"] is not None else b""
+        assert got == [c["fcnt"], c["fport"], payload.hex(), c["fopts"].hex(), c["confirmed"], c["ack"],
+                       c["fpending"]]
