@@ -33,9 +33,9 @@ def cli(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from loraspot.cli import demo, device, ports, sim
+    from loraspot.cli import decode, demo, device, ports, sim
 
-    for module in (ports, device, sim, demo):
+    for module in (ports, device, sim, decode, demo):
         module.register(cli)
 
 
