@@ -1,0 +1,148 @@
+# LoRaWAN Regional Parameters (RP002-1.0.x, as used with LoRaWAN 1.0.3) for EU868, US915, AS923
+# (variants 1-4), CN470, and a single-channel plan for single-channel hotspots. Plain data and
+# small functions; frequencies in Hz, data rates as (SF, bandwidth Hz).
+
+_SF125 = ((12, 125000), (11, 125000), (10, 125000), (9, 125000), (8, 125000), (7, 125000))
+
+
+class RegionError(ValueError):
+    pass
+
+
+class Region:
+    def __init__(self, name, band, drs, max_n, channels, rx2, max_eirp, duty=(), dwell_ms=0, max_n_dwell=None,
+                 lbt=False, cflist=True, rx1_offsets=6, tx_power_step=2, tx_power_max_index=7):
+        self.name = name
+        self.band = band  # (low, high) Hz
+        self.drs = drs  # index: data rate -> (sf, bw) or None (FSK, not on LoRa radios)
+        self.max_n = max_n  # max FRMPayload per data rate
+        self.max_n_dwell = max_n_dwell  # the same with the 400 ms uplink dwell limit
+        self.channels = channels  # default uplink channels: (freq, dr_min, dr_max)
+        self.rx2 = rx2  # (freq, dr)
+        self.max_eirp = max_eirp  # dBm
+        self.duty = duty  # (low, high, 1/duty cycle)
+        self.dwell_ms = dwell_ms  # uplink dwell time limit (0: none)
+        self.lbt = lbt  # listen before talk required
+        self.cflist = cflist  # does a Join-Accept CFList apply
+        self.rx1_offsets = rx1_offsets
+        self.tx_power_step = tx_power_step
+        self.tx_power_max_index = tx_power_max_index
+        self.join_delays = (5, 6)  # JOIN_ACCEPT_DELAY1/2, s
+        self.receive_delay1 = 1  # s, until a Join-Accept or RXTimingSetupReq says otherwise
+
+    def dr(self, index):
+        if not 0 <= index < len(self.drs) or self.drs[index] is None:
+            raise RegionError("%s has no LoRa data rate DR%d" % (self.name, index))
+        return self.drs[index]
+
+    def max_payload(self, dr, dwell=False):
+        table = self.max_n_dwell if dwell and self.max_n_dwell else self.max_n
+        return table[dr] if 0 <= dr < len(table) else 0
+
+    def tx_power(self, index):
+        """EIRP in dBm for TXPower index (LinkADRReq); RegionError when out of range."""
+        if not 0 <= index <= self.tx_power_max_index:
+            raise RegionError("TXPower %d not defined in %s" % (index, self.name))
+        return self.max_eirp - self.tx_power_step * index
+
+    def rx1_dr(self, up_dr, offset):
+        if not 0 <= offset < self.rx1_offsets:
+            raise RegionError("RX1 DR offset %d not defined in %s" % (offset, self.name))
+        return max(0, up_dr - offset)
+
+    def rx1_freq(self, up_freq, channel):
+        return up_freq
+
+    def check_radio(self, band_mhz):
+        lo, hi = int(band_mhz[0] * 1000000), int(band_mhz[1] * 1000000)
+        if self.band[0] < lo or self.band[1] > hi:
+            raise RegionError("region %s (%.1f-%.1f MHz) is outside this board's radio band (%g-%g MHz)" % (
+                self.name, self.band[0] / 1e6, self.band[1] / 1e6, band_mhz[0], band_mhz[1]))
+
+    def duty_band(self, freq):
+        """(low, high, 1/duty) of the sub-band freq falls in, or None when unregulated."""
+        for b in self.duty:
+            if b[0] <= freq < b[1]:
+                return b
+        return None
+
+
+class _US915(Region):
+    def __init__(self, subband):
+        if not 1 <= subband <= 8:
+            raise RegionError("US915 sub-band must be 1..8 (TTN and most networks use 2)")
+        first = 8 * (subband - 1)
+        chans = [(902300000 + 200000 * (first + i), 0, 3) for i in range(8)]
+        chans.append((903000000 + 1600000 * (subband - 1), 4, 4))
+        drs = ((10, 125000), (9, 125000), (8, 125000), (7, 125000), (8, 500000), None, None, None,
+               (12, 500000), (11, 500000), (10, 500000), (9, 500000), (8, 500000), (7, 500000))
+        max_n = (11, 53, 125, 242, 242, 0, 0, 0, 53, 129, 242, 242, 242, 242)
+        super().__init__("US915", (902000000, 928000000), drs, max_n, chans, (923300000, 8), 30, dwell_ms=400,
+                         max_n_dwell=max_n, rx1_offsets=4, tx_power_max_index=14)
+        self.subband = subband
+        self.cflist = False  # US915 Join-Accepts carry a channel mask (CFList type 1), not frequencies
+
+    def rx1_dr(self, up_dr, offset):
+        if not 0 <= offset < 4:
+            raise RegionError("RX1 DR offset %d not defined in US915" % offset)
+        if up_dr == 4:
+            return (13, 13, 12, 11)[offset]
+        return min(13, max(8, 10 + up_dr - offset))
+
+    def rx1_freq(self, up_freq, channel):
+        return 923300000 + 600000 * (channel % 8)
+
+    def uplink_channel(self, freq):
+        if freq >= 903000000 and (freq - 903000000) % 1600000 == 0 and freq <= 914200000:
+            return 64 + (freq - 903000000) // 1600000
+        return (freq - 902300000) // 200000
+
+
+class _CN470(Region):
+    def __init__(self):
+        chans = [(470300000 + 200000 * i, 0, 5) for i in range(96)]
+        super().__init__("CN470", (470000000, 510000000), _SF125, (51, 51, 51, 115, 222, 222), chans,
+                         (505300000, 0), 19, cflist=False)
+
+    def rx1_freq(self, up_freq, channel):
+        return 500300000 + 200000 * (channel % 48)
+
+    def uplink_channel(self, freq):
+        return (freq - 470300000) // 200000
+
+
+# AS923 variants: the frequency offset from AS923-1 (RP002 2.8)
+_AS923 = {1: 0, 2: -1800000, 3: -6600000, 4: -5900000}
+
+
+def get(name, subband=2, lbt=None, freq=None, sf=None):
+    """The plan by name: EU868, US915 (sub-band), AS923-1..4 (lbt for Japan/Korea), CN470, or
+    SINGLE (a single-channel hotspot's frequency and SF)."""
+    n = name.upper()
+    if n == "EU868":
+        duty = ((863000000, 868000000, 100), (868000000, 868600000, 100), (868700000, 869200000, 1000),
+                (869400000, 869650000, 10), (869700000, 870000000, 100))
+        return Region("EU868", (863000000, 870000000), _SF125 + ((7, 250000), None),
+                      (51, 51, 51, 115, 242, 242, 242, 242), [(868100000, 0, 5), (868300000, 0, 5), (868500000, 0, 5)],
+                      (869525000, 0), 16, duty)
+    if n == "US915":
+        return _US915(subband)
+    if n.startswith("AS923"):
+        variant = int(n[6:] or 1) if n[5:6] in ("", "-") else 0
+        if variant not in _AS923:
+            raise RegionError("AS923 variants are AS923-1, AS923-2, AS923-3 and AS923-4")
+        off = _AS923[variant]
+        return Region("AS923-%d" % variant, (915000000, 928000000), _SF125 + ((7, 250000), None),
+                      (51, 51, 51, 115, 242, 242, 242, 242),
+                      [(923200000 + off, 0, 5), (923400000 + off, 0, 5)], (923200000 + off, 2), 16, dwell_ms=400,
+                      max_n_dwell=(0, 0, 11, 53, 125, 242, 242, 0), lbt=bool(lbt))
+    if n == "CN470":
+        return _CN470()
+    if n == "SINGLE":
+        if freq is None or sf is None:
+            raise RegionError("the single-channel plan needs the hotspot's frequency and SF")
+        dr = 12 - sf
+        r = Region("SINGLE", (freq - 62500, freq + 62500), _SF125, (51, 51, 51, 115, 242, 242), [(freq, dr, dr)],
+                   (freq, dr), 16, cflist=False, rx1_offsets=1)
+        return r
+    raise RegionError("unknown region %r (EU868, US915, AS923-1..4, CN470, SINGLE)" % name)
