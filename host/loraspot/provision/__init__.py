@@ -1,0 +1,1 @@
+"""Keys, EUIs and the device inventory."""

@@ -1,0 +1,203 @@
+"""The device inventory: SQLite (one file, user data dir by default), secrets encrypted at rest
+with AES-256-GCM under a master key, schema versioned with migrations.
+
+The master key comes from, in order: LORASPOT_MASTER_KEY (64 hex digits), the system keyring
+(when the `keyring` package is installed and has one), or a key file next to the inventory
+(created 0600 with a random key; refused when others may read it). A wrong master key is
+detected on open through an encrypted check value, before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from loraspot.errors import LoraspotError
+
+ENV_KEY = "LORASPOT_MASTER_KEY"
+_CHECK = b"loraspot inventory master key check"
+SECRET_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "wifi_password")
+
+MIGRATIONS = [
+    # 1: devices and their secrets
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    CREATE TABLE devices (
+        dev_eui TEXT PRIMARY KEY, join_eui TEXT, dev_addr TEXT, name TEXT, board TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE secrets (
+        dev_eui TEXT NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE, kind TEXT NOT NULL,
+        nonce BLOB NOT NULL, sealed BLOB NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (dev_eui, kind));
+    """,
+]
+
+
+class InventoryError(LoraspotError):
+    exit_code = 6
+
+
+def default_path() -> Path:
+    return Path(platformdirs.user_data_dir("loraspot")) / "inventory.sqlite"
+
+
+def _parse_key(text: str, source: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise InventoryError(f"master key from {source} must be 64 hex digits (32 bytes)")
+    return key
+
+
+def master_key(inventory_path: Path, create: bool = True) -> bytes:
+    """The master key for inventory_path (see the module documentation for the order)."""
+    env = os.environ.get(ENV_KEY)
+    if env:
+        return _parse_key(env, ENV_KEY)
+    try:
+        import keyring  # pyright: ignore[reportMissingImports]
+
+        stored = keyring.get_password("loraspot", str(inventory_path.resolve()))
+        if stored:
+            return _parse_key(stored, "the system keyring")
+    except Exception:  # no keyring package, or no usable backend: fall back to the key file
+        pass
+    path = inventory_path.with_name(inventory_path.name + ".key")
+    if path.exists():
+        if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            raise InventoryError(f"{path} can be read by other users: chmod 600 it")
+        return _parse_key(path.read_text(), str(path))
+    if not create:
+        raise InventoryError(f"no master key: set {ENV_KEY} or restore {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+@dataclass
+class Device:
+    dev_eui: str
+    join_eui: str | None
+    dev_addr: str | None
+    name: str | None
+    board: str | None
+    created_at: float
+    updated_at: float
+
+
+def _eui(value: str, what: str = "DevEUI") -> str:
+    v = value.replace(":", "").replace("-", "").upper()
+    if len(v) != 16 or any(c not in "0123456789ABCDEF" for c in v):
+        raise InventoryError(f"{what} must be 16 hex digits, got {value!r}")
+    return v
+
+
+class Inventory:
+    def __init__(self, path: Path | None = None, key: bytes | None = None):
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        try:
+            self._migrate()
+            self._aead = AESGCM(key if key is not None else master_key(self.path, create=new or self._empty()))
+            self._check_key()
+        except Exception:
+            self.db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Inventory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- schema ---------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise InventoryError(f"{self.path} was written by a newer loraspot (schema {version}); upgrade loraspot")
+        for n in range(version, len(MIGRATIONS)):
+            self.db.executescript("BEGIN;" + MIGRATIONS[n] + f"PRAGMA user_version = {n + 1}; COMMIT;")
+
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _empty(self) -> bool:
+        return self.db.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
+
+    def _check_key(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        if row is None:
+            nonce = secrets.token_bytes(12)
+            sealed = nonce + self._aead.encrypt(nonce, _CHECK, b"key_check")
+            self.db.execute("INSERT INTO meta VALUES ('key_check', ?)", (sealed,))
+            return
+        blob = bytes(row[0])
+        try:
+            self._aead.decrypt(blob[:12], blob[12:], b"key_check")
+        except InvalidTag:
+            raise InventoryError(f"wrong master key for {self.path}") from None
+
+    # ---- devices --------------------------------------------------------------------------------
+    def add_device(self, dev_eui: str, join_eui: str | None = None, name: str | None = None,
+                   board: str | None = None) -> Device:
+        eui = _eui(dev_eui)
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO devices VALUES (?, ?, NULL, ?, ?, ?, ?) ON CONFLICT(dev_eui) DO UPDATE SET "
+            "join_eui = COALESCE(excluded.join_eui, join_eui), name = COALESCE(excluded.name, name), "
+            "board = COALESCE(excluded.board, board), updated_at = excluded.updated_at",
+            (eui, _eui(join_eui, "JoinEUI") if join_eui else None, name, board, now, now))
+        return self.device(eui)
+
+    def device(self, dev_eui: str) -> Device:
+        row = self.db.execute("SELECT * FROM devices WHERE dev_eui = ?", (_eui(dev_eui),)).fetchone()
+        if row is None:
+            raise InventoryError(f"device {dev_eui} is not in the inventory")
+        return Device(*row)
+
+    def devices(self) -> list[Device]:
+        return [Device(*r) for r in self.db.execute("SELECT * FROM devices ORDER BY dev_eui")]
+
+    # ---- secrets --------------------------------------------------------------------------------
+    def set_secret(self, dev_eui: str, kind: str, value: bytes) -> None:
+        if kind not in SECRET_KINDS:
+            raise InventoryError(f"unknown secret kind {kind!r} ({', '.join(SECRET_KINDS)})")
+        eui = self.device(dev_eui).dev_eui
+        nonce = secrets.token_bytes(12)
+        sealed = self._aead.encrypt(nonce, bytes(value), f"{eui}/{kind}".encode())
+        self.db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?, ?)",
+                        (eui, kind, nonce, sealed, time.time()))
+
+    def secret(self, dev_eui: str, kind: str) -> bytes:
+        eui = _eui(dev_eui)
+        row = self.db.execute("SELECT nonce, sealed FROM secrets WHERE dev_eui = ? AND kind = ?",
+                              (eui, kind)).fetchone()
+        if row is None:
+            raise InventoryError(f"no {kind} stored for {eui}")
+        try:
+            return self._aead.decrypt(bytes(row[0]), bytes(row[1]), f"{eui}/{kind}".encode())
+        except InvalidTag:
+            raise InventoryError(f"{kind} of {eui} does not decrypt: the inventory was altered") from None
+
+    def secret_kinds(self, dev_eui: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT kind FROM secrets WHERE dev_eui = ? ORDER BY kind",
+                                              (_eui(dev_eui),))]

@@ -1,0 +1,110 @@
+"""Inventory: secrets round trip, encrypted at rest, wrong master key refused, migrations."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+from loraspot.provision.inventory import ENV_KEY, Inventory, InventoryError, master_key
+
+EUI = "70B3D57ED0000001"
+
+
+@pytest.fixture(autouse=True)
+def _no_env_key(monkeypatch):
+    monkeypatch.delenv(ENV_KEY, raising=False)
+
+
+def test_round_trip_and_never_in_clear(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    appkey = bytes.fromhex("98929b92c49edba9676d646d3b612456")
+    with Inventory(path) as inv:
+        inv.add_device(EUI, join_eui="0000000000000000", name="node-1", board="heltec-wifi-lora32-v3")
+        inv.set_secret(EUI, "app_key", appkey)
+        inv.set_secret(EUI, "wifi_password", b"hunter2-secret")
+        assert inv.secret(EUI, "app_key") == appkey
+        assert inv.secret_kinds(EUI) == ["app_key", "wifi_password"]
+    with Inventory(path) as inv:  # the key file created on first use opens it again
+        assert inv.secret("70:B3:D5:7E:D0:00:00:01", "app_key") == appkey
+        assert inv.device(EUI).name == "node-1"
+    key_file = path.with_name(path.name + ".key")
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("inv.sqlite") and p != key_file)
+    for needle in (appkey, appkey.hex().encode(), appkey.hex().upper().encode(), b"hunter2"):
+        assert needle not in blob
+
+
+def test_wrong_master_key_is_refused_and_changes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "inv.sqlite"
+    monkeypatch.setenv(ENV_KEY, "11" * 32)
+    with Inventory(path) as inv:
+        inv.add_device(EUI)
+        inv.set_secret(EUI, "app_key", bytes(16))
+    before = path.read_bytes()
+    monkeypatch.setenv(ENV_KEY, "22" * 32)
+    with pytest.raises(InventoryError, match="wrong master key"):
+        Inventory(path)
+    assert path.read_bytes() == before
+    monkeypatch.setenv(ENV_KEY, "xyz")
+    with pytest.raises(InventoryError, match="64 hex digits"):
+        Inventory(path)
+
+
+def test_tampered_secret_and_swapped_rows_detected(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path) as inv:
+        inv.add_device(EUI)
+        inv.add_device("70B3D57ED0000002")
+        inv.set_secret(EUI, "app_key", b"A" * 16)
+        inv.set_secret("70B3D57ED0000002", "app_key", b"B" * 16)
+        # move one device's sealed key onto the other: the associated data binds it to its row
+        inv.db.execute("UPDATE secrets SET nonce = (SELECT nonce FROM secrets WHERE dev_eui = ?), sealed = "
+                       "(SELECT sealed FROM secrets WHERE dev_eui = ?) WHERE dev_eui = ?",
+                       ("70B3D57ED0000002", "70B3D57ED0000002", EUI))
+        with pytest.raises(InventoryError, match="altered"):
+            inv.secret(EUI, "app_key")
+
+
+def test_key_file_readable_by_others_refused(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    Inventory(path).close()
+    key_file = path.with_name(path.name + ".key")
+    os.chmod(key_file, 0o644)
+    with pytest.raises(InventoryError, match="chmod 600"):
+        Inventory(path)
+    os.chmod(key_file, 0o600)
+    other = path.with_name("other.sqlite.key")
+    other.write_text("ab" * 32)
+    other.chmod(0o600)
+    assert master_key(tmp_path / "other.sqlite", create=False) == bytes([0xAB]) * 32
+    with pytest.raises(InventoryError, match="no master key"):
+        master_key(tmp_path / "none.sqlite", create=False)
+
+
+def test_schema_migrations_and_newer_schema_refused(tmp_path):
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path) as inv:
+        v = inv.schema_version()
+        assert v >= 1
+    with Inventory(path) as inv:  # reopening migrates nothing twice
+        assert inv.schema_version() == v
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {v + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(InventoryError, match="newer loraspot"):
+        Inventory(path)
+
+
+def test_bad_input(tmp_path):
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        with pytest.raises(InventoryError, match="16 hex digits"):
+            inv.add_device("1234")
+        with pytest.raises(InventoryError, match="not in the inventory"):
+            inv.set_secret(EUI, "app_key", bytes(16))
+        inv.add_device(EUI)
+        with pytest.raises(InventoryError, match="unknown secret kind"):
+            inv.set_secret(EUI, "pin", b"1")
+        with pytest.raises(InventoryError, match="no app_key"):
+            inv.secret(EUI, "app_key")
