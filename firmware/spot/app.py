@@ -7,9 +7,10 @@ import os
 from spot import VERSION, crashlog, fsops
 from spot.board import Board
 from spot.clock import ticks_diff
-from spot.config import Config, Secrets
+from spot.config import Config
 from spot.console import PROTOCOL, CommandError, Console, arg
 from spot.frame import MAX_FRAME, MAX_REQUEST
+from spot.keys import KeyOps
 
 
 class App:
@@ -33,6 +34,7 @@ class App:
         c.register("config.set", self.config_set, auth=True)
         c.register("reboot", self.reboot)
         self.files.register(c)
+        KeyOps(self.secrets).register(c)
 
     # --- commands -----------------------------------------------------------------------------
     async def hello(self, args):
@@ -150,7 +152,7 @@ def main():
             pass
         console = Console(board.console_port(), clock)
         console.events_enabled = config.get("console_events")
-        app = App(board, config, Secrets(), clock, console)
+        app = App(board, config, board.secrets(), clock, console)
         app.safe_mode = app.reset_cause == "crash" and board.crash_streak >= SAFE_MODE_STREAK
         asyncio.run(app.run())
     except Exception as e:

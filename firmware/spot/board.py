@@ -66,6 +66,16 @@ class Board:
                 p[name] = pin(num, pin.OUT, value=0)
         return open_radio(self, clock, spi, p)
 
+    def secrets(self):
+        """The secrets store: a file on the virtual board, the ESP32's NVS on a real one."""
+        if self.virtual:
+            from spot.config import Secrets
+
+            return Secrets()
+        from spot.nvs import NvsSecrets
+
+        return NvsSecrets()
+
     def console_port(self):
         return StdioPort()
 
@@ -87,3 +97,4 @@ class Board:
         if after_crash:
             machine.RTC().memory(_CRASH_MARK + str(self.crash_streak + 1).encode())
         machine.reset()
+

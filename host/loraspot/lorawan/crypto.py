@@ -70,3 +70,8 @@ def derive(appkey: bytes, appnonce_netid: bytes, devnonce: bytes) -> tuple[bytes
     """(NwkSKey, AppSKey); inputs in wire order."""
     tail = appnonce_netid + devnonce + bytes(7)
     return aes_encrypt(appkey, b"\x01" + tail), aes_encrypt(appkey, b"\x02" + tail)
+
+
+def key_check_value(key: bytes) -> str:
+    """KCV as the device answers it: the first 3 bytes of AES-CMAC of a zero block, in hex."""
+    return cmac(key, bytes(16))[:3].hex()

@@ -1,0 +1,52 @@
+# Console commands for device secrets: keys.set stores a key and answers its key check value
+# (KCV: the first 3 bytes of AES-CMAC of a zero block under the key), keys.list names what is
+# stored with KCVs. A key itself is never returned, printed or logged.
+import binascii
+
+from spot.console import CommandError, arg
+
+# kind -> (min length, max length) in bytes
+KINDS = {"app_key": (16, 16), "nwk_key": (16, 16), "nwk_s_key": (16, 16), "app_s_key": (16, 16),
+         "admin_key": (32, 32), "wifi_password": (8, 63)}
+_AES = ("app_key", "nwk_key", "nwk_s_key", "app_s_key")
+
+
+def kcv(key):
+    from spot.lorawan.crypto import Key
+
+    return binascii.hexlify(Key(key).cmac(None, bytes(16))[:3]).decode()
+
+
+class KeyOps:
+    def __init__(self, secrets):
+        self.secrets = secrets
+
+    def register(self, console):
+        console.register("keys.set", self.set, auth=True)
+        console.register("keys.list", self.list)
+
+    def _check(self, kind):
+        if kind not in KINDS:
+            raise CommandError("bad_args", "unknown key kind %r (%s)" % (kind, ", ".join(sorted(KINDS))))
+
+    async def set(self, args):
+        kind = arg(args, "kind", str)
+        self._check(kind)
+        try:
+            value = binascii.unhexlify(arg(args, "value", str))
+        except ValueError:
+            raise CommandError("bad_args", "value must be hex")
+        lo, hi = KINDS[kind]
+        if not lo <= len(value) <= hi:
+            raise CommandError("bad_args", "%s must be %s bytes" % (kind, lo if lo == hi else "%d..%d" % (lo, hi)))
+        self.secrets.put(kind, value)
+        out = {"kind": kind, "stored": True}
+        if kind in _AES:
+            out["kcv"] = kcv(value)
+        return out
+
+    async def list(self, args):
+        keys = {}
+        for kind in self.secrets.names():
+            keys[kind] = kcv(self.secrets.get(kind)) if kind in _AES else "set"
+        return {"keys": keys}
