@@ -1,0 +1,179 @@
+# LoRaWAN 1.0.3 MAC commands (section 5): the network's requests from a downlink's FOpts or
+# FPort 0 payload are applied to the device's MAC state and answered; answers that must repeat
+# until a downlink arrives (RXParamSetupAns, RXTimingSetupAns, DlChannelAns) are kept "sticky".
+# A truncated or unknown command ends the parsing (the rest cannot be delimited) and is counted.
+
+# downlink CID -> payload length
+_DOWN_LEN = {0x02: 2, 0x03: 4, 0x04: 1, 0x05: 4, 0x06: 0, 0x07: 5, 0x08: 1, 0x09: 1, 0x0A: 4, 0x0D: 5}
+MAX_EIRP = (8, 10, 12, 13, 14, 16, 18, 20, 21, 24, 26, 27, 29, 30, 33, 36)  # TxParamSetupReq index -> dBm
+
+
+class MacState:
+    """What MAC commands change; starts from the region's defaults."""
+
+    def __init__(self, region):
+        self.region = region
+        # channels: [freq, dr_min, dr_max, enabled, downlink freq or 0]
+        self.channels = [[f, lo, hi, True, 0] for f, lo, hi in region.channels]
+        self.fixed_plan = hasattr(region, "uplink_channel")  # US915/CN470: channels by index, masks only
+        if region.name == "US915":
+            self.channels = [[902300000 + 200000 * i, 0, 3, False, 0] for i in range(64)]
+            self.channels += [[903000000 + 1600000 * i, 4, 4, False, 0] for i in range(8)]
+            for f, _lo, _hi in region.channels:
+                self.channels[region.uplink_channel(f)][3] = True
+        self.dr = region.channels[0][2] if region.name == "SINGLE" else 0
+        self.tx_power = 0
+        self.nb_trans = 1
+        self.rx1_dr_offset = 0
+        self.rx2_freq, self.rx2_dr = region.rx2
+        self.rx1_delay = region.receive_delay1
+        self.max_duty = 0  # DutyCycleReq: aggregated duty cycle 1/2^n (0: none)
+        self.uplink_dwell = region.dwell_ms > 0
+        self.downlink_dwell = region.dwell_ms > 0
+        self.max_eirp = region.max_eirp
+        self.link_check = None  # (margin dB, gateways)
+        self.device_time = None  # (GPS seconds, 1/256 s)
+        self.sticky = b""  # answers repeated until a downlink arrives
+        self.errors = 0
+
+    def enabled(self):
+        return [c for c in self.channels if c[3]]
+
+
+def _freq(b, i):
+    return (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16)) * 100
+
+
+def _dr_ok(region, dr):
+    return 0 <= dr < len(region.drs) and region.drs[dr] is not None
+
+
+def _link_adr(st, cmds):
+    """A block of contiguous LinkADRReqs, applied all-or-nothing (section 5.3). Returns the status."""
+    r = st.region
+    mask = [c[3] for c in st.channels]
+    chmask_ok = True
+    for data_power, m, redundancy in cmds:
+        cntl = (redundancy >> 4) & 7
+        if st.fixed_plan and r.name == "US915":
+            if cntl <= 3:
+                for i in range(16):
+                    mask[16 * cntl + i] = bool(m >> i & 1)
+            elif cntl == 4:
+                for i in range(8):
+                    mask[64 + i] = bool(m >> i & 1)
+            elif cntl in (6, 7):
+                for i in range(64):
+                    mask[i] = cntl == 6
+                for i in range(8):
+                    mask[64 + i] = bool(m >> i & 1)
+            else:
+                chmask_ok = False
+        elif cntl == 0:
+            for i in range(16):
+                if i < len(mask):
+                    mask[i] = bool(m >> i & 1)
+                elif m >> i & 1:
+                    chmask_ok = False  # enables a channel that is not defined
+        elif cntl == 6:
+            mask = [True] * len(mask)
+        else:
+            chmask_ok = False
+    if not any(mask):
+        chmask_ok = False
+    if r.name == "SINGLE" and not mask[0]:
+        chmask_ok = False  # would move the node off the hotspot's only channel
+    data_power, _m, redundancy = cmds[-1]
+    dr, power = data_power >> 4, data_power & 0x0F
+    if dr == 0x0F:
+        dr = st.dr
+    if power == 0x0F:
+        power = st.tx_power
+    dr_ok = _dr_ok(r, dr) and any(mask[i] and st.channels[i][1] <= dr <= st.channels[i][2]
+                                  for i in range(len(mask)))
+    if r.name == "SINGLE":
+        dr_ok = dr == st.dr
+    power_ok = 0 <= power <= r.tx_power_max_index
+    status = (0x04 if power_ok else 0) | (0x02 if dr_ok else 0) | (0x01 if chmask_ok else 0)
+    if status == 0x07:
+        for i in range(len(mask)):
+            st.channels[i][3] = mask[i]
+        st.dr, st.tx_power = dr, power
+        st.nb_trans = (redundancy & 0x0F) or 1
+    return status
+
+
+def handle(st, cmds, battery=255, margin=0):
+    """Apply the downlink MAC commands in `cmds`; returns the answers for the next uplink (bytes)."""
+    out = bytearray()
+    sticky = bytearray()
+    r = st.region
+    i, n = 0, len(cmds)
+    while i < n:
+        cid = cmds[i]
+        size = _DOWN_LEN.get(cid)
+        if size is None or i + 1 + size > n:
+            st.errors += 1
+            break
+        b = cmds[i + 1 : i + 1 + size]
+        i += 1 + size
+        if cid == 0x03:
+            block = [(b[0], b[1] | (b[2] << 8), b[3])]
+            while i + 5 <= n and cmds[i] == 0x03:
+                c = cmds[i + 1 : i + 5]
+                block.append((c[0], c[1] | (c[2] << 8), c[3]))
+                i += 5
+            status = _link_adr(st, block)
+            for _ in block:  # one answer per request, all with the same status
+                out += bytes((0x03, status))
+        elif cid == 0x02:
+            st.link_check = (b[0], b[1])
+        elif cid == 0x04:
+            st.max_duty = b[0] & 0x0F
+            out.append(0x04)
+        elif cid == 0x05:
+            off, rx2dr, f = (b[0] >> 4) & 7, b[0] & 0x0F, _freq(b, 1)
+            ok_f = r.band[0] <= f <= r.band[1] or (r.name == "SINGLE" and f == r.channels[0][0])
+            ok_dr = _dr_ok(r, rx2dr)
+            ok_off = off < r.rx1_offsets
+            status = (0x04 if ok_off else 0) | (0x02 if ok_dr else 0) | (0x01 if ok_f else 0)
+            if status == 0x07:
+                st.rx1_dr_offset, st.rx2_dr, st.rx2_freq = off, rx2dr, f
+            sticky += bytes((0x05, status))
+        elif cid == 0x06:
+            m = max(-32, min(31, margin)) & 0x3F
+            out += bytes((0x06, battery, m))
+        elif cid == 0x07:
+            idx, f, lo, hi = b[0], _freq(b, 1), b[4] & 0x0F, b[4] >> 4
+            if st.fixed_plan or r.name == "SINGLE" or idx < len(r.channels):
+                status = 0  # fixed plans, the single channel and default channels cannot change
+            else:
+                ok_f = f == 0 or r.band[0] <= f <= r.band[1]
+                ok_dr = lo <= hi and _dr_ok(r, lo) and _dr_ok(r, hi)
+                status = (0x02 if ok_dr else 0) | (0x01 if ok_f else 0)
+                if status == 0x03 and idx < 16:
+                    while len(st.channels) <= idx:
+                        st.channels.append([0, 0, 0, False, 0])
+                    st.channels[idx] = [f, lo, hi, f != 0, 0]
+            out += bytes((0x07, status))
+        elif cid == 0x08:
+            st.rx1_delay = (b[0] & 0x0F) or 1
+            sticky.append(0x08)
+        elif cid == 0x09:
+            if r.name.startswith("AS923"):  # other regions do not implement it: no answer
+                st.downlink_dwell = b[0] & 0x20 != 0
+                st.uplink_dwell = b[0] & 0x10 != 0
+                st.max_eirp = MAX_EIRP[b[0] & 0x0F]
+                out.append(0x09)
+        elif cid == 0x0A:
+            idx, f = b[0], _freq(b, 1)
+            exists = idx < len(st.channels) and st.channels[idx][0] != 0
+            ok_f = r.band[0] <= f <= r.band[1] and not st.fixed_plan
+            status = (0x02 if exists else 0) | (0x01 if ok_f else 0)
+            if status == 0x03:
+                st.channels[idx][4] = f
+            sticky += bytes((0x0A, status))
+        elif cid == 0x0D:
+            st.device_time = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24), b[4])
+    st.sticky = bytes(sticky)
+    return bytes(out) + st.sticky
