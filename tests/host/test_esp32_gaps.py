@@ -11,6 +11,7 @@ GAPS = [
     (r"\.hexdigest\(", "hashlib objects on the ESP32 port have no hexdigest(); use binascii.hexlify(h.digest())"),
     (r"\bcryptolib\.aes\([^)]*\b6\b", "the ESP32 port's cryptolib has no CTR mode (6)"),
     (r"\bbytes\.hex\(|\.hex\(\)", "bytes.hex() depends on a build option; use binascii.hexlify"),
+    (r"\bbytes\.fromhex\(", "bytes.fromhex() depends on a build option; use binascii.unhexlify"),
     (r"\bimport (ffi|termios|_thread|fcntl)\b", "unix-only modules"),
     (r"\bos\.(system|getenv|putenv)\(", "unix-only os functions"),
     (r"\btime\.time_ns\(", "keep all firmware timing in spot.clock"),

@@ -1,0 +1,249 @@
+# LoRaWAN 1.0.3 Class A end device: OTAA join and ABP, uplinks with RX1/RX2, confirmed frames
+# and ACKs, MAC commands, ADR back-off, duty cycle, counters persisted before use.
+import os
+from binascii import hexlify, unhexlify
+
+from spot.clock import ticks_add
+from spot.lorawan import crypto, frame, mac
+from spot.lorawan.dutycycle import DutyCycle, JoinBackoff
+
+ADR_ACK_LIMIT = 64
+ADR_ACK_DELAY = 32
+WINDOW_SYMBOLS = 8  # a window stays open this long for a preamble
+EARLY_SYMBOLS = 2  # and opens this much before the downlink is due
+
+
+class JoinFailed(Exception):
+    pass
+
+
+class Result:
+    def __init__(self):
+        self.fcnt = 0
+        self.ack = False
+        self.downlink = None  # frame.Downlink or None
+        self.window = 0  # 1 or 2 when a downlink came
+        self.start_us = 0
+        self.end_us = 0
+        self.airtime_us = 0
+
+
+def _eui_wire(hex_be):
+    """An EUI as network servers print it (MSB first) in wire order (LSB first)."""
+    return bytes(reversed(unhexlify(hex_be)))
+
+
+class LoRaWAN:
+    def __init__(self, region, radio, clock, counters, secrets, dev_eui, join_eui="0000000000000000"):
+        self.region = region
+        self.radio = radio
+        self.clock = clock
+        self.counters = counters
+        self.secrets = secrets
+        self.dev_eui = _eui_wire(dev_eui)
+        self.join_eui = _eui_wire(join_eui)
+        self.mac = mac.MacState(region)
+        self.duty = DutyCycle(region)
+        self.join_backoff = JoinBackoff()
+        self.session = None
+        self.devaddr = None
+        self.adr = region.name != "SINGLE"
+        self.adr_ack_cnt = 0
+        self.pending_answers = b""  # MAC answers for the next uplink
+        self.stats = {"joins": 0, "join_fail": 0, "uplinks": 0, "downlinks": 0, "down_rejected": 0}
+        self.last_snr = 0
+        self.rejects = {}
+        self._buf = bytearray(255)
+        self._rx = bytearray(255)
+        region.check_radio(radio.profile["band_mhz"])
+
+    # ---- activation --------------------------------------------------------------------------------
+    def restore(self):
+        """Resume a stored session (after a reboot); False when there is none."""
+        nwk, app = self.secrets.get("nwk_s_key"), self.secrets.get("app_s_key")
+        if not (self.counters.devaddr and nwk and app):
+            return False
+        self.devaddr = unhexlify(self.counters.devaddr)
+        self.session = crypto.Session(nwk, app)
+        return True
+
+    def activate_abp(self, devaddr_hex_be, nwkskey, appskey):
+        self.devaddr = _eui_wire(devaddr_hex_be)
+        self.secrets.put("nwk_s_key", nwkskey)
+        self.secrets.put("app_s_key", appskey)
+        self.session = crypto.Session(nwkskey, appskey)
+        if self.counters.devaddr != hexlify(self.devaddr).decode():
+            self.counters.new_session(hexlify(self.devaddr).decode())
+
+    def _channel(self):
+        chans = [c for c in self.mac.enabled() if c[1] <= self.mac.dr <= c[2]]
+        if not chans:
+            raise ValueError("no enabled channel for DR%d" % self.mac.dr)
+        return chans[os.urandom(1)[0] % len(chans)]
+
+    async def join(self, dr=None):
+        """One OTAA attempt: Join-Request, then RX1 (5 s) and RX2 (6 s). True when joined."""
+        appkey_raw = self.secrets.get("app_key")
+        if appkey_raw is None:
+            raise JoinFailed("no app_key stored: set it with keys.set")
+        appkey = crypto.Key(appkey_raw)
+        if dr is not None:
+            self.mac.dr = dr
+        sf, bw = self.region.dr(self.mac.dr)
+        ch = self._channel()
+        req = bytearray(23)
+        req[1:9] = self.join_eui
+        req[9:17] = self.dev_eui
+        airtime = self._airtime(23, sf, bw)
+        await self._wait_duty(ch[0], airtime, join=True)
+        nonce = self.counters.next_devnonce()  # on flash before the radio sends it
+        req[17] = nonce & 0xFF
+        req[18] = nonce >> 8
+        mic = crypto.join_mic(appkey, memoryview(req)[:19])
+        req[19:23] = mic.to_bytes(4, "little")
+        _start, end = await self._send(req, ch[0], sf, bw)
+        self.join_backoff.record(airtime, self.clock.ticks_ms())
+        d1, d2 = self.region.join_delays
+        rx1 = (ch[0], self.region.rx1_dr(self.mac.dr, 0))
+        for delay, (freq, rdr) in ((d1, rx1), (d2, (self.mac.rx2_freq, self.mac.rx2_dr))):
+            p = await self._window(end, delay, freq, rdr)
+            if p is not None and self._accept(appkey, p, req):
+                self.stats["joins"] += 1
+                return True
+        self.stats["join_fail"] += 1
+        return False
+
+    def _accept(self, appkey, p, req):
+        n = p.length
+        if n not in (17, 33) or p.buf[0] >> 5 != frame.JOIN_ACCEPT:
+            self._reject("join_accept")
+            return False
+        plain = crypto.decrypt_join_accept(appkey, bytes(p.payload()))
+        mic = plain[n - 4] | (plain[n - 3] << 8) | (plain[n - 2] << 16) | (plain[n - 1] << 24)
+        if crypto.join_mic(appkey, memoryview(plain)[: n - 4]) != mic:
+            self._reject("join_mic")
+            return False
+        nwk, app = crypto.derive(appkey, plain[1:7], req[17:19])
+        self.secrets.put("nwk_s_key", nwk)
+        self.secrets.put("app_s_key", app)
+        self.devaddr = bytes(plain[7:11])
+        self.session = crypto.Session(nwk, app)
+        self.counters.new_session(hexlify(self.devaddr).decode())
+        dl, delay = plain[11], plain[12] & 0x0F
+        dr = self.mac.dr  # uplinks go on at the data rate that joined until ADR says otherwise
+        self.mac = mac.MacState(self.region)
+        self.mac.dr = dr
+        self.mac.rx1_dr_offset = (dl >> 4) & 7
+        self.mac.rx2_dr = dl & 0x0F
+        self.mac.rx1_delay = delay or 1
+        if n == 33 and self.region.cflist and plain[28] == 0:
+            for i in range(5):
+                f = (plain[13 + 3 * i] | (plain[14 + 3 * i] << 8) | (plain[15 + 3 * i] << 16)) * 100
+                if f:
+                    self.mac.channels.append([f, 0, 5, True, 0])
+        self.adr_ack_cnt = 0
+        return True
+
+    # ---- uplinks --------------------------------------------------------------------------------
+    async def send(self, fport, payload, confirmed=False):
+        """One uplink and its receive windows. Returns a Result; raises ValueError for a payload
+        that does not fit this data rate, DutyCycleError when it can never be sent as asked."""
+        if self.session is None:
+            raise ValueError("not activated: join first")
+        sf, bw = self.region.dr(self.mac.dr)
+        limit = self.region.max_payload(self.mac.dr, self.mac.uplink_dwell)
+        if len(payload) > limit:
+            raise ValueError("%d bytes do not fit DR%d (at most %d)" % (len(payload), self.mac.dr, limit))
+        fopts = self.pending_answers[:15]
+        ch = self._channel()
+        size = 8 + len(fopts) + 1 + len(payload) + 4
+        airtime = self._airtime(size, sf, bw)
+        await self._wait_duty(ch[0], airtime)
+        self.adr_ack_cnt += 1
+        fcnt = self.counters.next_fcnt_up()  # reserved on flash before the radio sends it
+        n = frame.build_uplink(self._buf, self.session, self.devaddr, fcnt, fport, payload, fopts, confirmed,
+                               self.adr, False, self.adr and self.adr_ack_cnt >= ADR_ACK_LIMIT)
+        res = Result()
+        res.fcnt = fcnt
+        res.start_us, res.end_us = await self._send(memoryview(self._buf)[:n], ch[0], sf, bw)
+        res.airtime_us = airtime
+        self.stats["uplinks"] += 1
+        rx1dr = self.region.rx1_dr(self.mac.dr, self.mac.rx1_dr_offset)
+        if hasattr(self.region, "uplink_channel"):
+            rx1f = self.region.rx1_freq(ch[0], self.region.uplink_channel(ch[0]))
+        else:
+            rx1f = ch[4] or ch[0]
+        delay = self.mac.rx1_delay
+        for w, d, (freq, dr) in ((1, delay, (rx1f, rx1dr)), (2, delay + 1, (self.mac.rx2_freq, self.mac.rx2_dr))):
+            p = await self._window(res.end_us, d, freq, dr)
+            if p is not None and self._downlink(p, res, confirmed):
+                res.window = w
+                break
+        self._adr_backoff()
+        return res
+
+    def _downlink(self, p, res, confirmed):
+        n = p.length
+        self._rx[:n] = p.payload()
+        try:
+            d = frame.parse_downlink(self._rx, n, self.session, self.devaddr, self.counters.fcnt_down)
+        except frame.FrameError as e:
+            self._reject(e.code)
+            return False
+        self.counters.accept_down(d.fcnt)
+        self.stats["downlinks"] += 1
+        self.adr_ack_cnt = 0
+        self.last_snr = p.snr_x4 // 4
+        self.mac.sticky = b""
+        cmds = d.fopts or (d.payload if d.fport == 0 else b"")
+        self.pending_answers = mac.handle(self.mac, cmds, margin=self.last_snr) if cmds else b""
+        res.ack = confirmed and d.ack
+        res.downlink = d
+        return True
+
+    def _adr_backoff(self):
+        """ADR_ACK_LIMIT uplinks without a downlink: ask (ADRACKReq); after ADR_ACK_DELAY more,
+        first raise the power to the maximum, then step the data rate down."""
+        if not self.adr or self.adr_ack_cnt < ADR_ACK_LIMIT + ADR_ACK_DELAY:
+            return
+        if (self.adr_ack_cnt - ADR_ACK_LIMIT) % ADR_ACK_DELAY:
+            return
+        if self.mac.tx_power:
+            self.mac.tx_power = 0
+        elif self.mac.dr > 0:
+            self.mac.dr -= 1
+
+    def _reject(self, code):
+        self.stats["down_rejected"] += 1
+        self.rejects[code] = self.rejects.get(code, 0) + 1
+
+    # ---- radio --------------------------------------------------------------------------------
+    def _airtime(self, size, sf, bw):
+        from spot.radio import airtime
+
+        return airtime.time_on_air_us(size, sf, bw, 5, 8, True, True, None, self.radio.CHIP)
+
+    async def _wait_duty(self, freq, airtime, join=False):
+        while True:
+            now = self.clock.ticks_ms()
+            wait = self.duty.wait_ms(freq, airtime, now, 400 if self.mac.uplink_dwell and self.region.dwell_ms else 0)
+            if join:
+                wait = max(wait, self.join_backoff.wait_ms(airtime, now))
+            if wait <= 0:
+                return
+            await self.clock.sleep_ms(wait)
+
+    async def _send(self, data, freq, sf, bw):
+        power = min(self.region.tx_power(self.mac.tx_power), self.mac.max_eirp, self.radio.max_power)
+        self.radio.configure(freq=freq, sf=sf, bw=bw, cr=5, preamble=8, sync=0x34, iq_inverted=False, crc=True,
+                             power=power)
+        start, end = await self.radio.transmit_at(data)
+        self.duty.record(freq, self._airtime(len(data), sf, bw), self.clock.ticks_ms())
+        return start, end
+
+    async def _window(self, tx_end, delay_s, freq, dr):
+        sf, bw = self.region.dr(dr)
+        self.radio.configure(freq=freq, sf=sf, bw=bw, iq_inverted=True, crc=False)
+        sym = self.radio.symbols_us(1)
+        start = ticks_add(tx_end, delay_s * 1000000 - EARLY_SYMBOLS * sym)
+        return await self.radio.receive_window(start, WINDOW_SYMBOLS)
