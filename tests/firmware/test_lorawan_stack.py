@@ -1,0 +1,72 @@
+# The stack's handling of bad Join-Accepts and downlinks: rejected, counted, nothing changed.
+from binascii import unhexlify
+
+import cryptolib
+from fwtest import RamFlash, eq, mount
+from spot.clock import Clock
+from spot.config import Secrets
+from spot.lorawan import crypto, frame, region
+from spot.lorawan.stack import LoRaWAN, Result
+from spot.lorawan.store import Counters
+from spot.radio.base import Packet
+
+APPKEY = unhexlify("98929b92c49edba9676d646d3b612456")
+PLAIN = unhexlify("20386337CCBBAAE7CD2C010000D9D0A6E7")  # a valid Join-Accept (shared vectors)
+REQ = unhexlify("0039363463336913AA05693574323831330489C65B1304")
+
+
+class StubRadio:
+    CHIP = 0
+    max_power = 20
+    profile = {"band_mhz": [862, 1020]}
+
+
+def _node():
+    mount(RamFlash(16), "/t", mkfs=True)
+    secrets = Secrets("/t/secrets.json")
+    secrets.put("app_key", APPKEY)
+    counters = Counters("/t/lorawan.json").load()
+    return LoRaWAN(region.get("EU868"), StubRadio(), Clock(), counters, secrets, "0000000000000001")
+
+
+def _packet(data):
+    p = Packet()
+    p.buf[: len(data)] = data
+    p.length = len(data)
+    return p
+
+
+def _wire(plain):
+    return plain[:1] + cryptolib.aes(APPKEY, 1).decrypt(plain[1:])
+
+
+def test_join_accept_good_wrong_length_wrong_mic():
+    n = _node()
+    key = crypto.Key(APPKEY)
+    eq(n._accept(key, _packet(_wire(PLAIN)[:16]), REQ), False)
+    bad = bytearray(PLAIN)
+    bad[-1] ^= 1
+    eq(n._accept(key, _packet(_wire(bytes(bad))), REQ), False)
+    eq(n.rejects, {"join_accept": 1, "join_mic": 1})
+    eq((n.session, n.counters.devaddr, n.secrets.has("nwk_s_key")), (None, None, False), "nothing changed")
+    eq(n._accept(key, _packet(_wire(PLAIN)), REQ), True)
+    eq(n.counters.devaddr, "e7cd2c01")
+    eq(n.secrets.get("nwk_s_key") is not None, True)
+
+
+def test_bad_downlinks_counted_and_counters_unchanged():
+    n = _node()
+    n.activate_abp("49BE7DF1", unhexlify("44024241ed4ce9a68c6a8bc055233fd3"),
+                   unhexlify("ec925802ae430ca77fd3dd73cb2cc588"))
+    down = unhexlify("60f17dbe4920020001f9d65d27")  # shared vector: ACK, FCnt 2
+    for bad, code in ((down[:11], "short"), (down[:-1] + b"\x00", "mic"), (b"\x60\x00" + down[2:], "devaddr")):
+        eq(n._downlink(_packet(bad), Result(), True), False)
+        eq(n.rejects.get(code, 0) >= 1, True, code)
+    eq(n.counters.fcnt_down, -1, "no bad frame moved FCntDown")
+    r = Result()
+    eq(n._downlink(_packet(down), r, True), True)
+    eq((r.ack, n.counters.fcnt_down), (True, 2))
+    eq(n._downlink(_packet(down), Result(), True), False)  # replay
+    eq(n.rejects["replay"], 1)
+    eq(n.stats["down_rejected"], 4)
+    eq(frame.full_fcnt(2, 2), 0x10002)
