@@ -31,6 +31,7 @@ test-fast: setup
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/radio.py
+	$(PY) bench/lorawan.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

@@ -41,13 +41,14 @@ class Key:
     def encrypt_block(self, src, dst):
         self._aes.encrypt(src, dst)
 
-    def cmac(self, head, msg, out=None):
-        """AES-CMAC over head + msg (head: None or a 16-byte block such as B0). Returns the
-        16-byte tag in `out` (or a new bytearray)."""
+    def cmac(self, head, msg, out=None, n=-1):
+        """AES-CMAC over head + msg[:n] (head: None or a 16-byte block such as B0; n -1: all of
+        msg). Returns the 16-byte tag in `out` (or a new bytearray)."""
         x, blk = self._x, self._blk
         for i in range(16):
             x[i] = 0
-        n = len(msg)
+        if n < 0:
+            n = len(msg)
         total = n + (16 if head is not None else 0)
         blocks = (total + 15) // 16 or 1
         pos = 0  # position in the virtual message head + msg
@@ -100,10 +101,12 @@ class Session:
         b[15] = last
         return b
 
-    def mic(self, msg, direction, devaddr, fcnt):
-        """The 4-byte MIC (as an int, little-endian wire order) over MHDR..FRMPayload."""
-        b0 = self._block(0x49, direction, devaddr, fcnt, len(msg))
-        t = self.nwk.cmac(b0, msg, self._tag)
+    def mic(self, msg, direction, devaddr, fcnt, n=-1):
+        """The 4-byte MIC (as an int, little-endian wire order) over MHDR..FRMPayload = msg[:n]."""
+        if n < 0:
+            n = len(msg)
+        b0 = self._block(0x49, direction, devaddr, fcnt, n)
+        t = self.nwk.cmac(b0, msg, self._tag, n)
         return t[0] | (t[1] << 8) | (t[2] << 16) | (t[3] << 24)
 
     def crypt(self, buf, start, end, fport, direction, devaddr, fcnt):

@@ -56,7 +56,7 @@ def build_uplink(buf, session, devaddr, fcnt, fport, payload, fopts=b"", confirm
         buf[pos : pos + m] = payload
         session.crypt(buf, pos, pos + m, fport, UP, devaddr, fcnt)
         pos += m
-    mic = session.mic(memoryview(buf)[:pos], UP, devaddr, fcnt)
+    mic = session.mic(buf, UP, devaddr, fcnt, pos)
     buf[pos] = mic & 0xFF
     buf[pos + 1] = (mic >> 8) & 0xFF
     buf[pos + 2] = (mic >> 16) & 0xFF
@@ -108,10 +108,10 @@ def parse_downlink(buf, n, session, devaddr, last_fcnt):
     if last_fcnt >= 0 and fcnt - last_fcnt > MAX_FCNT_GAP:
         raise FrameError("replay", "FCnt %d too far from %d" % (fcnt, last_fcnt))
     mic = buf[n - 4] | (buf[n - 3] << 8) | (buf[n - 2] << 16) | (buf[n - 1] << 24)
-    if session.mic(memoryview(buf)[: n - 4], DOWN, devaddr, fcnt) != mic:
+    if session.mic(buf, DOWN, devaddr, fcnt, n - 4) != mic:
         # a replayed frame has the right MIC for its old counter: tell the two apart
-        if last_fcnt >= 0 and session.mic(memoryview(buf)[: n - 4], DOWN, devaddr,
-                                          (last_fcnt & ~0xFFFF) | (buf[6] | (buf[7] << 8))) == mic:
+        if last_fcnt >= 0 and session.mic(buf, DOWN, devaddr, (last_fcnt & ~0xFFFF) | (buf[6] | (buf[7] << 8)),
+                                          n - 4) == mic:
             raise FrameError("replay", "FCnt already used")
         raise FrameError("mic", "MIC does not verify")
     d = Downlink()
