@@ -70,3 +70,17 @@ def test_bad_downlinks_counted_and_counters_unchanged():
     eq(n.rejects["replay"], 1)
     eq(n.stats["down_rejected"], 4)
     eq(frame.full_fcnt(2, 2), 0x10002)
+
+
+def test_adr_backoff_asks_then_raises_power_then_lowers_dr():
+    n = _node()
+    n.mac.dr, n.mac.tx_power = 5, 3
+    seen = []
+    for cnt in range(1, 64 + 32 * 3 + 1):
+        n.adr_ack_cnt = cnt
+        n._adr_backoff()
+        seen.append((cnt, n.mac.tx_power, n.mac.dr))
+    eq(seen[64 + 32 - 2][1:], (3, 5), "nothing before ADR_ACK_LIMIT + ADR_ACK_DELAY")
+    eq(seen[64 + 32 - 1][1:], (0, 5), "first the power goes to the maximum")
+    eq(seen[64 + 64 - 1][1:], (0, 4), "then the data rate steps down every ADR_ACK_DELAY")
+    eq(seen[-1][1:], (0, 3))

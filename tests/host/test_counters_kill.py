@@ -1,0 +1,36 @@
+"""50 random process kills while the firmware hands out counters: FCntUp strictly increasing
+across restarts, DevNonce never repeated."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import signal
+import subprocess
+import time
+
+from tests.conftest import FIRMWARE_TESTS, HEAP, ROOT, compiled_firmware, micropython
+
+
+def test_fifty_random_kills(tmp_path):
+    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), ".frozen"]))
+    rng = random.Random(50)
+    ups: list[int] = []
+    nonces: list[int] = []
+    for _ in range(50):
+        proc = subprocess.Popen([micropython(), "-X", f"heapsize={HEAP}", str(FIRMWARE_TESTS / "counters_peer.py"),
+                                 str(tmp_path)], stdout=subprocess.PIPE, env=env)
+        time.sleep(rng.uniform(0.01, 0.08))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        for line in out.decode(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) != 3 or parts[2] != "." or not parts[1].isdigit():
+                continue  # a line cut by the kill
+            kind, value = parts[0], parts[1]
+            (ups if kind == "U" else nonces).append(int(value))
+    assert len(ups) > 100 and len(nonces) > 10
+    assert all(b > a for a, b in itertools.pairwise(ups)), "FCntUp went back or repeated"
+    assert len(set(nonces)) == len(nonces) and nonces == sorted(nonces), "DevNonce repeated"
