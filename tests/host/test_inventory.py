@@ -108,3 +108,27 @@ def test_bad_input(tmp_path):
             inv.set_secret(EUI, "pin", b"1")
         with pytest.raises(InventoryError, match="no app_key"):
             inv.secret(EUI, "app_key")
+
+
+def test_cli_lists_devices_with_kcvs_never_keys(tmp_path, capsys):
+    import json
+
+    from loraspot.cli.main import main
+    from loraspot.lorawan.crypto import key_check_value
+
+    path = tmp_path / "inv.sqlite"
+    key = bytes.fromhex("98929b92c49edba9676d646d3b612456")
+    with Inventory(path) as inv:
+        inv.add_device(EUI, name="node-1")
+        inv.set_secret(EUI, "app_key", key)
+    assert main(["--json", "inventory", "--inventory", str(path), "list"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out) == [{"dev_eui": EUI, "join_eui": None, "name": "node-1", "board": None,
+                                "secrets": {"app_key": key_check_value(key)}}]
+    assert key.hex() not in out
+    os.environ[ENV_KEY] = "33" * 32
+    try:
+        assert main(["inventory", "--inventory", str(path), "list"]) == 6
+        assert "wrong master key" in capsys.readouterr().err
+    finally:
+        del os.environ[ENV_KEY]

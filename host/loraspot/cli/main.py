@@ -33,9 +33,9 @@ def cli(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from loraspot.cli import decode, demo, device, ports, sim
+    from loraspot.cli import decode, demo, device, inventory, ports, sim
 
-    for module in (ports, device, sim, decode, demo):
+    for module in (ports, device, sim, decode, inventory, demo):
         module.register(cli)
 
 
