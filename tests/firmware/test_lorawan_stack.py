@@ -84,3 +84,40 @@ def test_adr_backoff_asks_then_raises_power_then_lowers_dr():
     eq(seen[64 + 32 - 1][1:], (0, 5), "first the power goes to the maximum")
     eq(seen[64 + 64 - 1][1:], (0, 4), "then the data rate steps down every ADR_ACK_DELAY")
     eq(seen[-1][1:], (0, 3))
+
+
+_FLASH = []
+
+
+def _accept_with_cflist(reg, cflist):
+    import gc
+
+    gc.collect()
+    if not _FLASH:
+        _FLASH.append(RamFlash(16))
+    mount(_FLASH[0], "/t", mkfs=True)
+    secrets = Secrets("/t/secrets.json")
+    secrets.put("app_key", APPKEY)
+    n = LoRaWAN(reg, StubRadio(), Clock(), Counters("/t/lorawan.json").load(), secrets, "0000000000000001")
+    key = crypto.Key(APPKEY)
+    plain = PLAIN[:13] + cflist
+    plain += crypto.join_mic(key, plain).to_bytes(4, "little")
+    eq(n._accept(key, _packet(_wire(plain)), REQ), True)
+    return n
+
+
+def test_cflist_types():
+    # EU868 type 0: two more frequencies
+    f1, f2 = 867100000 // 100, 867300000 // 100
+    cf = f1.to_bytes(3, "little") + f2.to_bytes(3, "little") + bytes(9) + b"\x00"
+    n = _accept_with_cflist(region.get("EU868"), cf)
+    eq([c[0] for c in n.mac.channels], [868100000, 868300000, 868500000, 867100000, 867300000])
+    # US915 type 1: channel masks, here sub-band 1 (channels 0-7) and 500 kHz channel 64
+    cf = b"\xff\x00" + bytes(6) + b"\x01\x00" + bytes(5) + b"\x01"
+    n = None
+    n = _accept_with_cflist(region.get("US915", subband=2), cf)
+    eq([i for i, c in enumerate(n.mac.channels) if c[3]], [0, 1, 2, 3, 4, 5, 6, 7, 64])
+    n = None
+    # the single-channel plan ignores a CFList
+    n = _accept_with_cflist(region.get("SINGLE", freq=868100000, sf=9), f1.to_bytes(3, "little") + bytes(13))
+    eq([c[0] for c in n.mac.channels], [868100000])

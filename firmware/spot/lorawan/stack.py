@@ -136,11 +136,16 @@ class LoRaWAN:
         self.mac.rx1_dr_offset = (dl >> 4) & 7
         self.mac.rx2_dr = dl & 0x0F
         self.mac.rx1_delay = delay or 1
-        if n == 33 and self.region.cflist and plain[28] == 0:
-            for i in range(5):
-                f = (plain[13 + 3 * i] | (plain[14 + 3 * i] << 8) | (plain[15 + 3 * i] << 16)) * 100
-                if f:
-                    self.mac.channels.append([f, 0, 5, True, 0])
+        if n == 33 and self.region.name != "SINGLE":  # the single-channel plan ignores a CFList
+            if self.region.cflist and plain[28] == 0:  # type 0: up to 5 more frequencies
+                for i in range(5):
+                    f = (plain[13 + 3 * i] | (plain[14 + 3 * i] << 8) | (plain[15 + 3 * i] << 16)) * 100
+                    if f:
+                        self.mac.channels.append([f, 0, 5, True, 0])
+            elif plain[28] == 1 and self.mac.fixed_plan:  # type 1: channel masks (US915, CN470)
+                for i in range(min(len(self.mac.channels), 80)):
+                    m = plain[13 + 2 * (i // 16)] | (plain[14 + 2 * (i // 16)] << 8)
+                    self.mac.channels[i][3] = bool(m >> (i % 16) & 1)
         self.adr_ack_cnt = 0
         return True
 
