@@ -66,6 +66,7 @@ class SX1262Model:
         self.rx_len = 0
         self.rx_start = 0
         self.pkt_status = bytearray(3)
+        self.rssi_inst = 0
         self._tx = bytearray(300)
         self._n = 0
         self.selected = False
@@ -140,6 +141,8 @@ class SX1262Model:
             return self.device_errors >> 8 if k == 0 else self.device_errors & 0xFF if k == 1 else 0
         if op == 0x11:
             return self.packet_type if k == 0 else 0
+        if op == 0x15:  # GetRssiInst: -RssiInst/2 dBm, measured only in RX
+            return (self.rssi_inst if self.mode == RX else 0) if k == 0 else 0
         return 0
 
     # ---- commands -------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ class SX1276Model:
         if self._write:
             self._store(a, b)
             return 0
+        if a == 0x1B and self.mode() not in (RXCONT, RXSINGLE):
+            return 0  # RssiValue is only measured while receiving
         return self.regs[a]
 
     def _fifo(self, b):
@@ -93,7 +95,7 @@ class SX1276Model:
         elif a == 0x12:
             r[0x12] &= ~b & 0xFF  # write 1 to clear
             self._update_dio()
-        elif a in (0x10, 0x13, 0x19, 0x1A, 0x42):
+        elif a in (0x10, 0x13, 0x19, 0x1A, 0x1B, 0x42):
             pass  # read-only
         else:
             r[a] = b

@@ -121,3 +121,45 @@ def test_cflist_types():
     # the single-channel plan ignores a CFList
     n = _accept_with_cflist(region.get("SINGLE", freq=868100000, sf=9), f1.to_bytes(3, "little") + bytes(13))
     eq([c[0] for c in n.mac.channels], [868100000])
+
+
+class LbtRadio:
+    CHIP = 0
+    max_power = 20
+    profile = {"band_mhz": [862, 1020]}
+
+    def __init__(self, readings):
+        self.readings = list(readings)
+        self.sent = 0
+
+    def configure(self, **kw):
+        pass
+
+    async def channel_rssi(self, us):
+        return self.readings.pop(0)
+
+    async def transmit_at(self, data, deadline=None):
+        self.sent += 1
+        return 0, 1000
+
+
+def test_listen_before_talk_waits_for_a_free_channel_then_refuses():
+    import asyncio
+
+    from spot.lorawan.stack import ChannelBusy
+
+    mount(RamFlash(16), "/t", mkfs=True)
+    secrets = Secrets("/t/secrets.json")
+    reg = region.get("AS923-1", lbt=True)
+    radio = LbtRadio([-60, -70, -95])
+    n = LoRaWAN(reg, radio, Clock(speed=100), Counters("/t/lorawan.json").load(), secrets, "0000000000000001")
+    asyncio.run(n._send(b"x", 923200000, 7, 125000))
+    eq((radio.sent, n.stats["lbt_busy"]), (1, 2))
+    radio.readings = [-50] * 5
+    e = None
+    try:
+        asyncio.run(n._send(b"x", 923200000, 7, 125000))
+    except ChannelBusy as exc:
+        e = exc
+    eq((e is not None, radio.sent), (True, 1))
+    asyncio.new_event_loop()

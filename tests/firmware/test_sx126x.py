@@ -237,3 +237,12 @@ def test_open_radio_picks_the_driver_from_the_profile():
     r2 = open_radio(_Board({"chip": "sx1276", "band_mhz": [862, 1020], "max_power_dbm": 20}), Clock(), FakeSPI(m2),
                     m2.pins())
     eq(isinstance(r2, SX127x), True)
+
+
+def test_carrier_sense_reads_instantaneous_rssi():
+    m, r = make()
+    r.configure(freq=923200000, sf=7)
+    m.rssi_inst = 150
+    eq(run(r.channel_rssi(2000)), -75)
+    eq(m.mode, STDBY_RC)
+    _clean(m)

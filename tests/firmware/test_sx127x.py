@@ -287,3 +287,12 @@ def test_time_stamps_across_the_tick_wrap():
 
     p = run(go())
     eq(0 <= p.t_us < 1000000, True, "time stamp after the wrap")
+
+
+def test_carrier_sense_reads_rssi_in_receive():
+    m, r = make()
+    r.configure(freq=923200000, sf=7)
+    m.regs[0x1B] = 90
+    eq(run(r.channel_rssi(2000)), -157 + 90)
+    eq(m.mode(), STDBY)
+    raises(ValueError, run, r.channel_rssi(10))

@@ -208,3 +208,13 @@ def test_malformed_datagrams_get_an_error_and_nothing_breaks(radios, medium):
     a.transmit(b"still fine", EU, a.now() + LEAD)
     r = b.receive()
     assert isinstance(r, Reception) and r.payload == b"still fine"
+
+
+def test_carrier_sense_sees_a_frame_on_air(radios, medium):
+    a, b = radios("a"), radios("b", (100, 0, 0))
+    t = a.now() + LEAD
+    a.transmit(b"x" * 40, EU, t)
+    busy = b.sense(EU.freq, t + 10_000, 5_000)
+    assert busy == round(14 - medium.path_loss_db((0, 0, 0), (100, 0, 0), EU.freq))
+    assert b.sense(868_300_000, t + 10_000, 5_000) == -200  # another channel is free
+    assert b.sense(EU.freq, b.now() + LEAD + 500_000, 5_000) == -200  # after the frame

@@ -13,7 +13,16 @@ WINDOW_SYMBOLS = 8  # a window stays open this long for a preamble
 EARLY_SYMBOLS = 2  # and opens this much before the downlink is due
 
 
+LBT_THRESHOLD = -80  # dBm (ARIB STD-T108)
+LBT_US = 5000
+LBT_TRIES = 5
+
+
 class JoinFailed(Exception):
+    pass
+
+
+class ChannelBusy(Exception):
     pass
 
 
@@ -242,9 +251,23 @@ class LoRaWAN:
         power = min(self.region.tx_power(self.mac.tx_power), self.mac.max_eirp, self.radio.max_power)
         self.radio.configure(freq=freq, sf=sf, bw=bw, cr=5, preamble=8, sync=0x34, iq_inverted=False, crc=True,
                              power=power)
+        if self.region.lbt:
+            await self._listen_before_talk()
         start, end = await self.radio.transmit_at(data)
         self.duty.record(freq, self._airtime(len(data), sf, bw), self.clock.ticks_ms())
         return start, end
+
+    async def _listen_before_talk(self):
+        """Regions that require it (AS923 in Japan and Korea): the channel must stay below
+        LBT_THRESHOLD for LBT_US before transmitting; a busy channel is retried after a random
+        back-off, and after LBT_TRIES the uplink is refused."""
+        for _ in range(LBT_TRIES):
+            rssi = await self.radio.channel_rssi(LBT_US)
+            if rssi < LBT_THRESHOLD:
+                return
+            self.stats["lbt_busy"] = self.stats.get("lbt_busy", 0) + 1
+            await self.clock.sleep_ms(10 + os.urandom(1)[0] % 100)
+        raise ChannelBusy("channel busy (listen before talk) after %d tries" % LBT_TRIES)
 
     async def _window(self, tx_end, delay_s, freq, dr):
         sf, bw = self.region.dr(dr)

@@ -229,6 +229,14 @@ class Radio:
         self.receiving = False
         return await self._hw_window(start, symbols)
 
+    async def channel_rssi(self, duration_us=5000):
+        """Listen on the configured channel for duration_us and return the strongest RSSI seen
+        (dBm): listen-before-talk. Continuous receive stops."""
+        if not 100 <= duration_us <= 1000000:
+            raise ValueError("carrier sense of 100 µs .. 1 s")
+        self.receiving = False
+        return await self._hw_rssi(duration_us)
+
     def window_deadline(self, start, symbols, length=MAX_PAYLOAD):
         """Latest clock time a window opened at start can end: timeout plus a whole longest frame."""
         return ticks_add(start, self.symbols_us(symbols) + self.airtime_us(length) + 20000)
@@ -245,6 +253,21 @@ class Radio:
 
     async def _hw_window(self, start, symbols):
         raise NotImplementedError
+
+    async def _hw_rssi(self, duration_us):
+        raise NotImplementedError
+
+    async def _sample_rssi(self, duration_us, read):
+        """Sample read() (instantaneous RSSI, dBm) until duration_us passed; the maximum."""
+        end = ticks_add(self.clock.ticks_us(), duration_us)
+        best = -200
+        while True:
+            v = read()
+            if v > best:
+                best = v
+            if ticks_diff(end, self.clock.ticks_us()) <= 0:
+                return best
+            await asyncio.sleep_ms(0)
 
     def standby(self):
         raise NotImplementedError

@@ -37,6 +37,7 @@ _CMD_GET_STATUS = const(0xC0)
 _CMD_GET_RX_BUFFER_STATUS = const(0x13)
 _CMD_GET_PACKET_STATUS = const(0x14)
 _CMD_GET_DEVICE_ERRORS = const(0x17)
+_CMD_GET_RSSI_INST = const(0x15)
 _CMD_CLEAR_DEVICE_ERRORS = const(0x07)
 
 _REG_SYNC_WORD_MSB = const(0x0740)
@@ -378,6 +379,22 @@ class SX126x(Radio):
         p.crc_ok = True
         p.t_us = self.clock.from_raw_us(raw_t)
         return True
+
+    # ---- listen before talk -------------------------------------------------------------------
+    async def _hw_rssi(self, duration_us):
+        self.standby()
+        self._switch(False)
+        self._c[0] = self._c[1] = self._c[2] = 0xFF
+        self.cmd(_CMD_SET_RX, self._c3)
+
+        def read():
+            r = self.query(_CMD_GET_RSSI_INST, self._r2)
+            return -(r[1] >> 1)
+
+        try:
+            return await self._sample_rssi(duration_us, read)
+        finally:
+            self.cmd_bytes(_CMD_SET_STANDBY, _STDBY_RC)
 
     # ---- receive window -----------------------------------------------------------------------
     async def _hw_window(self, start, symbols):

@@ -22,6 +22,7 @@ _REG_IRQ_FLAGS = const(0x12)
 _REG_RX_NB_BYTES = const(0x13)
 _REG_PKT_SNR = const(0x19)
 _REG_PKT_RSSI = const(0x1A)
+_REG_RSSI_VALUE = const(0x1B)
 _REG_HOP_CHANNEL = const(0x1C)
 _REG_MODEM_CONFIG1 = const(0x1D)
 _REG_MODEM_CONFIG2 = const(0x1E)
@@ -332,6 +333,18 @@ class SX127x(Radio):
         p.crc_ok = True
         p.t_us = self.clock.from_raw_us(raw_t)
         return True
+
+    # ---- listen before talk -------------------------------------------------------------------
+    async def _hw_rssi(self, duration_us):
+        self.standby()
+        self._iq(False)
+        self._switch(False)
+        self.write(_REG_OP_MODE, _LONG_RANGE | self._lf | _MODE_RX_CONT)
+        base = -164 if self._lf else -157
+        try:
+            return await self._sample_rssi(duration_us, lambda: base + self.read(_REG_RSSI_VALUE))
+        finally:
+            self._mode(_MODE_STDBY)
 
     # ---- receive window -----------------------------------------------------------------------
     async def _hw_window(self, start, symbols):

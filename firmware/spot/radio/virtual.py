@@ -105,7 +105,7 @@ class VirtualRadio(Radio):
                     p = self._slot()
                     if p is not None and self._fill(p, data):
                         self._commit(p)
-            elif kind in (0x44, 0x50, 0x4F, 0x45) and self._waiting is not None:  # D, P, O, E
+            elif kind in (0x44, 0x50, 0x4F, 0x45, 0x51) and self._waiting is not None:  # D, P, O, E, Q
                 self._reply = data
                 self._reply_flag.set()
 
@@ -178,6 +178,18 @@ class VirtualRadio(Radio):
             raise timeout_error("transmit (no answer from the RF medium)")
         start, end = struct.unpack_from("<qq", reply, 1)
         return self.ticks(start), self.ticks(end)
+
+    async def _hw_rssi(self, duration_us):
+        m = self._msg
+        m[0] = 0x51  # "Q": strongest signal on this channel over the next duration_us
+        struct.pack_into("<qI", m, 1, self.world(self.clock.ticks_us()), duration_us)
+        self._ensure_reader()
+        self._waiting = b"Q"
+        self._send(self._pack_cfg(13))
+        reply = await self._await_reply(b"Q", duration_us + 2000000)
+        if reply is None:
+            raise timeout_error("carrier sense (no answer from the RF medium)")
+        return struct.unpack_from("<h", reply, 1)[0]
 
     def _hw_receive(self):
         self._msg[0] = 0x4C  # "L"

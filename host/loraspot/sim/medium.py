@@ -29,6 +29,7 @@ F_IQ_INVERTED, F_CRC, F_IMPLICIT = 1, 2, 4
 TIME = struct.Struct("<q")
 WINDOW = struct.Struct("<qH")
 DONE = struct.Struct("<qq")
+SENSE = struct.Struct("<qI")  # carrier sense: start, duration µs
 RX = struct.Struct("<qhh")  # rx-done, rssi dBm, snr in quarter dB
 NOW = -1  # "transmit now" instead of a deadline
 
@@ -241,6 +242,14 @@ class Medium:
                 seg = Segment("win", start, cfg, end=close, close=close, symbols=symbols)
                 radio.segments.append(seg)
                 self._at(close, self._close_window, radio, seg)
+            elif kind == b"Q":
+                start, duration = SENSE.unpack_from(data, 1)
+                cfg = Cfg.unpack(data, 1 + SENSE.size)
+                if not 100 <= duration <= 1_000_000:
+                    raise ValueError("carrier sense of %d µs" % duration)
+                self._stop_listening(radio, now)
+                start = max(start, now)
+                self._at(start + duration, self._sense, radio, cfg.freq, start, start + duration)
             elif kind == b"S":
                 self._stop_listening(radio, now)
             elif kind == b"B":
@@ -331,6 +340,14 @@ class Medium:
                 return
         seg.done = True
         self._send(radio.addr, b"O" + TIME.pack(seg.close))
+
+    def _sense(self, radio: RadioState, freq: int, start: int, end: int) -> None:
+        """Answer a carrier sense: the strongest frame on freq overlapping [start, end] at radio."""
+        best = -200
+        for f in self.frames[-200:]:
+            if f.sender != radio.id and f.cfg.freq == freq and f.start < end and f.end > start:
+                best = max(best, round(self.signal(f, radio)[0]))
+        self._send(radio.addr, b"Q" + struct.pack("<h", best))
 
     def _audible(self, frame: Frame, radio: RadioState) -> bool:
         return self.signal(frame, radio)[1] >= SNR_LIMIT.get(frame.cfg.sf, 0.0)
@@ -441,6 +458,11 @@ class MediumClient:
 
     def standby(self) -> None:
         self.sock.send(b"S")
+
+    def sense(self, freq: int, start: int, duration_us: int) -> int:
+        """Carrier sense (listen before talk): strongest RSSI on freq in [start, start + duration]."""
+        self.sock.send(b"Q" + SENSE.pack(start, duration_us) + Cfg(freq, 7, 125_000, 5, 8, 0, 0x34, 0).pack())
+        return struct.unpack_from("<h", self._expect(b"Q"), 1)[0]
 
     def receive(self, timeout: float = 10.0) -> Reception | int | None:
         """A Reception, the world time of a window timeout (int), or None when nothing came."""
