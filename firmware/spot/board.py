@@ -5,7 +5,6 @@ import json
 
 import machine
 
-from spot import profile
 from spot.clock import Clock
 from spot.stdio import StdioPort
 
@@ -25,9 +24,26 @@ _CAUSES = {
 _CRASH_MARK = b"crash:"
 
 
+def _validate(prof):
+    """Validate the profile, then let the schema module go: it is only needed once per boot and
+    its tables cost about 9 KB of heap on the unix port (half on an ESP32)."""
+    import sys
+
+    from spot import profile
+
+    try:
+        return profile.validate(prof)
+    finally:
+        sys.modules.pop("spot.profile", None)
+        import spot
+
+        if hasattr(spot, "profile"):
+            delattr(spot, "profile")
+
+
 class Board:
     def __init__(self, prof):
-        self.profile = profile.validate(prof)
+        self.profile = _validate(prof)
         self.id = prof["id"]
         self.virtual = _vboard is not None
         self.crash_streak = 0  # resets in a row that followed a crash
@@ -69,7 +85,7 @@ class Board:
     def secrets(self):
         """The secrets store: a file on the virtual board, the ESP32's NVS on a real one."""
         if self.virtual:
-            from spot.config import Secrets
+            from spot.secretstore import Secrets
 
             return Secrets()
         from spot.nvs import NvsSecrets

@@ -2,9 +2,9 @@
 # Every write is atomic: the new content goes to a temporary file, the previous file becomes the
 # fallback copy, then the temporary file is renamed into place (littlefs renames are atomic), so a
 # power cut at any moment leaves the old or the new content, never an empty or partial one.
-import binascii
-import json
-import os
+
+from spot.atomic import AtomicJson
+from spot.secretstore import Secrets  # noqa: F401 (the console and tests import it from here)
 
 CONFIG_PATH = "/config.json"
 SECRETS_PATH = "/secrets.json"
@@ -51,55 +51,6 @@ def check(key, value, schema=SCHEMA):
     return value
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-class AtomicJson:
-    """A JSON object in a file, replaced atomically with a fallback copy (path + '.bak')."""
-
-    def __init__(self, path):
-        self.path = path
-        self.bak = path + ".bak"
-        self.tmp = path + ".tmp"
-
-    def load(self):
-        """The stored object and where it came from ('main', 'backup'), or (None, None)."""
-        for path, origin in ((self.path, "main"), (self.bak, "backup")):
-            try:
-                with open(path) as f:
-                    obj = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if isinstance(obj, dict):
-                return obj, origin
-        return None, None
-
-    def save(self, obj):
-        data = json.dumps(obj)
-        with open(self.tmp, "w") as f:
-            f.write(data)
-        if _exists(self.path):
-            _remove(self.bak)
-            os.rename(self.path, self.bak)
-        os.rename(self.tmp, self.path)
-
-    def cleanup(self):
-        """Drop a temporary file left by a write that a power cut interrupted."""
-        _remove(self.tmp)
-
-
 class Config:
     def __init__(self, path=CONFIG_PATH, schema=SCHEMA):
         self._file = AtomicJson(path)
@@ -140,42 +91,3 @@ class Config:
             new[key] = check(key, value, self._schema)
         self._file.save(new)
         self._values = new
-
-
-class Secrets:
-    """Secrets kept apart from config; values are never returned over the console.
-
-    The virtual board keeps them in a file; on an ESP32 board.py supplies an NVS-backed store
-    with the same methods.
-    """
-
-    def __init__(self, path=SECRETS_PATH):
-        self._file = AtomicJson(path)
-        self._values = None
-
-    def _load(self):
-        if self._values is None:
-            self._file.cleanup()
-            self._values = self._file.load()[0] or {}
-        return self._values
-
-    def names(self):
-        return sorted(self._load())
-
-    def has(self, name):
-        return name in self._load()
-
-    def get(self, name):
-        """Raw secret bytes for device-internal use only."""
-        value = self._load().get(name)
-        return None if value is None else binascii.unhexlify(value)
-
-    def put(self, name, value):
-        new = dict(self._load())
-        new[name] = binascii.hexlify(value).decode()
-        self._file.save(new)
-        self._values = new
-
-    def clear(self):
-        self._file.save({})
-        self._values = {}

@@ -168,7 +168,9 @@ class LoRaWAN:
         limit = self.region.max_payload(self.mac.dr, self.mac.uplink_dwell)
         if len(payload) > limit:
             raise ValueError("%d bytes do not fit DR%d (at most %d)" % (len(payload), self.mac.dr, limit))
+        # MAC answers ride in FOpts (15 bytes at most); sticky ones repeat until a downlink comes
         fopts = self.pending_answers[:15]
+        self.pending_answers = self.mac.sticky
         ch = self._channel()
         size = 8 + len(fopts) + 1 + len(payload) + 4
         airtime = self._airtime(size, sf, bw)

@@ -3,7 +3,7 @@
 # before it is used (LoRa Alliance TR007), in blocks of BLOCK so flash is written once per BLOCK
 # uplinks, not per uplink: after a power cut the device resumes at the reservation, skipping at
 # most BLOCK-1 values and never repeating one. DevNonce is written before every Join-Request.
-from spot.config import AtomicJson
+from spot.atomic import AtomicJson
 
 BLOCK = 16
 PATH = "/lorawan.json"
