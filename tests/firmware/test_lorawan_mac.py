@@ -9,14 +9,18 @@ def h(s):
     return unhexlify(s.replace(" ", ""))
 
 
+def _on(st):
+    return [st.channels.row(i)[3] for i in range(len(st.channels))]
+
+
 def test_link_adr_eu868_applies_all_or_nothing():
     st = mac.MacState(region.get("EU868"))
     # DR5, TXPower 2, channels 0-2 on, NbTrans 2
     eq(mac.handle(st, h("03 52 0700 02")), h("03 07"))
-    eq((st.dr, st.tx_power, st.nb_trans, [c[3] for c in st.channels]), (5, 2, 2, [True, True, True]))
+    eq((st.dr, st.tx_power, st.nb_trans, _on(st)), (5, 2, 2, [True, True, True]))
     # DR 7 (FSK) not available: nothing changes, DR bit cleared
     eq(mac.handle(st, h("03 70 0100 01")), h("03 05"))
-    eq((st.dr, [c[3] for c in st.channels]), (5, [True, True, True]))
+    eq((st.dr, _on(st)), (5, [True, True, True]))
     # all channels off is refused
     eq(mac.handle(st, h("03 50 0000 01")), h("03 04"))  # no channel left: mask and DR refused
     # TXPower 8 does not exist
@@ -25,10 +29,10 @@ def test_link_adr_eu868_applies_all_or_nothing():
 
 def test_link_adr_us915_block_and_masks():
     st = mac.MacState(region.get("US915", subband=2))
-    eq(sum(1 for c in st.channels if c[3]), 9)
+    eq(len(st.channels.enabled()), 9)
     # two requests: all 125 kHz off + 500 kHz mask none (cntl 7), then block 0 mask 0xFF00 (channels 8-15)
     eq(mac.handle(st, h("03 30 0000 70" + "03 30 00FF 00")), h("03 07 03 07"))
-    on = [i for i, c in enumerate(st.channels) if c[3]]
+    on = st.channels.enabled()
     eq(on, list(range(8, 16)))
     eq(st.dr, 3)
 
@@ -56,7 +60,7 @@ def test_rx_param_timing_dlchannel_are_sticky():
     # DlChannelReq on channel 1
     f = 868300000 // 100 + 1000
     eq(mac.handle(st, bytes((0x0A, 1, f & 0xFF, (f >> 8) & 0xFF, f >> 16))), h("0A 03"))
-    eq(st.channels[1][4], f * 100)
+    eq(st.channels.row(1)[4], f * 100)
 
 
 def test_dev_status_duty_link_check_device_time_new_channel():
@@ -70,7 +74,7 @@ def test_dev_status_duty_link_check_device_time_new_channel():
     eq(st.device_time, (100000000, 128))
     f = 867100000 // 100
     eq(mac.handle(st, bytes((0x07, 3, f & 0xFF, (f >> 8) & 0xFF, f >> 16, 0x50))), h("07 03"))
-    eq(st.channels[3][:4], [867100000, 0, 5, True])
+    eq(st.channels.row(3)[:4], (867100000, 0, 5, True))
     eq(mac.handle(st, bytes((0x07, 0, f & 0xFF, (f >> 8) & 0xFF, f >> 16, 0x50))), h("07 00"), "default channel")
 
 
@@ -88,3 +92,12 @@ def test_truncated_and_unknown_commands_stop_parsing():
     eq(st.errors, 1)
     eq(mac.handle(st, h("EE 04 01")), b"")
     eq((st.errors, st.max_duty), (2, 1))
+
+
+def test_answers_fit_fopts_as_whole_commands():
+    answers = h("0307 0307 0307 0307 0307 0602ff 0A03")  # 5 x 2 + 3 + 2 = 15 bytes
+    eq(mac.fit(answers), (answers, b""))
+    more = answers + h("05 07")
+    eq(mac.fit(more), (answers, h("0507")))
+    seven = h("0307" * 7)
+    eq(mac.fit(seven + h("0602ff")), (seven, h("0602ff")))

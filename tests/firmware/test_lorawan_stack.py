@@ -111,16 +111,16 @@ def test_cflist_types():
     f1, f2 = 867100000 // 100, 867300000 // 100
     cf = f1.to_bytes(3, "little") + f2.to_bytes(3, "little") + bytes(9) + b"\x00"
     n = _accept_with_cflist(region.get("EU868"), cf)
-    eq([c[0] for c in n.mac.channels], [868100000, 868300000, 868500000, 867100000, 867300000])
+    eq(list(n.mac.channels.f), [868100000, 868300000, 868500000, 867100000, 867300000])
     # US915 type 1: channel masks, here sub-band 1 (channels 0-7) and 500 kHz channel 64
     cf = b"\xff\x00" + bytes(6) + b"\x01\x00" + bytes(5) + b"\x01"
     n = None
     n = _accept_with_cflist(region.get("US915", subband=2), cf)
-    eq([i for i, c in enumerate(n.mac.channels) if c[3]], [0, 1, 2, 3, 4, 5, 6, 7, 64])
+    eq(n.mac.channels.enabled(), [0, 1, 2, 3, 4, 5, 6, 7, 64])
     n = None
     # the single-channel plan ignores a CFList
     n = _accept_with_cflist(region.get("SINGLE", freq=868100000, sf=9), f1.to_bytes(3, "little") + bytes(13))
-    eq([c[0] for c in n.mac.channels], [868100000])
+    eq(list(n.mac.channels.f), [868100000])
 
 
 class LbtRadio:

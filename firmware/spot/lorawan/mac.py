@@ -3,9 +3,42 @@
 # until a downlink arrives (RXParamSetupAns, RXTimingSetupAns, DlChannelAns) are kept "sticky".
 # A truncated or unknown command ends the parsing (the rest cannot be delimited) and is counted.
 
+from array import array
+
 # downlink CID -> payload length
 _DOWN_LEN = {0x02: 2, 0x03: 4, 0x04: 1, 0x05: 4, 0x06: 0, 0x07: 5, 0x08: 1, 0x09: 1, 0x0A: 4, 0x0D: 5}
+_UP_LEN = {0x02: 0, 0x03: 1, 0x04: 0, 0x05: 1, 0x06: 2, 0x07: 1, 0x08: 0, 0x09: 0, 0x0A: 1, 0x0D: 0}
 MAX_EIRP = (8, 10, 12, 13, 14, 16, 18, 20, 21, 24, 26, 27, 29, 30, 33, 36)  # TxParamSetupReq index -> dBm
+
+
+class Channels:
+    """The channel table in parallel arrays (72 US915 channels as lists of lists would cost
+    ~6 KB of heap on the unix port): frequency, DR range, enabled, downlink frequency (0: same)."""
+
+    def __init__(self):
+        self.f = array("I")
+        self.dl = array("I")
+        self.lo = bytearray()
+        self.hi = bytearray()
+        self.on = bytearray()
+
+    def __len__(self):
+        return len(self.f)
+
+    def put(self, i, freq, lo, hi, on=True):
+        while len(self.f) <= i:
+            self.f.append(0)
+            self.dl.append(0)
+            self.lo.append(0)
+            self.hi.append(0)
+            self.on.append(0)
+        self.f[i], self.lo[i], self.hi[i], self.on[i], self.dl[i] = freq, lo, hi, 1 if on else 0, 0
+
+    def enabled(self):
+        return [i for i in range(len(self.f)) if self.on[i]]
+
+    def row(self, i):
+        return (self.f[i], self.lo[i], self.hi[i], bool(self.on[i]), self.dl[i])
 
 
 class MacState:
@@ -13,14 +46,18 @@ class MacState:
 
     def __init__(self, region):
         self.region = region
-        # channels: [freq, dr_min, dr_max, enabled, downlink freq or 0]
-        self.channels = [[f, lo, hi, True, 0] for f, lo, hi in region.channels]
+        self.channels = ch = Channels()
         self.fixed_plan = hasattr(region, "uplink_channel")  # US915/CN470: channels by index, masks only
         if region.name == "US915":
-            self.channels = [[902300000 + 200000 * i, 0, 3, False, 0] for i in range(64)]
-            self.channels += [[903000000 + 1600000 * i, 4, 4, False, 0] for i in range(8)]
+            for i in range(64):
+                ch.put(i, 902300000 + 200000 * i, 0, 3, False)
+            for i in range(8):
+                ch.put(64 + i, 903000000 + 1600000 * i, 4, 4, False)
             for f, _lo, _hi in region.channels:
-                self.channels[region.uplink_channel(f)][3] = True
+                ch.on[region.uplink_channel(f)] = 1
+        else:
+            for f, lo, hi in region.channels:
+                ch.put(len(ch), f, lo, hi)
         self.dr = region.channels[0][2] if region.name == "SINGLE" else 0
         self.tx_power = 0
         self.nb_trans = 1
@@ -37,7 +74,7 @@ class MacState:
         self.errors = 0
 
     def enabled(self):
-        return [c for c in self.channels if c[3]]
+        return self.channels.enabled()
 
 
 def _freq(b, i):
@@ -51,7 +88,8 @@ def _dr_ok(region, dr):
 def _link_adr(st, cmds):
     """A block of contiguous LinkADRReqs, applied all-or-nothing (section 5.3). Returns the status."""
     r = st.region
-    mask = [c[3] for c in st.channels]
+    ch = st.channels
+    mask = [bool(v) for v in ch.on]
     chmask_ok = True
     for data_power, m, redundancy in cmds:
         cntl = (redundancy >> 4) & 7
@@ -89,15 +127,14 @@ def _link_adr(st, cmds):
         dr = st.dr
     if power == 0x0F:
         power = st.tx_power
-    dr_ok = _dr_ok(r, dr) and any(mask[i] and st.channels[i][1] <= dr <= st.channels[i][2]
-                                  for i in range(len(mask)))
+    dr_ok = _dr_ok(r, dr) and any(mask[i] and ch.lo[i] <= dr <= ch.hi[i] for i in range(len(mask)))
     if r.name == "SINGLE":
         dr_ok = dr == st.dr
     power_ok = 0 <= power <= r.tx_power_max_index
     status = (0x04 if power_ok else 0) | (0x02 if dr_ok else 0) | (0x01 if chmask_ok else 0)
     if status == 0x07:
         for i in range(len(mask)):
-            st.channels[i][3] = mask[i]
+            ch.on[i] = 1 if mask[i] else 0
         st.dr, st.tx_power = dr, power
         st.nb_trans = (redundancy & 0x0F) or 1
     return status
@@ -152,9 +189,7 @@ def handle(st, cmds, battery=255, margin=0):
                 ok_dr = lo <= hi and _dr_ok(r, lo) and _dr_ok(r, hi)
                 status = (0x02 if ok_dr else 0) | (0x01 if ok_f else 0)
                 if status == 0x03 and idx < 16:
-                    while len(st.channels) <= idx:
-                        st.channels.append([0, 0, 0, False, 0])
-                    st.channels[idx] = [f, lo, hi, f != 0, 0]
+                    st.channels.put(idx, f, lo, hi, f != 0)
             out += bytes((0x07, status))
         elif cid == 0x08:
             st.rx1_delay = (b[0] & 0x0F) or 1
@@ -167,13 +202,24 @@ def handle(st, cmds, battery=255, margin=0):
                 out.append(0x09)
         elif cid == 0x0A:
             idx, f = b[0], _freq(b, 1)
-            exists = idx < len(st.channels) and st.channels[idx][0] != 0
+            exists = idx < len(st.channels) and st.channels.f[idx] != 0
             ok_f = r.band[0] <= f <= r.band[1] and not st.fixed_plan
             status = (0x02 if exists else 0) | (0x01 if ok_f else 0)
             if status == 0x03:
-                st.channels[idx][4] = f
+                st.channels.dl[idx] = f
             sticky += bytes((0x0A, status))
         elif cid == 0x0D:
             st.device_time = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24), b[4])
     st.sticky = bytes(sticky)
     return bytes(out) + st.sticky
+
+
+def fit(answers, room=15):
+    """The longest run of whole uplink MAC commands from `answers` within `room` bytes, and the rest."""
+    i = 0
+    while i < len(answers):
+        n = 1 + _UP_LEN.get(answers[i], 0)
+        if i + n > room:
+            break
+        i += n
+    return answers[:i], answers[i:]

@@ -85,10 +85,13 @@ class LoRaWAN:
             self.counters.new_session(hexlify(self.devaddr).decode())
 
     def _channel(self):
-        chans = [c for c in self.mac.enabled() if c[1] <= self.mac.dr <= c[2]]
-        if not chans:
-            raise ValueError("no enabled channel for DR%d" % self.mac.dr)
-        return chans[os.urandom(1)[0] % len(chans)]
+        """(uplink frequency, downlink frequency or 0) of a random enabled channel for the DR."""
+        ch, dr = self.mac.channels, self.mac.dr
+        idx = [i for i in ch.enabled() if ch.lo[i] <= dr <= ch.hi[i]]
+        if not idx:
+            raise ValueError("no enabled channel for DR%d" % dr)
+        i = idx[os.urandom(1)[0] % len(idx)]
+        return ch.f[i], ch.dl[i]
 
     async def join(self, dr=None):
         """One OTAA attempt: Join-Request, then RX1 (5 s) and RX2 (6 s). True when joined."""
@@ -150,11 +153,11 @@ class LoRaWAN:
                 for i in range(5):
                     f = (plain[13 + 3 * i] | (plain[14 + 3 * i] << 8) | (plain[15 + 3 * i] << 16)) * 100
                     if f:
-                        self.mac.channels.append([f, 0, 5, True, 0])
+                        self.mac.channels.put(len(self.mac.channels), f, 0, 5)
             elif plain[28] == 1 and self.mac.fixed_plan:  # type 1: channel masks (US915, CN470)
                 for i in range(min(len(self.mac.channels), 80)):
                     m = plain[13 + 2 * (i // 16)] | (plain[14 + 2 * (i // 16)] << 8)
-                    self.mac.channels[i][3] = bool(m >> (i % 16) & 1)
+                    self.mac.channels.on[i] = m >> (i % 16) & 1
         self.adr_ack_cnt = 0
         return True
 
@@ -168,9 +171,12 @@ class LoRaWAN:
         limit = self.region.max_payload(self.mac.dr, self.mac.uplink_dwell)
         if len(payload) > limit:
             raise ValueError("%d bytes do not fit DR%d (at most %d)" % (len(payload), self.mac.dr, limit))
-        # MAC answers ride in FOpts (15 bytes at most); sticky ones repeat until a downlink comes
-        fopts = self.pending_answers[:15]
-        self.pending_answers = self.mac.sticky
+        # MAC answers ride in FOpts (whole commands, 15 bytes at most); with no application data
+        # and more to say, they go on FPort 0 instead. Sticky ones repeat until a downlink comes.
+        fopts, rest = mac.fit(self.pending_answers)
+        if rest and not payload and fport != 0:
+            fport, payload, fopts, rest = 0, self.pending_answers, b"", b""
+        self.pending_answers = rest or self.mac.sticky
         ch = self._channel()
         size = 8 + len(fopts) + 1 + len(payload) + 4
         airtime = self._airtime(size, sf, bw)
@@ -188,7 +194,7 @@ class LoRaWAN:
         if hasattr(self.region, "uplink_channel"):
             rx1f = self.region.rx1_freq(ch[0], self.region.uplink_channel(ch[0]))
         else:
-            rx1f = ch[4] or ch[0]
+            rx1f = ch[1] or ch[0]
         delay = self.mac.rx1_delay
         for w, d, (freq, dr) in ((1, delay, (rx1f, rx1dr)), (2, delay + 1, (self.mac.rx2_freq, self.mac.rx2_dr))):
             p = await self._window(res.end_us, d, freq, dr)
