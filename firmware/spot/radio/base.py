@@ -95,6 +95,10 @@ class Radio:
 
     CHIP = airtime.SX127X
     BW = {}
+    rx_line = None  # type: IrqLine | None  # signals RX-done (interrupt-driven drivers)
+    rx_en = None  # RF switch pins some boards need driven (profile radio.rf_switch)
+    tx_en = None
+    _rx_task = None
     MIN_SF = 6
     MIN_POWER = -4
     MAX_POWER = 20
@@ -276,6 +280,34 @@ class Radio:
         raise NotImplementedError
 
     # ---- helpers for interrupt-driven drivers ------------------------------------------------
+    def _switch(self, tx):
+        if self.tx_en is not None:
+            self.tx_en.value(1 if tx else 0)
+        if self.rx_en is not None:
+            self.rx_en.value(0 if tx else 1)
+
+    def _start_rx_task(self):
+        self._cancel_rx()
+        self._rx_task = asyncio.create_task(self._rx_loop())
+
+    def _cancel_rx(self):
+        if self._rx_task is not None:
+            self._rx_task.cancel()
+            self._rx_task = None
+
+    async def _rx_loop(self):
+        """Continuous receive: woken by the RX-done IRQ's flag, the driver's service() reads."""
+        line = self.rx_line
+        if line is None:
+            return
+        flag = line.flag
+        while True:
+            await flag.wait()
+            self.service()
+
+    def service(self):
+        raise NotImplementedError
+
     async def _wait_irq(self, line, timeout_us, poll=None):
         """Wait until line's IRQ handler ran (or `poll`, a look at the chip's own flags, says done)
         or timeout_us of clock time passed. Checked every millisecond without allocating; the time

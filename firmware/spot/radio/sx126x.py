@@ -76,7 +76,7 @@ class SX126x(Radio):
         self.nss = pins["nss"]
         self.rst = pins.get("reset")
         self.busy = pins["busy"]
-        self.dio1 = IrqLine(pins["dio1"])
+        self.dio1 = self.rx_line = IrqLine(pins["dio1"])
         self.rx_en = pins.get("rx_en")
         self.tx_en = pins.get("tx_en")
         self.sx1261 = radio_profile["chip"] == "sx1261"
@@ -249,12 +249,6 @@ class SX126x(Radio):
         self.cmd_bytes(_CMD_SET_PACKET_PARAMS, s.preamble >> 8, s.preamble & 0xFF, 1 if s.implicit_len else 0,
                        length, 1 if s.crc else 0, 1 if s.iq_inverted else 0)
 
-    def _switch(self, tx):
-        if self.tx_en is not None:
-            self.tx_en.value(1 if tx else 0)
-        if self.rx_en is not None:
-            self.rx_en.value(0 if tx else 1)
-
     def standby(self):
         self._cancel_rx()
         self.receiving = False
@@ -323,20 +317,7 @@ class SX126x(Radio):
         self.dio1.clear()
         self._c[0] = self._c[1] = self._c[2] = 0xFF  # continuous
         self.cmd(_CMD_SET_RX, self._c3)
-        import asyncio
-
-        self._rx_task = asyncio.create_task(self._rx_loop())
-
-    def _cancel_rx(self):
-        if self._rx_task is not None:
-            self._rx_task.cancel()
-            self._rx_task = None
-
-    async def _rx_loop(self):
-        flag = self.dio1.flag
-        while True:
-            await flag.wait()
-            self.service()
+        self._start_rx_task()
 
     def service(self):
         """Handle a DIO1 interrupt in continuous receive (no heap allocation)."""

@@ -72,7 +72,7 @@ class SX127x(Radio):
         self.spi = spi
         self.nss = pins["nss"]
         self.rst = pins.get("reset")
-        self.dio0 = IrqLine(pins["dio0"])
+        self.dio0 = self.rx_line = IrqLine(pins["dio0"])
         self.dio1 = IrqLine(pins["dio1"]) if pins.get("dio1") is not None else None
         self.rx_en = pins.get("rx_en")
         self.tx_en = pins.get("tx_en")
@@ -217,12 +217,6 @@ class SX127x(Radio):
             self.write(_REG_INVERT_IQ, v | 0x01)
             self.write(_REG_INVERT_IQ2, 0x1D)
 
-    def _switch(self, tx):
-        if self.tx_en is not None:
-            self.tx_en.value(1 if tx else 0)
-        if self.rx_en is not None:
-            self.rx_en.value(0 if tx else 1)
-
     def standby(self):
         self._cancel_rx()
         self.receiving = False
@@ -285,20 +279,7 @@ class SX127x(Radio):
         self.write(_REG_IRQ_FLAGS, 0xFF)
         self.dio0.clear()
         self.write(_REG_OP_MODE, _LONG_RANGE | self._lf | _MODE_RX_CONT)
-        import asyncio
-
-        self._rx_task = asyncio.create_task(self._rx_loop())
-
-    def _cancel_rx(self):
-        if self._rx_task is not None:
-            self._rx_task.cancel()
-            self._rx_task = None
-
-    async def _rx_loop(self):
-        flag = self.dio0.flag
-        while True:
-            await flag.wait()
-            self.service()
+        self._start_rx_task()
 
     def service(self):
         """Handle a DIO0 interrupt in continuous receive (no heap allocation)."""
