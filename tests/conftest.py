@@ -35,6 +35,26 @@ def run_micropython(script: str | Path, *args: str, cwd: Path = FIRMWARE_TESTS, 
                           capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def firmware_env(with_sim: bool = True) -> dict:
+    """Environment for a MicroPython process that imports the firmware as deployed (bytecode)."""
+    parts = [str(compiled_firmware(ROOT / ".venv" / "mpy-cache"))]
+    if with_sim:
+        parts.append(str(ROOT / "host/loraspot/sim/mp"))
+    return dict(os.environ, MICROPYPATH=os.pathsep.join([*parts, ".frozen"]))
+
+
+def run_firmware_json(script: str, data: object, timeout: float = 120) -> object:
+    """Run `script` (source) under MicroPython with the heap limit, JSON `data` on stdin; return
+    the JSON it prints last."""
+    import json
+
+    proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", "-c", script], input=json.dumps(data),
+                          capture_output=True, text=True, env=firmware_env(False), cwd=FIRMWARE_TESTS,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 class FirmwareFailure(Exception):
     pass
 

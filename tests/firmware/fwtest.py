@@ -69,3 +69,20 @@ def mount(flash, point="/t", mkfs=False):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def settle(r, events):
+    """Wait until radio driver r has handled `events` receive interrupts in all."""
+    for _ in range(1000):
+        if r.stats["rx"] + r.stats["rx_bad"] + r.stats["rx_crc"] + r.stats["rx_overflow"] >= events:
+            return
+        await asyncio.sleep_ms(1)
+    raise AssertionError("driver did not handle the interrupt")
+
+
+def run_fresh(coro):
+    """asyncio.run, then a fresh loop: drops tasks a test left waiting (a receive loop)."""
+    try:
+        return asyncio.run(coro)
+    finally:
+        asyncio.new_event_loop()

@@ -2,7 +2,8 @@
 import asyncio
 
 from fakehw import FakeSPI
-from fwtest import eq, raises
+from fwtest import eq, raises, settle
+from fwtest import run_fresh as run
 from spot.clock import MASK, Clock, ticks_add, ticks_diff
 from spot.radio import RadioError, RadioTimeout
 from spot.radio.sx127x import SX127x
@@ -15,22 +16,6 @@ def make(model=None, profile=PROFILE, clock=None):
     m = model or SX1276Model()
     r = SX127x(FakeSPI(m), m.pins(), clock or Clock(), profile)
     return m, r
-
-
-async def settle(r, events):
-    """Wait until the driver has handled `events` receive interrupts in all."""
-    for _ in range(1000):
-        if r.stats["rx"] + r.stats["rx_bad"] + r.stats["rx_crc"] + r.stats["rx_overflow"] >= events:
-            return
-        await asyncio.sleep_ms(1)
-    raise AssertionError("driver did not handle the interrupt")
-
-
-def run(coro):
-    try:
-        return asyncio.run(coro)
-    finally:
-        asyncio.new_event_loop()  # drop tasks a test left waiting (a receive loop)
 
 
 def test_init_sequence_puts_chip_in_lora_standby():

@@ -4,18 +4,16 @@ across restarts, DevNonce never repeated."""
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import signal
 import subprocess
 import time
 
-from tests.conftest import FIRMWARE_TESTS, HEAP, ROOT, compiled_firmware, micropython
+from tests.conftest import FIRMWARE_TESTS, HEAP, firmware_env, micropython
 
 
 def test_fifty_random_kills(tmp_path):
-    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), ".frozen"]))
+    env = firmware_env(False)
     rng = random.Random(50)
     ups: list[int] = []
     nonces: list[int] = []

@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loraspot.lorawan import crypto
 
-from tests.conftest import FIRMWARE_TESTS, HEAP, ROOT, compiled_firmware, micropython
+from tests.conftest import ROOT, run_firmware_json
 
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "lorawan.json").read_text())
 
@@ -61,12 +59,7 @@ def _firmware(cases: list[dict]) -> list[dict]:
               "    s.crypt(buf, 0, len(buf), c['fport'], c['dir'], da, c['fcnt'])\n"
               "    out.append({'mic': mic, 'enc': hexlify(buf).decode()})\n"
               "print(json.dumps(out))\n")
-    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), ".frozen"]))
-    proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", "-c", script], input=json.dumps(cases),
-                          capture_output=True, text=True, env=env, cwd=FIRMWARE_TESTS, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return run_firmware_json(script, cases)
 
 
 @settings(max_examples=5, deadline=None)
@@ -99,12 +92,7 @@ def _firmware_uplinks(cases: list[dict]) -> list[str]:
               "                           c['adr'], c['ack'])\n"
               "    out.append(hexlify(buf[:n]).decode())\n"
               "print(json.dumps(out))\n")
-    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), ".frozen"]))
-    proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", "-c", script], input=json.dumps(cases),
-                          capture_output=True, text=True, env=env, cwd=FIRMWARE_TESTS, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return run_firmware_json(script, cases)
 
 
 @settings(max_examples=5, deadline=None)
@@ -155,12 +143,7 @@ def test_host_downlinks_parse_in_the_firmware(cases):
               "    out.append([d.fcnt, d.fport, hexlify(d.payload).decode(), hexlify(d.fopts).decode(), d.confirmed,\n"
               "                d.ack, d.fpending])\n"
               "print(json.dumps(out))\n")
-    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), ".frozen"]))
-    proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", "-c", script], input=json.dumps(wire),
-                          capture_output=True, text=True, env=env, cwd=FIRMWARE_TESTS, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    for c, got in zip(cases, json.loads(proc.stdout), strict=True):
+    for c, got in zip(cases, run_firmware_json(script, wire), strict=True):
         payload = c["payload"] if c["fport"] is not None else b""
         assert got == [c["fcnt"], c["fport"], payload.hex(), c["fopts"].hex(), c["confirmed"], c["ack"],
                        c["fpending"]]

@@ -4,13 +4,12 @@ radio) and the host join server, through the RF medium and a test gateway, at 10
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 from loraspot.lorawan.joinserver import JoinServer
 from loraspot.sim.medium import Medium, airtime_module
 
-from tests.conftest import FIRMWARE_TESTS, HEAP, ROOT, compiled_firmware, micropython
+from tests.conftest import FIRMWARE_TESTS, HEAP, firmware_env, micropython
 from tests.host.lorawan_gateway import Gateway
 
 SPEED = 10
@@ -19,8 +18,7 @@ APPKEY = bytes.fromhex("98929b92c49edba9676d646d3b612456")
 
 
 def run_node(medium: Medium, state, dev_eui: str = DEV_EUI, appkey: bytes = APPKEY) -> list[dict]:
-    fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), str(ROOT / "host/loraspot/sim/mp"), ".frozen"]))
+    env = firmware_env()
     host, port = medium.address
     proc = subprocess.run([micropython(), "-X", f"heapsize={HEAP}", str(FIRMWARE_TESTS / "lorawan_node_peer.py"),
                            host, str(port), str(SPEED), str(state), dev_eui, appkey.hex()],

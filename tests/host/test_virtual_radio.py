@@ -4,22 +4,20 @@ to the RF medium: frames cross between boards with exactly computed times."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 
 import pytest
 from loraspot.sim.medium import Medium, airtime_module
 
-from tests.conftest import FIRMWARE_TESTS, HEAP, ROOT, compiled_firmware, micropython
+from tests.conftest import FIRMWARE_TESTS, HEAP, firmware_env, micropython
 
 PEER = FIRMWARE_TESTS / "vradio_peer.py"
 
 
 class Peer:
     def __init__(self, medium: Medium, rid: str, x: float, speed: int, *args: str):
-        fw = compiled_firmware(ROOT / ".venv" / "mpy-cache")
-        env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(fw), str(ROOT / "host/loraspot/sim/mp"), ".frozen"]))
+        env = firmware_env()
         host, port = medium.address
         self.proc = subprocess.Popen([micropython(), "-X", f"heapsize={HEAP}", str(PEER), host, str(port), rid,
                                       str(x), str(speed), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
