@@ -280,6 +280,14 @@ class Radio:
         raise NotImplementedError
 
     # ---- helpers for interrupt-driven drivers ------------------------------------------------
+    def _bus(self, spi, pins):
+        """The SPI bus, chip select, reset and optional RF-switch pins of a real chip."""
+        self.spi = spi
+        self.nss = pins["nss"]
+        self.rst = pins.get("reset")
+        self.rx_en = pins.get("rx_en")
+        self.tx_en = pins.get("tx_en")
+
     def _switch(self, tx):
         if self.tx_en is not None:
             self.tx_en.value(1 if tx else 0)

@@ -72,13 +72,9 @@ class SX126x(Radio):
 
     def __init__(self, spi, pins, clock, radio_profile):
         super().__init__(clock, radio_profile)
-        self.spi = spi
-        self.nss = pins["nss"]
-        self.rst = pins.get("reset")
+        self._bus(spi, pins)
         self.busy = pins["busy"]
         self.dio1 = self.rx_line = IrqLine(pins["dio1"])
-        self.rx_en = pins.get("rx_en")
-        self.tx_en = pins.get("tx_en")
         self.sx1261 = radio_profile["chip"] == "sx1261"
         self.MIN_POWER = -17 if self.sx1261 else -9
         self.MAX_POWER = 15 if self.sx1261 else 22

@@ -69,13 +69,9 @@ class SX127x(Radio):
 
     def __init__(self, spi, pins, clock, radio_profile):
         super().__init__(clock, radio_profile)
-        self.spi = spi
-        self.nss = pins["nss"]
-        self.rst = pins.get("reset")
+        self._bus(spi, pins)
         self.dio0 = self.rx_line = IrqLine(pins["dio0"])
         self.dio1 = IrqLine(pins["dio1"]) if pins.get("dio1") is not None else None
-        self.rx_en = pins.get("rx_en")
-        self.tx_en = pins.get("tx_en")
         self.pa_boost = radio_profile.get("pa_boost", True)
         self.MIN_POWER = 2 if self.pa_boost else 0
         self.MAX_POWER = 20 if self.pa_boost else 14

@@ -53,18 +53,30 @@ def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_po
                 click.echo(" ".join(f"{k}={v}" for k, v in s.items()))
             sys.stdout.flush()
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = _stop_on_sigterm()
     board = VirtualBoard(opts, status)
     board.start()
+    try:
+        _wait_for_stop(stop)
+    finally:
+        board.stop()
+        status({"event": "stopped", "id": board.device_id})
+
+
+def _stop_on_sigterm() -> threading.Event:
+    """An event SIGTERM sets; install it before announcing anything a supervisor may act on."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def _wait_for_stop(stop: threading.Event) -> None:
+    """Block until SIGTERM or Ctrl-C."""
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
-    finally:
-        board.stop()
-        status({"event": "stopped", "id": board.device_id})
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -95,18 +107,14 @@ def medium_cmd(ctx, port: int, speed: int, path_loss_exponent: float) -> None:
         medium = Medium(port=port, speed=speed, path_loss_exponent=path_loss_exponent)
     except OSError as e:
         raise MediumError(f"cannot listen on UDP 127.0.0.1:{port}: {e.strerror}") from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = _stop_on_sigterm()
     medium.start()
     host, bound = medium.address
     first = {"event": "serving", "address": f"{host}:{bound}", "speed": speed}
     click.echo(json.dumps(first) if ctx.json else f"RF medium on {host}:{bound} (speed {speed})")
     sys.stdout.flush()
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        _wait_for_stop(stop)
     finally:
         medium.stop()
         st = dict(medium.status(), event="stopped")
