@@ -30,7 +30,7 @@ class NvsSecrets:
         return name in self.names()
 
     def get(self, name):
-        return self._read(name, 64) if self.has(name) else None
+        return self._read(name, 64)
 
     def put(self, name, value):
         names = self.names()

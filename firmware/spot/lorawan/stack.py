@@ -6,6 +6,7 @@ from binascii import hexlify, unhexlify
 from spot.clock import ticks_add
 from spot.lorawan import crypto, frame, mac
 from spot.lorawan.dutycycle import DutyCycle, JoinBackoff
+from spot.radio import airtime
 
 ADR_ACK_LIMIT = 64
 ADR_ACK_DELAY = 32
@@ -241,8 +242,6 @@ class LoRaWAN:
 
     # ---- radio --------------------------------------------------------------------------------
     def _airtime(self, size, sf, bw):
-        from spot.radio import airtime
-
         return airtime.time_on_air_us(size, sf, bw, 5, 8, True, True, None, self.radio.CHIP)
 
     async def _wait_duty(self, freq, airtime, join=False):

@@ -5,7 +5,7 @@ import asyncio
 from micropython import const
 
 from spot.clock import raw_ticks_us, ticks_add, ticks_diff
-from spot.radio import PUBLIC_SYNC, RadioError, RadioTimeout, airtime
+from spot.radio import PUBLIC_SYNC, RadioTimeout, airtime
 
 MAX_PAYLOAD = const(255)
 RING = const(4)  # received packets kept until the consumer takes them
@@ -40,12 +40,6 @@ class Packet:
         self.sf = s.sf
         self.bw = s.bw
         self.cr = s.cr
-
-    def copy_from(self, other):
-        self.buf[: other.length] = other.mv[: other.length]
-        self.length = other.length
-        self.rssi, self.snr_x4, self.freq = other.rssi, other.snr_x4, other.freq
-        self.sf, self.bw, self.cr, self.t_us, self.crc_ok = other.sf, other.bw, other.cr, other.t_us, other.crc_ok
 
 
 class Settings:
@@ -113,6 +107,7 @@ class Radio:
         if not self.band[0] <= self.s.freq <= self.band[1]:
             self.s.freq = (self.band[0] + self.band[1]) // 2
         self.ring = [Packet() for _ in range(RING)]
+        self.win_packet = Packet()  # a receive window's packet
         self.head = 0  # next packet the consumer takes
         self.count = 0  # packets waiting
         self.rx_event = asyncio.ThreadSafeFlag()
@@ -241,9 +236,22 @@ class Radio:
         self.receiving = False
         return await self._hw_rssi(duration_us)
 
-    def window_deadline(self, start, symbols, length=MAX_PAYLOAD):
-        """Latest clock time a window opened at start can end: timeout plus a whole longest frame."""
-        return ticks_add(start, self.symbols_us(symbols) + self.airtime_us(length) + 20000)
+    def window_limit_us(self, symbols):
+        """How long a window can last at most: its timeout plus a whole longest frame (the backstop
+        when the chip never signals)."""
+        return self.symbols_us(symbols) + self.airtime_us(MAX_PAYLOAD) + 50000
+
+    def _finish_window(self, rx_done, flags, raw_t):
+        """The window's packet (read by the driver's _read_packet) or None."""
+        p = self.win_packet
+        if rx_done and self._read_packet(p, flags, raw_t):
+            p.settings(self.s)
+            self.stats["rx"] += 1
+            return p
+        return None
+
+    def _read_packet(self, p, flags, raw_t):
+        raise NotImplementedError
 
     # ---- driver hooks --------------------------------------------------------------------------
     def _hw_configure(self):
@@ -333,8 +341,3 @@ class Radio:
 
 def timeout_error(what):
     return RadioTimeout("%s: the radio never signalled completion (IRQ missing or chip hung)" % what)
-
-
-def check_radio_error(cond, msg):
-    if not cond:
-        raise RadioError(msg)

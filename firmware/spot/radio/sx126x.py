@@ -6,7 +6,7 @@ from micropython import const
 
 from spot.clock import ticks_diff
 from spot.radio import BW_SX126X, RadioError, airtime
-from spot.radio.base import IrqLine, Packet, Radio, timeout_error
+from spot.radio.base import IrqLine, Radio, timeout_error
 
 _CMD_SET_SLEEP = const(0x84)
 _CMD_SET_STANDBY = const(0x80)
@@ -85,7 +85,6 @@ class SX126x(Radio):
         self._r3 = bytearray(3)  # status + two bytes
         self._r4 = bytearray(4)  # status + three bytes
         self._one = bytearray(1)
-        self.win_packet = Packet()
         self._rx_task = None
         self._rtc_stale = False
         self.nss.value(1)
@@ -384,8 +383,7 @@ class SX126x(Radio):
         timeout = self.symbols_us(symbols) + 2000
         await self.clock.sleep_until_us(start)
         self.cmd(_CMD_SET_RX, self._timer(timeout))
-        limit = timeout + self.airtime_us(255) + 50000
-        ok = await self._wait_irq(self.dio1, limit)
+        ok = await self._wait_irq(self.dio1, self.window_limit_us(symbols))
         if not ok:
             self._recover()
             raise timeout_error("receive window")
@@ -396,13 +394,7 @@ class SX126x(Radio):
             self._rtc_stale = True
         self.cmd_bytes(_CMD_SET_STANDBY, _STDBY_RC)
         self._fix_implicit_timeout()
-        if flags & _IRQ_RX_DONE:
-            p = self.win_packet
-            if self._read_packet(p, flags, raw_t):
-                p.settings(self.s)
-                self.stats["rx"] += 1
-                return p
-        return None
+        return self._finish_window(flags & _IRQ_RX_DONE, flags, raw_t)
 
 
 def _tcxo_code(volts):

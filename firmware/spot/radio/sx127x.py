@@ -5,7 +5,7 @@ import time
 from micropython import const
 
 from spot.radio import BW_SX127X, RadioError, airtime
-from spot.radio.base import IrqLine, Packet, Radio, timeout_error
+from spot.radio.base import IrqLine, Radio, timeout_error
 
 _REG_FIFO = const(0x00)
 _REG_OP_MODE = const(0x01)
@@ -78,7 +78,6 @@ class SX127x(Radio):
         self._w = bytearray(2)
         self._r = bytearray(2)
         self._a = bytearray(1)
-        self.win_packet = Packet()
         self._rx_task = None
         self._lf = 0
         self.nss.value(1)
@@ -339,8 +338,7 @@ class SX127x(Radio):
             self.dio1.clear()
         await self.clock.sleep_until_us(start)
         self.write(_REG_OP_MODE, _LONG_RANGE | self._lf | _MODE_RX_SINGLE)
-        limit = self.symbols_us(symbols) + self.airtime_us(255) + 50000
-        ok = await self._wait_irq(self.dio0, limit, self._window_polled)
+        ok = await self._wait_irq(self.dio0, self.window_limit_us(symbols), self._window_polled)
         if not ok:
             self._recover()
             raise timeout_error("receive window")
@@ -351,13 +349,7 @@ class SX127x(Radio):
         flags = self.read(_REG_IRQ_FLAGS)
         self.write(_REG_IRQ_FLAGS, 0xFF)
         self._mode(_MODE_STDBY)
-        if flags & _IRQ_RX_DONE:
-            p = self.win_packet
-            if self._read_packet(p, flags, raw_t):
-                p.settings(self.s)
-                self.stats["rx"] += 1
-                return p
-        return None
+        return self._finish_window(flags & _IRQ_RX_DONE, flags, raw_t)
 
     def _window_polled(self):
         if self.dio1 is not None:

@@ -10,7 +10,7 @@ from micropython import const
 
 from spot.clock import ticks_add, ticks_diff
 from spot.radio import BW_SX127X, RadioError, airtime
-from spot.radio.base import Packet, Radio, timeout_error
+from spot.radio.base import Radio, timeout_error
 
 _CFG = "<IBIBHBBb"  # freq, sf, bw, cr, preamble, flags, sync, power
 _CFG_SIZE = const(15)
@@ -47,7 +47,6 @@ class VirtualRadio(Radio):
             raise RadioError("this virtual board has no RF medium: start one (loraspot sim medium) and give the "
                              "board --medium HOST:PORT")
         self.speed = clock.speed
-        self.win_packet = Packet()
         self._msg = bytearray(1 + 8 + 2 + _CFG_SIZE + 255)
         self._reply = None
         self._waiting = None  # b"D" or b"W" while an operation waits for the medium
@@ -203,7 +202,7 @@ class VirtualRadio(Radio):
         self._ensure_reader()
         self._waiting = b"W"
         self._send(self._pack_cfg(11))
-        limit = ticks_diff(self.window_deadline(start, symbols), self.clock.ticks_us()) + 2000000
+        limit = ticks_diff(start, self.clock.ticks_us()) + self.window_limit_us(symbols) + 2000000
         reply = await self._await_reply(b"W", limit)
         if reply is None:
             raise timeout_error("receive window (no answer from the RF medium)")
