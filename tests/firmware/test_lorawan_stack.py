@@ -5,7 +5,7 @@ import cryptolib
 from fwtest import RamFlash, eq, mount
 from spot.clock import Clock
 from spot.config import Secrets
-from spot.lorawan import crypto, frame, region
+from spot.lorawan import crypto, frame, join, region
 from spot.lorawan.stack import LoRaWAN, Result
 from spot.lorawan.store import Counters
 from spot.radio.base import Packet
@@ -43,13 +43,13 @@ def _wire(plain):
 def test_join_accept_good_wrong_length_wrong_mic():
     n = _node()
     key = crypto.Key(APPKEY)
-    eq(n._accept(key, _packet(_wire(PLAIN)[:16]), REQ), False)
+    eq(join.accept(n, key, _packet(_wire(PLAIN)[:16]), REQ), False)
     bad = bytearray(PLAIN)
     bad[-1] ^= 1
-    eq(n._accept(key, _packet(_wire(bytes(bad))), REQ), False)
+    eq(join.accept(n, key, _packet(_wire(bytes(bad))), REQ), False)
     eq(n.rejects, {"join_accept": 1, "join_mic": 1})
     eq((n.session, n.counters.devaddr, n.secrets.has("nwk_s_key")), (None, None, False), "nothing changed")
-    eq(n._accept(key, _packet(_wire(PLAIN)), REQ), True)
+    eq(join.accept(n, key, _packet(_wire(PLAIN)), REQ), True)
     eq(n.counters.devaddr, "e7cd2c01")
     eq(n.secrets.get("nwk_s_key") is not None, True)
 
@@ -101,8 +101,8 @@ def _accept_with_cflist(reg, cflist):
     n = LoRaWAN(reg, StubRadio(), Clock(), Counters("/t/lorawan.json").load(), secrets, "0000000000000001")
     key = crypto.Key(APPKEY)
     plain = PLAIN[:13] + cflist
-    plain += crypto.join_mic(key, plain).to_bytes(4, "little")
-    eq(n._accept(key, _packet(_wire(plain)), REQ), True)
+    plain += join.join_mic(key, plain).to_bytes(4, "little")
+    eq(join.accept(n, key, _packet(_wire(plain)), REQ), True)
     return n
 
 

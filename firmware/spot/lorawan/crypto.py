@@ -121,36 +121,3 @@ class Session:
                 buf[pos + k] ^= s[k]
             pos += 16
             i += 1
-
-
-def join_mic(appkey, msg):
-    """MIC of a Join-Request (MHDR|AppEUI|DevEUI|DevNonce) or a decrypted Join-Accept (without MIC)."""
-    t = appkey.cmac(None, msg)
-    return t[0] | (t[1] << 8) | (t[2] << 16) | (t[3] << 24)
-
-
-def decrypt_join_accept(appkey, phy):
-    """MHDR + AES-encrypt(AppKey) of the rest, as the spec prescribes (the server 'decrypts')."""
-    n = len(phy)
-    if n not in (17, 33):
-        raise ValueError("Join-Accept must be 17 or 33 bytes, got %d" % n)
-    out = bytearray(phy)
-    blk = bytearray(16)
-    for pos in range(1, n, 16):
-        appkey.encrypt_block(phy[pos : pos + 16], blk)
-        out[pos : pos + 16] = blk
-    return out
-
-
-def derive(appkey, appnonce_netid, devnonce):
-    """(NwkSKey, AppSKey) from AppNonce|NetID (6 bytes, wire order) and DevNonce (2 bytes)."""
-    blk = bytearray(16)
-    blk[1:7] = appnonce_netid
-    blk[7:9] = devnonce
-    nwk = bytearray(16)
-    app = bytearray(16)
-    blk[0] = 0x01
-    appkey.encrypt_block(blk, nwk)
-    blk[0] = 0x02
-    appkey.encrypt_block(blk, app)
-    return nwk, app

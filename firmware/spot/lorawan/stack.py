@@ -1,6 +1,7 @@
 # LoRaWAN 1.0.3 Class A end device: OTAA join and ABP, uplinks with RX1/RX2, confirmed frames
 # and ACKs, MAC commands, ADR back-off, duty cycle, counters persisted before use.
 import os
+import sys
 from binascii import hexlify, unhexlify
 
 from spot.clock import ticks_add
@@ -38,6 +39,16 @@ class Result:
         self.airtime_us = 0
 
 
+def unload(name):
+    """Forget an imported module (sys.modules and its package's attribute) so its code can be
+    collected."""
+    sys.modules.pop(name, None)
+    pkg, _, attr = name.rpartition(".")
+    parent = sys.modules.get(pkg)
+    if parent is not None and attr in parent.__dict__:
+        delattr(parent, attr)
+
+
 def _eui_wire(hex_be):
     """An EUI as network servers print it (MSB first) in wire order (LSB first)."""
     return bytes(reversed(unhexlify(hex_be)))
@@ -55,6 +66,7 @@ class LoRaWAN:
         self.mac = mac.MacState(region)
         self.duty = DutyCycle(region)
         self.join_backoff = JoinBackoff()
+        self.join_attempts = 0  # since the last successful join (US915 alternates DR0/DR4)
         self.session = None
         self.devaddr = None
         self.adr = region.name != "SINGLE"
@@ -95,72 +107,15 @@ class LoRaWAN:
         return ch.f[i], ch.dl[i]
 
     async def join(self, dr=None):
-        """One OTAA attempt: Join-Request, then RX1 (5 s) and RX2 (6 s). True when joined."""
-        appkey_raw = self.secrets.get("app_key")
-        if appkey_raw is None:
-            raise JoinFailed("no app_key stored: set it with keys.set")
-        appkey = crypto.Key(appkey_raw)
-        if dr is not None:
-            self.mac.dr = dr
-        sf, bw = self.region.dr(self.mac.dr)
-        ch = self._channel()
-        req = bytearray(23)
-        req[1:9] = self.join_eui
-        req[9:17] = self.dev_eui
-        airtime = self._airtime(23, sf, bw)
-        await self._wait_duty(ch[0], airtime, join=True)
-        nonce = self.counters.next_devnonce()  # on flash before the radio sends it
-        req[17] = nonce & 0xFF
-        req[18] = nonce >> 8
-        mic = crypto.join_mic(appkey, memoryview(req)[:19])
-        req[19:23] = mic.to_bytes(4, "little")
-        _start, end = await self._send(req, ch[0], sf, bw)
-        self.join_backoff.record(airtime, self.clock.ticks_ms())
-        d1, d2 = self.region.join_delays
-        rx1 = (ch[0], self.region.rx1_dr(self.mac.dr, 0))
-        for delay, (freq, rdr) in ((d1, rx1), (d2, (self.mac.rx2_freq, self.mac.rx2_dr))):
-            p = await self._window(end, delay, freq, rdr)
-            if p is not None and self._accept(appkey, p, req):
-                self.stats["joins"] += 1
-                return True
-        self.stats["join_fail"] += 1
-        return False
+        """One OTAA attempt: Join-Request, then RX1 (5 s) and RX2 (6 s). True when joined.
+        The join code (spot.lorawan.join) is loaded for it and dropped once joined: a session
+        needs it once, and its RAM is then free for the rest."""
+        from spot.lorawan import join
 
-    def _accept(self, appkey, p, req):
-        n = p.length
-        if n not in (17, 33) or p.buf[0] >> 5 != frame.JOIN_ACCEPT:
-            self._reject("join_accept")
-            return False
-        plain = crypto.decrypt_join_accept(appkey, bytes(p.payload()))
-        mic = plain[n - 4] | (plain[n - 3] << 8) | (plain[n - 2] << 16) | (plain[n - 1] << 24)
-        if crypto.join_mic(appkey, memoryview(plain)[: n - 4]) != mic:
-            self._reject("join_mic")
-            return False
-        nwk, app = crypto.derive(appkey, plain[1:7], req[17:19])
-        self.secrets.put("nwk_s_key", nwk)
-        self.secrets.put("app_s_key", app)
-        self.devaddr = bytes(plain[7:11])
-        self.session = crypto.Session(nwk, app)
-        self.counters.new_session(hexlify(self.devaddr).decode())
-        dl, delay = plain[11], plain[12] & 0x0F
-        dr = self.mac.dr  # uplinks go on at the data rate that joined until ADR says otherwise
-        self.mac = mac.MacState(self.region)
-        self.mac.dr = dr
-        self.mac.rx1_dr_offset = (dl >> 4) & 7
-        self.mac.rx2_dr = dl & 0x0F
-        self.mac.rx1_delay = delay or 1
-        if n == 33 and self.region.name != "SINGLE":  # the single-channel plan ignores a CFList
-            if self.region.cflist and plain[28] == 0:  # type 0: up to 5 more frequencies
-                for i in range(5):
-                    f = (plain[13 + 3 * i] | (plain[14 + 3 * i] << 8) | (plain[15 + 3 * i] << 16)) * 100
-                    if f:
-                        self.mac.channels.put(len(self.mac.channels), f, 0, 5)
-            elif plain[28] == 1 and self.mac.fixed_plan:  # type 1: channel masks (US915, CN470)
-                for i in range(min(len(self.mac.channels), 80)):
-                    m = plain[13 + 2 * (i // 16)] | (plain[14 + 2 * (i // 16)] << 8)
-                    self.mac.channels.on[i] = m >> (i % 16) & 1
-        self.adr_ack_cnt = 0
-        return True
+        ok = await join.attempt(self, dr)
+        if ok:
+            unload("spot.lorawan.join")
+        return ok
 
     # ---- uplinks --------------------------------------------------------------------------------
     async def send(self, fport, payload, confirmed=False):
