@@ -22,7 +22,12 @@ from loraspot.flash import image
 from loraspot.sim import registry
 from loraspot.sim.uart import LineControl, PtyEndpoint, Rfc2217Endpoint, Uart
 
-HEAP = "112K"
+HEAP_KB = 112  # the ESP32's MicroPython heap as the firmware sees it (tests use the same limit)
+# The interpreter gets this much more, for what the virtual board's own boot code holds (the ROM,
+# `machine` and the flash driver are C on an ESP32 and use none of its heap); vboot fills whatever
+# of it is left over, so main.py starts with exactly the free heap a fresh 112 KB interpreter has.
+BOOT_ALLOWANCE_KB = 24
+HEAP = f"{HEAP_KB + BOOT_ALLOWANCE_KB}K"
 CAUSES = {"power_on": 1, "hard": 2, "watchdog": 3, "deepsleep": 4, "soft": 5}
 ROM_BANNER = {
     "power_on": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
@@ -206,7 +211,8 @@ class VirtualBoard:
                "side_fd": side_fd, "speed": self.opts.speed, "cause": CAUSES[self._cause], "mac": self.efuse["mac"],
                "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
-               "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position)}
+               "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
+               "allowance": BOOT_ALLOWANCE_KB * 1024}
         env = dict(os.environ)
         env["LORASPOT_VBOARD"] = json.dumps(cfg)
         env.update(self.opts.extra_env)
@@ -274,6 +280,8 @@ class VirtualBoard:
                 msg = raw.decode(errors="replace").strip()
                 if msg.startswith("rtc "):
                     self._rtc = bytes.fromhex(msg[4:])
+                elif msg.startswith("heapshort "):  # the boot code outgrew its allowance
+                    self._status({"event": "heapshort", "bytes": int(msg.split()[1])})
                 else:
                     messages.append(msg)
         return messages

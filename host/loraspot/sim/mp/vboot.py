@@ -3,6 +3,9 @@
 # ESP32 partition's interface (4096-byte blocks, erase by ioctl 6), installs the `machine`
 # stand-in, then runs boot.py and main.py as the esp32 port does, and a REPL after them.
 import gc
+
+gc.collect()
+_free_at_start = gc.mem_free()
 import json
 import os
 import sys
@@ -43,7 +46,17 @@ except OSError:
         pass
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
+# The interpreter's heap is the board's plus an allowance for this boot code (C on an ESP32): the
+# rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
+# fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
+_allowance = cfg["allowance"]
 del cfg
+gc.collect()
+_excess = gc.mem_free() - (_free_at_start - _allowance)
+if _excess < 0:
+    _vmachine.tell(b"heapshort %d" % -_excess)
+_ballast = bytearray(_excess - 64) if _excess > 1024 else None
+del _excess
 gc.collect()
 
 
