@@ -5,6 +5,7 @@ import math
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -63,18 +64,29 @@ def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_po
         status({"event": "stopped", "id": board.device_id})
 
 
-def _stop_on_sigterm() -> threading.Event:
-    """An event SIGTERM sets; install it before announcing anything a supervisor may act on."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+class _StopFlag:
+    """Set by SIGTERM. The handler only assigns an attribute: a handler that took a lock (as
+    threading.Event.set does) deadlocks when the signal lands while the main thread holds it."""
+
+    requested = False
+
+
+def _stop_on_sigterm() -> _StopFlag:
+    """A flag SIGTERM sets; install it before announcing anything a supervisor may act on."""
+    stop = _StopFlag()
+
+    def _handler(*_):
+        stop.requested = True
+
+    signal.signal(signal.SIGTERM, _handler)
     return stop
 
 
-def _wait_for_stop(stop: threading.Event) -> None:
+def _wait_for_stop(stop: _StopFlag) -> None:
     """Block until SIGTERM or Ctrl-C."""
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.requested:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
 
