@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from loraspot import device
+import serial
+from loraspot import boards, device
+from loraspot.flash import image
+from loraspot.flash.mpy import compiled_firmware
 from loraspot.sim.vboard import BoardOptions, VirtualBoard
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bytecode_image(path: Path, main: bytes, extra: dict[str, bytes] | None = None, board: str = "virtual") -> Path:
+    """A flash image with the firmware library as bytecode (as `loraspot flash` ships it) and the
+    given main.py (plus extra files)."""
+    profile = boards.get(board)
+    files = image.app_files(profile, mpy_dir=compiled_firmware(ROOT / ".venv" / "mpy-cache"))
+    files["main.py"] = main
+    files.update(extra or {})
+    image.create_flash_image(path, profile, files)
+    return path
 
 
 class Harness:
@@ -33,6 +51,20 @@ class Harness:
 
     def connect(self, via: str = "url", baud: int = 115200, **kw):
         return device.connect(self.info[via], baud, **kw)
+
+    def read_result(self, timeout: float = 30) -> dict:
+        """The JSON of the first `RESULT {...}` line a test main.py prints (it repeats it, as output
+        before the serial port is opened is lost); AssertionError with what was seen when none comes."""
+        seen: list[str] = []
+        with serial.serial_for_url(self.info["url"], 115200, timeout=0.5) as port:
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                line = port.readline().decode(errors="replace").strip()
+                if line.startswith("RESULT "):
+                    return json.loads(line[7:])
+                if line and len(seen) < 50:
+                    seen.append(line)
+        raise AssertionError(f"no RESULT line: {seen} {self.status}")
 
     def stop(self) -> None:
         self.board.stop()

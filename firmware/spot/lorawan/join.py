@@ -6,6 +6,7 @@ from binascii import hexlify
 from spot.lorawan import crypto, frame, mac
 from spot.lorawan.stack import JoinFailed
 
+
 def join_mic(appkey, msg):
     """MIC of a Join-Request (MHDR|AppEUI|DevEUI|DevNonce) or a decrypted Join-Accept (without MIC)."""
     t = appkey.cmac(None, msg)

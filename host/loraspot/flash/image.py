@@ -118,12 +118,14 @@ def read_vfs(image_path: Path) -> LittleFS:
         return open_littlefs(f.read(pt.size))
 
 
-def app_files(profile: dict, config: dict | None = None) -> dict[str, bytes]:
-    """The application as it lands on the board: boot.py, main.py, lib/spot/..., board.json."""
+def app_files(profile: dict, config: dict | None = None, mpy_dir: Path | None = None) -> dict[str, bytes]:
+    """The application as it lands on the board: boot.py, main.py, lib/spot/..., board.json.
+    With mpy_dir (a tree made by flash.mpy.compiled_firmware) the library is shipped as bytecode."""
     fw = resources.firmware_dir()
     files = {"boot.py": (fw / "boot.py").read_bytes(), "main.py": (fw / "main.py").read_bytes()}
-    for src in sorted((fw / "spot").rglob("*.py")):
-        files["lib/" + src.relative_to(fw).as_posix()] = src.read_bytes()
+    lib, pattern = (Path(mpy_dir), "*.mpy") if mpy_dir else (fw, "*.py")
+    for src in sorted((lib / "spot").rglob(pattern)):
+        files["lib/" + src.relative_to(lib).as_posix()] = src.read_bytes()
     files["board.json"] = json.dumps(profile, indent=1).encode()
     if config:
         files["config.json"] = json.dumps(config).encode()
