@@ -163,3 +163,44 @@ def test_listen_before_talk_waits_for_a_free_channel_then_refuses():
         e = exc
     eq((e is not None, radio.sent), (True, 1))
     asyncio.new_event_loop()
+
+
+class RecordingRadio(LbtRadio):
+    """Records each transmission's channel and data rate; every receive window stays empty."""
+
+    def __init__(self):
+        super().__init__([])
+        self.tx = []
+        self.cfg = {}
+
+    def configure(self, **kw):
+        self.cfg.update(kw)
+
+    async def transmit_at(self, data, deadline=None):
+        self.tx.append((self.cfg["freq"], self.cfg["sf"], self.cfg["bw"]))
+        return 0, 1000
+
+    def symbols_us(self, n):
+        return 1000 * n
+
+    async def receive_window(self, start, symbols):
+        return None
+
+
+def test_us915_join_requests_alternate_125khz_dr0_and_500khz_dr4():
+    import asyncio
+
+    mount(RamFlash(16), "/t", mkfs=True)
+    secrets = Secrets("/t/secrets.json")
+    secrets.put("app_key", APPKEY)
+    radio = RecordingRadio()
+    n = LoRaWAN(region.get("US915", subband=2), radio, Clock(speed=100), Counters("/t/lorawan.json").load(), secrets,
+                "0000000000000001")
+    for _ in range(4):
+        eq(asyncio.run(n.join()), False)
+    eq([(sf, bw) for _f, sf, bw in radio.tx], [(10, 125000), (8, 500000), (10, 125000), (8, 500000)])
+    for f, _sf, bw in radio.tx:  # sub-band 2: 903.9-905.3 MHz at 125 kHz, 904.6 MHz at 500 kHz
+        ok = 903900000 <= f <= 905300000 if bw == 125000 else f == 904600000
+        eq(ok, True, "channel %d outside sub-band 2" % f)
+    eq(n.stats["join_fail"], 4)
+    asyncio.new_event_loop()
