@@ -78,3 +78,19 @@ def test_truncated_and_unknown_mac_commands():
     assert mac_commands(bytes.fromhex("0307ff00"), uplink=False)[0]["error"].startswith("truncated")
     assert "unknown" in mac_commands(bytes.fromhex("02" + "ee01"), uplink=True)[1]["error"]
     assert decode(bytes.fromhex("e0aabb"))["proprietary"] == "aabb"
+
+
+def test_lpp_payload_decoded(capsys):
+    nwk, app = bytes(range(16)), bytes(range(16, 32))
+    vec = json.loads((ROOT / "tests" / "vectors" / "lpp.json").read_text())["examples"][0]
+    phy = frames.build(nwk, app, bytes.fromhex("04030201"), 7, uplink=True, fport=2, payload=bytes.fromhex(vec["hex"]))
+    code, d = run(capsys, phy.hex(), "--nwkskey", nwk.hex(), "--appskey", app.hex(), "--lpp")
+    assert code == 0
+    assert [(v["channel"], v["name"], v["value"], v["unit"]) for v in d["lpp"]] == [
+        (3, "temperature", 27.2, "°C"), (5, "temperature", 25.5, "°C")]
+    # without the AppSKey there is nothing to decode, and a payload that is not LPP is refused
+    code, err = run(capsys, phy.hex(), "--lpp")
+    assert code == 2 and "--appskey" in err
+    bad = frames.build(nwk, app, bytes.fromhex("04030201"), 8, uplink=True, fport=2, payload=b"\x03\xfe\x00")
+    code, err = run(capsys, bad.hex(), "--nwkskey", nwk.hex(), "--appskey", app.hex(), "--lpp")
+    assert code == 2 and "unknown type 254" in err

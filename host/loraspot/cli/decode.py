@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from loraspot.errors import LoraspotError
+from loraspot.lorawan import lpp as cayenne
 from loraspot.lorawan.decode import DecodeError, decode, parse_input
 
 
@@ -42,9 +43,10 @@ def _print(ctx, obj: dict, indent: int = 0) -> None:
 @click.option("--nwkskey", help="NwkSKey (hex): verifies a data frame's MIC, decrypts FPort 0.")
 @click.option("--appskey", help="AppSKey (hex): decrypts the application payload.")
 @click.option("--devnonce", help="DevNonce of the Join-Request (4 hex digits): derive the session keys.")
+@click.option("--lpp", is_flag=True, help="Decode the application payload as Cayenne LPP (loraspot nodes send it).")
 @click.pass_obj
 def decode_cmd(ctx, frame: str, appkey: str | None, nwkskey: str | None, appskey: str | None,
-               devnonce: str | None) -> None:
+               devnonce: str | None, lpp: bool) -> None:
     """Decode a LoRaWAN frame given as hex or base64 (as network servers and forwarders show it)."""
     nonce = None
     if devnonce is not None:
@@ -57,6 +59,14 @@ def decode_cmd(ctx, frame: str, appkey: str | None, nwkskey: str | None, appskey
                         _key(appskey, "--appskey"), nonce)
     except DecodeError as e:
         raise BadFrame(f"cannot decode: {e}") from None
+    if lpp:
+        if "payload" not in result or not result.get("f_port"):
+            raise BadFrame("--lpp needs an application payload (FPort > 0) and --appskey to decrypt it")
+        try:
+            result["lpp"] = [{"channel": v["channel"], "name": v["name"], "value": v["value"], "unit": v["unit"]}
+                             for v in cayenne.decode(bytes.fromhex(result["payload"]))]
+        except cayenne.LppError as e:
+            raise BadFrame(str(e)) from None
     if ctx.json:
         ctx.emit(result)
     else:
