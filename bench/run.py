@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "host"))
 
 from loraspot import device  # noqa: E402
 from loraspot.console.files import put_file  # noqa: E402
-from loraspot.sim.vboard import BoardOptions, VirtualBoard  # noqa: E402
+from loraspot.sim.vboard import HEAP_KB, BoardOptions, VirtualBoard  # noqa: E402
 
 
 def round_trips(client, seconds: float = 3.0) -> float:
@@ -43,7 +43,11 @@ def main() -> None:
             client, _ = device.connect(info["url"])
             with client:
                 stats = client.request("stats")
-            print(f"heap after boot (112K limit): free {stats['heap_free']} B, used {stats['heap_alloc']} B")
+            # the interpreter's heap is the board's plus the virtual board's boot allowance (held by
+            # vboot's code and ballast), so the firmware's share is the board's size less what is free
+            board_heap = HEAP_KB * 1024
+            print(f"heap after boot ({HEAP_KB}K board): free {stats['heap_free']} B, "
+                  f"firmware uses {board_heap - stats['heap_free']} B ({stats['heap_free'] / board_heap:.2f} free)")
             print(f"{'baud':>7} {'line B/s':>9} {'req/s':>7} {'put B/s':>9} {'put/line':>9} {'payload/line':>13}")
             for baud in (115200, 921600):
                 client, _ = device.connect(info["url"], baud)
