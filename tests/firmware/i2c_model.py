@@ -148,3 +148,46 @@ class BME280Model:
         out = bytes(self.regs[self.ptr : self.ptr + n])
         self.ptr = (self.ptr + n) & 0xFF
         return out
+
+
+class AHT20Model:
+    """AHT20: 0x71 status (bit 3 calibrated, bit 7 busy), 0xBE 0x08 0x00 calibrates, 0xAC 0x33 0x00
+    measures (busy for the first read after it), 7-byte answer with CRC-8 0x31/0xFF."""
+
+    def __init__(self, hum_raw=0x80000, temp_raw=0x66666, calibrated=False):
+        self.addr = 0x38
+        self.hum_raw = hum_raw
+        self.temp_raw = temp_raw
+        self.calibrated = calibrated
+        self.state = "idle"
+        self.busy_reads = 0
+        self.corrupt = False
+        self.commands = []
+
+    def write(self, data):
+        self.commands.append(data)
+        if data == b"\x71":
+            self.state = "status"
+        elif data == b"\xbe\x08\x00":
+            self.calibrated = True
+        elif data == b"\xac\x33\x00":
+            if not self.calibrated:
+                raise OSError(EIO)
+            self.state = "measure"
+            self.busy_reads = 1
+        else:
+            raise OSError(EIO)
+
+    def read(self, n):
+        status = 0x18 if self.calibrated else 0x10
+        if self.state != "measure":
+            return bytes((status,))[:n]
+        if self.busy_reads:
+            self.busy_reads -= 1
+            return bytes((status | 0x80,)) + bytes(n - 1)
+        h, t = self.hum_raw, self.temp_raw
+        out = bytearray((status, h >> 12, (h >> 4) & 0xFF, ((h & 0xF) << 4) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF))
+        out.append(sensirion_crc(out))
+        if self.corrupt:
+            out[2] ^= 0x40
+        return bytes(out[:n])

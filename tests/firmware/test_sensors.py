@@ -3,8 +3,9 @@
 import asyncio
 
 from fwtest import eq, raises
-from i2c_model import BME280Model, I2CBus, SHT31Model
+from i2c_model import AHT20Model, BME280Model, I2CBus, SHT31Model
 from spot.sensors import SensorError, crc8
+from spot.sensors.aht20 import AHT20
 from spot.sensors.bme280 import BME280
 from spot.sensors.sht31 import SHT31
 
@@ -82,6 +83,22 @@ def test_bme280_compensation_matches_the_datasheet():
     writes = [e[2] for e in bus.log if e[0] == "w" and len(e[2]) == 2]
     eq(writes, [b"\xf2\x01", b"\xf4\x25"])
     eq(m.measurements, 1)
+
+
+def test_aht20_calibrates_measures_and_checks_crc():
+    m = AHT20Model(hum_raw=0x80000, temp_raw=0x66666, calibrated=False)
+    t, h = _run(AHT20(I2CBus(m)).read())
+    eq(m.commands, [b"\x71", b"\xbe\x08\x00", b"\xac\x33\x00"])
+    eq((round(t, 2), round(h, 2)), (round(0x66666 * 200 / 1048576 - 50, 2), 50.0))
+    m.commands = []
+    _run(AHT20(I2CBus(m)).read())
+    eq(m.commands, [b"\x71", b"\xac\x33\x00"])  # calibrated: no init the second time
+    m.corrupt = True
+    eq(raises(SensorError, _run, AHT20(I2CBus(m)).read()).code, "crc")
+    eq(raises(SensorError, _run, AHT20(I2CBus()).read()).code, "absent")
+    bus = I2CBus(AHT20Model())
+    bus.stuck = True
+    eq(raises(SensorError, _run, AHT20(bus).read()).code, "bus")
 
 
 def test_bme280_errors():
