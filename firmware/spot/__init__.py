@@ -1,1 +1,13 @@
+import sys
+
 VERSION = "0.1.0"
+
+
+def unload(name):
+    """Forget an imported module (sys.modules and its package's attribute) so its code can be
+    collected: for code needed once (the profile schema at boot, the join of a session)."""
+    sys.modules.pop(name, None)
+    pkg, _, attr = name.rpartition(".")
+    parent = sys.modules.get(pkg)
+    if parent is not None and attr in parent.__dict__:
+        delattr(parent, attr)

@@ -27,18 +27,12 @@ _CRASH_MARK = b"crash:"
 def _validate(prof):
     """Validate the profile, then let the schema module go: it is only needed once per boot and
     its tables cost about 9 KB of heap on the unix port (half on an ESP32)."""
-    import sys
-
-    from spot import profile
+    from spot import profile, unload
 
     try:
         return profile.validate(prof)
     finally:
-        sys.modules.pop("spot.profile", None)
-        import spot
-
-        if hasattr(spot, "profile"):
-            delattr(spot, "profile")
+        unload("spot.profile")
 
 
 class Board:

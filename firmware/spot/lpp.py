@@ -16,10 +16,10 @@ HUMIDITY = const(104)
 BAROMETER = const(115)
 GPS = const(136)
 
-# type -> (data bytes, signed)
-SIZES = {DIGITAL_IN: (1, False), DIGITAL_OUT: (1, False), ANALOG_IN: (2, True), ANALOG_OUT: (2, True),
-         ILLUMINANCE: (2, False), PRESENCE: (1, False), TEMPERATURE: (2, True), HUMIDITY: (1, False),
-         BAROMETER: (2, False)}
+# type -> (data bytes, signed, steps per unit)
+SIZES = {DIGITAL_IN: (1, False, 1), DIGITAL_OUT: (1, False, 1), ANALOG_IN: (2, True, 100),
+         ANALOG_OUT: (2, True, 100), ILLUMINANCE: (2, False, 1), PRESENCE: (1, False, 1),
+         TEMPERATURE: (2, True, 10), HUMIDITY: (1, False, 2), BAROMETER: (2, False, 10)}
 
 MAX_ITEMS = const(24)
 
@@ -48,21 +48,28 @@ class Payload:
         self.len = 0
         self.dropped = 0
 
-    def _put(self, channel, kind, raw, size, signed):
+    def _value(self, channel, kind, size):
+        """Start a value: the offset of its data. Bytes past `len` are scratch until _commit, so a
+        value refused half way changes nothing."""
         if not 0 <= channel <= 255:
             raise LppError("LPP channel must be 0..255, got %r" % (channel,))
-        lo, hi = (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1) if signed else (0, (1 << (8 * size)) - 1)
-        if not lo <= raw <= hi:
-            raise LppError("value out of range for LPP type %d" % kind)
-        end = self.len + 2 + size
-        if end > len(self.buf) or self.n == MAX_ITEMS:
+        if self.len + 2 + size > len(self.buf) or self.n == MAX_ITEMS:
             raise LppError("LPP payload full")
-        b = self.buf
-        b[self.len] = channel
-        b[self.len + 1] = kind
-        raw &= (1 << (8 * size)) - 1
+        self.buf[self.len] = channel
+        self.buf[self.len + 1] = kind
+        return self.len + 2
+
+    def _field(self, pos, raw, size, signed):
+        bits = 8 * size
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        if not lo <= raw <= hi:
+            raise LppError("value out of range for its LPP type")
+        raw &= (1 << bits) - 1
         for i in range(size):
-            b[end - 1 - i] = (raw >> (8 * i)) & 0xFF
+            self.buf[pos + size - 1 - i] = (raw >> (8 * i)) & 0xFF
+        return pos + size
+
+    def _commit(self, end):
         self.len = end
         self.ends[self.n] = end
         self.n += 1
@@ -71,9 +78,9 @@ class Payload:
         """A scalar value of one of the SIZES types, in its natural unit (°C, %RH, hPa, lux, V...)."""
         if kind not in SIZES:
             raise LppError("unknown LPP type %r" % (kind,))
-        size, signed = SIZES[kind]
-        scale = {ANALOG_IN: 100, ANALOG_OUT: 100, TEMPERATURE: 10, HUMIDITY: 2, BAROMETER: 10}.get(kind, 1)
-        self._put(channel, kind, _int(value, scale), size, signed)
+        size, signed, scale = SIZES[kind]
+        pos = self._value(channel, kind, size)
+        self._commit(self._field(pos, _int(value, scale), size, signed))
 
     def temperature(self, channel, celsius):
         self.add(channel, TEMPERATURE, celsius)
@@ -94,24 +101,10 @@ class Payload:
         """Latitude and longitude in degrees (0.0001° steps), altitude in metres (0.01 m steps)."""
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise LppError("GPS position out of range")
-        end = self.len + 11
-        if end > len(self.buf) or self.n == MAX_ITEMS:
-            raise LppError("LPP payload full")
-        b = self.buf
-        b[self.len] = channel
-        b[self.len + 1] = GPS
-        pos = self.len + 2
-        for v in (_int(lat, 10000), _int(lon, 10000), _int(alt_m, 100)):
-            if not -(1 << 23) <= v < (1 << 23):
-                raise LppError("GPS altitude out of range")
-            v &= 0xFFFFFF
-            b[pos] = v >> 16
-            b[pos + 1] = (v >> 8) & 0xFF
-            b[pos + 2] = v & 0xFF
-            pos += 3
-        self.len = end
-        self.ends[self.n] = end
-        self.n += 1
+        pos = self._value(channel, GPS, 9)
+        pos = self._field(pos, _int(lat, 10000), 3, True)
+        pos = self._field(pos, _int(lon, 10000), 3, True)
+        self._commit(self._field(pos, _int(alt_m, 100), 3, True))
 
     def frames(self, limit):
         """The payload as frames of at most `limit` bytes, split between values in the order they

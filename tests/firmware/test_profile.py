@@ -61,3 +61,18 @@ def test_s3_allows_high_gpio_numbers():
     p["led"]["pin"] = 47
     profile.validate(p)
     eq(profile.vfs_span(p), (0x200000, 0x600000))
+
+
+def test_unload_lets_the_schema_go():
+    import sys
+
+    import spot
+    from spot import unload
+
+    eq("spot.profile" in sys.modules and hasattr(spot, "profile"), True)  # imported at the top
+    unload("spot.profile")
+    eq(("spot.profile" in sys.modules, hasattr(spot, "profile")), (False, False))
+    unload("spot.profile")  # unloading twice is harmless
+    from spot import profile as again  # and it loads again when needed
+
+    eq(callable(again.validate), True)

@@ -1,9 +1,9 @@
 # LoRaWAN 1.0.3 Class A end device: OTAA join and ABP, uplinks with RX1/RX2, confirmed frames
 # and ACKs, MAC commands, ADR back-off, duty cycle, counters persisted before use.
 import os
-import sys
 from binascii import hexlify, unhexlify
 
+from spot import unload
 from spot.clock import ticks_add
 from spot.lorawan import crypto, frame, mac
 from spot.lorawan.dutycycle import DutyCycle, JoinBackoff
@@ -37,16 +37,6 @@ class Result:
         self.start_us = 0
         self.end_us = 0
         self.airtime_us = 0
-
-
-def unload(name):
-    """Forget an imported module (sys.modules and its package's attribute) so its code can be
-    collected."""
-    sys.modules.pop(name, None)
-    pkg, _, attr = name.rpartition(".")
-    parent = sys.modules.get(pkg)
-    if parent is not None and attr in parent.__dict__:
-        delattr(parent, attr)
 
 
 def _eui_wire(hex_be):

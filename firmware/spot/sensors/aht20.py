@@ -28,8 +28,8 @@ class AHT20:
                 self.i2c.writeto(self.addr, _INIT)
                 await asyncio.sleep_ms(10)
             self.i2c.writeto(self.addr, _TRIGGER)
-            for _ in range(10):
-                await asyncio.sleep_ms(80 if _ == 0 else 10)
+            for i in range(10):
+                await asyncio.sleep_ms(10 if i else 80)  # 80 ms per the datasheet, then polls
                 self.i2c.readfrom_into(self.addr, b)
                 if not b[0] & 0x80:  # busy bit clear
                     break
