@@ -62,11 +62,11 @@ def decode(line):
     if n < _MIN or not is_frame(line) or line[n - 9] != 0x7C:  # "|"
         raise FrameError("bad_frame", "not a frame")
     body = line[1 : n - 9]
-    try:
-        want = int(bytes(line[n - 8 :]), 16)
-    except ValueError:
+    # exactly the 8 lowercase hex digits encode() writes (int() would accept "D" for "d")
+    field = bytes(line[n - 8 :])
+    if field.strip(b"0123456789abcdef"):
         raise FrameError("bad_frame", "bad CRC field")
-    if binascii.crc32(body) & 0xFFFFFFFF != want:
+    if field != b"%08x" % (binascii.crc32(body) & 0xFFFFFFFF):
         raise FrameError("bad_crc", "CRC mismatch")
     try:
         obj = json.loads(body)

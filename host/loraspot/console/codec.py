@@ -33,6 +33,9 @@ def encode(obj: dict, max_frame: int = MAX_FRAME) -> bytes:
     return b"~" + body + b"|%08x\n" % zlib.crc32(body)
 
 
+_HEX = b"0123456789abcdef"
+
+
 def is_frame(line: bytes) -> bool:
     return line[:2] == b"~{"
 
@@ -42,11 +45,12 @@ def decode(line: bytes) -> dict:
     if n < _MIN or not is_frame(line) or line[n - 9 : n - 8] != b"|":
         raise FrameError("bad_frame", "not a frame")
     body = line[1 : n - 9]
-    try:
-        want = int(line[n - 8 :], 16)
-    except ValueError:
-        raise FrameError("bad_frame", "bad CRC field") from None
-    if zlib.crc32(body) != want:
+    # the field must be what encode() writes, 8 lowercase hex digits: parsing it as a number
+    # would let a changed letter case, a sign or a space through
+    field = line[n - 8 :]
+    if field.strip(_HEX):
+        raise FrameError("bad_frame", "bad CRC field")
+    if field != b"%08x" % zlib.crc32(body):
         raise FrameError("bad_crc", "CRC mismatch")
     try:
         obj = json.loads(body)
