@@ -1,9 +1,9 @@
-# Sensor drivers against their bus models (tests/firmware/i2c_model.py): datasheet commands,
+# Sensor drivers against their bus models (host/loraspot/sim/mp/_vhw.py): datasheet commands,
 # registers and compensation maths; an absent sensor, a CRC error and a stuck bus are clear errors.
 import asyncio
 
 from fwtest import eq, raises
-from i2c_model import AHT20Model, BME280Model, I2CBus, SHT31Model
+from _vhw import AHT20Model, BME280Model, I2CBus, SHT31Model, bme280_reference
 from spot.sensors import SensorError, crc8
 from spot.sensors.aht20 import AHT20
 from spot.sensors.bme280 import BME280
@@ -43,38 +43,13 @@ def test_sht31_crc_absent_stuck():
     eq("stuck" in str(e), True)
 
 
-def _float_reference(cal, adc_t, adc_p, adc_h):
-    """The datasheet's floating-point compensation (BME280 datasheet section 8.1)."""
-    t1, t2, t3, p1, p2, p3, p4, p5, p6, p7, p8, p9, h1, h2, h3, h4, h5, h6 = cal
-    var1 = (adc_t / 16384.0 - t1 / 1024.0) * t2
-    var2 = (adc_t / 131072.0 - t1 / 8192.0) * (adc_t / 131072.0 - t1 / 8192.0) * t3
-    t_fine = var1 + var2
-    t = t_fine / 5120.0
-    var1 = t_fine / 2.0 - 64000.0
-    var2 = var1 * var1 * p6 / 32768.0
-    var2 = var2 + var1 * p5 * 2.0
-    var2 = var2 / 4.0 + p4 * 65536.0
-    var1 = (p3 * var1 * var1 / 524288.0 + p2 * var1) / 524288.0
-    var1 = (1.0 + var1 / 32768.0) * p1
-    p = 1048576.0 - adc_p
-    p = (p - var2 / 4096.0) * 6250.0 / var1
-    var1 = p9 * p * p / 2147483648.0
-    var2 = p * p8 / 32768.0
-    p = p + (var1 + var2 + p7) / 16.0
-    h = t_fine - 76800.0
-    h = (adc_h - (h4 * 64.0 + h5 / 16384.0 * h)) * (
-        h2 / 65536.0 * (1.0 + h6 / 67108864.0 * h * (1.0 + h3 / 67108864.0 * h)))
-    h = h * (1.0 - h1 * h / 524288.0)
-    return t, p, min(100.0, max(0.0, h))
-
-
 def test_bme280_compensation_matches_the_datasheet():
     m = BME280Model(0x76, CAL, ADC_T, ADC_P, ADC_H)
     bus = I2CBus(m)
     s = BME280(bus)
     t, h, p_hpa = _run(s.read())
     eq(s.temperature(ADC_T), (128422, 2508))  # the datasheet example: t_fine 128422, 25.08 °C
-    rt, rp, rh = _float_reference(CAL, ADC_T, ADC_P, ADC_H)
+    rt, rp, rh = bme280_reference(CAL, ADC_T, ADC_P, ADC_H)
     eq(abs(t - rt) < 0.01, True, "temperature %r vs %r" % (t, rt))
     eq(abs(p_hpa * 100 - rp) < 1.0, True, "pressure %r Pa vs %r" % (p_hpa * 100, rp))
     eq(round(rp), 100653)  # the datasheet example's 100653.27 Pa
@@ -114,3 +89,175 @@ def test_bme280_errors():
     bus.stuck = False
     eq(len(_run(s.read())), 3)  # recovers when the bus does
     asyncio.new_event_loop()
+
+
+# --- DS18B20 on 1-Wire ----------------------------------------------------------------------------
+from _vhw import AdcModel, AXPModel, DS18B20Model, OneWireBus, UartModel, fix_sentences, nmea  # noqa: E402
+from spot.power import Pmu, vext_level  # noqa: E402
+from spot.sensors import ds18b20  # noqa: E402
+from spot.sensors.battery import Battery, percent  # noqa: E402
+from spot.sensors.gps import GPS, Nmea, checksum_ok  # noqa: E402
+
+
+def test_maxim_crc8_of_a_published_rom_code():
+    # Maxim application note 27, figure 2: ROM code 02 1C B8 01 00 00 00 has CRC 0xA2
+    eq(ds18b20.crc8_maxim(b"\x02\x1c\xb8\x01\x00\x00\x00"), 0xA2)
+    eq(ds18b20.crc8_maxim(b"\x02\x1c\xb8\x01\x00\x00\x00\xa2"), 0)
+
+
+def test_ds18b20_converts_then_reads_the_scratchpad():
+    dev = DS18B20Model(celsius=-10.125)
+    bus = OneWireBus(dev)
+    eq(_run(ds18b20.DS18B20(bus).read()), -10.125)  # datasheet table 1: 0xFF5E
+    eq(dev.raw, 0xFF5E)
+    eq(bus.log, [0xCC, 0x44, 0xCC, 0xBE])
+    dev.celsius = 25.0625
+    eq(_run(ds18b20.DS18B20(bus).read()), 25.0625)  # 0x0191
+
+
+def test_ds18b20_by_rom_among_several():
+    a, b = DS18B20Model(b"\x01\x00\x00\x00\x00\x00", 10.0), DS18B20Model(b"\x02\x00\x00\x00\x00\x00", 30.5)
+    bus = OneWireBus(a, b)
+    roms = ds18b20.scan(bus)
+    eq(roms, [a.rom, b.rom])
+    eq(_run(ds18b20.DS18B20(bus, roms[1]).read()), 30.5)
+    eq(("match", b.rom) in bus.log, True)
+
+
+def test_ds18b20_absent_crc_stuck():
+    eq(raises(SensorError, _run, ds18b20.DS18B20(OneWireBus()).read()).code, "absent")
+    dev = DS18B20Model()
+    dev.corrupt = True
+    eq(raises(SensorError, _run, ds18b20.DS18B20(OneWireBus(dev)).read()).code, "crc")
+    bus = OneWireBus(DS18B20Model())
+    bus.stuck = True
+    e = raises(SensorError, _run, ds18b20.DS18B20(bus).read())
+    eq(e.code, "bus")
+    eq("held low" in str(e), True)
+
+
+# --- battery --------------------------------------------------------------------------------------
+def test_battery_through_the_divider():
+    adc = AdcModel(2050000)  # 2.05 V at the pin behind a 1:2 divider
+    v, pct = _run(Battery(adc, 2.0).read())
+    eq(v, 4.1)
+    eq(pct, 100)
+    eq(percent(3300), 0)
+    eq(percent(3770), 40)
+    eq(percent(3780), 45)
+    adc.fail = True
+    eq(raises(SensorError, _run, Battery(adc, 2.0).read()).code, "bus")
+    eq(raises(SensorError, _run, Battery(AdcModel(2050000), 3.2).read()).code, "range")  # 6.56 V: wrong divider
+    raises(ValueError, Battery, adc, 0.5)
+
+
+# --- GPS NMEA -------------------------------------------------------------------------------------
+# NMEA 0183 examples widely published with the standard (checksums verified by the parser)
+RMC = b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"
+GGA = b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47"
+
+
+def test_nmea_checksum():
+    eq(checksum_ok(RMC), True)
+    eq(checksum_ok(GGA), True)
+    eq(checksum_ok(RMC[:-1] + b"B"), False)
+    eq(checksum_ok(RMC.replace(b"4807", b"4808")), False)
+    eq(checksum_ok(b"GPRMC,1*00"), False)
+    eq(checksum_ok(b"$GPRMC,1*ZZ"), False)
+
+
+def test_nmea_rmc_and_gga():
+    n = Nmea()
+    n.feed(b"garbage\xff\x00" + RMC + b"\r\n" + GGA + b"\r\n")
+    f = n.fix
+    eq(f.valid, True)
+    eq(f.quality, 1)
+    eq(f.sats, 8)
+    eq(f.hdop, 0.9)
+    eq(f.alt, 545.4)
+    eq(abs(f.lat - (48 + 7.038 / 60)) < 1e-9, True)
+    eq(abs(f.lon - (11 + 31.0 / 60)) < 1e-9, True)
+    eq(n.sentences, 2)
+    eq(n.dropped, 0)
+
+
+def test_nmea_southern_western_and_no_fix():
+    n = Nmea()
+    n.feed(fix_sentences(3600, -33.8688, -151.2093, 12.5, talker="GN"))
+    eq(n.fix.usable(), True)
+    eq(abs(n.fix.lat + 33.8688) < 1e-5, True)
+    eq(abs(n.fix.lon + 151.2093) < 1e-5, True)
+    n = Nmea()
+    n.feed(fix_sentences(3600, 0, 0, 0, sats=2, quality=0))
+    eq(n.fix.usable(), False)
+    eq(n.fix.sats, 2)
+
+
+def test_nmea_bad_lines_are_counted_not_parsed():
+    n = Nmea()
+    n.feed(RMC.replace(b"4807", b"4808") + b"\r\n")
+    eq((n.sentences, n.bad_checksum, n.fix.valid), (0, 1, False))
+    n.feed(b"$" + b"9" * 200 + b"\r\n")  # an over-long line is dropped
+    eq(n.dropped, 1)
+    n.feed(nmea("GPGGA,1,x,N,y,E,1,08,0.9,z,M,,M,,") + b"\r\n")  # valid checksum, nonsense fields
+    eq(n.bad_checksum, 2)
+
+
+class _FakeClock:
+    def __init__(self):
+        self.ms = 0
+
+    def ticks_ms(self):
+        return self.ms
+
+    async def sleep_ms(self, ms):
+        self.ms += ms
+
+
+def test_gps_waits_for_a_fresh_fix_and_reports_errors():
+    uart = UartModel()
+    uart.push(fix_sentences(100, 52.52, 13.405, 34.0))
+    lat, lon, alt = _run(GPS(uart, _FakeClock()).read())
+    eq((round(lat, 4), round(lon, 4), alt), (52.52, 13.405, 34.0))
+    eq(raises(SensorError, _run, GPS(UartModel(), _FakeClock()).read(1000)).code, "absent")
+    uart.push(fix_sentences(101, 0, 0, 0, sats=3, quality=0))
+    e = raises(SensorError, _run, GPS(uart, _FakeClock()).read(1000))
+    eq(e.code, "nofix")
+    eq("3 satellites" in str(e), True)
+    uart.push(RMC.replace(b"4807", b"4808") + b"\r\n")
+    eq(raises(SensorError, _run, GPS(uart, _FakeClock()).read(1000)).code, "crc")
+
+
+# --- power rails ----------------------------------------------------------------------------------
+def test_axp192_switches_radio_and_gps_rails():
+    m = AXPModel("axp192")
+    pmu = Pmu(I2CBus(m), expect="axp192")
+    eq(pmu.chip, "axp192")
+    pmu.rails(radio=True, gps=True)
+    eq(m.rails(), {"radio": 3300, "gps": 3300})
+    eq(m.regs[0x12] & 0x03, 0x03)  # DCDC1/DCDC3 (ESP32, OLED) untouched
+    pmu.rails(radio=True, gps=False)
+    eq(m.rails(), {"radio": 3300, "gps": 0})
+
+
+def test_axp2101_switches_radio_and_gps_rails():
+    m = AXPModel("axp2101")
+    pmu = Pmu(I2CBus(m))
+    eq(pmu.chip, "axp2101")
+    pmu.rails(mv=3300)
+    eq(m.rails(), {"radio": 3300, "gps": 3300})
+    eq(m.regs[0x90] & 0x01, 0x01)
+    raises(ValueError, pmu.rails, True, True, 4000)
+
+
+def test_pmu_wrong_chip_absent_stuck():
+    eq(raises(SensorError, Pmu, I2CBus(AXPModel("axp2101")), 0x34, "axp192").code, "id")
+    eq(raises(SensorError, Pmu, I2CBus()).code, "absent")
+    bus = I2CBus(AXPModel())
+    bus.stuck = True
+    eq(raises(SensorError, Pmu, bus).code, "bus")
+
+
+def test_vext_levels():
+    eq((vext_level(True, True), vext_level(True, False)), (0, 1))
+    eq((vext_level(False, True), vext_level(False, False)), (1, 0))
