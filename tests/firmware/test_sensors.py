@@ -2,11 +2,27 @@
 # registers and compensation maths; an absent sensor, a CRC error and a stuck bus are clear errors.
 import asyncio
 
+from _vhw import (
+    AdcModel,
+    AHT20Model,
+    AXPModel,
+    BME280Model,
+    DS18B20Model,
+    I2CBus,
+    OneWireBus,
+    SHT31Model,
+    UartModel,
+    bme280_reference,
+    fix_sentences,
+    nmea,
+)
 from fwtest import eq, raises
-from _vhw import AHT20Model, BME280Model, I2CBus, SHT31Model, bme280_reference
-from spot.sensors import SensorError, crc8
+from spot.power import Pmu, vext_level
+from spot.sensors import SensorError, crc8, ds18b20
 from spot.sensors.aht20 import AHT20
+from spot.sensors.battery import Battery, percent
 from spot.sensors.bme280 import BME280
+from spot.sensors.gps import GPS, Nmea, checksum_ok
 from spot.sensors.sht31 import SHT31
 
 # BMP280 datasheet (BST-BMP280-DS001, section 3.12) worked example: the same temperature and
@@ -92,11 +108,6 @@ def test_bme280_errors():
 
 
 # --- DS18B20 on 1-Wire ----------------------------------------------------------------------------
-from _vhw import AdcModel, AXPModel, DS18B20Model, OneWireBus, UartModel, fix_sentences, nmea  # noqa: E402
-from spot.power import Pmu, vext_level  # noqa: E402
-from spot.sensors import ds18b20  # noqa: E402
-from spot.sensors.battery import Battery, percent  # noqa: E402
-from spot.sensors.gps import GPS, Nmea, checksum_ok  # noqa: E402
 
 
 def test_maxim_crc8_of_a_published_rom_code():

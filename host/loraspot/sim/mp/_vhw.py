@@ -315,7 +315,7 @@ class OneWireBus:
             self.selected = list(self.devices)
         elif b == 0x44:
             for d in self.selected:
-                raw = int(round(d.celsius * 16))
+                raw = round(d.celsius * 16)
                 d.raw = raw & 0xFFFF
                 d.conversions += 1
         elif b == 0xBE:
