@@ -33,15 +33,15 @@ def _coord(value, hemi, deg_digits):
 
 class Fix:
     def __init__(self):
-        self.lat = None
-        self.lon = None
-        self.alt = None
+        self.lat = None  # type: float | None
+        self.lon = None  # type: float | None
+        self.alt = None  # type: float | None
         self.quality = 0  # GGA fix quality
         self.sats = 0
-        self.hdop = None
+        self.hdop = None  # type: float | None
         self.valid = False  # RMC status A
         self.time = None  # b"hhmmss.ss"
-        self.speed_kn = None
+        self.speed_kn = None  # type: float | None
 
     def usable(self):
         return self.valid and self.quality > 0 and self.lat is not None and self.alt is not None
