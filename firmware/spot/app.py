@@ -25,6 +25,7 @@ class App:
         self.last_crash = crashlog.last()
         self.files = fsops.FileOps()
         self.safe_mode = False
+        self.node = None
 
     def register(self):
         c = self.console
@@ -133,6 +134,10 @@ class App:
                                          "crash": self.last_crash})
         else:
             asyncio.create_task(self.heartbeat())
+            if self.config.get("role") == "node":
+                from spot import node
+
+                asyncio.create_task(node.start(self))
         await self.console.serve()
 
 

@@ -76,6 +76,71 @@ class Board:
                 p[name] = pin(num, pin.OUT, value=0)
         return open_radio(self, clock, spi, p)
 
+    # ---- peripherals of the node role ------------------------------------------------------------
+    def power_on(self):
+        """Switch on the rails the radio, GPS and sensors hang on (T-Beam power chip, Heltec Vext)."""
+        pw = self.profile.get("power") or {}
+        if pw.get("vext"):
+            from spot.power import vext_level
+
+            v = pw["vext"]
+            machine.Pin(v["pin"], machine.Pin.OUT, value=vext_level(v.get("active_low", False), True))
+        if pw.get("pmu"):
+            from spot.power import Pmu
+
+            p = pw["pmu"]
+            bus = machine.SoftI2C(scl=machine.Pin(p["i2c"]["scl"]), sda=machine.Pin(p["i2c"]["sda"]))
+            Pmu(bus, p["addr"], p["chip"]).rails(radio=True, gps=bool(self.profile.get("gps")))
+
+    def i2c(self):
+        p = self.profile.get("i2c")
+        if not p:
+            raise ValueError("this board profile has no I2C pins")
+        return machine.SoftI2C(scl=machine.Pin(p["scl"]), sda=machine.Pin(p["sda"]), freq=100000)
+
+    def reserved_i2c(self):
+        """I2C addresses of the board's own parts (power chip, display): not sensors."""
+        out = []
+        pmu = (self.profile.get("power") or {}).get("pmu")
+        if pmu:
+            out.append(pmu["addr"])
+        if self.profile.get("oled"):
+            out.append(self.profile["oled"]["addr"])
+        return out
+
+    def onewire(self, pin):
+        if pin is None:
+            raise ValueError("ds18b20 needs its data pin: ds18b20@PIN")
+        import onewire
+
+        return onewire.OneWire(machine.Pin(pin))
+
+    def gps_uart(self):
+        g = self.profile.get("gps")
+        if not g:
+            raise ValueError("this board profile has no GPS")
+        return machine.UART(g["uart"], baudrate=g["baud"], tx=g["tx"], rx=g["rx"], rxbuf=512)
+
+    def battery_adc(self):
+        b = self.profile.get("battery")
+        if not b:
+            raise ValueError("this board profile has no battery sense pin")
+        if b.get("enable"):
+            e = b["enable"]
+            machine.Pin(e["pin"], machine.Pin.OUT, value=0 if e.get("active_low") else 1)
+        return machine.ADC(machine.Pin(b["adc_pin"]), atten=machine.ADC.ATTN_11DB)
+
+    # ---- sleep ---------------------------------------------------------------------------------------
+    def rtc_data(self):
+        """What RTC memory holds (survives deep sleep and soft resets, not power cuts)."""
+        return bytes(machine.RTC().memory())
+
+    def save_rtc(self, data):
+        machine.RTC().memory(data)
+
+    def deepsleep(self, ms):
+        machine.deepsleep(ms)
+
     def secrets(self):
         """The secrets store: a file on the virtual board, the ESP32's NVS on a real one."""
         if self.virtual:

@@ -43,6 +43,7 @@ class Console:
         self._rx = bytearray(_RX_CHUNK)
         self.seq = 0
         self.events_enabled = True
+        self.last_rx_ms = None  # clock ticks_ms of the last request frame
         self.counters = {"rx_frames": 0, "rx_bad": 0, "rx_too_long": 0, "rx_lines": 0, "tx_frames": 0, "errors": 0}
 
     def register(self, op, handler, auth=False):
@@ -106,6 +107,7 @@ class Console:
             self._error(None, e.code, str(e))
             return
         self.counters["rx_frames"] += 1
+        self.last_rx_ms = self.clock.ticks_ms()
         rid = req.get("id")
         if not isinstance(rid, int) or isinstance(rid, bool):
             self._error(None, "bad_request", "request needs an integer 'id'")

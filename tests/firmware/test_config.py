@@ -110,6 +110,20 @@ def test_check_accepts_valid_values():
     eq(check("stats_interval", 5), 5)
 
 
+def test_node_keys_hex_and_sensor_list():
+    eq(check("dev_eui", "70b3d57ed000beef"), "70B3D57ED000BEEF")
+    eq(check("dev_eui", ""), "")
+    for bad in ("70B3D57ED000BEE", "70B3D57ED000BEEG", 7):
+        eq(raises(ConfigError, check, "dev_eui", bad).code, "invalid")
+    eq(check("sensors", "auto"), "auto")
+    eq(check("sensors", "bme280@0x77, gps,ds18b20@25,battery"), "bme280@0x77, gps,ds18b20@25,battery")
+    e = raises(ConfigError, check, "sensors", "bme280,co2")
+    eq("'co2'" in str(e), True)
+    eq("@ is not a number" in str(raises(ConfigError, check, "sensors", "bme280@x")), True)
+    eq(raises(ConfigError, check, "uplink_interval", 4).code, "invalid")
+    eq(raises(ConfigError, check, "sleep", "light").code, "invalid")
+
+
 def test_secrets_stored_apart_and_hex_encoded():
     _fresh()
     s = Secrets("/t/secrets.json")

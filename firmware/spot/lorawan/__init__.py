@@ -1,0 +1,5 @@
+# LoRaWAN 1.0.3 Class A end device (stack.py and the modules it uses).
+
+
+class JoinFailed(Exception):
+    """A join cannot even be attempted (no AppKey stored, ...)."""

@@ -3,8 +3,7 @@
 # afterwards (LoRaWAN.join): on a 112 KB heap the RAM is worth more than the import time.
 from binascii import hexlify
 
-from spot.lorawan import crypto, frame, mac
-from spot.lorawan.stack import JoinFailed
+from spot.lorawan import JoinFailed, crypto, frame, mac
 
 
 def join_mic(appkey, msg):

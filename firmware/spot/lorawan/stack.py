@@ -5,7 +5,7 @@ from binascii import hexlify, unhexlify
 
 from spot import unload
 from spot.clock import ticks_add
-from spot.lorawan import crypto, frame, mac
+from spot.lorawan import JoinFailed, crypto, frame, mac  # noqa: F401 (JoinFailed: re-exported)
 from spot.lorawan.dutycycle import DutyCycle, JoinBackoff
 from spot.radio import airtime
 
@@ -18,10 +18,6 @@ EARLY_SYMBOLS = 2  # and opens this much before the downlink is due
 LBT_THRESHOLD = -80  # dBm (ARIB STD-T108)
 LBT_US = 5000
 LBT_TRIES = 5
-
-
-class JoinFailed(Exception):
-    pass
 
 
 class ChannelBusy(Exception):
@@ -37,6 +33,8 @@ class Result:
         self.start_us = 0
         self.end_us = 0
         self.airtime_us = 0
+        self.freq = 0  # uplink frequency (Hz) and data rate
+        self.dr = 0
 
 
 def _eui_wire(hex_be):
@@ -135,6 +133,7 @@ class LoRaWAN:
         res.fcnt = fcnt
         res.start_us, res.end_us = await self._send(memoryview(self._buf)[:n], ch[0], sf, bw)
         res.airtime_us = airtime
+        res.freq, res.dr = ch[0], self.mac.dr
         self.stats["uplinks"] += 1
         rx1dr = self.region.rx1_dr(self.mac.dr, self.mac.rx1_dr_offset)
         if hasattr(self.region, "uplink_channel"):

@@ -26,8 +26,18 @@ HEAP_KB = 112  # the ESP32's MicroPython heap as the firmware sees it (tests use
 # The interpreter gets this much more, for what the virtual board's own boot code holds (the ROM,
 # `machine` and the flash driver are C on an ESP32 and use none of its heap); vboot fills whatever
 # of it is left over, so main.py starts with exactly the free heap a fresh 112 KB interpreter has.
-BOOT_ALLOWANCE_KB = 24
-HEAP = f"{HEAP_KB + BOOT_ALLOWANCE_KB}K"
+BOOT_ALLOWANCE_KB = 48
+_fresh_free: dict[int, int] = {}
+
+
+def fresh_free(heap_kb: int = HEAP_KB) -> int:
+    """gc.mem_free() of a fresh interpreter with heap_kb of heap (measured once per process)."""
+    if heap_kb not in _fresh_free:
+        out = subprocess.run([*micropython_command(), "-X", f"heapsize={heap_kb}K", "-c",
+                              "import gc; gc.collect(); print(gc.mem_free())"],
+                             capture_output=True, text=True, check=True, timeout=30)
+        _fresh_free[heap_kb] = int(out.stdout)
+    return _fresh_free[heap_kb]
 CAUSES = {"power_on": 1, "hard": 2, "watchdog": 3, "deepsleep": 4, "soft": 5}
 ROM_BANNER = {
     "power_on": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
@@ -104,6 +114,8 @@ class BoardOptions:
     medium: tuple[str, int] | None = None  # the RF medium's UDP address
     position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # metres, for path loss
     extra_env: dict = field(default_factory=dict)
+    heap_kb: int = HEAP_KB  # the firmware's heap (the ESP32's 112 KB unless a test says otherwise)
+    hardware: dict = field(default_factory=dict)  # virtual sensors: {"bme280": {...}, "gps": {...}, ...}
 
 
 class VirtualBoard:
@@ -212,7 +224,8 @@ class VirtualBoard:
                "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
                "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
-               "allowance": BOOT_ALLOWANCE_KB * 1024}
+               "target_free": fresh_free(self.opts.heap_kb),
+               "hw": dict(self.opts.hardware, boot=self.boots) if self.opts.hardware else None}
         env = dict(os.environ)
         env["LORASPOT_VBOARD"] = json.dumps(cfg)
         env.update(self.opts.extra_env)
@@ -245,7 +258,8 @@ class VirtualBoard:
         in_r, in_w = os.pipe()
         os.set_blocking(in_r, False)
         self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
-        cmd = [*micropython_command(), "-X", f"heapsize={HEAP}", str(resources.sim_mp_dir() / "vboot.py")]
+        heap = f"heapsize={self.opts.heap_kb + BOOT_ALLOWANCE_KB}K"
+        cmd = [*micropython_command(), "-X", heap, str(resources.sim_mp_dir() / "vboot.py")]
         with self._proc_lock:
             if self._stop:  # stop() came first: never start a process nobody will stop
                 for fd in (side_r, side_w, in_r, in_w):
@@ -280,6 +294,9 @@ class VirtualBoard:
                 msg = raw.decode(errors="replace").strip()
                 if msg.startswith("rtc "):
                     self._rtc = bytes.fromhex(msg[4:])
+                elif msg.startswith("sensor "):  # a virtual sensor was read: what it measured
+                    with contextlib.suppress(ValueError):
+                        self._status({"event": "sensor", **json.loads(msg[7:])})
                 elif msg.startswith("heapshort "):  # the boot code outgrew its allowance
                     self._status({"event": "heapshort", "bytes": int(msg.split()[1])})
                 else:

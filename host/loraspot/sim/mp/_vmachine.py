@@ -81,3 +81,90 @@ class RTC:
             raise ValueError("RTC memory holds 2048 bytes")
         _state["rtc"] = bytes(data)
         tell(b"rtc " + binascii.hexlify(bytes(data)))
+
+
+# ---- peripherals: the virtual board's sensors (set up by _vdevices) ---------------------------------
+def _devices():
+    try:
+        import _vdevices
+
+        return _vdevices.STATE
+    except ImportError:
+        return {"i2c": None, "uart": {}, "adc": {}}
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    PULL_UP = 1
+    PULL_DOWN = 2
+
+    def __init__(self, pin, mode=-1, pull=-1, value=None):
+        self.id = pin
+        self._v = 0 if value is None else value
+
+    def value(self, v=None):
+        if v is None:
+            return self._v
+        self._v = 1 if v else 0
+
+    def on(self):
+        self._v = 1
+
+    def off(self):
+        self._v = 0
+
+
+class _NoDevices:
+    def scan(self):
+        return []
+
+    def __getattr__(self, name):
+        def nack(*args):
+            raise OSError(19)  # ENODEV: nothing acknowledges
+
+        return nack
+
+
+class SoftI2C:
+    """The board's I2C bus: the virtual sensors on it, or nothing (every address unanswered)."""
+
+    def __init__(self, scl=None, sda=None, freq=400000, timeout=50000):
+        self._bus = _devices()["i2c"] or _NoDevices()
+
+    def __getattr__(self, name):
+        return getattr(self._bus, name)
+
+
+I2C = SoftI2C
+
+
+class UART:
+    def __init__(self, id, baudrate=115200, tx=None, rx=None, rxbuf=256, **kw):
+        self._dev = _devices()["uart"].get(id)
+
+    def any(self):
+        return self._dev.any() if self._dev else 0
+
+    def readinto(self, buf, n=None):
+        return self._dev.readinto(buf) if self._dev else None
+
+    def read(self, n=-1):
+        return self._dev.read(n) if self._dev else None
+
+    def write(self, data):
+        return len(data)
+
+
+class ADC:
+    ATTN_0DB = 0
+    ATTN_11DB = 3
+
+    def __init__(self, pin, atten=ATTN_0DB):
+        self._dev = _devices()["adc"].get(pin.id if isinstance(pin, Pin) else pin)
+
+    def read_uv(self):
+        return self._dev.read_uv() if self._dev else 0
+
+    def read_u16(self):
+        return self.read_uv() * 65535 // 3300000

@@ -3,9 +3,6 @@
 # ESP32 partition's interface (4096-byte blocks, erase by ioctl 6), installs the `machine`
 # stand-in, then runs boot.py and main.py as the esp32 port does, and a REPL after them.
 import gc
-
-gc.collect()
-_free_at_start = gc.mem_free()
 import json
 import os
 import sys
@@ -33,6 +30,10 @@ _vboard.POSITION = tuple(cfg.get("position") or (0, 0, 0))
 _vboard.RADIO_ID = cfg["mac"]
 _vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg.get("rtc", "")))
 sys.modules["machine"] = _vmachine
+if cfg.get("hw"):
+    import _vdevices  # the board's sensors: hardware, so set up before the heap is measured out
+
+    _vdevices.setup(cfg["hw"], cfg["speed"])
 
 flash = open(cfg["flash"], "r+b")
 bdev = FlashPartition(flash, cfg["vfs_offset"], cfg["vfs_size"], cfg.get("powercut_after", 0), _power_cut)
@@ -49,13 +50,13 @@ sys.path[:] = ["", ".frozen", "/lib"]
 # The interpreter's heap is the board's plus an allowance for this boot code (C on an ESP32): the
 # rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
 # fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
-_allowance = cfg["allowance"]
+_target = cfg["target_free"]
 del cfg
 gc.collect()
-_excess = gc.mem_free() - (_free_at_start - _allowance)
+_excess = gc.mem_free() - _target
 if _excess < 0:
     _vmachine.tell(b"heapshort %d" % -_excess)
-_ballast = bytearray(_excess - 64) if _excess > 1024 else None
+_ballast = bytearray(_excess - 48) if _excess > 1024 else None
 del _excess
 gc.collect()
 
