@@ -4,6 +4,7 @@
 # the board powers down; what the next wake needs (FCntUp, MAC state, duty-cycle off-times, the
 # schedule) is kept in RTC memory, which survives deep sleep but not a power cut; after a power
 # cut the session and counters come back from flash (spot.lorawan.store) and the rest restarts.
+import gc
 import json
 import os
 import struct
@@ -352,8 +353,9 @@ class Node:
         return last is not None and ticks_diff(self.clock.ticks_ms(), last) < AWAKE_AFTER_CONSOLE_MS
 
     def sleep(self, ms):
+        gc.collect()
         self.board.save_rtc(self.rtc_record(ms))
-        self.console.event("sleep", {"ms": ms})
+        self.console.event("sleep", {"ms": ms, "heap_free": gc.mem_free()})
         self.board.deepsleep(ms)
 
 

@@ -117,14 +117,17 @@ class GPS:
         before = n.sentences
         start = self.clock.ticks_ms()
         while ticks_diff(self.clock.ticks_ms(), start) < timeout_ms:
-            k = self.uart.readinto(self._buf) if self.uart.any() else 0
-            if k:
+            got = False
+            while self.uart.any():  # drain what is buffered: the newest sentences win
+                k = self.uart.readinto(self._buf)
+                if not k:
+                    break
                 n.feed(memoryview(self._buf)[:k])
-                if n.fix.usable():
-                    f = n.fix
-                    return f.lat, f.lon, f.alt
-            else:
-                await self.clock.sleep_ms(50)
+                got = True
+            if got and n.fix.usable():
+                f = n.fix
+                return f.lat, f.lon, f.alt
+            await self.clock.sleep_ms(50)
         if n.sentences == before:
             if n.bad_checksum:
                 raise SensorError("crc", "gps: every NMEA sentence failed its checksum")

@@ -79,8 +79,14 @@ class RTC:
             return _state["rtc"]
         if len(data) > 2048:
             raise ValueError("RTC memory holds 2048 bytes")
-        _state["rtc"] = bytes(data)
-        tell(b"rtc " + binascii.hexlify(bytes(data)))
+        data = data if isinstance(data, bytes) else bytes(data)
+        _state["rtc"] = data
+        side = _state["side"]
+        if side is not None:  # in small pieces: this is C on a board, it must not need heap
+            side.write(b"rtc ")
+            for i in range(0, len(data), 48):
+                side.write(binascii.hexlify(data[i : i + 48]))
+            side.write(b"\n")
 
 
 # ---- peripherals: the virtual board's sensors (set up by _vdevices) ---------------------------------
