@@ -32,6 +32,7 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/radio.py
 	$(PY) bench/lorawan.py
+	$(PY) bench/node.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

@@ -58,7 +58,7 @@ def test_node_uplinks_carry_what_the_virtual_sensors_measured(tmp_path, make_boa
             gw.close()
     ups = [e for e in gw.log if "uplink" in e]
     assert len(ups) >= 3, (gw.log, h.status)
-    assert [e for e in gw.log if "join" in e][0]["join"] == DEV_EUI
+    assert [e["join"] for e in gw.log if "join" in e] == [DEV_EUI]
     assert [u["uplink"] for u in ups] == list(range(len(ups)))
     sensed = {name: [s for s in h.status if s["event"] == "sensor" and s["name"] == name]
               for name in ("bme280", "gps", "battery")}

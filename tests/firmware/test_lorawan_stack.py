@@ -4,11 +4,11 @@ from binascii import unhexlify
 import cryptolib
 from fwtest import RamFlash, eq, mount
 from spot.clock import Clock
-from spot.config import Secrets
 from spot.lorawan import crypto, frame, join, region
 from spot.lorawan.stack import LoRaWAN, Result
 from spot.lorawan.store import Counters
 from spot.radio.base import Packet
+from spot.secretstore import Secrets
 
 APPKEY = unhexlify("98929b92c49edba9676d646d3b612456")
 PLAIN = unhexlify("20386337CCBBAAE7CD2C010000D9D0A6E7")  # a valid Join-Accept (shared vectors)
