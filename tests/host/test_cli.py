@@ -49,7 +49,8 @@ def test_main_returns_codes_instead_of_exiting(tmp_path):
 
 def test_sim_board_rejects_bad_medium_and_position(tmp_path):
     for args, what in ((["--medium", "nohost"], "HOST:PORT"), (["--medium", "h:99999"], "HOST:PORT"),
-                       (["--position", "1"], "X,Y"), (["--position", "a,b"], "X,Y"), (["--position", "1,nan"], "X,Y")):
+                       (["--position", "1"], "X,Y"), (["--position", "a,b"], "X,Y"), (["--position", "1,nan"], "X,Y"),
+                       (["--sensors", "bme280,co2"], "unknown virtual sensor 'co2'")):
         proc = run_cli("sim", "board", "--flash", str(tmp_path / "f.bin"), *args)
         assert proc.returncode == 2, args
         assert what in proc.stderr and "Traceback" not in proc.stderr

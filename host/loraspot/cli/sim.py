@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from loraspot.sim.medium import Medium, MediumError
-from loraspot.sim.vboard import BoardOptions, VirtualBoard
+from loraspot.sim.vboard import HEAP_KB, BoardOptions, VirtualBoard
 
 
 @click.group("sim")
@@ -32,15 +32,27 @@ def sim_group() -> None:
 @click.option("--clock-start-ms", type=int, default=None, help="Start the ms tick counter here.")
 @click.option("--medium", default=None, metavar="HOST:PORT", help="UDP address of the RF medium (loraspot sim medium).")
 @click.option("--position", default="0,0", show_default=True, metavar="X,Y[,Z]", help="Position in metres.")
+@click.option("--sensors", default="", metavar="LIST",
+              help="Virtual sensors on the board: any of bme280,gps,battery,axp192 (comma-separated).")
+@click.option("--seed", default=1, show_default=True, help="Seed of the virtual sensors' values.")
+@click.option("--heap-kb", default=HEAP_KB, show_default=True, help="Firmware heap in KB (an ESP32 has 112).")
 @click.pass_obj
 def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_port: int, no_pty: bool,
               powercut_after: int, clock_start_us: int | None, clock_start_ms: int | None, medium: str | None,
-              position: str) -> None:
+              position: str, sensors: str, seed: int, heap_kb: int) -> None:
     """Run one virtual board until interrupted; prints the serial URLs it serves."""
+    hardware: dict = {}
+    for name in filter(None, (x.strip() for x in sensors.split(","))):
+        if name not in ("bme280", "gps", "battery", "axp192"):
+            raise click.BadParameter(f"unknown virtual sensor {name!r} (bme280, gps, battery, axp192)",
+                                     param_hint="--sensors")
+        hardware["pmu" if name == "axp192" else name] = {"chip": "axp192"} if name == "axp192" else {}
+    if hardware:
+        hardware["seed"] = seed
     opts = BoardOptions(flash=flash, board=board_id, baud=baud, speed=speed, rfc2217_port=rfc2217_port,
                         pty=not no_pty, powercut_after=powercut_after, clock_start_us=clock_start_us,
                         clock_start_ms=clock_start_ms, medium=parse_address(medium) if medium else None,
-                        position=parse_position(position))
+                        position=parse_position(position), hardware=hardware, heap_kb=heap_kb)
     lock = threading.Lock()
 
     def status(s: dict) -> None:
