@@ -73,7 +73,6 @@ class Node:
         self.hour_used_ms = 0
         self.status_due = False
         self.rejoin_asked = False
-        self.woke = False  # resumed from deep sleep with the RTC state
 
     # ---- time and state -------------------------------------------------------------------------
     def now(self):
@@ -116,7 +115,6 @@ class Node:
         self.base_ms = st["t"] + slept
         self.count, self.missed, self.last_down = st["n"], st["miss"], st["down"]
         self.hour_start, self.hour_used_ms = st["hs"], st["hu"]
-        self.woke = True
         return True
 
     def rtc_record(self, sleep_ms):
@@ -260,8 +258,7 @@ class Node:
         fport = self.config.get("fport")
         if not frames:
             frames = [b""]  # nothing read: an empty uplink still keeps the session alive
-        for data in frames:
-            data = bytes(data)
+        for data in frames:  # views of the payload buffer, unchanged until the next cycle
             r = await self.send(fport, data, confirmed)
             tries = 0
             while confirmed and (r is None or not r.ack) and tries < self.config.get("retries"):

@@ -67,6 +67,25 @@ def mount(flash, point="/t", mkfs=False):
     return point
 
 
+_mounted = []
+
+
+def fresh_flash(point, blocks=16):
+    """A new empty RamFlash formatted and mounted at `point` (the previous one is dropped)."""
+    close_flashes()
+    flash = RamFlash(blocks)
+    _mounted.append(flash)
+    mount(flash, point, mkfs=True)
+    return flash
+
+
+def close_flashes(point=None):
+    if point:
+        vfs.umount(point)
+    while _mounted:
+        _mounted.pop().close()
+
+
 def run(coro):
     return asyncio.run(coro)
 

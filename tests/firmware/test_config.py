@@ -3,19 +3,12 @@
 import json
 import os
 
-from fwtest import RamFlash, eq, mount, raises
+from fwtest import close_flashes, eq, fresh_flash, mount, raises
 from spot.config import AtomicJson, Config, ConfigError, Secrets, check
-
-_flash = []
 
 
 def _fresh():
-    while _flash:
-        _flash.pop().close()
-    flash = RamFlash(16)
-    _flash.append(flash)
-    mount(flash, "/t", mkfs=True)
-    return flash
+    return fresh_flash("/t")
 
 
 def test_defaults_when_nothing_stored():
@@ -141,8 +134,4 @@ def test_atomic_json_load_missing():
 
 
 def test_zz_cleanup():
-    import vfs
-
-    vfs.umount("/t")
-    while _flash:
-        _flash.pop().close()
+    close_flashes("/t")
