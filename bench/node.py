@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(ROOT))
 
+import serial  # noqa: E402
 from loraspot import boards  # noqa: E402
+from loraspot.console.codec import decode as decode_frame  # noqa: E402
 from loraspot.flash import image  # noqa: E402
 from loraspot.flash.mpy import compiled_firmware  # noqa: E402
 from loraspot.lorawan import lpp  # noqa: E402
@@ -64,9 +66,6 @@ def node_heap() -> int | None:
                                           hardware={"bme280": {}, "gps": {}, "battery": {}}))
             try:
                 b.start()
-                import serial
-                from loraspot.console.codec import decode as decode_frame
-
                 with serial.serial_for_url(b.rfc.url, 115200, timeout=0.5) as port:
                     end = time.monotonic() + 30
                     while time.monotonic() < end and not (stats and sum("uplink" in e for e in gw.log) >= 1):
