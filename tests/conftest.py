@@ -15,6 +15,8 @@ from loraspot.flash.mpy import compiled_firmware
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_TESTS = ROOT / "tests" / "firmware"
 HEAP = "112K"
+# boards the tests make through the CLI compile the firmware into the checkout's cache, not ~/.cache
+os.environ.setdefault("LORASPOT_CACHE", str(ROOT / ".venv"))
 
 
 def micropython() -> str:

@@ -4,13 +4,12 @@ import binascii
 import gc
 import os
 
-from spot import VERSION, crashlog, fsops
+from spot import VERSION, crashlog, unload
 from spot.board import Board
 from spot.clock import ticks_diff
 from spot.config import Config
 from spot.console import PROTOCOL, CommandError, Console, arg
 from spot.frame import MAX_FRAME, MAX_REQUEST
-from spot.keys import KeyOps
 
 
 class App:
@@ -23,7 +22,7 @@ class App:
         self.boot_id = binascii.hexlify(os.urandom(4)).decode()
         self.reset_cause = board.reset_cause()
         self.last_crash = crashlog.last()
-        self.files = fsops.FileOps()
+        self._groups = {}  # command modules loaded on first use: "fs" -> FileOps, "keys" -> KeyOps
         self.safe_mode = False
         self.node = None
 
@@ -34,8 +33,35 @@ class App:
         c.register("config.get", self.config_get)
         c.register("config.set", self.config_set, auth=True)
         c.register("reboot", self.reboot)
-        self.files.register(c)
-        KeyOps(self.secrets).register(c)
+        # File and key commands are rare on a running board: only their names are registered
+        # here; the module is loaded when a host first uses one (its code stays on flash till then).
+        from spot import fsops, keys
+
+        for group, module in (("fs", fsops), ("keys", keys)):
+            for op, method, auth in module.OPS:
+                c.register(op, self._lazy(group, method), auth)
+        unload("spot.fsops")
+        unload("spot.keys")
+
+    def _lazy(self, group, method):
+        async def call(args):
+            return await getattr(self._group(group), method)(args)
+
+        return call
+
+    def _group(self, group):
+        obj = self._groups.get(group)
+        if obj is None:
+            if group == "fs":
+                from spot.fsops import FileOps
+
+                obj = FileOps()
+            else:
+                from spot.keys import KeyOps
+
+                obj = KeyOps(self.secrets)
+            self._groups[group] = obj
+        return obj
 
     # --- commands -----------------------------------------------------------------------------
     async def hello(self, args):
@@ -141,6 +167,16 @@ class App:
         await self.console.serve()
 
 
+def _sweep():
+    # in a function of its own so that nothing keeps the module once it is unloaded
+    from spot import fsops
+
+    try:
+        fsops.sweep_parts()
+    except OSError:
+        pass
+
+
 SAFE_MODE_STREAK = 3  # crashes in a row that put the board in safe mode (console only)
 
 
@@ -151,10 +187,7 @@ def main():
     app = None
     try:
         config = Config().load()
-        try:
-            fsops.sweep_parts()
-        except OSError:
-            pass
+        _sweep()
         console = Console(board.console_port(), clock)
         console.events_enabled = config.get("console_events")
         app = App(board, config, board.secrets(), clock, console)

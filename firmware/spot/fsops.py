@@ -72,20 +72,19 @@ def sweep_parts(root="/"):
             os.remove(path)
 
 
+# console command, method, needs admin authentication once locked
+OPS = (("fs.ls", "ls", False), ("fs.stat", "stat", False), ("fs.get", "get", False), ("fs.put", "put", True),
+       ("fs.write", "write", True), ("fs.end", "end", True), ("fs.rm", "rm", True), ("fs.mkdir", "mkdir", True))
+
+
 class FileOps:
     def __init__(self):
         self._buf = bytearray(CHUNK)
         self._put = None  # [path, size, sha256 hex, file, hash, offset]
 
     def register(self, console):
-        console.register("fs.ls", self.ls)
-        console.register("fs.stat", self.stat)
-        console.register("fs.get", self.get)
-        console.register("fs.put", self.put, auth=True)
-        console.register("fs.write", self.write, auth=True)
-        console.register("fs.end", self.end, auth=True)
-        console.register("fs.rm", self.rm, auth=True)
-        console.register("fs.mkdir", self.mkdir, auth=True)
+        for op, method, auth in OPS:
+            console.register(op, getattr(self, method), auth)
 
     async def ls(self, args):
         path = _path(args) if "path" in args else "/"

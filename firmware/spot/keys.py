@@ -17,13 +17,16 @@ def kcv(key):
     return binascii.hexlify(Key(key).cmac(None, bytes(16))[:3]).decode()
 
 
+OPS = (("keys.set", "set", True), ("keys.list", "list", False))
+
+
 class KeyOps:
     def __init__(self, secrets):
         self.secrets = secrets
 
     def register(self, console):
-        console.register("keys.set", self.set, auth=True)
-        console.register("keys.list", self.list)
+        for op, method, auth in OPS:
+            console.register(op, getattr(self, method), auth)
 
     def _check(self, kind):
         if kind not in KINDS:

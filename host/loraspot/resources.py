@@ -4,6 +4,7 @@ source tree (editable install)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,14 @@ def firmware_dir() -> Path:
 
 def boards_dir() -> Path:
     return _find("boards")
+
+
+def cache_dir() -> Path:
+    """Where compiled firmware is kept between runs: $LORASPOT_CACHE, else the user's cache folder."""
+    env = os.environ.get("LORASPOT_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loraspot"
 
 
 def sim_mp_dir() -> Path:

@@ -4,7 +4,8 @@ import json
 import os
 
 from fwtest import close_flashes, eq, fresh_flash, mount, raises
-from spot.config import AtomicJson, Config, ConfigError, Secrets, check
+from spot.config import AtomicJson, Config, ConfigError, Secrets
+from spot.schema import check
 
 
 def _fresh():

@@ -19,6 +19,7 @@ from pathlib import Path
 from loraspot import boards, resources
 from loraspot.errors import ImageError
 from loraspot.flash import image
+from loraspot.flash.mpy import compiled_firmware
 from loraspot.sim import registry
 from loraspot.sim.uart import LineControl, PtyEndpoint, Rfc2217Endpoint, Uart
 
@@ -91,11 +92,13 @@ def ensure_efuse(flash: Path, board_id: str) -> dict:
 
 
 def ensure_image(flash: Path, profile: dict, config: dict | None = None) -> bool:
-    """Create the flash image with the current firmware if it is missing; True if created."""
+    """Create the flash image with the current firmware if it is missing, as `loraspot flash` ships
+    it (bytecode: compiling source on the board would need far more heap); True if created."""
     if flash.exists():
         return False
     flash.parent.mkdir(parents=True, exist_ok=True)
-    image.create_flash_image(flash, profile, image.app_files(profile, config))
+    mpy = compiled_firmware(resources.cache_dir() / "mpy-cache")
+    image.create_flash_image(flash, profile, image.app_files(profile, config, mpy_dir=mpy))
     return True
 
 
