@@ -5,14 +5,11 @@
 # schedule) is kept in RTC memory, which survives deep sleep but not a power cut; after a power
 # cut the session and counters come back from flash (spot.lorawan.store) and the rest restarts.
 import gc
-import json
 import os
-import struct
-from array import array
-from binascii import hexlify, unhexlify
+from binascii import hexlify
 
 from spot import lpp
-from spot.clock import ticks_add, ticks_diff
+from spot.clock import ticks_diff
 from spot.lorawan import JoinFailed
 from spot.lorawan.dutycycle import DutyCycleError
 from spot.sensors import SensorError
@@ -82,62 +79,10 @@ class Node:
     def restore_rtc(self, data):
         """Resume from the RTC record written before deep sleep; False when there is none that
         matches the stored session (then flash alone is used, as after a power cut)."""
-        if not data or data[:4] != RTC_MAGIC:
-            return False
-        try:
-            st = json.loads(data[4:])
-        except ValueError:
-            return False
-        lw, c = self.lw, self.lw.counters
-        if st.get("addr") != c.devaddr or st.get("res") != c.up_reserved or not st["up"] <= c.up_reserved:
-            return False
-        c.fcnt_up = st["up"]
-        m = lw.mac
-        (m.dr, m.tx_power, m.nb_trans, m.rx1_dr_offset, m.rx2_freq, m.rx2_dr, m.rx1_delay, m.max_eirp,
-         m.uplink_dwell, m.max_duty) = st["mac"]
-        ch = st.get("ch")
-        if ch:
-            on = unhexlify(ch[0])
-            if len(ch) == 1:
-                m.channels.on[: len(on)] = on
-            else:
-                t = m.channels
-                t.f, t.dl = array("I", unhexlify(ch[1])), array("I", unhexlify(ch[2]))
-                t.lo, t.hi, t.on = bytearray(unhexlify(ch[3])), bytearray(unhexlify(ch[4])), bytearray(on)
-        lw.adr_ack_cnt = st["adr"]
-        lw.pending_answers = unhexlify(st["ans"])
-        m.sticky = unhexlify(st["sticky"])
-        slept = st["sleep"]
-        now = self.clock.ticks_ms()
-        for band, left in st["duty"]:
-            if left > slept:
-                lw.duty._free[band] = ticks_add(now, left - slept)
-        self.base_ms = st["t"] + slept
-        self.count, self.missed, self.last_down = st["n"], st["miss"], st["down"]
-        self.hour_start, self.hour_used_ms = st["hs"], st["hu"]
-        return True
+        return _aux("nodeboot").restore_rtc(self, data)
 
     def rtc_record(self, sleep_ms):
-        lw, m = self.lw, self.lw.mac
-        now = self.clock.ticks_ms()
-        duty = [[band, ticks_diff(free, now)] for band, free in lw.duty._free.items() if ticks_diff(free, now) > 0]
-        t = m.channels
-        if m.fixed_plan:
-            ch = [hexlify(t.on).decode()]
-        else:
-            ch = [hexlify(x).decode() for x in (t.on, bytes(t.f), bytes(t.dl), t.lo, t.hi)]
-        st = {"addr": lw.counters.devaddr, "up": lw.counters.fcnt_up, "res": lw.counters.up_reserved,
-              "mac": [m.dr, m.tx_power, m.nb_trans, m.rx1_dr_offset, m.rx2_freq, m.rx2_dr, m.rx1_delay, m.max_eirp,
-                      m.uplink_dwell, m.max_duty],
-              "ch": ch, "adr": lw.adr_ack_cnt, "ans": hexlify(lw.pending_answers).decode(),
-              "sticky": hexlify(m.sticky).decode(), "duty": duty, "t": self.now(), "sleep": sleep_ms,
-              "n": self.count, "miss": self.missed, "down": self.last_down, "hs": self.hour_start,
-              "hu": self.hour_used_ms}
-        data = RTC_MAGIC + json.dumps(st).encode()
-        if len(data) > 2000:  # RTC user memory is 2 KB: channels fall back to the defaults
-            st["ch"] = None
-            data = RTC_MAGIC + json.dumps(st).encode()
-        return data
+        return _aux("nodeboot").rtc_record(self, sleep_ms)
 
     # ---- activation -------------------------------------------------------------------------------
     async def activate(self, rejoin=False):
@@ -271,7 +216,7 @@ class Node:
         self.count += 1
         if self.status_due:
             self.status_due = False
-            await self.send(self.config.get("cmd_port"), self.status_frame(), False)
+            await self.send(self.config.get("cmd_port"), _aux("nodecmd").status_frame(self), False)
 
     def rejoin_due(self):
         return self.rejoin_asked or (self.missed > 0 and self._silent())
@@ -288,48 +233,10 @@ class Node:
               "snr": self.lw.last_snr}
         if d.fport == self.config.get("cmd_port") and d.payload:
             try:
-                ev["cmd"] = self.command(bytes(d.payload))
+                ev["cmd"] = _aux("nodecmd").command(self, bytes(d.payload))
             except (ValueError, IndexError) as e:
                 ev["error"] = str(e) or "malformed command"
         self.console.event("downlink", ev)
-
-    def command(self, p):
-        op = p[0]
-        if op == CMD_INTERVAL:
-            if len(p) != 5:
-                raise ValueError("interval: 4 bytes of seconds expected")
-            secs = struct.unpack(">I", p[1:])[0]
-            self.config.set({"uplink_interval": secs})  # validated (range) and stored atomically
-            return {"uplink_interval": secs}
-        if op == CMD_STATUS:
-            self.status_due = True
-            return {"status": True}
-        if op == CMD_CONFIRM:
-            if len(p) != 2:
-                raise ValueError("confirm: 1 byte expected")
-            self.config.set({"confirm_every": p[1]})
-            return {"confirm_every": p[1]}
-        if op == CMD_REJOIN:
-            self.rejoin_asked = True
-            return {"rejoin": True}
-        raise ValueError("unknown command 0x%02x" % op)
-
-    def status_frame(self):
-        """0x02, firmware version (3 bytes), interval s (u32), uplinks (u32), last SNR (i8),
-        battery mV (u16, 0: none), sensors that failed their last read (u8)."""
-        from spot import VERSION
-
-        ver = [int(x) for x in VERSION.split(".")[:3]]
-        mv = 0
-        failed = 0
-        for i, s in enumerate(self.sensors):
-            v = self.readings[i]
-            if v is None:
-                failed += 1
-            elif s.NAME == "battery":
-                mv = int(v[0] * 1000 + 0.5)
-        return struct.pack(">B3BIIbHB", CMD_STATUS, ver[0], ver[1], ver[2], self.config.get("uplink_interval"),
-                           self.lw.stats["uplinks"], max(-128, min(127, self.lw.last_snr)), mv, failed)
 
     # ---- the loop ---------------------------------------------------------------------------------
     async def run(self):
@@ -356,37 +263,17 @@ class Node:
         self.board.deepsleep(ms)
 
 
-def eui_from_mac(mac_hex):
-    """EUI-64 from the board's MAC-48 (FF FE in the middle), the usual default DevEUI."""
-    return (mac_hex[:6] + "FFFE" + mac_hex[6:]).upper()
+def _aux(name):
+    """A helper module for rare work (commands, the deep-sleep record, start-up), loaded for the
+    call and dropped after it: its code takes heap only while it runs."""
+    from spot import unload
+
+    mod = __import__("spot." + name, None, None, ("x",))
+    unload("spot." + name)
+    return mod
 
 
 async def start(app):
-    """Build the node from the board profile and config, then run it (the App's node task).
-    Order matters for the heap: the radio's buffers first, then the LoRaWAN code, then sensors."""
-    from spot import unload
-    from spot.lorawan import region
-    from spot.lorawan.stack import LoRaWAN
-    from spot.lorawan.store import Counters
-
-    board, config, clock, console = app.board, app.config, app.clock, app.console
-    try:
-        board.power_on()
-    except (SensorError, OSError, ValueError) as e:
-        console.event("log", {"level": "error", "msg": "power rails: %s" % e})
-    radio = board.radio(clock)
-    plan = region.get(config.get("region"), config.get("sub_band"), freq=config.get("single_freq"),
-                      sf=config.get("single_sf"))
-    from spot.sensors.setup import build
-
-    sensors, report = build(board, clock, config.get("sensors"))
-    unload("spot.sensors.setup")
-    console.event("sensors", report)
-    lw = LoRaWAN(plan, radio, clock, Counters().load(), app.secrets, config.get("dev_eui") or
-                 eui_from_mac(board.device_id()), config.get("join_eui"))
-    node = Node(board, config, clock, console, lw, sensors)
-    app.node = node
-    if app.reset_cause == "deepsleep" and lw.restore():
-        node.restore_rtc(board.rtc_data())
-        board.save_rtc(b"")  # used once: a later reset falls back to flash
+    """Build the node (spot.nodeboot, loaded for that only), then run it (the App's node task)."""
+    node = _aux("nodeboot").build(app)
     await node.run()

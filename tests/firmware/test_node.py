@@ -12,7 +12,8 @@ from spot.lorawan import region
 from spot.lorawan.dutycycle import DutyCycle
 from spot.lorawan.mac import MacState
 from spot.lorawan.store import Counters
-from spot.node import RTC_MAGIC, Node, channels, eui_from_mac
+from spot.node import RTC_MAGIC, Node, channels
+from spot.nodeboot import eui_from_mac
 from spot.sensors import SensorError
 
 
