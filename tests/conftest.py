@@ -25,15 +25,16 @@ def micropython() -> str:
 
 
 def run_micropython(script: str | Path, *args: str, cwd: Path = FIRMWARE_TESTS, timeout: float = 300,
-                    env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a script under the unix port with the ESP32 heap limit and firmware on the path."""
+                    env: dict | None = None, heap: str = HEAP) -> subprocess.CompletedProcess:
+    """Run a script under the unix port with the ESP32 heap limit and firmware on the path (a
+    larger heap only for scripts that read a ROMFS image, flash on a board, into the heap)."""
     # the firmware as it is deployed: bytecode from mpy-cross (compiling source needs more heap)
     # (test modules and chip models too; cwd stays tests/firmware for the vector files)
     cache = ROOT / ".venv" / "mpy-cache"
     fw, tests = compiled_firmware(cache), compiled_firmware(cache, FIRMWARE_TESTS, "fwtests")
     path = os.pathsep.join([str(tests), str(fw), str(ROOT / "host/loraspot/sim/mp")])
     full_env = dict(os.environ, MICROPYPATH=path + os.pathsep + ".frozen", **(env or {}))
-    return subprocess.run([micropython(), "-X", f"heapsize={HEAP}", str(script), *args], cwd=cwd,
+    return subprocess.run([micropython(), "-X", f"heapsize={heap}", str(script), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
 
 

@@ -19,7 +19,7 @@ SCHEMA = {
     "image": {"name": "str", "offset": "int"},
     "flash": {
         "size": "int",
-        "partitions": {"nvs": ["int"], "app": ["int"], "vfs": ["int"]},
+        "partitions": {"nvs": ["int"], "app": ["int"], "vfs": ["int"], "romfs?": ["int"]},
     },
     "radio": {
         "chip": RADIOS,
@@ -119,8 +119,10 @@ def _check(spec, value, where, max_pin):
 def _check_partitions(p):
     size = p["flash"]["size"]
     spans = []
-    for name in ("nvs", "app", "vfs"):
-        span = p["flash"]["partitions"][name]
+    for name in ("nvs", "app", "vfs", "romfs"):
+        span = p["flash"]["partitions"].get(name)
+        if span is None:  # only romfs is optional (the schema checked the others)
+            continue
         where = "flash.partitions." + name
         if len(span) != 2:
             _fail(where, "expected [offset, size]")

@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+import platformdirs
+
 _PKG = Path(__file__).resolve().parent
 
 
@@ -32,7 +34,7 @@ def cache_dir() -> Path:
     env = os.environ.get("LORASPOT_CACHE")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loraspot"
+    return Path(platformdirs.user_cache_dir("loraspot"))
 
 
 def sim_mp_dir() -> Path:

@@ -93,10 +93,3 @@ def make_board(tmp_path):
 @pytest.fixture
 def board(make_board):
     return make_board()
-
-
-# The heap a virtual board gets for the whole node role (console, radio, LoRaWAN, sensors): the
-# node does not fit the ESP32's 112 KB yet on the 64-bit unix port (it holds ~157 KB there, objects
-# being twice a 32-bit board's size); bench/run.py reports the figure. Every other firmware test
-# runs at 112 KB.
-NODE_HEAP_KB = 176

@@ -17,7 +17,7 @@ from loraspot.lorawan.joinserver import JoinServer
 from loraspot.lorawan.lpp import decode
 from loraspot.sim.medium import Medium
 
-from tests.e2e.conftest import NODE_HEAP_KB, ROOT
+from tests.e2e.conftest import ROOT
 from tests.host.lorawan_gateway import Gateway
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +50,7 @@ def test_node_uplinks_carry_what_the_virtual_sensors_measured(tmp_path, make_boa
     with Medium(speed=speed) as medium:
         gw = Gateway(medium, js, speed)
         try:
-            h = make_board(flash, speed=speed, medium=medium.address, register=False, heap_kb=NODE_HEAP_KB,
+            h = make_board(flash, speed=speed, medium=medium.address, register=False,
                            hardware={"seed": 5, "bme280": {}, "gps": {"lat": 52.52, "lon": 13.405, "alt": 34.0},
                                      "battery": {"divider": 2.0, "mv": 3950}})
             _wait(lambda: sum("uplink" in e for e in gw.log) >= 3, 60)
@@ -88,7 +88,7 @@ def test_fifty_deep_sleep_cycles_keep_session_and_fcnt(tmp_path, make_board):
     with Medium(speed=speed) as medium:
         gw = Gateway(medium, js, speed)
         try:
-            h = make_board(flash, speed=speed, medium=medium.address, register=False, heap_kb=NODE_HEAP_KB,
+            h = make_board(flash, speed=speed, medium=medium.address, register=False,
                            hardware={"seed": 9, "bme280": {}, "battery": {}})
             _wait(lambda: sum("uplink" in e for e in gw.log) >= cycles + 1, 240)
         finally:

@@ -25,6 +25,9 @@ def test_required_boards_ship_and_validate():
     (("flash", "size"), 3_000_000, "flash.size"),
     (("image", "offset"), 0, "image.offset"),
     (("battery", "divider"), "two", "battery.divider"),
+    (("flash", "partitions", "romfs"), [0x3F0000, 0x20000], "flash.partitions.romfs"),  # beyond the flash
+    (("flash", "partitions", "romfs"), [0x1F0000, 0x20000], "flash.partitions.romfs"),  # overlaps the app
+    (("flash", "partitions", "romfs"), [0x1F0000], "flash.partitions.romfs"),
 ])
 def test_bad_profile_names_field(tmp_path, path, value, field):
     profile = boards.get("ttgo-lora32-v2.1")

@@ -1,6 +1,9 @@
 """Flash images as a board holds them: ESP-IDF partition table at 0x8000 and a littlefs v2
 filesystem in the `vfs` partition with the geometry MicroPython's esp32 port mounts
-(4096-byte blocks, read/prog size 32, lookahead 32, on-disk version 2.0)."""
+(4096-byte blocks, read/prog size 32, lookahead 32, on-disk version 2.0). When the board's
+MicroPython image is built with ROMFS (a `romfs` partition in the profile), the library (`lib/`)
+goes into a ROMFS image in that partition instead: MicroPython runs .mpy bytecode from a ROMFS in
+place (memory-mapped flash), so the code takes no heap for its bytecode and constants."""
 
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ _MD5_MAGIC = b"\xeb\xeb" + b"\xff" * 14
 
 TYPE_APP, TYPE_DATA = 0x00, 0x01
 SUB_FACTORY, SUB_NVS, SUB_PHY, SUB_FAT = 0x00, 0x02, 0x01, 0x81
+SUB_ROMFS = 0x8F  # MicroPython's esp32 port finds the partition by its label "romfs"
+ROMFS_MAGIC = b"\xd2\xcd\x31"  # MicroPython ROMFS header (followed by the length as a varuint)
+ROMFS_DIR = "lib/"  # the part of the application that goes into the ROMFS (as /rom/lib)
 LFS_GEOMETRY = dict(block_size=BLOCK, read_size=32, prog_size=32, lookahead_size=32)
 LFS_DISK_VERSION = 0x00020000
 
@@ -45,8 +51,10 @@ def partitions_for(profile: dict) -> list[Partition]:
     if nvs_end <= 0xF000 and p["app"][0] >= 0x10000:
         parts.append(Partition("phy_init", TYPE_DATA, SUB_PHY, 0xF000, 0x1000))
     parts.append(Partition("factory", TYPE_APP, SUB_FACTORY, *p["app"]))
+    if p.get("romfs"):
+        parts.append(Partition("romfs", TYPE_DATA, SUB_ROMFS, *p["romfs"]))
     parts.append(Partition("vfs", TYPE_DATA, SUB_FAT, *p["vfs"]))
-    return parts
+    return sorted(parts, key=lambda pt: pt.offset)
 
 
 def encode_partition_table(parts: list[Partition]) -> bytes:
@@ -76,15 +84,68 @@ def decode_partition_table(data: bytes) -> list[Partition]:
     return parts
 
 
-def find_vfs(image_path: Path) -> Partition:
-    """The filesystem partition of a flash image, found by label as MicroPython does."""
+def read_partitions(image_path: Path) -> list[Partition]:
     with open(image_path, "rb") as f:
         f.seek(TABLE_OFFSET)
-        parts = decode_partition_table(f.read(TABLE_MAX))
+        return decode_partition_table(f.read(TABLE_MAX))
+
+
+def find_vfs(image_path: Path) -> Partition:
+    """The filesystem partition of a flash image, found by label as MicroPython does."""
+    parts = read_partitions(image_path)
     for pt in parts:
         if pt.type == TYPE_DATA and pt.label in ("vfs", "ffat"):
             return pt
     raise ImageError("the partition table has no 'vfs' partition")
+
+
+def find_romfs(image_path: Path) -> Partition | None:
+    """The ROMFS partition (label "romfs"), or None for an image without one."""
+    return next((pt for pt in read_partitions(image_path) if pt.type == TYPE_DATA and pt.label == "romfs"), None)
+
+
+def build_romfs(files: dict[str, bytes], size: int) -> bytes:
+    """A MicroPython ROMFS image holding files (paths relative to the mount point), written by
+    mpremote's writer (the format `mpremote romfs build` makes); ImageError if it exceeds size."""
+    from mpremote.romfs import VfsRomWriter
+
+    tree: dict = {}
+    for path, data in files.items():
+        *dirs, name = path.strip("/").split("/")
+        node = tree
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[name] = data
+
+    def add(writer: VfsRomWriter, node: dict) -> None:
+        for name in sorted(node):
+            if isinstance(node[name], dict):
+                writer.opendir(name)
+                add(writer, node[name])
+                writer.closedir()
+            else:
+                writer.mkfile(name, node[name])
+
+    writer = VfsRomWriter()
+    add(writer, tree)
+    data = writer.finalise()
+    if len(data) > size:
+        raise ImageError(f"the ROMFS image needs {len(data)} bytes, the romfs partition has {size}")
+    return data
+
+
+def romfs_length(head: bytes) -> int:
+    """Bytes a ROMFS image takes (header included), from its first bytes; 0 if there is none."""
+    if head[:3] != ROMFS_MAGIC:
+        return 0
+    n, i = 0, 3
+    while i < len(head):
+        b = head[i]
+        n = (n << 7) | (b & 0x7F)
+        i += 1
+        if not b & 0x80:
+            return i + n
+    return 0
 
 
 def build_littlefs(files: dict[str, bytes], size: int) -> bytes:
@@ -133,12 +194,18 @@ def app_files(profile: dict, config: dict | None = None, mpy_dir: Path | None = 
 
 
 def create_flash_image(path: Path, profile: dict, files: dict[str, bytes]) -> None:
-    """Write a whole flash image: erased (0xFF) flash, partition table, littlefs vfs."""
+    """Write a whole flash image: erased (0xFF) flash, partition table, littlefs vfs (and the
+    library as a ROMFS when the profile has a romfs partition)."""
     size = profile["flash"]["size"]
     parts = partitions_for(profile)
     vfs = next(pt for pt in parts if pt.label == "vfs")
     image = bytearray(b"\xff" * size)
     image[TABLE_OFFSET : TABLE_OFFSET + TABLE_MAX] = encode_partition_table(parts)
+    romfs = next((pt for pt in parts if pt.label == "romfs"), None)
+    if romfs is not None:
+        rom = {k: v for k, v in files.items() if k.startswith(ROMFS_DIR)}
+        files = {k: v for k, v in files.items() if not k.startswith(ROMFS_DIR)}
+        image[romfs.offset : romfs.offset + romfs.size] = build_romfs(rom, romfs.size).ljust(romfs.size, b"\xff")
     image[vfs.offset : vfs.offset + vfs.size] = build_littlefs(files, vfs.size)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(image)

@@ -152,6 +152,7 @@ class VirtualBoard:
         self.efuse = ensure_efuse(flash, self.opts.board)
         self.device_id = self.efuse["mac"]
         self.vfs = image.find_vfs(flash)
+        self.romfs = image.find_romfs(flash)
         if self.opts.pty:
             self.pty = PtyEndpoint(self.uart)
         self.rfc = Rfc2217Endpoint(self.uart, self.control, self.opts.rfc2217_port, pty=self.pty)
@@ -227,12 +228,23 @@ class VirtualBoard:
                "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
                "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
+               "romfs": self._romfs_span(),
                "target_free": fresh_free(self.opts.heap_kb),
                "hw": dict(self.opts.hardware, boot=self.boots) if self.opts.hardware else None}
         env = dict(os.environ)
         env["LORASPOT_VBOARD"] = json.dumps(cfg)
         env.update(self.opts.extra_env)
         return env
+
+    def _romfs_span(self) -> list[int] | None:
+        """[offset, length] of the ROMFS image in the flash file (read when the board boots, as
+        flashing may have changed it), or None."""
+        if self.romfs is None:
+            return None
+        with open(self.opts.flash, "rb") as f:
+            f.seek(self.romfs.offset)
+            length = image.romfs_length(f.read(16))
+        return [self.romfs.offset, min(length, self.romfs.size)] if length else None
 
     def _supervise(self) -> None:
         while not self._stop:
@@ -261,7 +273,12 @@ class VirtualBoard:
         in_r, in_w = os.pipe()
         os.set_blocking(in_r, False)
         self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
-        heap = f"heapsize={self.opts.heap_kb + BOOT_ALLOWANCE_KB}K"
+        env = self._env(side_w)
+        # The ROMFS is memory-mapped flash on a board: here it is read into the interpreter's heap
+        # before the firmware starts, so the heap is made larger by its size (outside the board's).
+        rom = json.loads(env["LORASPOT_VBOARD"])["romfs"]
+        rom_kb = (rom[1] + 1023) // 1024 + 1 if rom else 0
+        heap = f"heapsize={self.opts.heap_kb + BOOT_ALLOWANCE_KB + rom_kb}K"
         cmd = [*micropython_command(), "-X", heap, str(resources.sim_mp_dir() / "vboot.py")]
         with self._proc_lock:
             if self._stop:  # stop() came first: never start a process nobody will stop
@@ -269,7 +286,7 @@ class VirtualBoard:
                     os.close(fd)
                 return
             proc = subprocess.Popen(cmd, cwd=resources.sim_mp_dir(), stdin=in_r, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, pass_fds=(side_w,), env=self._env(side_w), bufsize=0,
+                                    stderr=subprocess.STDOUT, pass_fds=(side_w,), env=env, bufsize=0,
                                     preexec_fn=_die_with_parent)
             self._proc = proc
         os.close(side_w)

@@ -47,6 +47,17 @@ except OSError:
         pass
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
+if cfg.get("romfs"):
+    # A ROMFS partition, as an ESP32 image built with ROMFS mounts it: .mpy files run from it in
+    # place (bytecode, strings and constants stay in the mapped flash, not in the heap).
+    flash.seek(cfg["romfs"][0])
+    _rom = flash.read(cfg["romfs"][1])
+    try:
+        vfs.mount(vfs.VfsRom(_rom), "/rom")
+        sys.path[1:1] = ["/rom", "/rom/lib"]
+    except OSError:
+        print("The ROMFS partition holds no valid ROMFS image; flash the board again.")
+    del _rom
 # The interpreter's heap is the board's plus an allowance for this boot code (C on an ESP32): the
 # rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
 # fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
