@@ -48,6 +48,7 @@ def restore_rtc(node, data):
     node.hour_start, node.hour_used_ms = st["hs"], st["hu"]
     return True
 
+
 def rtc_record(node, sleep_ms):
     lw, m = node.lw, node.lw.mac
     now = node.clock.ticks_ms()
@@ -71,15 +72,10 @@ def rtc_record(node, sleep_ms):
     return data
 
 
-def eui_from_mac(mac_hex):
-    """EUI-64 from the board's MAC-48 (FF FE in the middle), the usual default DevEUI."""
-    return (mac_hex[:6] + "FFFE" + mac_hex[6:]).upper()
-
-
 def build(app):
     """The node from the board profile and config. Order matters for the heap: the radio's
     buffers first, then the LoRaWAN code, then sensors."""
-    from spot import unload
+    from spot import eui64, unload
     from spot.lorawan import region
     from spot.lorawan.stack import LoRaWAN
     from spot.lorawan.store import Counters
@@ -98,7 +94,7 @@ def build(app):
     unload("spot.sensors.setup")
     console.event("sensors", report)
     lw = LoRaWAN(plan, radio, clock, Counters().load(), app.secrets, config.get("dev_eui") or
-                 eui_from_mac(board.device_id()), config.get("join_eui"))
+                 eui64(board.device_id()), config.get("join_eui"))
     node = Node(board, config, clock, console, lw, sensors)
     app.node = node
     if app.reset_cause == "deepsleep" and lw.restore():

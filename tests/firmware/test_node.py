@@ -7,13 +7,13 @@ import json
 import struct
 
 from fwtest import close_flashes, eq, fresh_flash
+from spot import eui64
 from spot.config import Config
 from spot.lorawan import region
 from spot.lorawan.dutycycle import DutyCycle
 from spot.lorawan.mac import MacState
 from spot.lorawan.store import Counters
 from spot.node import RTC_MAGIC, Node, channels
-from spot.nodeboot import eui_from_mac
 from spot.sensors import SensorError
 
 
@@ -131,7 +131,7 @@ def _cycles(n, k):
 def test_channels_follow_config_order_one_per_value():
     s = [Sensor("bme280", ()), Sensor("gps", ()), Sensor("battery", ()), Sensor("ds18b20", ())]
     eq(channels(s), [1, 4, 5, 6])
-    eq(eui_from_mac("024c53115089"), "024C53FFFE115089")
+    eq(eui64("024c53115089"), "024C53FFFE115089")
 
 
 def test_lpp_uplinks_and_confirmed_every_nth():

@@ -95,7 +95,7 @@ def test_rxpk_allocates_nothing_once_warm():
         w.n = 0
         s.rxpk(w, p, 0xD159, 0x8A63)
     used = gc.mem_alloc() - before
-    if used > 20 * 64:
+    if used >= 20 * 16:  # one heap block per packet would be at least this
         raise AssertionError("rxpk allocated %d bytes for 20 packets" % used)
 
 

@@ -9,6 +9,7 @@ import pytest
 from loraspot import boards
 from loraspot.errors import ImageError
 from loraspot.flash import image
+from loraspot.flash.mpy import compiled_firmware
 
 from tests.conftest import ROOT, run_micropython
 
@@ -86,8 +87,6 @@ def test_code_in_romfs_leaves_the_heap_to_the_application(tmp_path):
     """The same bytecode imported from littlefs and from the ROMFS: from the ROMFS it runs in
     place, so importing the LoRaWAN stack takes far less heap."""
     profile = boards.get("virtual")
-    from loraspot.flash.mpy import compiled_firmware
-
     files = image.app_files(profile, mpy_dir=compiled_firmware(ROOT / ".venv" / "mpy-cache"))
     flash = tmp_path / "flash.bin"
     image.create_flash_image(flash, profile, files)

@@ -45,11 +45,12 @@ class ProtocolError(ValueError):
 
 
 def gateway_eui(mac_hex):
-    """The gateway EUI-64 from the board's MAC-48: FFFE inserted in the middle (8 bytes)."""
+    """The gateway EUI (8 bytes) from the board's MAC-48, as the header carries it."""
     from binascii import unhexlify
 
-    mac = unhexlify(mac_hex)
-    return mac[:3] + b"\xff\xfe" + mac[3:]
+    from spot import eui64
+
+    return unhexlify(eui64(mac_hex))
 
 
 def header(buf, token, ident, eui=None):

@@ -222,13 +222,13 @@ class VirtualBoard:
                 self._kill()
 
     # --- firmware supervisor ------------------------------------------------------------------------
-    def _env(self, side_fd: int) -> dict:
+    def _env(self, side_fd: int, romfs: list[int] | None) -> dict:
         cfg = {"flash": str(Path(self.opts.flash).resolve()), "vfs_offset": self.vfs.offset, "vfs_size": self.vfs.size,
                "side_fd": side_fd, "speed": self.opts.speed, "cause": CAUSES[self._cause], "mac": self.efuse["mac"],
                "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
                "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
-               "romfs": self._romfs_span(),
+               "romfs": romfs,
                "target_free": fresh_free(self.opts.heap_kb),
                "hw": dict(self.opts.hardware, boot=self.boots) if self.opts.hardware else None}
         env = dict(os.environ)
@@ -273,10 +273,10 @@ class VirtualBoard:
         in_r, in_w = os.pipe()
         os.set_blocking(in_r, False)
         self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
-        env = self._env(side_w)
         # The ROMFS is memory-mapped flash on a board: here it is read into the interpreter's heap
         # before the firmware starts, so the heap is made larger by its size (outside the board's).
-        rom = json.loads(env["LORASPOT_VBOARD"])["romfs"]
+        rom = self._romfs_span()
+        env = self._env(side_w, rom)
         rom_kb = (rom[1] + 1023) // 1024 + 1 if rom else 0
         heap = f"heapsize={self.opts.heap_kb + BOOT_ALLOWANCE_KB + rom_kb}K"
         cmd = [*micropython_command(), "-X", heap, str(resources.sim_mp_dir() / "vboot.py")]
