@@ -25,6 +25,8 @@ class App:
         self._groups = {}  # command modules loaded on first use: "fs" -> FileOps, "keys" -> KeyOps
         self.safe_mode = False
         self.node = None
+        self.hotspot = None
+        self.role_stats = None  # the role's counters for stats (the hotspot's)
 
     def register(self):
         c = self.console
@@ -93,6 +95,8 @@ class App:
             "events": self.console.seq,
         }
         data.update(self.console.counters)
+        if self.role_stats is not None:
+            data.update(self.role_stats())
         return data
 
     async def stats(self, args):
@@ -160,10 +164,16 @@ class App:
                                          "crash": self.last_crash})
         else:
             asyncio.create_task(self.heartbeat())
-            if self.config.get("role") == "node":
+            role = self.config.get("role")
+            if role == "node":
                 from spot import node
 
                 asyncio.create_task(node.start(self))
+            elif role == "hotspot":
+                from spot.hotspot import boot
+
+                asyncio.create_task(boot.start(self))
+                unload("spot.hotspot.boot")
         await self.console.serve()
 
 

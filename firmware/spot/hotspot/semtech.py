@@ -190,9 +190,10 @@ class Writer:
             self.byte(_B64[(v >> 6) & 63] if rest == 2 else 0x3D)
             self.byte(0x3D)
 
-    def utc(self, t, iso):
-        """t: (year, month, day, hour, minute, second, microsecond). iso: rxpk's compact ISO 8601
-        ("2013-03-31T16:21:17.528002Z"), else stat's form ("2014-01-12 08:59:28 GMT")."""
+    def utc(self, t, iso, us=-1):
+        """t: (year, month, day, hour, minute, second, microsecond), or a time.gmtime() tuple with
+        the microseconds in us. iso: rxpk's compact ISO 8601 ("2013-03-31T16:21:17.528002Z"), else
+        stat's form ("2014-01-12 08:59:28 GMT")."""
         self.uint(t[0], 4)
         self.byte(0x2D)
         self.uint(t[1], 2)
@@ -206,7 +207,7 @@ class Writer:
         self.uint(t[5], 2)
         if iso:
             self.byte(0x2E)
-            self.uint(t[6], 6)
+            self.uint(t[6] if us < 0 else us, 6)
             self.byte(0x5A)
         else:
             self.raw(b" GMT")
@@ -215,11 +216,12 @@ class Writer:
 _CR = (b"4/5", b"4/6", b"4/7", b"4/8")
 
 
-def rxpk(w, p, tmst_hi, tmst_lo, stat=1, utc=None, chan=0):
-    """Append one rxpk object for radio Packet p (freq, sf, bw, cr, rssi, snr_x4, payload)."""
+def rxpk(w, p, tmst_hi, tmst_lo, stat=1, utc=None, chan=0, us=-1):
+    """Append one rxpk object for radio Packet p (freq, sf, bw, cr, rssi, snr_x4, payload); utc
+    as Writer.utc takes it (None: time unknown, the field is left out)."""
     if utc is not None:
         w.raw(b'{"time":"')
-        w.utc(utc, True)
+        w.utc(utc, True, us)
         w.raw(b'","tmst":')
     else:
         w.raw(b'{"tmst":')

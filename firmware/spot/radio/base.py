@@ -93,6 +93,7 @@ class Radio:
     rx_en = None  # RF switch pins some boards need driven (profile radio.rf_switch)
     tx_en = None
     _rx_task = None
+    keep_crc_errors = False  # continuous receive: deliver CRC-failed packets (crc_ok False) too
     MIN_SF = 6
     MIN_POWER = -4
     MAX_POWER = 20

@@ -330,7 +330,8 @@ class SX126x(Radio):
     def _read_packet(self, p, flags, raw_t):
         if flags & _IRQ_CRC_ERR:
             self.stats["rx_crc"] += 1
-            return False
+            if not self.keep_crc_errors:
+                return False
         r = self.query(_CMD_GET_RX_BUFFER_STATUS, self._r3)
         n, ptr = r[1], r[2]
         if n == 0:
@@ -352,7 +353,7 @@ class SX126x(Radio):
             snr -= 256
         p.rssi = -(q[1] >> 1)
         p.snr_x4 = snr
-        p.crc_ok = True
+        p.crc_ok = not flags & _IRQ_CRC_ERR
         p.t_us = self.clock.from_raw_us(raw_t)
         return True
 

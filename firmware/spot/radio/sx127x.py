@@ -290,7 +290,8 @@ class SX127x(Radio):
     def _read_packet(self, p, flags, raw_t):
         if flags & _IRQ_CRC_ERROR:
             self.stats["rx_crc"] += 1
-            return False
+            if not self.keep_crc_errors:
+                return False
         n = self.read(_REG_RX_NB_BYTES)
         if n == 0:
             self.stats["rx_bad"] += 1
@@ -306,7 +307,7 @@ class SX127x(Radio):
         # datasheet 5.5.5: slope-corrected for SNR >= 0, noise-corrected below
         p.rssi = base + (16 * raw) // 15 if snr >= 0 else base + raw + (snr >> 2)
         p.snr_x4 = snr
-        p.crc_ok = True
+        p.crc_ok = not flags & _IRQ_CRC_ERROR
         p.t_us = self.clock.from_raw_us(raw_t)
         return True
 

@@ -144,6 +144,9 @@ class VirtualBoard:
         self._thread: threading.Thread | None = None
         self.boots = 0
         self._reg_path: Path | None = None
+        self._wdt_ms = 0  # the firmware's watchdog timeout (device ms), 0 until it starts one
+        self._wdt_due = 0.0  # host monotonic time at which an unfed watchdog resets the board
+        self._wdt_fired = False
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict:
@@ -297,8 +300,12 @@ class VirtualBoard:
         self._status({"event": "boot", "mode": "run", "cause": self._cause, "pid": proc.pid, "boots": self.boots})
         out = threading.Thread(target=self.uart.pump_output, args=(proc.stdout.fileno(),), daemon=True)
         out.start()
+        self._wdt_ms, self._wdt_fired = 0, False
+        dog = threading.Thread(target=self._watchdog, args=(proc,), daemon=True)
+        dog.start()
         messages = self._read_side(side_r)
         proc.wait()
+        dog.join()
         out.join()  # the output pipe is at EOF once the process is gone
         self.uart.attach(None, None)  # after this the UART no longer touches in_w
         with contextlib.suppress(OSError):
@@ -317,17 +324,34 @@ class VirtualBoard:
                 elif msg.startswith("sensor "):  # a virtual sensor was read: what it measured
                     with contextlib.suppress(ValueError):
                         self._status({"event": "sensor", **json.loads(msg[7:])})
+                elif msg.startswith("wdt"):  # the watchdog started ("wdt MS") or fed ("wdt")
+                    if msg != "wdt":
+                        self._wdt_ms = int(msg.split()[1])
+                    self._wdt_due = time.monotonic() + self._wdt_ms / 1000.0 / self.opts.speed
                 elif msg.startswith("heapshort "):  # the boot code outgrew its allowance
                     self._status({"event": "heapshort", "bytes": int(msg.split()[1])})
                 else:
                     messages.append(msg)
         return messages
 
+    def _watchdog(self, proc: subprocess.Popen) -> None:
+        """The ESP32's task watchdog: a board whose firmware stopped feeding it is reset."""
+        while proc.poll() is None:
+            if self._wdt_ms and time.monotonic() > self._wdt_due:
+                self._wdt_fired = True
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                return
+            time.sleep(0.02)
+
     def _after_exit(self, messages: list[str]) -> None:
         last = messages[-1] if messages else ""
         if self._stop or self._held or self._mode == "download":
             return
-        if last.startswith("powercut"):
+        if self._wdt_fired:
+            self._cause = "watchdog"
+            self._status({"event": "watchdog", "timeout_ms": self._wdt_ms})
+        elif last.startswith("powercut"):
             self._powercut_after = 0
             self._rtc = b""
             self._cause = "power_on"

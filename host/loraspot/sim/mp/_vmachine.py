@@ -73,6 +73,19 @@ def idle():
     pass
 
 
+class WDT:
+    """The task watchdog: the host resets the board (cause WDT_RESET) when feed() is not called
+    within timeout ms of device time."""
+
+    def __init__(self, id=0, timeout=5000):
+        if not 1 <= timeout:
+            raise ValueError("watchdog timeout must be positive")
+        tell(b"wdt %d" % timeout)
+
+    def feed(self):
+        tell(b"wdt")
+
+
 class RTC:
     def memory(self, data=None):
         if data is None:

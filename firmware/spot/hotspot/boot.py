@@ -1,0 +1,71 @@
+# Hotspot start-up, loaded once (the App's hotspot task): the radio on the configured channel, the
+# backhaul from config, the network (Wi-Fi and NTP on a board; the host's network and clock on the
+# virtual board), the watchdog, then the tasks that run for good.
+import asyncio
+
+from spot import unload
+from spot.hotspot.core import Hotspot
+
+
+def channel_band(config, radio):
+    """(low, high) Hz downlinks may use: the region's band within the board's radio band."""
+    from spot.lorawan import region
+
+    name = config.get("region")
+    r = region.get(name, config.get("sub_band"), freq=config.get("single_freq"), sf=config.get("single_sf"))
+    band = (max(r.band[0], radio.band[0]), min(r.band[1], radio.band[1]))
+    unload("spot.lorawan.region")
+    return band
+
+
+def position(text):
+    if not text:
+        return None
+    lat, lon, alt = (float(x) for x in text.split(","))
+    return lat, lon, alt
+
+
+def build(app):
+    board, config, clock, console = app.board, app.config, app.clock, app.console
+    radio = board.radio(clock)
+    hs = Hotspot(radio, clock, console, config.get("single_freq"), config.get("single_sf"),
+                 channel_band(config, radio), config.get("queue_size"), config.get("queue_max_age"),
+                 config.get("forward_crc_errors"), config.get("packet_events"))
+    hs.position = position(config.get("position"))
+    from spot.hotspot.semtech import gateway_eui
+
+    eui = gateway_eui(board.device_id())
+    if config.get("backhaul") == "mqtt":
+        from spot.hotspot.mqtt import ChirpStackMqtt
+
+        link = ChirpStackMqtt(hs, eui, config.get("mqtt_host"), config.get("mqtt_port"), config.get("mqtt_prefix"),
+                              config.get("mqtt_user"), app.secrets.get("mqtt_password"), config.get("mqtt_tls"),
+                              config.get("gw_stat_interval"))
+    else:
+        from spot.hotspot.udp import SemtechUdp
+
+        servers = [(config.get("server"), config.get("server_port"))]
+        if config.get("fallback"):
+            servers.append((config.get("fallback"), config.get("fallback_port")))
+        link = SemtechUdp(hs, eui, servers, config.get("keepalive"), config.get("gw_stat_interval"))
+    app.role_stats = hs.stats_data
+    app.hotspot = hs
+    return hs, link, eui
+
+
+async def start(app):
+    from binascii import hexlify
+
+    from spot.hotspot import net
+
+    hs, link, eui = build(app)
+    console = app.console
+    console.event("hotspot", {"gateway_eui": hexlify(eui).decode().upper(), "freq": hs.freq, "sf": hs.sf,
+                              "backhaul": app.config.get("backhaul"), "band": list(hs.band)})
+    await net.up(app, hs)
+    hs.listen()
+    for coro in link.tasks():
+        asyncio.create_task(coro)
+    asyncio.create_task(hs.rx_loop())
+    asyncio.create_task(hs.tx_loop())
+    asyncio.create_task(net.watch(app, hs))

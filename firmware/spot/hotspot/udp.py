@@ -1,0 +1,323 @@
+# Semtech UDP backhaul (packet forwarder protocol v2): PUSH_DATA batches of rxpk taken from the
+# backlog in order and removed only once PUSH_ACK with their token came back (store-and-forward);
+# PULL_DATA keepalives that open the downlink path; PULL_RESP accepted from the server's address
+# only, answered with TX_ACK; stat every gw_stat_interval. Primary and fallback server: after
+# DOWN_AFTER unanswered datagrams the backhaul is down and the other server is tried.
+#
+# Waiting for an acknowledgement is network time (real milliseconds, ACK_TIMEOUT_MS); retry
+# intervals and timers are device time (the clock, faster on a sped-up virtual board).
+import asyncio
+import gc
+import os
+import socket
+import time
+
+from micropython import const
+
+from spot.clock import ticks_diff
+from spot.hotspot import semtech
+from spot.hotspot.backlog import SEC, STAT, THI, TLO, US
+
+ACK_TIMEOUT_MS = const(500)
+DOWN_AFTER = const(3)
+MAX_BACKOFF_MS = const(8000)
+_MAX_BATCH = const(8)
+
+
+def _readable(sock):
+    # park the task in asyncio's poller until sock has a datagram (what asyncio streams do)
+    yield asyncio.core._io_queue.queue_read(sock)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+class SemtechUdp:
+    def __init__(self, hs, eui, servers, keepalive_s=10, stat_s=30):
+        self.hs = hs
+        self.clock = hs.clock
+        self.console = hs.console
+        self.eui = eui
+        self.servers = servers  # [(host, port), ...]: primary first
+        self.current = 0
+        self.addr = None
+        self.keepalive_ms = keepalive_s * 1000
+        self.stat_ms = stat_s * 1000
+        self.w = semtech.Writer()
+        self.small = bytearray(64)  # PULL_DATA and TX_ACK
+        self.token = int.from_bytes(os.urandom(2), "big")
+        self.push_token = -1
+        self.push_acked = False
+        self.pull_token = -1
+        self.stat_token = -1
+        self.misses = 0
+        self.up = False
+        # Two sockets, as Semtech's forwarder has: "up" connected to the server (PUSH_DATA, and its
+        # PUSH_ACKs read into a buffer: nothing allocated per packet) and "down", unconnected, for
+        # PULL_DATA / PULL_RESP / TX_ACK, so a PULL_RESP from another address is seen and counted.
+        self.ack_buf = bytearray(64)
+        self.up_sock = None
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(socket.getaddrinfo("0.0.0.0", 0)[0][-1])
+        self.sock.setblocking(False)
+
+    # ---- addresses and state ----------------------------------------------------------------------
+    def resolve(self):
+        host, port = self.servers[self.current]
+        try:
+            self.addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
+        except OSError as e:
+            self.addr = None
+            self.console.event("log", {"level": "error", "msg": "cannot resolve %s: %s" % (host, e)})
+            return
+        if self.up_sock is None:
+            self.up_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.up_sock.setblocking(False)
+        try:
+            self.up_sock.connect(self.addr)
+        except OSError as e:
+            self.console.event("log", {"level": "error", "msg": "cannot reach %s: %s" % (host, e)})
+
+    def _next_token(self):
+        self.token = (self.token + 1) & 0xFFFF
+        return self.token
+
+    def _send(self, buf, n):
+        if self.addr is None:
+            return False
+        try:
+            self.sock.sendto(memoryview(buf)[:n], self.addr)
+            return True
+        except OSError:
+            return False
+
+    def _send_up(self, buf, n):
+        if self.up_sock is None or self.addr is None:
+            return False
+        try:
+            self.up_sock.send(memoryview(buf)[:n])
+            return True
+        except OSError:  # e.g. ECONNREFUSED reported for an earlier datagram: the server is away
+            return False
+
+    def _answered(self):
+        self.misses = 0
+        if not self.up:
+            self.up = True
+            self.hs.backhaul = "up"
+            host, port = self.servers[self.current]
+            self.console.event("backhaul", {"state": "up", "kind": "udp", "server": "%s:%d" % (host, port)})
+
+    def _missed(self):
+        self.misses += 1
+        if self.misses < DOWN_AFTER:
+            return
+        self.misses = 0
+        host, port = self.servers[self.current]
+        if self.up:
+            self.up = False
+            self.hs.backhaul = "down"
+            self.console.event("backhaul", {"state": "down", "kind": "udp", "server": "%s:%d" % (host, port),
+                                            "queued": len(self.hs.backlog)})
+        if len(self.servers) > 1:
+            self.current = (self.current + 1) % len(self.servers)
+            self.resolve()
+
+    # ---- receive ----------------------------------------------------------------------------------
+    async def up_reader(self):
+        buf = self.ack_buf
+        while True:
+            sock = self.up_sock
+            if sock is None:
+                await self.clock.sleep_ms(100)
+                continue
+            await _readable(sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+            try:
+                n = sock.readinto(buf)
+            except OSError:
+                continue
+            if n:
+                self.handle_up(buf, n)
+
+    def handle_up(self, buf, n):
+        """PUSH_ACKs on the up socket (anything else there is counted as bad)."""
+        try:
+            ident, token, _ = semtech.parse(buf, n)
+        except semtech.ProtocolError:
+            self.hs.stats["bad_datagrams"] += 1
+            return
+        if ident != semtech.PUSH_ACK:
+            self.hs.stats["bad_datagrams"] += 1
+        elif token == self.push_token:
+            self.push_acked = True
+            self._acked()
+        elif token == self.stat_token:
+            self.stat_token = -1
+            self._acked()
+
+    async def reader(self):
+        while True:
+            await _readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+            try:
+                data, addr = self.sock.recvfrom(1024)  # a PULL_RESP is at most ~700 bytes
+            except OSError:
+                continue
+            except MemoryError:
+                # no 1 KB block free right now: collect and try once more, else drop the datagram
+                # (counted) rather than stop the hotspot
+                gc.collect()
+                try:
+                    data, addr = self.sock.recvfrom(1024)
+                except MemoryError:
+                    self.hs.stats["down_nomem"] += 1
+                    try:
+                        self.sock.readinto(self.small)
+                    except OSError:
+                        pass
+                    continue
+                except OSError:
+                    continue
+            self.handle(data, addr)
+            data = None
+
+    def handle(self, data, addr):
+        hs = self.hs
+        try:
+            ident, token, body = semtech.parse(data)
+        except semtech.ProtocolError:
+            hs.stats["bad_datagrams"] += 1
+            return
+        if ident == semtech.PUSH_ACK:
+            hs.stats["bad_datagrams"] += 1  # PUSH_ACKs come on the up socket
+            return
+        if ident == semtech.PULL_ACK:
+            if token == self.pull_token:
+                self.pull_token = -1
+                self._answered()
+            return
+        # PULL_RESP: a downlink, only from the server this gateway talks to
+        if addr != self.addr:
+            hs.stats["down_foreign"] += 1
+            self.console.event("log", {"level": "warn", "msg": "PULL_RESP from another address than the server's "
+                                       "dropped"})
+            return
+        hs.stats["down"] += 1
+        hs.interval["dwnb"] += 1
+        try:
+            t = semtech.parse_txpk(body)
+        except semtech.ProtocolError as e:
+            hs.stats["down_bad"] += 1
+            self.console.event("log", {"level": "warn", "msg": "PULL_RESP dropped: %s" % e})
+            return
+        err = hs.schedule(t)
+        n = semtech.tx_ack(self.small, token, self.eui, err)
+        self._send(self.small, n)
+
+    def _acked(self):
+        self.hs.stats["up_acked"] += 1
+        self.hs.interval["up_acked"] += 1
+        self._answered()
+
+    # ---- send -------------------------------------------------------------------------------------
+    def _push(self, buf, n):
+        self.hs.stats["up_sent"] += 1
+        self.hs.interval["up_sent"] += 1
+        return self._send_up(buf, n)
+
+    def build(self, token):
+        """A PUSH_DATA of the oldest usable backlog entries in self.w; (entries covered, rxpk
+        written). Entries too old to forward are counted as dropped and skipped."""
+        hs, b, w = self.hs, self.hs.backlog, self.w
+        semtech.push_start(w, token, self.eui)
+        now = self.clock.ticks_ms()
+        covered = written = 0
+        while covered < len(b) and written < _MAX_BATCH:
+            i = b.index(covered)
+            if not b.usable(i, now, hs.max_age_ms):
+                covered += 1
+                continue
+            mark = w.n
+            if written:
+                w.byte(0x2C)
+            sec = b.field(i, SEC)
+            try:
+                semtech.rxpk(w, b.packet(i), b.field(i, THI), b.field(i, TLO), b.field(i, STAT),
+                             time.gmtime(sec) if sec >= 0 else None, 0, b.field(i, US))
+                w.raw(b"]}")
+                w.n -= 2  # room for the closing brackets is kept
+            except semtech.ProtocolError:
+                w.n = mark
+                break
+            covered += 1
+            written += 1
+        semtech.push_end(w)
+        return covered, written
+
+    async def pusher(self):
+        hs = self.hs
+        backoff = 1000
+        while True:
+            if not len(hs.backlog):
+                await hs.up_flag.wait()
+                continue
+            token = self._next_token()
+            covered, written = self.build(token)
+            if not written:
+                hs.backlog.pop(covered)
+                continue
+            self.push_acked = False
+            self.push_token = token
+            self._push(self.w.buf, self.w.n)
+            for _ in range(ACK_TIMEOUT_MS):
+                if self.push_acked:
+                    break
+                await asyncio.sleep_ms(1)
+            self.push_token = -1
+            if self.push_acked:
+                hs.backlog.pop(covered)
+                hs.forwarded(written)
+                backoff = 1000
+                continue
+            self._missed()
+            await self.clock.sleep_ms(backoff)
+            backoff = min(MAX_BACKOFF_MS, backoff * 2)
+
+    def pull(self):
+        if self.pull_token >= 0:
+            self._missed()  # the last PULL_DATA had no PULL_ACK
+        token = self._next_token()
+        self.pull_token = token
+        n = semtech.header(self.small, token, semtech.PULL_DATA, self.eui)
+        self._send(self.small, n)
+
+    def stat(self):
+        hs = self.hs
+        if self.stat_token >= 0:
+            self._missed()
+        hs.utc.rebase()
+        utc = time.gmtime(hs.utc.sec) if hs.utc.valid else None
+        token = self._next_token()
+        self.stat_token = token
+        counters = hs.take_interval()
+        data = semtech.stat_datagram(token, self.eui, counters, utc, hs.position)
+        self._push(data, len(data))
+        self.console.event("gwstat", counters)
+
+    async def timers(self):
+        """PULL_DATA every keepalive, stat every stat interval (the first of each at once)."""
+        clock = self.clock
+        hs = self.hs
+        last_pull = last_stat = None
+        while True:
+            now = clock.ticks_ms()
+            hs.tmst.advance()
+            if self.addr is None:
+                self.resolve()
+            if last_pull is None or ticks_diff(now, last_pull) >= self.keepalive_ms:
+                last_pull = now
+                self.pull()
+            if last_stat is None or ticks_diff(now, last_stat) >= self.stat_ms:
+                last_stat = now
+                self.stat()
+            await clock.sleep_ms(250)
+
+    def tasks(self):
+        self.resolve()
+        return (self.up_reader(), self.reader(), self.pusher(), self.timers())

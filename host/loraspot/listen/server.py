@@ -1,0 +1,250 @@
+"""`loraspot listen`: a Semtech UDP server (protocol v2) that acts as a small network server for
+hotspots: PUSH_ACK/PULL_ACK, Join-Requests answered with Join-Accepts at RX1 through PULL_RESP,
+data uplinks verified and decrypted with keys from the inventory or a keys file, Cayenne LPP
+decoded, confirmed uplinks acknowledged, and frames heard by several hotspots de-duplicated (the
+downlink goes through the one that heard the frame best).
+
+One thread serves the socket; frames are handled when their de-duplication window closed. Every
+handled frame is given to `on_frame` as one JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loraspot.errors import LoraspotError
+from loraspot.listen import semtech
+from loraspot.lorawan import lpp
+from loraspot.lorawan.joinserver import JoinError, JoinServer
+
+JOIN_DELAY1_US = 5_000_000
+
+
+class ListenError(LoraspotError):
+    exit_code = 2
+
+
+@dataclass
+class Gateway:
+    eui: str
+    pull_addr: tuple | None = None  # where PULL_RESP go (the PULL_DATA source)
+    push_addr: tuple | None = None
+    pushes: int = 0
+    pulls: int = 0
+    rxpk: int = 0
+    last_stat: dict | None = None
+    tx_acks: dict = field(default_factory=dict)  # error -> count
+
+
+@dataclass
+class _Group:
+    due: float
+    phy: bytes
+    heard: list = field(default_factory=list)  # (gateway eui, rxpk)
+
+
+def load_keys(path: Path) -> dict[str, bytes]:
+    """DevEUI -> AppKey from a JSON object {"DEVEUI": "hex"} or CSV lines "DEVEUI,APPKEY"."""
+    text = Path(path).read_text()
+    out: dict[str, bytes] = {}
+    try:
+        data = json.loads(text)
+        items = data.items() if isinstance(data, dict) else None
+    except ValueError:
+        items = [tuple(x.strip() for x in line.split(",")[:2]) for line in text.splitlines()
+                 if line.strip() and not line.startswith("#") and "," in line]
+    if items is None:
+        raise ListenError(f"{path}: expected a JSON object of DevEUI: AppKey or CSV lines DevEUI,AppKey")
+    for eui, key in items:
+        try:
+            k = bytes.fromhex(str(key))
+        except ValueError:
+            k = b""
+        eui = str(eui).replace(":", "").replace("-", "").upper()
+        if len(k) != 16 or len(eui) != 16:
+            if eui.startswith("DEV"):
+                continue  # a CSV header
+            raise ListenError(f"{path}: {eui!r} needs a 16-hex-digit DevEUI and a 32-hex-digit AppKey")
+        out[eui] = k
+    return out
+
+
+def inventory_keys(path: Path | None = None) -> dict[str, bytes]:
+    from loraspot.provision.inventory import Inventory, InventoryError
+
+    out = {}
+    with Inventory(path) as inv:
+        for d in inv.devices():
+            try:
+                out[d.dev_eui] = inv.secret(d.dev_eui, "app_key")
+            except InventoryError:
+                continue
+    return out
+
+
+class Listener:
+    def __init__(self, keys: dict[str, bytes], host: str = "127.0.0.1", port: int = 1700, dedup_ms: float = 200,
+                 on_frame: Callable[[dict], None] | None = None, rx1_delay: int = 1, power: int = 14,
+                 ack_fport: int | None = None):
+        self.js = JoinServer(rx_delay=rx1_delay)
+        for eui, key in keys.items():
+            self.js.add_device(eui, key)
+        self.dedup_s = dedup_ms / 1000
+        self.power = power
+        self.ack_fport = ack_fport
+        self.on_frame = on_frame or (lambda _f: None)
+        self.frames: list[dict] = []
+        self.gateways: dict[str, Gateway] = {}
+        self.errors: list[str] = []  # malformed datagrams (what was wrong)
+        self.counts = {"datagrams": 0, "malformed": 0, "rxpk": 0, "duplicates": 0, "crc_failed": 0, "frames": 0,
+                       "pull_resp": 0}
+        self._groups: dict[bytes, _Group] = {}
+        self._tokens = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind((host, port))
+        except OSError as e:
+            self.sock.close()
+            raise ListenError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        self.sock.settimeout(0.002)
+        self.address = self.sock.getsockname()
+        self._thread = threading.Thread(target=self._serve, name="listen", daemon=True)
+        self._thread.start()
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the socket -----------------------------------------------------------------------------
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except TimeoutError:
+                data = None
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            with self._lock:
+                if data is not None:
+                    self._datagram(data, addr)
+                self._flush(time.monotonic())
+
+    def _datagram(self, data: bytes, addr: tuple) -> None:
+        self.counts["datagrams"] += 1
+        try:
+            up = semtech.decode(data)
+        except semtech.ProtocolError as e:
+            self.counts["malformed"] += 1
+            self.errors.append(str(e))
+            return
+        gw = self.gateways.setdefault(up.eui.upper(), Gateway(up.eui.upper()))
+        if up.ident == semtech.PULL_DATA:
+            gw.pulls += 1
+            gw.pull_addr = addr
+            self.sock.sendto(semtech.ack(up), addr)
+            return
+        if up.ident == semtech.TX_ACK:
+            err = (up.body or {}).get("txpk_ack", {}).get("error", "NONE")
+            gw.tx_acks[err] = gw.tx_acks.get(err, 0) + 1
+            return
+        gw.pushes += 1
+        gw.push_addr = addr
+        self.sock.sendto(semtech.ack(up), addr)
+        if up.stat is not None:
+            gw.last_stat = up.stat
+        for p in up.rxpk or ():
+            gw.rxpk += 1
+            self.counts["rxpk"] += 1
+            if p["stat"] != 1:
+                self.counts["crc_failed"] += 1
+                continue
+            phy = base64.b64decode(p["data"])
+            g = self._groups.get(phy)
+            if g is None:
+                self._groups[phy] = g = _Group(time.monotonic() + self.dedup_s, phy)
+            else:
+                self.counts["duplicates"] += 1
+            g.heard.append((gw.eui, p))
+
+    def _flush(self, now: float) -> None:
+        for phy in [k for k, g in self._groups.items() if g.due <= now]:
+            g = self._groups.pop(phy)
+            frame = self._handle(g)
+            self.counts["frames"] += 1
+            self.frames.append(frame)
+            try:
+                self.on_frame(frame)
+            except Exception as e:  # a display error must not stop the server
+                self.errors.append(f"on_frame: {e}")
+
+    # ---- frames ---------------------------------------------------------------------------------
+    def _handle(self, g: _Group) -> dict:
+        seen = {}
+        for eui, p in g.heard:  # one entry per gateway (a gateway may have sent a frame twice)
+            if eui not in seen or p["lsnr"] > seen[eui]["lsnr"]:
+                seen[eui] = p
+        best_eui, best = max(seen.items(), key=lambda kv: (kv[1]["lsnr"], kv[1]["rssi"]))
+        frame: dict = {"phy": base64.b64encode(g.phy).decode(), "gateways": [
+            {"eui": eui, "rssi": p["rssi"], "lsnr": p["lsnr"], "tmst": p["tmst"], "time": p.get("time"),
+             "freq": p["freq"], "datr": p["datr"], "chan": p["chan"]} for eui, p in seen.items()],
+            "best": best_eui, "heard": len(g.heard)}
+        mtype = g.phy[0] >> 5
+        try:
+            if mtype == 0:
+                accept, session = self.js.join(g.phy)
+                frame.update(type="join", dev_eui=session.dev_eui, devaddr=session.devaddr_hex)
+                frame["downlink"] = self._send(best_eui, best, accept, JOIN_DELAY1_US)
+            elif mtype in (2, 4):
+                session, f = self.js.uplink(g.phy)
+                frame.update(type="uplink", dev_eui=session.dev_eui, devaddr=session.devaddr_hex, fcnt=session.fcnt_up,
+                             fport=f.fport, confirmed=mtype == 4, payload=f.payload.hex(), adr=f.adr)
+                if f.fport and f.payload:
+                    try:
+                        frame["decoded"] = lpp.decode(f.payload)
+                    except ValueError as e:
+                        frame["decode_error"] = str(e)
+                if mtype == 4:
+                    down = self.js.downlink(session, ack=True, fport=self.ack_fport)
+                    frame["downlink"] = self._send(best_eui, best, down, self.js.rx_delay * 1_000_000)
+            else:
+                frame.update(type="other", mtype=mtype)
+        except (JoinError, ValueError) as e:
+            frame.setdefault("type", "join" if mtype == 0 else "uplink")
+            frame["error"] = str(e)
+        return frame
+
+    def _send(self, eui: str, rxpk: dict, phy: bytes, delay_us: int) -> dict:
+        """A PULL_RESP to gateway eui: phy at RX1 (the uplink's frequency and data rate)."""
+        gw = self.gateways[eui]
+        if gw.pull_addr is None:
+            return {"sent": False, "error": "the gateway has not sent PULL_DATA (no downlink path)"}
+        txpk = {"imme": False, "tmst": (rxpk["tmst"] + delay_us) & 0xFFFFFFFF, "freq": rxpk["freq"], "rfch": 0,
+                "powe": self.power, "modu": "LORA", "datr": rxpk["datr"], "codr": rxpk["codr"], "ipol": True,
+                "size": len(phy), "data": base64.b64encode(phy).decode(), "ncrc": True}
+        self._tokens = (self._tokens + 1) & 0xFFFF
+        self.sock.sendto(semtech.pull_resp(self._tokens, txpk), gw.pull_addr)
+        self.counts["pull_resp"] += 1
+        return {"sent": True, "gateway": eui, "token": self._tokens, "tmst": txpk["tmst"], "size": len(phy)}
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"counts": dict(self.counts), "gateways": {k: vars(v).copy() for k, v in self.gateways.items()}}

@@ -1,0 +1,72 @@
+"""The hotspot role end to end: virtual nodes (the real node firmware) send through the RF medium to
+a virtual hotspot (the real hotspot firmware), which forwards over Semtech UDP on loopback to
+`loraspot listen`; joins are answered at RX1 through PULL_RESP and the hotspot's JIT queue,
+confirmed uplinks are acknowledged, and LPP values arrive as the virtual sensors measured them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from loraspot.listen.server import JOIN_DELAY1_US, Listener
+from loraspot.sim.medium import Medium
+
+from tests.e2e.hotspot_world import Events, fresh_devices, hotspot_image, node_image, wait
+
+pytestmark = pytest.mark.e2e
+SPEED = 10
+
+
+def test_three_nodes_join_and_send_through_the_hotspot_to_listen(tmp_path, make_board):
+    devices = fresh_devices(3)
+    frames: list[dict] = []
+    with Medium(speed=SPEED) as medium, Listener(devices, port=0, dedup_ms=200 / SPEED,
+                                                 on_frame=frames.append) as ls:
+        hs = make_board(hotspot_image(tmp_path / "hs.bin", server_port=ls.address[1]), speed=SPEED,
+                        medium=medium.address, register=False, position=(0, 0, 0))
+        hs_events = Events(hs.info["url"])
+        nodes = []
+        for i, (eui, key) in enumerate(devices.items()):
+            flash = node_image(tmp_path / f"n{i}.bin", eui, key, confirm_every=2)
+            nodes.append(make_board(flash, speed=SPEED, medium=medium.address, register=False,
+                                    position=(100.0 * (i + 1), 0, 0), hardware={"seed": i, "bme280": {}}))
+            time.sleep(0.7)  # boots 7 s of device time apart: the three joins do not collide
+        first = Events(nodes[0].info["url"])
+
+        def uplinks(eui):
+            return [f for f in frames if f.get("type") == "uplink" and f.get("dev_eui") == eui and "error" not in f]
+
+        ok = wait(lambda: all(len(uplinks(e)) >= 3 for e in devices), 90)
+        hs_events.close()
+        first.close()
+    assert ok, [(f.get("type"), f.get("dev_eui"), f.get("error")) for f in frames]
+    joins = [f for f in frames if f["type"] == "join" and "error" not in f]
+    assert {j["dev_eui"] for j in joins} == set(devices)
+    for j in joins:  # the Join-Accept went out at RX1: five seconds after the request's tmst
+        g = j["gateways"][0]
+        assert j["downlink"]["sent"] and j["downlink"]["tmst"] == (g["tmst"] + JOIN_DELAY1_US) & 0xFFFFFFFF
+        assert g["freq"] == 868.1 and g["datr"] == "SF7BW125" and g["time"].endswith("Z")
+    tx_acks = ls.snapshot()["gateways"]
+    (gw,) = tx_acks.values()
+    assert set(gw["tx_acks"]) == {"NONE"} and gw["tx_acks"]["NONE"] == sum("downlink" in f for f in frames)
+    assert gw["last_stat"] is not None and gw["last_stat"]["rxok"] >= 0
+    # every node's uplinks: consecutive FCnts, BME280 values as its virtual sensor measured them
+    for node, eui in zip(nodes, devices, strict=True):
+        ups = uplinks(eui)
+        assert [u["fcnt"] for u in ups] == list(range(len(ups)))
+        sensed = [s for s in node.status if s["event"] == "sensor" and s["name"] == "bme280"]
+        for u in ups:
+            values = {v["channel"]: v["value"] for v in u["decoded"]}
+            assert any(abs(values[1] - s["temperature"]) <= 0.07 and abs(values[3] - s["pressure_hpa"]) <= 0.07
+                       for s in sensed), (values, sensed[:3])
+    # confirmed uplinks (every 2nd) were acknowledged: the node saw the ACK
+    confirmed = [u for u in first.of("uplink") if u.get("confirmed")]
+    assert confirmed and all(u["ack"] for u in confirmed), first.of("uplink")
+    assert all(f["downlink"]["sent"] for f in uplinks(next(iter(devices))) if f["confirmed"])
+    # the hotspot's own account: every accepted downlink transmitted, nothing refused
+    assert len(hs_events.of("tx")) == gw["tx_acks"]["NONE"]
+    stats = hs_events.of("stats")[-1]
+    assert stats["forwarded"] > 0 and stats["tx_refused"] == 0 and stats["backhaul"] == "up"
+    assert ls.counts["duplicates"] == 0 and ls.counts["malformed"] == 0
+    assert not [s for s in hs.status if s["event"] in ("boot",) and s.get("cause") == "crash"]
+    assert not [s for s in hs.status if s["event"] in ("heapshort", "power_cycle", "watchdog")]
