@@ -110,7 +110,8 @@ def test_stat_object():
 def test_parse_headers():
     eq(s.parse(b"\x02\x12\x34\x01"), (s.PUSH_ACK, 0x1234, None))
     eq(s.parse(b"\x02\x00\x07\x04"), (s.PULL_ACK, 7, None))
-    eq(s.parse(b'\x02\xab\xcd\x03{"txpk":{}}'), (s.PULL_RESP, 0xABCD, b'{"txpk":{}}'))
+    ident, token, body = s.parse(b'\x02\xab\xcd\x03{"txpk":{}}')
+    eq((ident, token, bytes(body)), (s.PULL_RESP, 0xABCD, b'{"txpk":{}}'))
     eq(raises(s.ProtocolError, s.parse, b"\x02\x00\x01").code, "short")
     eq(raises(s.ProtocolError, s.parse, b"").code, "short")
     eq(raises(s.ProtocolError, s.parse, b"\x01\x00\x01\x01").code, "version")

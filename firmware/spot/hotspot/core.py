@@ -88,7 +88,7 @@ class Hotspot:
         self.tx_flag = asyncio.ThreadSafeFlag()  # set when a downlink was queued
         self.position = None  # type: tuple | None  # (lat, lon, alt) for the stat object
         # cumulative counters (console stats) and the ones of the current stat interval
-        self.stats = {"rx": 0, "rx_crc": 0, "forwarded": 0, "down": 0, "down_bad": 0, "down_foreign": 0,
+        self.stats = {"rx": 0, "rx_crc": 0, "forwarded": 0, "down": 0, "down_bad": 0,
                       "tx": 0, "tx_fail": 0, "tx_refused": 0, "bad_datagrams": 0, "down_nomem": 0, "up_sent": 0,
                       "up_acked": 0}
         self.interval = {"rxnb": 0, "rxok": 0, "rxfw": 0, "dwnb": 0, "txnb": 0, "up_sent": 0, "up_acked": 0}

@@ -79,7 +79,7 @@ def parse(data, n=-1):
     if ident in (PUSH_ACK, PULL_ACK):
         return ident, token, None
     if ident == PULL_RESP:
-        return ident, token, bytes(data[4:n])
+        return ident, token, memoryview(data)[4:n]  # json.loads reads it in place
     raise ProtocolError("ident", "identifier 0x%02x is not sent to a gateway" % ident)
 
 

@@ -49,14 +49,13 @@ class SemtechUdp:
         self.stat_token = -1
         self.misses = 0
         self.up = False
-        # Two sockets, as Semtech's forwarder has: "up" connected to the server (PUSH_DATA, and its
-        # PUSH_ACKs read into a buffer: nothing allocated per packet) and "down", unconnected, for
-        # PULL_DATA / PULL_RESP / TX_ACK, so a PULL_RESP from another address is seen and counted.
-        self.ack_buf = bytearray(64)
+        # Two sockets, as Semtech's forwarder has, both connected to the server (so datagrams from
+        # any other address, a PULL_RESP included, are dropped by the network stack): "up" for
+        # PUSH_DATA and its PUSH_ACKs, "down" for PULL_DATA / PULL_RESP / TX_ACK. Datagrams are read
+        # with a block kept free for them (reader()).
+        self.reserve = bytearray(1100)  # see reader()
         self.up_sock = None
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(socket.getaddrinfo("0.0.0.0", 0)[0][-1])
-        self.sock.setblocking(False)
+        self.sock = None
 
     # ---- addresses and state ----------------------------------------------------------------------
     def resolve(self):
@@ -70,8 +69,11 @@ class SemtechUdp:
         if self.up_sock is None:
             self.up_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.up_sock.setblocking(False)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
         try:
             self.up_sock.connect(self.addr)
+            self.sock.connect(self.addr)
         except OSError as e:
             self.console.event("log", {"level": "error", "msg": "cannot reach %s: %s" % (host, e)})
 
@@ -80,10 +82,10 @@ class SemtechUdp:
         return self.token
 
     def _send(self, buf, n):
-        if self.addr is None:
+        if self.sock is None or self.addr is None:
             return False
         try:
-            self.sock.sendto(memoryview(buf)[:n], self.addr)
+            self.sock.send(memoryview(buf)[:n])
             return True
         except OSError:
             return False
@@ -122,7 +124,6 @@ class SemtechUdp:
 
     # ---- receive ----------------------------------------------------------------------------------
     async def up_reader(self):
-        buf = self.ack_buf
         while True:
             sock = self.up_sock
             if sock is None:
@@ -130,11 +131,10 @@ class SemtechUdp:
                 continue
             await _readable(sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
             try:
-                n = sock.readinto(buf)
+                data = sock.recv(16)  # a PUSH_ACK is 4 bytes; anything longer is not one
             except OSError:
                 continue
-            if n:
-                self.handle_up(buf, n)
+            self.handle_up(data, len(data))
 
     def handle_up(self, buf, n):
         """PUSH_ACKs on the up socket (anything else there is counted as bad)."""
@@ -154,33 +154,41 @@ class SemtechUdp:
 
     async def reader(self):
         while True:
+            if self.sock is None:
+                await self.clock.sleep_ms(100)
+                continue
             await _readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+            # A datagram needs one 1 KB block: the block reserved at start is released for it (the
+            # down path is a few datagrams a minute, a collection each is cheap), so a fragmented
+            # heap does not stop downlinks; reserved again once the datagram has been handled.
+            self.reserve = None
+            gc.collect()
             try:
-                data, addr = self.sock.recvfrom(1024)  # a PULL_RESP is at most ~700 bytes
+                data = self.sock.recv(1024)  # a PULL_RESP is at most ~700 bytes
             except OSError:
                 continue
             except MemoryError:
-                # no 1 KB block free right now: collect and try once more, else drop the datagram
-                # (counted) rather than stop the hotspot
-                gc.collect()
+                self.hs.stats["down_nomem"] += 1
                 try:
-                    data, addr = self.sock.recvfrom(1024)
-                except MemoryError:
-                    self.hs.stats["down_nomem"] += 1
-                    try:
-                        self.sock.readinto(self.small)
-                    except OSError:
-                        pass
-                    continue
+                    self.sock.readinto(self.small)  # drop it
                 except OSError:
-                    continue
-            self.handle(data, addr)
+                    pass
+                continue
+            try:
+                self.handle(data, len(data))
+            except MemoryError:
+                self.hs.stats["down_nomem"] += 1
             data = None
+            gc.collect()
+            try:
+                self.reserve = bytearray(1100)
+            except MemoryError:
+                pass
 
-    def handle(self, data, addr):
+    def handle(self, data, n):
         hs = self.hs
         try:
-            ident, token, body = semtech.parse(data)
+            ident, token, body = semtech.parse(data, n)
         except semtech.ProtocolError:
             hs.stats["bad_datagrams"] += 1
             return
@@ -192,12 +200,7 @@ class SemtechUdp:
                 self.pull_token = -1
                 self._answered()
             return
-        # PULL_RESP: a downlink, only from the server this gateway talks to
-        if addr != self.addr:
-            hs.stats["down_foreign"] += 1
-            self.console.event("log", {"level": "warn", "msg": "PULL_RESP from another address than the server's "
-                                       "dropped"})
-            return
+        # PULL_RESP (the socket is connected: only the server's reach it)
         hs.stats["down"] += 1
         hs.interval["dwnb"] += 1
         try:
