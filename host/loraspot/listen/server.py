@@ -92,8 +92,8 @@ def inventory_keys(path: Path | None = None) -> dict[str, bytes]:
 class Listener:
     def __init__(self, keys: dict[str, bytes], host: str = "127.0.0.1", port: int = 1700, dedup_ms: float = 200,
                  on_frame: Callable[[dict], None] | None = None, rx1_delay: int = 1, power: int = 14,
-                 ack_fport: int | None = None):
-        self.js = JoinServer(rx_delay=rx1_delay)
+                 ack_fport: int | None = None, join_server: JoinServer | None = None):
+        self.js = join_server or JoinServer(rx_delay=rx1_delay)  # given: sessions outlive this server
         for eui, key in keys.items():
             self.js.add_device(eui, key)
         self.dedup_s = dedup_ms / 1000
