@@ -33,9 +33,9 @@ def cli(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from loraspot.cli import decode, demo, device, inventory, ports, sim
+    from loraspot.cli import decode, demo, device, inventory, listen, ports, sim
 
-    for module in (ports, device, sim, decode, inventory, demo):
+    for module in (ports, device, sim, decode, inventory, demo, listen):
         module.register(cli)
 
 

@@ -145,5 +145,44 @@ def medium_cmd(ctx, port: int, speed: int, path_loss_exponent: float) -> None:
         click.echo(json.dumps(st) if ctx.json else f"RF medium stopped: {st['routed']} frames delivered")
 
 
+@sim_group.command("world")
+@click.option("--nodes", default=3, show_default=True, help="Virtual nodes (BME280 and battery sensors).")
+@click.option("--hotspots", default=1, show_default=True, help="Virtual hotspots.")
+@click.option("--region", default="EU868", show_default=True, help="Region of the single channel.")
+@click.option("--duration", default=0.0, help="Seconds (wall time) to run, then print the summary (0: until Ctrl-C).")
+@click.option("--speed", default=1, show_default=True, help="Device clocks run this many times faster.")
+@click.option("--forward", default=None, metavar="udp://HOST:PORT",
+              help="Hotspots forward to this network server instead of a built-in loraspot listen.")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Keep the nodes' keys in this inventory (default: a temporary one).")
+@click.option("--uplink-interval", default=60, show_default=True, help="Node uplink interval, device seconds.")
+@click.pass_obj
+def world_cmd(ctx, nodes: int, hotspots: int, region: str, duration: float, speed: int, forward: str | None,
+              inventory: Path | None, uplink_interval: int) -> None:
+    """A simulated world: nodes, hotspots, the RF medium and loraspot listen; one JSON object per
+    event with --json, and a summary at the end."""
+    from loraspot.sim.world import World, WorldOptions
+
+    def show(ev: dict) -> None:
+        if ctx.json:
+            click.echo(json.dumps(ev, sort_keys=True, default=str))
+        else:
+            rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("event", "phy"))
+            click.echo(f"{ev['event']:>12} {rest}")
+        sys.stdout.flush()
+
+    opts = WorldOptions(nodes=nodes, hotspots=hotspots, region=region, speed=speed, forward=forward,
+                        inventory=inventory, uplink_interval=uplink_interval)
+    stop = _stop_on_sigterm()
+    with World(opts, on_event=show) as world:
+        end = time.monotonic() + duration if duration > 0 else math.inf
+        try:
+            while time.monotonic() < end and not stop.requested:
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
+        show(world.summary())
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(sim_group)

@@ -91,14 +91,18 @@ def ensure_efuse(flash: Path, board_id: str) -> dict:
     return data
 
 
-def ensure_image(flash: Path, profile: dict, config: dict | None = None) -> bool:
+def ensure_image(flash: Path, profile: dict, config: dict | None = None, secret: dict | None = None) -> bool:
     """Create the flash image with the current firmware if it is missing, as `loraspot flash` ships
-    it (bytecode: compiling source on the board would need far more heap); True if created."""
+    it (bytecode: compiling source on the board would need far more heap), with the given config
+    and secrets (name: bytes, in the virtual board's secrets file); True if created."""
     if flash.exists():
         return False
     flash.parent.mkdir(parents=True, exist_ok=True)
     mpy = compiled_firmware(resources.cache_dir() / "mpy-cache")
-    image.create_flash_image(flash, profile, image.app_files(profile, config, mpy_dir=mpy))
+    files = image.app_files(profile, config, mpy_dir=mpy)
+    if secret:
+        files["secrets.json"] = json.dumps({k: v.hex() for k, v in secret.items()}).encode()
+    image.create_flash_image(flash, profile, files)
     return True
 
 

@@ -1,0 +1,110 @@
+"""`loraspot listen` and `loraspot hotspot region`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from loraspot.listen.server import ListenError, Listener, inventory_keys, load_keys
+
+
+def _row(f: dict) -> tuple:
+    g = max(f["gateways"], key=lambda x: x["lsnr"])
+    values = ""
+    if f.get("decoded"):
+        values = ", ".join(f"{v['name']}={v['value']}" for v in f["decoded"])
+    elif f.get("error"):
+        values = f"[red]{f['error']}[/]"
+    return (f.get("dev_eui", "?"), f.get("type", "?"), str(f.get("fcnt", "")), str(g["rssi"]), f"{g['lsnr']:.1f}",
+            g["datr"].split("BW")[0], str(len(f["gateways"])), values)
+
+
+@click.command("listen")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=1700, show_default=True, help="UDP port (Semtech packet forwarder protocol).")
+@click.option("--keys", "keys_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="DevEUI/AppKey pairs (JSON object or CSV) instead of the inventory.")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Inventory to take the AppKeys from (default: the user's).")
+@click.option("--dedup-ms", default=200.0, show_default=True, help="Wait this long for copies from other hotspots.")
+@click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
+@click.pass_obj
+def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Path | None, dedup_ms: float,
+               duration: float) -> None:
+    """Receive from hotspots over Semtech UDP, answer joins, decrypt and decode uplinks; a live
+    table (or one JSON object per frame with --json)."""
+    keys = load_keys(keys_file) if keys_file else inventory_keys(inventory)
+    rows: list[tuple] = []
+
+    def on_frame(f: dict) -> None:
+        if ctx.json:
+            click.echo(json.dumps(f, sort_keys=True))
+            sys.stdout.flush()
+        else:
+            rows.append(_row(f))
+
+    server = Listener(keys, host, port, dedup_ms, on_frame)
+    end = time.monotonic() + duration if duration > 0 else float("inf")
+    try:
+        if ctx.json:
+            while time.monotonic() < end:
+                time.sleep(0.1)
+        else:
+            from rich.live import Live
+            from rich.table import Table
+
+            def table() -> Table:
+                t = Table(title=f"loraspot listen on {host}:{server.address[1]} ({len(keys)} keys) - "
+                          f"{server.counts['frames']} frames, {len(server.gateways)} hotspot(s)")
+                for c in ("device", "type", "FCnt", "RSSI", "SNR", "SF", "heard by", "values"):
+                    t.add_column(c)
+                for r in rows[-20:]:
+                    t.add_row(*r)
+                return t
+
+            with Live(table(), console=ctx.out, refresh_per_second=4) as live:
+                while time.monotonic() < end:
+                    time.sleep(0.25)
+                    live.update(table())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+@click.group("hotspot")
+def hotspot_group() -> None:
+    """Hotspot helpers."""
+
+
+@hotspot_group.command("region")
+@click.option("--board", "board_id", default="virtual", show_default=True, help="Board profile (its radio band).")
+@click.option("--region", default="EU868", show_default=True, help="Region the hotspot is in.")
+@click.option("--freq", type=int, default=None, help="The hotspot's channel in Hz (default: the region's first).")
+@click.option("--sf", type=int, default=None, help="The hotspot's spreading factor (default 7).")
+@click.pass_obj
+def region_cmd(ctx, board_id: str, region: str, freq: int | None, sf: int | None) -> None:
+    """Print the ChirpStack region config and The Things Stack frequency plan matching the
+    hotspot's single channel."""
+    from loraspot.listen.region import RegionExportError, export
+
+    try:
+        out = export(board_id, region, freq, sf)
+    except RegionExportError as e:
+        raise ListenError(str(e)) from None
+    if ctx.json:
+        ctx.emit(out)
+    else:
+        click.echo("# ChirpStack v4: region configuration (e.g. region_eu868_single.toml)\n")
+        click.echo(out["chirpstack_toml"])
+        click.echo("\n# The Things Stack: custom frequency plan (lorawan-frequency-plans YAML)\n")
+        click.echo(out["ttn_frequency_plan_yaml"])
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(listen_cmd)
+    cli.add_command(hotspot_group)
