@@ -4,6 +4,8 @@ not fit its bounded queue is counted, exactly."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from loraspot.listen.server import Listener
 from loraspot.lorawan.joinserver import JoinServer
@@ -60,4 +62,4 @@ def test_backhaul_outage_queues_then_delivers_in_order(tmp_path, make_board, que
     # the delivered ones kept the time they were received: tmst/time of the original reception
     late = [f for f in frames if f.get("fcnt") in during and f["fcnt"] in ups]
     times = [f["gateways"][0]["tmst"] for f in late]
-    assert times == sorted(times) and all(b - a >= 9_000_000 for a, b in zip(times, times[1:], strict=False))
+    assert times == sorted(times) and all(b - a >= 9_000_000 for a, b in itertools.pairwise(times))

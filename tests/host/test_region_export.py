@@ -4,9 +4,9 @@ the hotspot's single channel parse as TOML / YAML and carry that channel and dat
 from __future__ import annotations
 
 import json
-import tomllib
 
 import pytest
+import tomllib
 import yaml
 from loraspot.cli.main import main
 from loraspot.listen.region import RegionExportError, export

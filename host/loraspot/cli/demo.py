@@ -1,40 +1,59 @@
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import click
 
 from loraspot import device
-from loraspot.sim.vboard import BoardOptions, VirtualBoard
 
 
 @click.command("demo")
-@click.option("--stats-interval", default=5, show_default=True, help="Seconds between the board's stats events.")
+@click.option("--nodes", default=3, show_default=True, help="Virtual nodes with virtual sensors.")
+@click.option("--speed", default=1, show_default=True, help="Device clocks run this many times faster.")
+@click.option("--uplink-interval", default=30, show_default=True, help="Node uplink interval, device seconds.")
+@click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 @click.pass_obj
-def demo_cmd(ctx, stats_interval: int) -> None:
-    """Boot a virtual board and show its hello and live events until Ctrl-C."""
-    with tempfile.TemporaryDirectory(prefix="loraspot-demo-") as tmp:
-        board = VirtualBoard(BoardOptions(flash=Path(tmp) / "flash.bin", register=True))
-        info = board.start()
+def demo_cmd(ctx, nodes: int, speed: int, uplink_interval: int, duration: float) -> None:
+    """The whole loop on this machine: virtual nodes with sensors join through a virtual hotspot
+    to loraspot listen, which decodes their uplinks in a live table, until Ctrl-C."""
+    import time
+
+    from rich.live import Live
+    from rich.table import Table
+
+    from loraspot.cli.listen import _row
+    from loraspot.sim.world import World, WorldOptions
+
+    rows: list[tuple] = []
+    log: list[str] = []
+
+    def on_event(ev: dict) -> None:
+        if ev["event"] == "frame":
+            rows.append(_row({**ev, "gateways": [{"lsnr": ev["snr"], "rssi": ev["rssi"],
+                                                  "datr": "SF7BW125"}] * ev.get("heard", 1)}))
+        elif ev["event"] in ("join", "backhaul", "downlink"):
+            log.append(f"{ev['device']}: {ev['event']} " + " ".join(f"{k}={v}" for k, v in ev.items()
+                                                                   if k not in ("event", "device")))
+
+    def view(world: World) -> Table:
+        t = Table(title=f"loraspot demo: {nodes} nodes, 1 hotspot, loraspot listen - {world.counts}")
+        for c in ("device", "type", "FCnt", "RSSI", "SNR", "SF", "heard by", "values"):
+            t.add_column(c)
+        for r in rows[-15:]:
+            t.add_row(*r)
+        t.caption = "\n".join(log[-5:])
+        return t
+
+    opts = WorldOptions(nodes=nodes, hotspots=1, speed=speed, uplink_interval=uplink_interval, confirm_every=3)
+    ctx.out.print("starting the RF medium, a hotspot and the nodes ...")
+    with World(opts, on_event=on_event) as world:
+        end = time.monotonic() + duration if duration > 0 else float("inf")
         try:
-            ctx.out.print(f"[bold]virtual board[/] {info['id']} on {info['pty'] or info['url']}")
-
-            def show(ev: device.Event) -> None:
-                ctx.out.print(f"[cyan]{ev.kind:>6}[/] #{ev.seq:<4} {describe(ev)}", highlight=False)
-
-            client, hello = device.connect(info["url"], on_event=show,
-                                           on_log=lambda line: ctx.out.print(f"[dim]{line}[/]", highlight=False))
-            with client:
-                ctx.out.print({k: hello[k] for k in ("id", "board", "fw", "role", "reset", "boot")})
-                device.config_set(client, {"stats_interval": stats_interval})
-                ctx.out.print(f"live events every {stats_interval} s (Ctrl-C to stop)")
-                while True:
-                    client.wait_event(timeout=3600)
+            with Live(view(world), console=ctx.out, refresh_per_second=4) as live:
+                while time.monotonic() < end:
+                    time.sleep(0.25)
+                    live.update(view(world))
         except KeyboardInterrupt:
             pass
-        finally:
-            board.stop()
+        ctx.out.print(world.summary())
 
 
 def describe(ev: device.Event) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from loraspot.listen.server import ListenError, Listener, inventory_keys, load_keys
+from loraspot.listen.server import Listener, ListenError, inventory_keys, load_keys
 
 
 def _row(f: dict) -> tuple:

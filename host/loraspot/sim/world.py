@@ -74,7 +74,7 @@ class World:
         return "127.0.0.1", self.listener.address[1]
 
     def _keys(self) -> None:
-        for i in range(self.opts.nodes):
+        for _ in range(self.opts.nodes):
             self.devices[f"70B3D57ED0{secrets.token_hex(3).upper()}"] = secrets.token_bytes(16)
         if self.opts.inventory is not None:
             from loraspot.provision.inventory import Inventory
