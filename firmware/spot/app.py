@@ -152,6 +152,13 @@ class App:
 
     async def run(self):
         asyncio.get_event_loop().set_exception_handler(self._task_failed)
+        role = self.config.get("role")
+        parts = None
+        if role == "hotspot" and not self.safe_mode:
+            # the hotspot's long-lived buffers first, while the heap is still in one piece
+            from spot.hotspot import boot
+
+            parts = boot.build(self)
         self.register()
         self.console.event("boot", {"boot": self.boot_id, "fw": VERSION, "reset": self.reset_cause,
                                     "board": self.board.id, "crash": self.last_crash})
@@ -164,15 +171,14 @@ class App:
                                          "crash": self.last_crash})
         else:
             asyncio.create_task(self.heartbeat())
-            role = self.config.get("role")
             if role == "node":
                 from spot import node
 
                 asyncio.create_task(node.start(self))
-            elif role == "hotspot":
+            elif parts is not None:
                 from spot.hotspot import boot
 
-                asyncio.create_task(boot.start(self))
+                asyncio.create_task(boot.start(self, parts))
                 unload("spot.hotspot.boot")
         await self.console.serve()
 

@@ -26,7 +26,21 @@ def position(text):
 
 
 def build(app):
+    """Radio, hotspot and backhaul objects; called before the console starts, so that their
+    buffers are allocated while the heap is not yet fragmented."""
     board, config, clock, console = app.board, app.config, app.clock, app.console
+    backhaul = config.get("backhaul")
+    # the modules first, then the objects with their buffers
+    if backhaul == "mqtt":
+        from spot.hotspot import mqtt  # noqa: F401
+    else:
+        from spot.hotspot import udp  # noqa: F401
+    import gc
+
+    gc.collect()
+    # Collect after every 4 KB allocated: garbage is freed before new long-lived objects are
+    # placed behind it, which keeps the heap in larger pieces (a 112 KB heap fragments otherwise).
+    gc.threshold(4096)
     radio = board.radio(clock)
     hs = Hotspot(radio, clock, console, config.get("single_freq"), config.get("single_sf"),
                  channel_band(config, radio), config.get("queue_size"), config.get("queue_max_age"),
@@ -35,7 +49,7 @@ def build(app):
     from spot.hotspot.semtech import gateway_eui
 
     eui = gateway_eui(board.device_id())
-    if config.get("backhaul") == "mqtt":
+    if backhaul == "mqtt":
         from spot.hotspot.mqtt import ChirpStackMqtt
 
         link = ChirpStackMqtt(hs, eui, config.get("mqtt_host"), config.get("mqtt_port"), config.get("mqtt_prefix"),
@@ -53,12 +67,12 @@ def build(app):
     return hs, link, eui
 
 
-async def start(app):
+async def start(app, parts):
     from binascii import hexlify
 
     from spot.hotspot import net
 
-    hs, link, eui = build(app)
+    hs, link, eui = parts
     console = app.console
     console.event("hotspot", {"gateway_eui": hexlify(eui).decode().upper(), "freq": hs.freq, "sf": hs.sf,
                               "backhaul": app.config.get("backhaul"), "band": list(hs.band)})

@@ -3,6 +3,7 @@
 # backhaul (spot.hotspot.backlog); downlinks checked against the region and the board, put in the
 # just-in-time queue and transmitted at their time with the radio back in receive right after.
 import asyncio
+import gc
 import time
 
 from micropython import const
@@ -89,7 +90,7 @@ class Hotspot:
         self.position = None  # type: tuple | None  # (lat, lon, alt) for the stat object
         # cumulative counters (console stats) and the ones of the current stat interval
         self.stats = {"rx": 0, "rx_crc": 0, "forwarded": 0, "down": 0, "down_bad": 0,
-                      "tx": 0, "tx_fail": 0, "tx_refused": 0, "bad_datagrams": 0, "down_nomem": 0, "up_sent": 0,
+                      "tx": 0, "tx_fail": 0, "tx_refused": 0, "bad_datagrams": 0, "nomem": 0, "up_sent": 0,
                       "up_acked": 0}
         self.interval = {"rxnb": 0, "rxok": 0, "rxfw": 0, "dwnb": 0, "txnb": 0, "up_sent": 0, "up_acked": 0}
         self.tx_errors = [0] * TX_ERRORS
@@ -110,7 +111,10 @@ class Hotspot:
         radio = self.radio
         while True:
             p = await radio.recv()
-            self.received(p)
+            try:
+                self.received(p)
+            except MemoryError:  # the packet is queued before anything that could need heap
+                self.out_of_memory()
 
     def received(self, p):
         """Count, stamp and queue one received packet (no heap but the UTC seconds)."""
@@ -133,6 +137,11 @@ class Hotspot:
         if self.packet_events:
             self.console.event("rx", {"size": p.length, "rssi": p.rssi, "snr": p.snr_x4 / 4, "crc": stat == 1,
                                       "queued": len(self.backlog)})
+
+    def out_of_memory(self):
+        """A step failed for want of a free block: counted, the heap collected; the queue stays."""
+        gc.collect()
+        self.stats["nomem"] += 1
 
     def forwarded(self, n):
         self.stats["forwarded"] += n
@@ -191,7 +200,10 @@ class Hotspot:
                 # poll in steps shorter than the queue's lead: a newer entry may start earlier
                 await self.clock.sleep_ms(min(10, (left - PREP_US) // 1000 + 1))
                 continue
-            await self.transmit(q.take(i), start)
+            try:
+                await self.transmit(q.take(i), start)
+            except MemoryError:
+                self.out_of_memory()
 
     async def transmit(self, t, start):
         r = self.radio

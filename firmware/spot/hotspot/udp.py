@@ -168,7 +168,7 @@ class SemtechUdp:
             except OSError:
                 continue
             except MemoryError:
-                self.hs.stats["down_nomem"] += 1
+                self.hs.stats["nomem"] += 1
                 try:
                     self.sock.readinto(self.small)  # drop it
                 except OSError:
@@ -177,7 +177,7 @@ class SemtechUdp:
             try:
                 self.handle(data, len(data))
             except MemoryError:
-                self.hs.stats["down_nomem"] += 1
+                self.hs.stats["nomem"] += 1
             data = None
             gc.collect()
             try:
@@ -254,6 +254,14 @@ class SemtechUdp:
         return covered, written
 
     async def pusher(self):
+        while True:
+            try:
+                await self._pusher()
+            except MemoryError:
+                self.hs.out_of_memory()  # the queue is kept; go on after a short pause
+                await self.clock.sleep_ms(100)
+
+    async def _pusher(self):
         hs = self.hs
         backoff = 1000
         while True:
@@ -311,14 +319,17 @@ class SemtechUdp:
         while True:
             now = clock.ticks_ms()
             hs.tmst.advance()
-            if self.addr is None:
-                self.resolve()
-            if last_pull is None or ticks_diff(now, last_pull) >= self.keepalive_ms:
-                last_pull = now
-                self.pull()
-            if last_stat is None or ticks_diff(now, last_stat) >= self.stat_ms:
-                last_stat = now
-                self.stat()
+            try:
+                if self.addr is None:
+                    self.resolve()
+                if last_pull is None or ticks_diff(now, last_pull) >= self.keepalive_ms:
+                    last_pull = now
+                    self.pull()
+                if last_stat is None or ticks_diff(now, last_stat) >= self.stat_ms:
+                    last_stat = now
+                    self.stat()
+            except MemoryError:
+                hs.out_of_memory()
             await clock.sleep_ms(250)
 
     def tasks(self):

@@ -34,6 +34,7 @@ class ListenError(LoraspotError):
 @dataclass
 class Gateway:
     eui: str
+    transport: str = "udp"  # or "mqtt"
     pull_addr: tuple | None = None  # where PULL_RESP go (the PULL_DATA source)
     push_addr: tuple | None = None
     pushes: int = 0
@@ -92,7 +93,8 @@ def inventory_keys(path: Path | None = None) -> dict[str, bytes]:
 class Listener:
     def __init__(self, keys: dict[str, bytes], host: str = "127.0.0.1", port: int = 1700, dedup_ms: float = 200,
                  on_frame: Callable[[dict], None] | None = None, rx1_delay: int = 1, power: int = 14,
-                 ack_fport: int | None = None, join_server: JoinServer | None = None):
+                 ack_fport: int | None = None, join_server: JoinServer | None = None, mqtt: str | None = None,
+                 mqtt_prefix: str = "eu868", udp: bool = True):
         self.js = join_server or JoinServer(rx_delay=rx1_delay)  # given: sessions outlive this server
         for eui, key in keys.items():
             self.js.add_device(eui, key)
@@ -111,12 +113,18 @@ class Listener:
         self._lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            self.sock.bind((host, port))
+            self.sock.bind((host, port) if udp else ("127.0.0.1", 0))
         except OSError as e:
             self.sock.close()
             raise ListenError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
         self.sock.settimeout(0.002)
         self.address = self.sock.getsockname()
+        self.mqtt = None
+        self.prefix = mqtt_prefix
+        if mqtt:
+            from loraspot.listen.mqtt import MqttSide
+
+            self.mqtt = MqttSide(self, mqtt, mqtt_prefix)
         self._thread = threading.Thread(target=self._serve, name="listen", daemon=True)
         self._thread.start()
 
@@ -124,6 +132,8 @@ class Listener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
+        if self.mqtt is not None:
+            self.mqtt.close()
         self.sock.close()
 
     def __enter__(self) -> Listener:
@@ -177,13 +187,16 @@ class Listener:
             if p["stat"] != 1:
                 self.counts["crc_failed"] += 1
                 continue
-            phy = base64.b64decode(p["data"])
-            g = self._groups.get(phy)
-            if g is None:
-                self._groups[phy] = g = _Group(time.monotonic() + self.dedup_s, phy)
-            else:
-                self.counts["duplicates"] += 1
-            g.heard.append((gw.eui, p))
+            self._heard(gw, base64.b64decode(p["data"]), p)
+
+    def _heard(self, gw: Gateway, phy: bytes, p: dict) -> None:
+        """A frame gateway gw received (p: its rxpk, or the same fields made from an MQTT uplink)."""
+        g = self._groups.get(phy)
+        if g is None:
+            self._groups[phy] = g = _Group(time.monotonic() + self.dedup_s, phy)
+        else:
+            self.counts["duplicates"] += 1
+        g.heard.append((gw.eui, p))
 
     def _flush(self, now: float) -> None:
         for phy in [k for k, g in self._groups.items() if g.due <= now]:
@@ -235,6 +248,8 @@ class Listener:
     def _send(self, eui: str, rxpk: dict, phy: bytes, delay_us: int) -> dict:
         """A PULL_RESP to gateway eui: phy at RX1 (the uplink's frequency and data rate)."""
         gw = self.gateways[eui]
+        if gw.transport == "mqtt" and self.mqtt is not None:
+            return self.mqtt.send(gw, rxpk, phy, delay_us)
         if gw.pull_addr is None:
             return {"sent": False, "error": "the gateway has not sent PULL_DATA (no downlink path)"}
         txpk = {"imme": False, "tmst": (rxpk["tmst"] + delay_us) & 0xFFFFFFFF, "freq": rxpk["freq"], "rfch": 0,

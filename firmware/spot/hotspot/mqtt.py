@@ -1,0 +1,488 @@
+# MQTT backhaul in ChirpStack Gateway Bridge JSON (the protobuf JSON mapping of chirpstack-api's
+# gw messages): uplinks to {prefix}/gateway/{id}/event/up (QoS 1: taken off the backlog on their
+# PUBACK, so an outage loses nothing the queue holds), stats to .../event/stats, ONLINE/OFFLINE to
+# .../state/conn (retained, OFFLINE as the last will), downlinks from .../command/down acknowledged
+# on .../event/ack item by item. A small MQTT 3.1.1 client written for this (no pip on a board):
+# CONNECT with will and credentials, PUBLISH QoS 0/1, SUBSCRIBE, PINGREQ, optional TLS.
+import asyncio
+import json
+import os
+import socket
+import time
+from binascii import a2b_base64, hexlify
+
+from micropython import const
+
+from spot.clock import ticks_diff
+from spot.hotspot import semtech
+from spot.hotspot.backlog import SEC, STAT, THI, TLO, US
+
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(0x90)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+KEEPALIVE_S = const(30)
+ACK_TIMEOUT_MS = const(2000)
+POLL_MS = const(10)  # network time: how often the broker's socket is read when idle
+MAX_BACKOFF_MS = const(60000)
+_CR = ("CR_4_5", "CR_4_6", "CR_4_7", "CR_4_8")
+_CRB = (b"CR_4_5", b"CR_4_6", b"CR_4_7", b"CR_4_8")
+
+
+class MqttError(OSError):
+    pass
+
+
+def _readable(sock):
+    yield asyncio.core._io_queue.queue_read(sock)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def _str(s):
+    b = s.encode() if isinstance(s, str) else s
+    return bytes((len(b) >> 8, len(b) & 0xFF)) + b
+
+
+def _length(n):
+    out = bytearray()
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        out.append(d | (0x80 if n else 0))
+        if not n:
+            return out
+
+
+class Client:
+    """MQTT 3.1.1 over one TCP (or TLS) connection; incoming packets are parsed from a buffer
+    allocated once. on_message(topic, payload) gets PUBLISHes of subscribed topics."""
+
+    def __init__(self, host, port, client_id, user="", password=None, tls=False, keepalive=KEEPALIVE_S):
+        self.host, self.port, self.client_id = host, port, client_id
+        self.user, self.password, self.tls, self.keepalive = user, password, tls, keepalive
+        self.sock = None
+        self.rx = bytearray(1280)  # a DownlinkFrame of two items fits unless their payloads are large
+        self.rn = 0
+        self.pid = 0
+        self.acked = -1  # packet id of the last PUBACK
+        self.on_message = None
+        self.last_tx = 0
+        self.head = bytearray(5)
+
+    def connect(self, will_topic=None, will_msg=None):
+        addr = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0][-1]
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        try:
+            s.connect(addr)
+            if self.tls:
+                import ssl
+
+                s = ssl.wrap_socket(s, server_hostname=self.host)  # pyright: ignore[reportAttributeAccessIssue]
+            flags = 0x02  # clean session
+            body = _str("MQTT") + bytes((4,))
+            payload = _str(self.client_id)
+            if will_topic:
+                flags |= 0x04 | 0x20 | (1 << 3)  # will, retained, QoS 1
+                payload += _str(will_topic) + _str(will_msg)
+            if self.user:
+                flags |= 0x80
+                payload += _str(self.user)
+                if self.password is not None:
+                    flags |= 0x40
+                    payload += _str(self.password)
+            body += bytes((flags, self.keepalive >> 8, self.keepalive & 0xFF)) + payload
+            s.write(bytes((_CONNECT,)) + _length(len(body)) + body)
+            ack = s.read(4)
+            if not ack or len(ack) != 4 or ack[0] != _CONNACK:
+                raise MqttError("no CONNACK from %s:%d" % (self.host, self.port))
+            if ack[3]:
+                raise MqttError("broker refused the connection (CONNACK code %d)" % ack[3])
+        except BaseException:
+            s.close()
+            raise
+        s.setblocking(False)
+        self.sock = s
+        self.rn = 0
+        self.last_tx = time.ticks_ms()
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.write(b"\xe0\x00")  # DISCONNECT: the will is not sent
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+
+    def drop(self):
+        """Close without DISCONNECT (the broker then publishes the will)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _write(self, data):
+        s = self.sock
+        if s is None:
+            raise MqttError("not connected")
+        mv = memoryview(data)
+        sent = 0
+        while sent < len(mv):
+            n = s.write(mv[sent:])
+            if n is None:  # the socket buffer is full: a stalled link is an error here
+                raise MqttError("send buffer full")
+            sent += n
+        self.last_tx = time.ticks_ms()
+
+    def publish(self, topic, payload, n=-1, retain=False, qos=0):
+        """Publish payload[:n]; the packet id with QoS 1 (PUBACK sets self.acked to it)."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if n < 0:
+            n = len(payload)
+        t = topic if isinstance(topic, bytes) else topic.encode()
+        rest = 2 + len(t) + n + (2 if qos else 0)
+        h = self.head
+        h[0] = _PUBLISH | (qos << 1) | (1 if retain else 0)
+        k = 1
+        while True:  # remaining length, at most 4 bytes
+            d = rest & 0x7F
+            rest >>= 7
+            h[k] = d | (0x80 if rest else 0)
+            k += 1
+            if not rest:
+                break
+        self._write(memoryview(h)[:k])
+        self._write(bytes((len(t) >> 8, len(t) & 0xFF)))
+        self._write(t)
+        pid = 0
+        if qos:
+            self.pid = self.pid % 65535 + 1
+            pid = self.pid
+            self._write(bytes((pid >> 8, pid & 0xFF)))
+        self._write(memoryview(payload)[:n])
+        return pid
+
+    def subscribe(self, topic, qos=0):
+        self.pid = self.pid % 65535 + 1
+        body = bytes((self.pid >> 8, self.pid & 0xFF)) + _str(topic) + bytes((qos,))
+        self._write(bytes((_SUBSCRIBE,)) + _length(len(body)) + body)
+
+    def ping(self):
+        self._write(bytes((_PINGREQ, 0)))
+
+    def feed(self):
+        """Read what arrived and handle every complete packet; False when the connection closed."""
+        s = self.sock
+        if s is None:
+            return False
+        free = memoryview(self.rx)[self.rn :]
+        if not len(free):  # a packet larger than the buffer: not one this gateway takes
+            raise MqttError("incoming packet too large")
+        try:
+            n = s.readinto(free)
+        except OSError:
+            return False
+        if n is None:
+            return True
+        if n == 0:
+            return False
+        self.rn += n
+        self._packets()
+        return True
+
+    def _packets(self):
+        buf = self.rx
+        while self.rn >= 2:
+            mult, rest, k = 1, 0, 1
+            while True:
+                if k >= self.rn:
+                    return
+                b = buf[k]
+                rest += (b & 0x7F) * mult
+                mult <<= 7
+                k += 1
+                if not b & 0x80:
+                    break
+            end = k + rest
+            if end > self.rn:
+                if end > len(buf):
+                    raise MqttError("incoming packet too large")
+                return
+            kind = buf[0] & 0xF0
+            if kind == _PUBACK:
+                self.acked = (buf[k] << 8) | buf[k + 1]
+            elif kind == _PUBLISH and self.on_message is not None:
+                tl = (buf[k] << 8) | buf[k + 1]
+                topic = bytes(buf[k + 2 : k + 2 + tl])
+                start = k + 2 + tl + (2 if buf[0] & 0x06 else 0)
+                self.on_message(topic, memoryview(buf)[start:end])
+            # CONNACK, SUBACK and PINGRESP need nothing
+            left = self.rn - end
+            buf[:left] = buf[end : self.rn]
+            self.rn = left
+
+
+def _delay_us(text):
+    """A protobuf JSON Duration ("1s", "1.500s") in µs."""
+    if not isinstance(text, str) or not text.endswith("s"):
+        raise ValueError("timing.delay.delay is not a duration")
+    whole, _, frac = text[:-1].partition(".")
+    us = int(whole) * 1000000
+    if frac:
+        us += int((frac + "000000")[:6])
+    return us
+
+
+def txpk_of(item, tmst):
+    """A semtech.Txpk (and the tmst it starts at, or None for immediately) from a ChirpStack
+    DownlinkFrameItem; ValueError when something needed is missing."""
+    info = item["txInfo"]
+    lora = info["modulation"]["lora"]
+    t = semtech.Txpk()
+    t.freq = int(info["frequency"])
+    t.power = int(info.get("power", 14))
+    t.sf = int(lora["spreadingFactor"])
+    t.bw = int(lora["bandwidth"])
+    cr = lora.get("codeRate", "CR_4_5")
+    if cr not in _CR:
+        raise ValueError("code rate %s not supported" % cr)
+    t.cr = 5 + _CR.index(cr)
+    t.ipol = bool(lora.get("polarizationInversion", False))
+    t.preamble = int(lora.get("preamble") or 8)
+    t.crc = not lora.get("noCrc", True)
+    t.data = a2b_base64(item["phyPayload"])
+    if not 1 <= len(t.data) <= 255:
+        raise ValueError("phyPayload of %d bytes" % len(t.data))
+    timing = info.get("timing") or {}
+    if "immediately" in timing:
+        t.imme = True
+        return t
+    ctx = a2b_base64(info.get("context") or "")
+    if len(ctx) != 4:
+        raise ValueError("delay timing needs the uplink's 4-byte context")
+    base = (ctx[0] << 24) | (ctx[1] << 16) | (ctx[2] << 8) | ctx[3]
+    t.tmst = (base + _delay_us(timing["delay"]["delay"])) & 0xFFFFFFFF
+    return t
+
+
+class ChirpStackMqtt:
+    def __init__(self, hs, eui, host, port, prefix, user="", password=None, tls=False, stat_s=30):
+        self.hs = hs
+        self.clock = hs.clock
+        self.console = hs.console
+        self.gid = hexlify(eui).decode()
+        self.gid_b = self.gid.encode()
+        base = "%s/gateway/%s/" % (prefix, self.gid)
+        self.t_up = (base + "event/up").encode()
+        self.t_stats = base + "event/stats"
+        self.t_ack = base + "event/ack"
+        self.t_conn = base + "state/conn"
+        self.t_down = base + "command/down"
+        self.server = "%s:%d" % (host, port)
+        self.client = Client(host, port, "loraspot-" + self.gid, user, password.decode() if password else None, tls)
+        self.client.on_message = self._message
+        self.stat_ms = stat_s * 1000
+        self.w = semtech.Writer(1024)
+        self.uplink_id = int.from_bytes(os.urandom(3), "big")
+        self.up = False
+        self.downlinks = []  # DownlinkFrame JSON received, handled by the run loop
+        self.ctx = bytearray(4)
+
+    # ---- connection ---------------------------------------------------------------------------
+    def _conn(self, state):
+        return json.dumps({"gatewayId": self.gid, "state": state})
+
+    def _set_up(self, up):
+        if up == self.up:
+            return
+        self.up = up
+        self.hs.backhaul = "up" if up else "down"
+        ev = {"state": "up" if up else "down", "kind": "mqtt", "server": self.server}
+        if not up:
+            ev["queued"] = len(self.hs.backlog)
+        self.console.event("backhaul", ev)
+
+    async def _connect(self):
+        backoff = 1000
+        while True:
+            try:
+                self.client.connect(self.t_conn, self._conn("OFFLINE"))
+                self.client.publish(self.t_conn, self._conn("ONLINE"), retain=True, qos=1)
+                self.client.subscribe(self.t_down, 0)
+                self._set_up(True)
+                return
+            except (OSError, IndexError, MemoryError) as e:
+                self.client.drop()
+                if isinstance(e, MemoryError):
+                    self.hs.out_of_memory()
+                else:
+                    self.console.event("log", {"level": "warn", "msg": "MQTT %s: %s" % (self.server, e)})
+            await self.clock.sleep_ms(backoff)
+            backoff = min(MAX_BACKOFF_MS, backoff * 2)
+
+    def _lost(self):
+        self.client.drop()
+        self._set_up(False)
+
+    # ---- incoming -------------------------------------------------------------------------------
+    def _message(self, topic, payload):
+        if topic == self.t_down.encode():
+            self.downlinks.append(bytes(payload))
+
+    def _downlink(self, text):
+        hs = self.hs
+        hs.stats["down"] += 1
+        hs.interval["dwnb"] += 1
+        try:
+            frame = json.loads(text)
+            items = frame["items"]
+            did = frame.get("downlinkId", 0)
+            if not isinstance(items, list) or not items:
+                raise ValueError("no items")
+        except (ValueError, KeyError, TypeError) as e:
+            hs.stats["down_bad"] += 1
+            self.console.event("log", {"level": "warn", "msg": "downlink dropped: %s" % e})
+            return
+        statuses = []
+        done = False
+        for item in items:  # RX1 first, RX2 as the fallback: the first one queued wins
+            if done:
+                statuses.append("IGNORED")
+                continue
+            try:
+                t = txpk_of(item, None)
+            except (ValueError, KeyError, TypeError) as e:
+                hs.stats["down_bad"] += 1
+                self.console.event("log", {"level": "warn", "msg": "downlink item refused: %s" % e})
+                statuses.append("INTERNAL_ERROR")
+                continue
+            err = hs.schedule(t)
+            if err == semtech.NONE:
+                statuses.append("OK")
+                done = True
+            else:
+                statuses.append(err)
+        ack = {"gatewayId": self.gid, "downlinkId": did, "items": [{"status": s} for s in statuses]}
+        self.client.publish(self.t_ack, json.dumps(ack))
+
+    # ---- outgoing -------------------------------------------------------------------------------
+    def uplink_json(self, b, i):
+        """One UplinkFrame (ChirpStack JSON) of backlog entry i, written into self.w."""
+        w = self.w
+        p = b.packet(i)
+        w.n = 0
+        w.raw(b'{"phyPayload":"')
+        w.b64(p.buf, p.length)
+        w.raw(b'","txInfo":{"frequency":')
+        w.uint(p.freq)
+        w.raw(b',"modulation":{"lora":{"bandwidth":')
+        w.uint(p.bw)
+        w.raw(b',"spreadingFactor":')
+        w.uint(p.sf)
+        w.raw(b',"codeRate":"')
+        w.raw(_CRB[p.cr - 5])
+        w.raw(b'"}}},"rxInfo":{"gatewayId":"')
+        w.raw(self.gid_b)
+        w.raw(b'","uplinkId":')
+        self.uplink_id = (self.uplink_id + 1) & 0x3FFFFFFF
+        w.uint(self.uplink_id)
+        sec = b.field(i, SEC)
+        if sec >= 0:
+            w.raw(b',"gwTime":"')
+            w.utc(time.gmtime(sec), True, b.field(i, US))
+            w.byte(0x22)
+        w.raw(b',"rssi":')
+        w.int(p.rssi)
+        w.raw(b',"snr":')
+        w.tenths(p.snr_x4)
+        w.raw(b',"channel":0,"rfChain":0,"context":"')
+        hi, lo = b.field(i, THI), b.field(i, TLO)
+        ctx = self.ctx
+        ctx[0], ctx[1], ctx[2], ctx[3] = hi >> 8, hi & 0xFF, lo >> 8, lo & 0xFF
+        w.b64(ctx, 4)
+        w.raw(b'","crcStatus":"')
+        w.raw(b"CRC_OK" if b.field(i, STAT) == 1 else b"BAD_CRC")
+        w.raw(b'"}}')
+        return w.n
+
+    def stats_json(self):
+        hs = self.hs
+        iv = hs.take_interval()
+        out = {"gatewayId": self.gid, "rxPacketsReceived": iv["rxnb"], "rxPacketsReceivedOk": iv["rxok"],
+               "txPacketsReceived": iv["dwnb"], "txPacketsEmitted": iv["txnb"]}
+        hs.utc.rebase()
+        if hs.utc.valid:
+            w = semtech.Writer(32)
+            w.utc(time.gmtime(hs.utc.sec), True, hs.utc.us)
+            out["time"] = bytes(w.buf[: w.n]).decode()
+        if hs.position is not None:
+            lat, lon, alt = hs.position
+            out["location"] = {"latitude": lat, "longitude": lon, "altitude": alt}
+        self.console.event("gwstat", {"rxnb": iv["rxnb"], "rxok": iv["rxok"], "dwnb": iv["dwnb"], "txnb": iv["txnb"]})
+        return json.dumps(out)
+
+    async def _wait_ack(self, pid):
+        c = self.client
+        for _ in range(ACK_TIMEOUT_MS // 2):
+            if c.acked == pid:
+                return True
+            if not c.feed():
+                return False
+            await asyncio.sleep_ms(2)
+        return False
+
+    async def run(self):
+        hs, c, clock = self.hs, self.client, self.clock
+        last_stat = clock.ticks_ms()
+        while True:
+            if c.sock is None:
+                await self._connect()
+            try:
+                if not c.feed():
+                    self._lost()
+                    continue
+                while self.downlinks:
+                    self._downlink(self.downlinks.pop(0))
+                now = clock.ticks_ms()
+                hs.tmst.advance()
+                if ticks_diff(now, last_stat) >= self.stat_ms:
+                    last_stat = now
+                    c.publish(self.t_stats, self.stats_json())
+                b = hs.backlog
+                if len(b):
+                    i = b.index(0)
+                    if not b.usable(i, now, hs.max_age_ms):
+                        b.pop(1)
+                        continue
+                    n = self.uplink_json(b, i)
+                    hs.stats["up_sent"] += 1
+                    hs.interval["up_sent"] += 1
+                    pid = c.publish(self.t_up, self.w.buf, n, qos=1)
+                    if await self._wait_ack(pid):
+                        b.pop(1)
+                        hs.forwarded(1)
+                        hs.stats["up_acked"] += 1
+                        hs.interval["up_acked"] += 1
+                        continue
+                    self._lost()
+                    continue
+                if ticks_diff(time.ticks_ms(), c.last_tx) > KEEPALIVE_S * 500:
+                    c.ping()
+            except (OSError, ValueError) as e:
+                self.console.event("log", {"level": "warn", "msg": "MQTT: %s" % e})
+                self._lost()
+                continue
+            except MemoryError:
+                # a fragmented heap: keep the connection and the queue, try again shortly
+                self.hs.out_of_memory()
+                await self.clock.sleep_ms(100)
+                continue
+            if not len(hs.backlog):
+                await asyncio.sleep_ms(POLL_MS)
+
+    def tasks(self):
+        return (self.run(),)

@@ -1,0 +1,137 @@
+"""The MQTT side of `loraspot listen`: hotspots that forward in ChirpStack Gateway Bridge JSON
+through a broker. Each message is parsed strictly with chirpstack-api's own message types (an
+unknown or mistyped field is a malformed message, counted); downlinks go out as DownlinkFrames
+with RX1 then RX2 items timed by a delay after the uplink's context."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import paho.mqtt.client as paho
+from chirpstack_api import gw as gwpb
+from google.protobuf import json_format
+
+from loraspot.errors import LoraspotError
+
+if TYPE_CHECKING:
+    from loraspot.listen.server import Gateway, Listener
+
+
+class MqttListenError(LoraspotError):
+    exit_code = 2
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    u = urlparse(url)
+    if u.scheme not in ("mqtt", "tcp") or not u.hostname:
+        raise MqttListenError(f"MQTT broker URL must be mqtt://HOST[:PORT], got {url!r}")
+    return u.hostname, u.port or 1883
+
+
+class MqttSide:
+    def __init__(self, listener: Listener, url: str, prefix: str):
+        self.ls = listener
+        self.prefix = prefix
+        self.messages: list[tuple[str, dict]] = []  # (topic, JSON) of everything received, for checks
+        self.conn: dict[str, str] = {}  # gateway id -> ONLINE / OFFLINE
+        self.stats: dict[str, dict] = {}
+        self._ids = 0
+        host, port = parse_url(url)
+        # a persistent session: what hotspots publish while this client is away (a broker restart
+        # included, when the broker keeps sessions) is delivered when it is back
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"loraspot-listen-{os.getpid()}",
+                                  clean_session=False)
+        self.client.reconnect_delay_set(0.05, 1)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        try:
+            self.client.connect(host, port, keepalive=30)
+        except OSError as e:
+            raise MqttListenError(f"cannot connect to the MQTT broker at {host}:{port}: {e}") from None
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason, properties=None) -> None:
+        client.subscribe(f"{self.prefix}/gateway/+/event/+", qos=1)
+        client.subscribe(f"{self.prefix}/gateway/+/state/+", qos=1)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        parts = msg.topic.split("/")
+        if len(parts) != 5:
+            return
+        gid, kind, name = parts[2], parts[3], parts[4]
+        types = {("event", "up"): gwpb.UplinkFrame, ("event", "stats"): gwpb.GatewayStats,
+                 ("event", "ack"): gwpb.DownlinkTxAck, ("state", "conn"): gwpb.ConnState}
+        t = types.get((kind, name))
+        ls = self.ls
+        with ls._lock:
+            ls.counts["datagrams"] += 1
+            if t is None:
+                return
+            try:
+                body = json.loads(msg.payload)
+                json_format.Parse(msg.payload, t())  # strict: unknown fields and wrong types fail
+            except (ValueError, json_format.ParseError) as e:
+                ls.counts["malformed"] += 1
+                ls.errors.append(f"{msg.topic}: {e}")
+                return
+            self.messages.append((msg.topic, body))
+            from loraspot.listen.server import Gateway
+
+            gw = ls.gateways.setdefault(gid.upper(), Gateway(gid.upper(), transport="mqtt"))
+            gw.transport = "mqtt"
+            if name == "conn":
+                self.conn[gid] = body.get("state", "ONLINE")
+            elif name == "stats":
+                gw.last_stat = body
+            elif name == "ack":
+                for item in body.get("items", []):
+                    st = item.get("status", "IGNORED")
+                    gw.tx_acks[st] = gw.tx_acks.get(st, 0) + 1
+            elif name == "up":
+                gw.pushes += 1
+                self._up(gw, body)
+
+    def _up(self, gw: Gateway, up: dict) -> None:
+        ls = self.ls
+        rx, tx = up["rxInfo"], up["txInfo"]
+        lora = tx["modulation"]["lora"]
+        ctx = base64.b64decode(rx.get("context", ""))
+        p = {"tmst": int.from_bytes(ctx, "big") if len(ctx) == 4 else 0, "freq": tx["frequency"] / 1e6,
+             "datr": f"SF{lora['spreadingFactor']}BW{lora['bandwidth'] // 1000}",
+             "codr": lora.get("codeRate", "CR_4_5")[3:].replace("_", "/"), "rssi": rx.get("rssi", 0),
+             "lsnr": rx.get("snr", 0.0), "chan": rx.get("channel", 0), "time": rx.get("gwTime"),
+             "stat": 1 if rx.get("crcStatus") == "CRC_OK" else -1, "context": rx.get("context", "")}
+        gw.rxpk += 1
+        ls.counts["rxpk"] += 1
+        if p["stat"] != 1:
+            ls.counts["crc_failed"] += 1
+            return
+        ls._heard(gw, base64.b64decode(up["phyPayload"]), p)
+
+    def send(self, gw: Gateway, p: dict, phy: bytes, delay_us: int) -> dict:
+        sf, bw = p["datr"][2:].split("BW")
+        lora = {"bandwidth": int(bw) * 1000, "spreadingFactor": int(sf), "codeRate": "CR_4_5",
+                "polarizationInversion": True}
+        items = []
+        for extra in (0, 1_000_000):  # RX1, then RX2 one second later (same channel on a single-channel plan)
+            d = delay_us + extra
+            items.append({"phyPayload": base64.b64encode(phy).decode(),
+                          "txInfo": {"frequency": round(p["freq"] * 1e6), "power": self.ls.power,
+                                     "modulation": {"lora": lora},
+                                     "timing": {"delay": {"delay": f"{d // 1_000_000}.{d % 1_000_000:06d}s"}},
+                                     "context": p["context"]}})
+        self._ids += 1
+        frame = {"downlinkId": self._ids, "gatewayId": gw.eui.lower(), "items": items}
+        json_format.ParseDict(frame, gwpb.DownlinkFrame())  # what we send is valid too
+        self.client.publish(f"{self.prefix}/gateway/{gw.eui.lower()}/command/down", json.dumps(frame), qos=0)
+        self.ls.counts["pull_resp"] += 1
+        return {"sent": True, "gateway": gw.eui, "downlink_id": self._ids, "size": len(phy), "items": len(items),
+                "tmst": (p["tmst"] + delay_us) & 0xFFFFFFFF}
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
