@@ -138,6 +138,10 @@ class Board:
     def save_rtc(self, data):
         machine.RTC().memory(data)
 
+    def watchdog(self, timeout_ms):
+        """The task watchdog (machine.WDT): feed() it, or the board resets (cause "watchdog")."""
+        return machine.WDT(timeout=timeout_ms)
+
     def deepsleep(self, ms):
         machine.deepsleep(ms)
 

@@ -15,6 +15,11 @@ _HALF = const(0x20000000)
 raw_ticks_us = time.ticks_us
 
 
+def wall_ns():
+    """The system's calendar time in ns (the port's epoch): UTC once NTP has set it."""
+    return time.time_ns()
+
+
 def ticks_add(t, delta):
     return (t + delta) & MASK
 

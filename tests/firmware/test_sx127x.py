@@ -281,3 +281,23 @@ def test_carrier_sense_reads_rssi_in_receive():
     eq(run(r.channel_rssi(2000)), -157 + 90)
     eq(m.mode(), STDBY)
     raises(ValueError, run, r.channel_rssi(10))
+
+
+def test_crc_errors_delivered_when_asked_with_crc_ok_false():
+    m, r = make()
+    r.keep_crc_errors = True
+
+    async def go():
+        r.start_receive()
+        m.deliver(b"good")
+        await settle(r, 1)
+        m.deliver(b"bad", crc_error=True)
+        await settle(r, 2)
+        got = []
+        while r.count:
+            p = await r.recv()
+            got.append((bytes(p.payload()), p.crc_ok))
+        return got
+
+    eq(run(go()), [(b"good", True), (b"bad", False)])
+    eq(r.stats["rx_crc"], 1)

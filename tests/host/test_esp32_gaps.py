@@ -25,6 +25,8 @@ def test_firmware_avoids_calls_missing_on_esp32():
         for no, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]
             for pattern, why in GAPS:
+                if "spot.clock" in why and path.name == "clock.py":
+                    continue  # the one place timing (and the calendar clock) is read
                 if re.search(pattern, code):
                     found.append(f"{path.relative_to(ROOT)}:{no}: {why}")
     assert not found, "\n".join(found)

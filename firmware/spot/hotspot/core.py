@@ -8,7 +8,7 @@ import time
 
 from micropython import const
 
-from spot.clock import ticks_add, ticks_diff
+from spot.clock import ticks_add, ticks_diff, wall_ns
 from spot.hotspot import jit
 from spot.hotspot.backlog import Backlog
 from spot.hotspot.semtech import NONE, TOO_EARLY, TOO_LATE, TX_FREQ, TX_POWER
@@ -41,7 +41,7 @@ class Utc:
         """Take the system time as UTC (after NTP); refused (False) when the clock has clearly
         never been set (before 2025)."""
         if ns is None:
-            ns = time.time_ns()
+            ns = wall_ns()
         sec = ns // 1000000000
         if time.gmtime(sec)[0] < 2025:
             return False

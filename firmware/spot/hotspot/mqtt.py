@@ -17,6 +17,11 @@ from spot.clock import ticks_diff
 from spot.hotspot import semtech
 from spot.hotspot.backlog import SEC, STAT, THI, TLO, US
 
+try:
+    from typing import Any  # noqa: F401 (for the type checker only)
+except ImportError:
+    pass
+
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -60,7 +65,8 @@ class Client:
     """MQTT 3.1.1 over one TCP (or TLS) connection; incoming packets are parsed from a buffer
     allocated once. on_message(topic, payload) gets PUBLISHes of subscribed topics."""
 
-    def __init__(self, host, port, client_id, user="", password=None, tls=False, keepalive=KEEPALIVE_S):
+    def __init__(self, host, port, client_id, user="", password=None, tls=False, keepalive=KEEPALIVE_S, clock=None):
+        self.clock = clock
         self.host, self.port, self.client_id = host, port, client_id
         self.user, self.password, self.tls, self.keepalive = user, password, tls, keepalive
         self.sock = None
@@ -68,7 +74,7 @@ class Client:
         self.rn = 0
         self.pid = 0
         self.acked = -1  # packet id of the last PUBACK
-        self.on_message = None
+        self.on_message = None  # type: Any  # (topic bytes, payload memoryview) -> None
         self.last_tx = 0
         self.head = bytearray(5)
 
@@ -107,7 +113,7 @@ class Client:
         s.setblocking(False)
         self.sock = s
         self.rn = 0
-        self.last_tx = time.ticks_ms()
+        self.last_tx = self.clock.ticks_ms() if self.clock else 0
 
     def close(self):
         if self.sock is not None:
@@ -135,7 +141,7 @@ class Client:
             if n is None:  # the socket buffer is full: a stalled link is an error here
                 raise MqttError("send buffer full")
             sent += n
-        self.last_tx = time.ticks_ms()
+        self.last_tx = self.clock.ticks_ms() if self.clock else 0
 
     def publish(self, topic, payload, n=-1, retain=False, qos=0):
         """Publish payload[:n]; the packet id with QoS 1 (PUBACK sets self.acked to it)."""
@@ -283,7 +289,8 @@ class ChirpStackMqtt:
         self.t_conn = base + "state/conn"
         self.t_down = base + "command/down"
         self.server = "%s:%d" % (host, port)
-        self.client = Client(host, port, "loraspot-" + self.gid, user, password.decode() if password else None, tls)
+        self.client = Client(host, port, "loraspot-" + self.gid, user, password.decode() if password else None, tls,
+                             clock=hs.clock)
         self.client.on_message = self._message
         self.stat_ms = stat_s * 1000
         self.w = semtech.Writer(1024)
@@ -301,7 +308,7 @@ class ChirpStackMqtt:
             return
         self.up = up
         self.hs.backhaul = "up" if up else "down"
-        ev = {"state": "up" if up else "down", "kind": "mqtt", "server": self.server}
+        ev = {"state": "up" if up else "down", "kind": "mqtt", "server": self.server}  # type: dict[str, Any]
         if not up:
             ev["queued"] = len(self.hs.backlog)
         self.console.event("backhaul", ev)
@@ -470,7 +477,7 @@ class ChirpStackMqtt:
                         continue
                     self._lost()
                     continue
-                if ticks_diff(time.ticks_ms(), c.last_tx) > KEEPALIVE_S * 500:
+                if ticks_diff(clock.ticks_ms(), c.last_tx) > KEEPALIVE_S * 500:
                     c.ping()
             except (OSError, ValueError) as e:
                 self.console.event("log", {"level": "warn", "msg": "MQTT: %s" % e})

@@ -3,7 +3,6 @@
 # and every hour; until then the rxpk and stat time fields are left out. On the virtual board the
 # host's network and (NTP-synced) clock are used. A watchdog (machine.WDT) fed by this task resets
 # a board whose main loop is stuck; the reset cause is in the boot event.
-import machine
 from micropython import const
 
 from spot.clock import ticks_add, ticks_diff
@@ -105,7 +104,7 @@ async def watch(app, hs, wdt_ms=WDT_TIMEOUT_MS):
     link = wifi(app, hs)
     if link is None and not app.board.virtual:
         app.console.event("log", {"level": "error", "msg": "no wifi_ssid in config: the hotspot has no backhaul"})
-    dog = machine.WDT(timeout=wdt_ms)
+    dog = app.board.watchdog(wdt_ms)
     while True:
         dog.feed()
         if link is not None:
