@@ -25,21 +25,23 @@ class Config:
         self.warnings = []
 
     def load(self):
-        from spot import schema
+        from spot import schema, schema_hotspot
 
         self._file.cleanup()
         stored, self.origin = self._file.load()
         values = {}
         self.warnings = []
-        for key, (_, default, _) in schema.SCHEMA.items():
-            values[key] = default
-            if stored and key in stored:
-                try:
-                    values[key] = schema.check(key, stored[key])
-                except ConfigError as e:
-                    self.warnings.append(str(e))
+        for table in (schema.SCHEMA, schema_hotspot.SCHEMA):
+            for key, (_, default, _) in table.items():
+                values[key] = default
+                if stored and key in stored:
+                    try:
+                        values[key] = schema.check(key, stored[key], table)
+                    except ConfigError as e:
+                        self.warnings.append(str(e))
         self._values = values
         unload("spot.schema")
+        unload("spot.schema_hotspot")
         return self
 
     def get(self, key):
@@ -57,10 +59,22 @@ class Config:
         from spot import schema
 
         try:
-            new = dict(self._values)
+            checked = {}
             for key, value in changes.items():
-                new[key] = schema.check(key, value)
+                if key in schema.SCHEMA or key not in self._values:
+                    checked[key] = schema.check(key, value)
+                else:  # a hotspot key: its table is loaded only for it
+                    from spot import schema_hotspot
+
+                    checked[key] = schema.check(key, value, schema_hotspot.SCHEMA)
         finally:
             unload("spot.schema")
-        self._file.save(new)
-        self._values = new
+            unload("spot.schema_hotspot")
+        # changed in place (no copy of the whole table) and put back if the write fails
+        old = {key: self._values[key] for key in checked}
+        self._values.update(checked)
+        try:
+            self._file.save(self._values)
+        except BaseException:
+            self._values.update(old)
+            raise

@@ -104,6 +104,21 @@ def test_check_accepts_valid_values():
     eq(check("stats_interval", 5), 5)
 
 
+def test_hotspot_keys_checked_from_their_own_table():
+    fresh_flash("/h")
+    c = Config("/h/config.json").load()
+    eq((c.get("backhaul"), c.get("server_port"), c.get("queue_size"), c.get("position")), ("udp", 1700, 16, ""))
+    c.set({"server": "ns.example.org", "position": "52.52,13.405,34", "uplink_interval": 60})
+    eq(Config("/h/config.json").load().get("server"), "ns.example.org")
+    for key, bad in (("queue_size", 49), ("position", "91,0,0"), ("position", "1,2"), ("backhaul", "tcp"),
+                     ("keepalive", 0)):
+        e = raises(ConfigError, c.set, {key: bad, "server": "changed"})
+        eq(key in str(e), True)
+    eq(c.get("server"), "ns.example.org")  # nothing of a refused change is kept
+    eq(Config("/h/config.json").load().get("server"), "ns.example.org")
+    close_flashes("/h")
+
+
 def test_node_keys_hex_and_sensor_list():
     eq(check("dev_eui", "70b3d57ed000beef"), "70B3D57ED000BEEF")
     eq(check("dev_eui", ""), "")
