@@ -33,6 +33,7 @@ bench: setup
 	$(PY) bench/radio.py
 	$(PY) bench/lorawan.py
 	$(PY) bench/node.py
+	$(PY) bench/hotspot.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench
