@@ -36,8 +36,8 @@ def firmware(mode: str, heap: str = "112K") -> dict:
             ROOT / "host" / "loraspot" / "sim" / "mp"]
     env = dict(os.environ, MICROPYPATH=os.pathsep.join(map(str, path)) + os.pathsep + ".frozen")
     exe = Path(sys.executable).with_name("micropython")
-    proc = subprocess.run([str(exe), "-X", f"heapsize={heap}", "bench_hotspot.py", mode], cwd=ROOT / "tests" / "firmware",
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([str(exe), "-X", f"heapsize={heap}", "bench_hotspot.py", mode],
+                          cwd=ROOT / "tests" / "firmware", env=env, capture_output=True, text=True, timeout=600)
     if proc.returncode:
         raise SystemExit(proc.stdout + proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])

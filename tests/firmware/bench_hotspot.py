@@ -7,9 +7,8 @@ import asyncio
 import gc
 import json
 import socket
-import time
-
 import sys
+import time
 
 from spot.clock import Clock
 from spot.hotspot import semtech
