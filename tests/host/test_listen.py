@@ -1,0 +1,127 @@
+"""`loraspot listen` without boards: a hotspot played by the test over UDP. Join-Requests answered
+with a Join-Accept PULL_RESP at RX1 (tmst + 5 s, same channel, IQ inverted), data uplinks
+decrypted and decoded, copies from two hotspots merged with the downlink through the better one,
+bad datagrams counted; the keys come from a JSON or CSV file or the inventory."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from loraspot.listen import semtech as st
+from loraspot.listen.server import ListenError, Listener, inventory_keys, load_keys
+from loraspot.lorawan import crypto, frames, lpp
+from loraspot.provision.inventory import Inventory
+
+DEV = "70B3D57ED0001234"
+KEY = bytes(range(16))
+
+
+class Hotspot:
+    def __init__(self, port: int, eui: bytes):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(2)
+        self.port, self.eui, self.token = port, eui, 0
+
+    def send(self, ident: int, body: dict | None = None) -> None:
+        self.token += 1
+        data = bytes([2]) + self.token.to_bytes(2, "big") + bytes([ident]) + self.eui
+        self.sock.sendto(data + (json.dumps(body).encode() if body is not None else b""), ("127.0.0.1", self.port))
+
+    def recv(self) -> bytes:
+        return self.sock.recv(4096)
+
+    def rxpk(self, phy: bytes, tmst: int, lsnr: float = 7.5, rssi: int = -60) -> None:
+        self.send(st.PUSH_DATA, {"rxpk": [{"tmst": tmst, "chan": 0, "rfch": 0, "freq": 868.1, "stat": 1,
+                                            "modu": "LORA", "datr": "SF7BW125", "codr": "4/5", "rssi": rssi,
+                                            "lsnr": lsnr, "size": len(phy), "data": base64.b64encode(phy).decode()}]})
+
+
+def _join_request(nonce: int) -> bytes:
+    body = b"\x00" + bytes(8) + bytes.fromhex(DEV)[::-1] + nonce.to_bytes(2, "little")
+    return body + crypto.join_mic(KEY, body)
+
+
+def test_join_uplink_dedup_and_bad_datagrams():
+    got: list[dict] = []
+    with Listener({DEV: KEY}, port=0, dedup_ms=100, on_frame=got.append) as ls:
+        a, b = Hotspot(ls.address[1], bytes(range(8))), Hotspot(ls.address[1], bytes(range(1, 9)))
+        for h in (a, b):
+            h.send(st.PULL_DATA)
+            assert h.recv()[3] == st.PULL_ACK
+        a.rxpk(_join_request(1), 1000, lsnr=2.0)
+        b.rxpk(_join_request(1), 5000, lsnr=9.0)  # the better copy
+        assert a.recv()[3] == st.PUSH_ACK and b.recv()[3] == st.PUSH_ACK
+        resp = b.recv()  # the downlink goes through b
+        assert resp[3] == st.PULL_RESP
+        txpk = json.loads(resp[4:])["txpk"]
+        assert (txpk["tmst"], txpk["freq"], txpk["datr"], txpk["ipol"]) == (5000 + 5_000_000, 868.1, "SF7BW125", True)
+        session = ls.js.sessions[next(iter(ls.js.sessions))]
+        payload = lpp.encode([(1, 103, 21.5)])
+        up = frames.build(session.nwkskey, session.appskey, session.devaddr, 0, uplink=True, fport=2,
+                          payload=payload, confirmed=True)
+        a.rxpk(up, 2_000_000)
+        assert a.recv()[3] == st.PUSH_ACK
+        ack = json.loads(a.recv()[4:])["txpk"]
+        assert ack["tmst"] == 3_000_000
+        for bad in (b"", b"\x02\x00", b"\x01\x00\x00\x00" + bytes(8), b"\x02\x00\x00\x00" + bytes(8) + b"{",
+                    b"\x02\x00\x00\x00" + bytes(8) + b"42", b"\x02\x00\x00\x09" + bytes(8)):
+            a.sock.sendto(bad, ("127.0.0.1", ls.address[1]))
+        time.sleep(0.3)
+    assert ls.counts["malformed"] == 6 and ls.counts["duplicates"] == 1
+    join, uplink = got
+    assert join["type"] == "join" and join["best"] == b.eui.hex().upper() and len(join["gateways"]) == 2
+    assert uplink["type"] == "uplink" and uplink["confirmed"] and uplink["decoded"][0]["value"] == 21.5
+    assert uplink["downlink"]["sent"] and uplink["phy"] == base64.b64encode(up).decode()
+
+
+def test_keys_files_and_inventory(tmp_path):
+    (tmp_path / "k.json").write_text(json.dumps({DEV.lower(): KEY.hex()}))
+    (tmp_path / "k.csv").write_text(f"dev_eui,app_key\n{DEV},{KEY.hex()}\n")
+    assert load_keys(tmp_path / "k.json") == load_keys(tmp_path / "k.csv") == {DEV: KEY}
+    (tmp_path / "bad.csv").write_text(f"{DEV},1234\n")
+    with pytest.raises(ListenError, match="32-hex-digit AppKey"):
+        load_keys(tmp_path / "bad.csv")
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        inv.add_device(DEV)
+        inv.set_secret(DEV, "app_key", KEY)
+        inv.add_device("70B3D57ED0009999")  # no key yet: left out
+    assert inventory_keys(tmp_path / "inv.sqlite") == {DEV: KEY}
+
+
+def test_port_in_use_is_a_clear_error():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        with pytest.raises(ListenError, match="cannot listen"):
+            Listener({}, port=s.getsockname()[1])
+
+
+def test_cli_json_lines(tmp_path):
+    (tmp_path / "k.json").write_text(json.dumps({DEV: KEY.hex()}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "loraspot.cli", "--json", "listen", "--port", str(port), "--keys",
+                             str(tmp_path / "k.json"), "--duration", "3", "--dedup-ms", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        h = Hotspot(port, bytes(8))
+        for _ in range(50):
+            h.send(st.PULL_DATA)
+            try:
+                h.recv()
+                break
+            except TimeoutError:
+                continue
+        h.rxpk(_join_request(7), 123)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    frames_out = [json.loads(line) for line in out.splitlines()]
+    assert proc.returncode == 0, err
+    assert [f["type"] for f in frames_out] == ["join"] and frames_out[0]["dev_eui"] == DEV
