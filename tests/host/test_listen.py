@@ -14,7 +14,7 @@ import time
 
 import pytest
 from loraspot.listen import semtech as st
-from loraspot.listen.server import ListenError, Listener, inventory_keys, load_keys
+from loraspot.listen.server import Listener, ListenError, inventory_keys, load_keys
 from loraspot.lorawan import crypto, frames, lpp
 from loraspot.provision.inventory import Inventory
 

@@ -31,10 +31,13 @@ def _row(f: dict) -> tuple:
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Inventory to take the AppKeys from (default: the user's).")
 @click.option("--dedup-ms", default=200.0, show_default=True, help="Wait this long for copies from other hotspots.")
+@click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST:PORT",
+              help="Also take hotspots' ChirpStack Gateway Bridge JSON from this MQTT broker.")
+@click.option("--mqtt-prefix", default="eu868", show_default=True, help="Topic prefix of the hotspots' MQTT topics.")
 @click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 @click.pass_obj
 def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Path | None, dedup_ms: float,
-               duration: float) -> None:
+               mqtt_url: str | None, mqtt_prefix: str, duration: float) -> None:
     """Receive from hotspots over Semtech UDP, answer joins, decrypt and decode uplinks; a live
     table (or one JSON object per frame with --json)."""
     keys = load_keys(keys_file) if keys_file else inventory_keys(inventory)
@@ -47,7 +50,7 @@ def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Pat
         else:
             rows.append(_row(f))
 
-    server = Listener(keys, host, port, dedup_ms, on_frame)
+    server = Listener(keys, host, port, dedup_ms, on_frame, mqtt=mqtt_url, mqtt_prefix=mqtt_prefix)
     end = time.monotonic() + duration if duration > 0 else float("inf")
     try:
         if ctx.json:

@@ -124,7 +124,11 @@ class Listener:
         if mqtt:
             from loraspot.listen.mqtt import MqttSide
 
-            self.mqtt = MqttSide(self, mqtt, mqtt_prefix)
+            try:
+                self.mqtt = MqttSide(self, mqtt, mqtt_prefix)
+            except BaseException:
+                self.sock.close()
+                raise
         self._thread = threading.Thread(target=self._serve, name="listen", daemon=True)
         self._thread.start()
 
