@@ -5,6 +5,7 @@ not fit its bounded queue is counted, exactly."""
 from __future__ import annotations
 
 import itertools
+import socket
 
 import pytest
 from loraspot.listen.server import Listener
@@ -63,3 +64,25 @@ def test_backhaul_outage_queues_then_delivers_in_order(tmp_path, make_board, que
     late = [f for f in frames if f.get("fcnt") in during and f["fcnt"] in ups]
     times = [f["gateways"][0]["tmst"] for f in late]
     assert times == sorted(times) and all(b - a >= 9_000_000 for a, b in itertools.pairwise(times))
+
+
+def test_fallback_server_takes_over_when_the_primary_does_not_answer(tmp_path, make_board):
+    (eui, key), = fresh_devices(1).items()
+    frames: list[dict] = []
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))  # a primary that never answers (bound, silent)
+    with Medium(speed=SPEED) as medium, Listener({eui: key}, port=0, dedup_ms=20, on_frame=frames.append) as ls:
+        hs = make_board(hotspot_image(tmp_path / "hs.bin", server_port=dead.getsockname()[1], fallback="127.0.0.1",
+                                      fallback_port=ls.address[1], keepalive=2), speed=SPEED, medium=medium.address,
+                        register=False)
+        hev = Events(hs.info["url"])
+        make_board(node_image(tmp_path / "n.bin", eui, key, uplink_interval=10), speed=SPEED, medium=medium.address,
+                   register=False, position=(50, 0, 0))
+        try:
+            assert wait(lambda: sum(f.get("type") == "uplink" for f in frames) >= 2, 40), (frames, hev.of("backhaul"))
+        finally:
+            hev.close()
+            dead.close()
+    ups = [b for b in hev.of("backhaul") if b["state"] == "up"]
+    assert ups and ups[-1]["server"] == f"127.0.0.1:{ls.address[1]}"
+    assert [f["type"] for f in frames][:1] == ["join"] and "error" not in frames[0]

@@ -151,8 +151,9 @@ def medium_cmd(ctx, port: int, speed: int, path_loss_exponent: float) -> None:
 @click.option("--region", default="EU868", show_default=True, help="Region of the single channel.")
 @click.option("--duration", default=0.0, help="Seconds (wall time) to run, then print the summary (0: until Ctrl-C).")
 @click.option("--speed", default=1, show_default=True, help="Device clocks run this many times faster.")
-@click.option("--forward", default=None, metavar="udp://HOST:PORT",
-              help="Hotspots forward to this network server instead of a built-in loraspot listen.")
+@click.option("--forward", default=None, metavar="udp://HOST:PORT|mqtt://HOST:PORT",
+              help="Hotspots forward to this network server (Semtech UDP) or MQTT broker (ChirpStack Gateway "
+                   "Bridge JSON) instead of a built-in loraspot listen.")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Keep the nodes' keys in this inventory (default: a temporary one).")
 @click.option("--uplink-interval", default=60, show_default=True, help="Node uplink interval, device seconds.")

@@ -34,7 +34,7 @@ class WorldOptions:
     hotspots: int = 1
     region: str = "EU868"
     speed: int = 1
-    forward: str | None = None  # udp://HOST:PORT of an outside network server
+    forward: str | None = None  # udp://HOST:PORT of a network server, or mqtt://HOST:PORT of a broker
     inventory: Path | None = None
     uplink_interval: int = 60
     confirm_every: int = 3
@@ -63,15 +63,16 @@ class World:
         self._lock = threading.Lock()
 
     # ---- set-up ---------------------------------------------------------------------------------
-    def _server(self) -> tuple[str, int]:
+    def _server(self) -> tuple[str, str, int]:
+        """(backhaul, host, port) the hotspots forward to."""
         if self.opts.forward:
             scheme, _, rest = self.opts.forward.partition("://")
             host, _, port = rest.rpartition(":")
-            if scheme != "udp" or not host or not port.isdigit():
-                raise WorldError(f"--forward takes udp://HOST:PORT, got {self.opts.forward!r}")
-            return host, int(port)
+            if scheme not in ("udp", "mqtt") or not host or not port.isdigit():
+                raise WorldError(f"--forward takes udp://HOST:PORT or mqtt://HOST:PORT, got {self.opts.forward!r}")
+            return scheme, host, int(port)
         assert self.listener is not None
-        return "127.0.0.1", self.listener.address[1]
+        return "udp", "127.0.0.1", self.listener.address[1]
 
     def _keys(self) -> None:
         for _ in range(self.opts.nodes):
@@ -92,11 +93,15 @@ class World:
         if not o.forward:
             self.listener = Listener(self.devices, port=o.listen_port, dedup_ms=max(5.0, 200 / o.speed),
                                      on_frame=self._frame)
-        host, port = self._server()
+        backhaul, host, port = self._server()
         profile = boards.get("virtual")
         for i in range(o.hotspots):
-            cfg = {"role": "hotspot", "region": o.region, "single_freq": freq, "single_sf": sf, "server": host,
-                   "server_port": port, "stats_interval": 30, "name": f"hotspot-{i + 1}"}
+            cfg = {"role": "hotspot", "region": o.region, "single_freq": freq, "single_sf": sf, "backhaul": backhaul,
+                   "stats_interval": 30, "name": f"hotspot-{i + 1}"}
+            if backhaul == "mqtt":
+                cfg.update(mqtt_host=host, mqtt_port=port, mqtt_prefix=o.region.lower().replace("-", "_"))
+            else:
+                cfg.update(server=host, server_port=port)
             self._board(f"hotspot{i}", profile, cfg, None, (i * 500.0, 0, 0), {})
         for i, (eui, key) in enumerate(self.devices.items()):
             cfg = {"role": "node", "dev_eui": eui, "region": "SINGLE", "single_freq": freq, "single_sf": sf,
