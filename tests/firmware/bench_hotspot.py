@@ -34,6 +34,18 @@ class Radio:  # the forwarding path does not touch the radio
     max_power = 20
 
 
+def server_socket(first):
+    """The network server's side: a UDP socket on a free port (the unix port has no getsockname())."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for port in range(first, first + 90):
+        try:
+            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            return server, port
+        except OSError:
+            continue
+    raise SystemExit("no free UDP port")
+
+
 def packet(i):
     p = Packet()
     for k in range(23):
@@ -49,14 +61,7 @@ def forwarding(n=10000, events=False):
     clock = Clock()
     hs = Hotspot(Radio(), clock, Console(), 868100000, 7, (863000000, 870000000), 16, packet_events=events)
     hs.utc.sync()
-    # a free port for the server side (the unix port's sockets have no getsockname())
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for port in range(47810, 47900):
-        try:
-            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            break
-        except OSError:
-            continue
+    server, port = server_socket(47810)
     server.setblocking(False)
     link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
     link.resolve()
@@ -108,13 +113,7 @@ def rate(n=2000):
     clock = Clock()
     hs = Hotspot(Radio(), clock, Console(), 868100000, 7, (863000000, 870000000), 16, packet_events=True)
     hs.utc.sync()
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for port in range(47910, 48000):
-        try:
-            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            break
-        except OSError:
-            continue
+    server, port = server_socket(47910)
     link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
     link.resolve()
     p = packet(1)

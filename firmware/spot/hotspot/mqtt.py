@@ -42,9 +42,6 @@ class MqttError(OSError):
     pass
 
 
-def _readable(sock):
-    yield asyncio.core._io_queue.queue_read(sock)  # pyright: ignore[reportAttributeAccessIssue]
-
 
 def _str(s):
     b = s.encode() if isinstance(s, str) else s

@@ -14,6 +14,7 @@ import time
 
 from micropython import const
 
+from spot.aio import readable
 from spot.clock import ticks_diff
 from spot.hotspot import semtech
 from spot.hotspot.backlog import SEC, STAT, THI, TLO, US
@@ -23,10 +24,6 @@ DOWN_AFTER = const(3)
 MAX_BACKOFF_MS = const(8000)
 _MAX_BATCH = const(8)
 
-
-def _readable(sock):
-    # park the task in asyncio's poller until sock has a datagram (what asyncio streams do)
-    yield asyncio.core._io_queue.queue_read(sock)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class SemtechUdp:
@@ -129,7 +126,7 @@ class SemtechUdp:
             if sock is None:
                 await self.clock.sleep_ms(100)
                 continue
-            await _readable(sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+            await readable(sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
             try:
                 data = sock.recv(16)  # a PUSH_ACK is 4 bytes; anything longer is not one
             except OSError:
@@ -157,7 +154,7 @@ class SemtechUdp:
             if self.sock is None:
                 await self.clock.sleep_ms(100)
                 continue
-            await _readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+            await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
             # A datagram needs one 1 KB block: the block reserved at start is released for it (the
             # down path is a few datagrams a minute, a collection each is cheap), so a fragmented
             # heap does not stop downlinks; reserved again once the datagram has been handled.

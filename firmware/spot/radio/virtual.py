@@ -8,6 +8,7 @@ import struct
 
 from micropython import const
 
+from spot.aio import readable
 from spot.clock import ticks_add, ticks_diff
 from spot.radio import BW_SX127X, RadioError, airtime
 from spot.radio.base import Radio, timeout_error
@@ -24,10 +25,6 @@ try:
 except ImportError:
     _vboard = None
 
-
-def _readable(sock):
-    # park this task in asyncio's poller until sock has a datagram (what asyncio streams do)
-    yield asyncio.core._io_queue.queue_read(sock)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class VirtualRadio(Radio):
@@ -93,7 +90,7 @@ class VirtualRadio(Radio):
 
     async def _reader(self):
         while True:
-            await _readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+            await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
             try:
                 data = self.sock.recv(320)
             except OSError:
