@@ -182,7 +182,7 @@ def world_cmd(ctx, nodes: int, hotspots: int, region: str, duration: float, spee
                 time.sleep(0.1)
         except KeyboardInterrupt:
             pass
-        show(world.summary())
+    show(world.summary())  # after every board stopped: the summary is the last line
 
 
 def register(cli: click.Group) -> None:

@@ -158,6 +158,7 @@ class World:
 
     # ---- end ------------------------------------------------------------------------------------
     def stop(self) -> None:
+        self.on_event = lambda _e: None  # nothing is reported once stopping began
         for c in self.clients:
             c.close()
         for b in self.boards:
