@@ -124,6 +124,7 @@ class Uart:
         self._sinks: list[Callable[[bytes], None]] = []
         self._stdin_fd: int | None = None
         self._pid: int | None = None
+        self._fifo = RX_FIFO
         self._lock = threading.Lock()
         self.counters = {"rx_bytes": 0, "rx_dropped": 0, "tx_bytes": 0, "interrupts": 0}
         self._closed = False
@@ -146,10 +147,12 @@ class Uart:
             if sink in self._sinks:
                 self._sinks.remove(sink)
 
-    def attach(self, pid: int | None, stdin_fd: int | None) -> None:
-        """Connect the line to a (new) firmware process; None while the chip is held in reset."""
+    def attach(self, pid: int | None, stdin_fd: int | None, fifo: int = 0) -> None:
+        """Connect the line to a (new) firmware process (or the ROM loader, with a larger `fifo`);
+        None while the chip is held in reset."""
         with self._lock:
             self._pid, self._stdin_fd = pid, stdin_fd
+            self._fifo = fifo or RX_FIFO
 
     def close(self) -> None:
         self._closed = True
@@ -205,7 +208,7 @@ class Uart:
         if not data:
             return
         try:
-            room = RX_FIFO - _fionread(fd)
+            room = self._fifo - _fionread(fd)
         except OSError:
             self.counters["rx_dropped"] += len(data)
             return

@@ -266,12 +266,22 @@ class VirtualBoard:
             self._run_once()
 
     def _download_mode(self) -> None:
-        # The ROM loader protocol is not emulated here: the chip waits until the next reset.
-        self.uart.attach(None, None)
+        """The ROM's serial bootloader (host/loraspot/sim/romloader.py) until the next reset or a
+        "run" command from the loader."""
+        from loraspot.sim import romloader
+
         self.uart.emit(ROM_BANNER["download"])
         self._status({"event": "boot", "mode": "download"})
-        self._wake.wait()
-        self._wake.clear()
+        mac = bytes.fromhex(self.efuse["mac"])
+
+        def run_app() -> None:
+            self._mode, self._cause = "run", "hard"
+            self._wake.set()
+
+        with romloader.session(Path(self.opts.flash), self.profile["flash"]["size"], mac, self.uart, run_app) as rom:
+            self._wake.wait()
+            self._wake.clear()
+        self._status({"event": "download_done", "commands": rom.commands})
 
     def _run_once(self) -> None:
         side_r, side_w = os.pipe()
