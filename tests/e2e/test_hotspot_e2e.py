@@ -37,6 +37,9 @@ def test_three_nodes_join_and_send_through_the_hotspot_to_listen(tmp_path, make_
             return [f for f in frames if f.get("type") == "uplink" and f.get("dev_eui") == eui and "error" not in f]
 
         ok = wait(lambda: all(len(uplinks(e)) >= 3 for e in devices), 90)
+        for n in nodes:  # quiet air, then every accepted downlink has gone out
+            n.stop()
+        wait(lambda: hs_events.client.request("stats")["downlinks_queued"] == 0, 10, 0.2)
         hs_events.close()
         first.close()
     assert ok, [(f.get("type"), f.get("dev_eui"), f.get("error")) for f in frames]
