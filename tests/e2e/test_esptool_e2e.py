@@ -18,9 +18,9 @@ from loraspot.sim.vboard import BoardOptions, VirtualBoard
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def vboard(tmp_path):
-    vb = VirtualBoard(BoardOptions(flash=tmp_path / "flash.bin", pty=False, register=False))
+@pytest.fixture(params=["virtual", "lilygo-t3-s3"])  # an ESP32 and an ESP32-S3 profile
+def vboard(tmp_path, request):
+    vb = VirtualBoard(BoardOptions(flash=tmp_path / "flash.bin", board=request.param, pty=False, register=False))
     info = vb.start()
     yield vb, info
     vb.stop()
@@ -35,7 +35,8 @@ def test_esptool_cli_reads_the_mac(vboard):
     p = subprocess.run([sys.executable, "-m", "esptool", "--port", info["url"], "read-mac"], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Detecting chip type... ESP32" in p.stdout and "Crystal frequency:  40MHz" in p.stdout
+    chip = "ESP32-S3" if vb.profile["chip"] == "esp32s3" else "ESP32"
+    assert f"Detecting chip type... {chip}\n" in p.stdout and "Crystal frequency:  40MHz" in p.stdout
     assert p.stdout.count(f"MAC:                {_mac(vb)}") == 2  # from the ROM, then from the stub
 
 
@@ -46,7 +47,8 @@ def test_esptool_session_writes_reads_verifies_and_erases(vboard, tmp_path):
     packed = bytes(range(256)) * 64  # compressible: FLASH_DEFL_*
     esp = detect_chip(info["url"], 115200, "default-reset", False, 7)
     try:
-        assert esp.CHIP_NAME == "ESP32" and esp.read_mac() == tuple(bytes.fromhex(vb.device_id))
+        assert esp.CHIP_NAME == {"esp32": "ESP32", "esp32s3": "ESP32-S3"}[vb.profile["chip"]]
+        assert esp.read_mac() == tuple(bytes.fromhex(vb.device_id))
         esp = esp.run_stub()
         esp.change_baud(921600)
         assert esp.flash_id() == 0x1640EF  # Winbond, 4 MB

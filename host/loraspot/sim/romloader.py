@@ -1,4 +1,4 @@
-"""The ESP32 ROM serial bootloader of a virtual board in download mode, and the flasher stub esptool
+"""The ESP32 / ESP32-S3 ROM serial bootloader of a virtual board in download mode, and the flasher stub esptool
 uploads into it: what the unmodified esptool reads and writes over the (RFC 2217) serial line.
 
 SLIP-framed commands (esptool's `command()` format: direction, opcode, length, checksum, data),
@@ -36,14 +36,32 @@ SECTOR_ERASE_S = 0.045
 PAGE_PROGRAM_S = 0.0007
 CHIP_ERASE_S_PER_MB = 2.5
 
-# ESP32 registers esptool reads (esptool/targets/esp32.py)
 CHIP_DETECT_MAGIC_REG = 0x40001000
-ESP32_MAGIC = 0x00F01D83
-EFUSE_BASE = 0x3FF5A000
-UART_CLKDIV_REG = 0x3FF40014
-SPI_BASE = 0x3FF42000
-SPI_CMD_REG, SPI_USR2_REG, SPI_W0_REG = SPI_BASE, SPI_BASE + 0x24, SPI_BASE + 0x80
 SPI_CMD_USR = 1 << 18
+
+
+class Chip:
+    """The registers esptool reads on one chip (their addresses: esptool/targets/*.py)."""
+
+    def __init__(self, name: str, magic: int | None, chip_id: int | None, efuse_mac: int, uart_clkdiv: int,
+                 spi_base: int, usr2: int, w0: int):
+        self.name, self.magic, self.chip_id = name, magic, chip_id
+        self.efuse_mac, self.uart_clkdiv = efuse_mac, uart_clkdiv
+        self.spi_cmd, self.spi_usr2, self.spi_w0 = spi_base, spi_base + usr2, spi_base + w0
+
+    def mac_words(self, m: bytes) -> dict[int, int]:
+        if self.name == "esp32":  # BLK0 words 1 and 2, with the MAC's CRC-8 above it
+            return {self.efuse_mac: int.from_bytes(m[2:6], "big"),
+                    self.efuse_mac + 4: (_crc8(m) << 16) | (m[0] << 8) | m[1]}
+        return {self.efuse_mac: int.from_bytes(m[2:6], "big"), self.efuse_mac + 4: (m[0] << 8) | m[1]}
+
+
+CHIPS = {
+    # ESP32: told apart by the magic word (its ROM has no GET_SECURITY_INFO)
+    "esp32": Chip("esp32", 0x00F01D83, None, 0x3FF5A004, 0x3FF40014, 0x3FF42000, 0x24, 0x80),
+    # ESP32-S3: GET_SECURITY_INFO answers chip ID 9
+    "esp32s3": Chip("esp32s3", None, 9, 0x60007044, 0x60000014, 0x60002000, 0x20, 0x58),
+}
 XTAL_HZ = 40_000_000
 JEDEC_RDID = 0x9F
 WINBOND = 0xEF
@@ -95,8 +113,12 @@ class RomLoader:
     """One download-mode session: reads host bytes from `rx_fd`, answers through `emit`."""
 
     def __init__(self, flash: Path, flash_size: int, mac: bytes, rx_fd: int, emit: Callable[[bytes], None],
-                 baud: Callable[[], int], on_run: Callable[[], None]):
+                 baud: Callable[[], int], on_run: Callable[[], None], chip: str = "esp32"):
+        if chip not in CHIPS:
+            raise ValueError(f"no ROM loader model for chip {chip!r} ({', '.join(CHIPS)})")
+        self.chip = CHIPS[chip]
         self.flash_path, self.flash_size, self.mac = flash, flash_size, mac
+        self.efuse = self.chip.mac_words(mac)
         self.rx_fd, self.emit, self.baud, self.on_run = rx_fd, emit, baud, on_run
         self.stub = False
         self.regs: dict[int, int] = {}
@@ -165,18 +187,13 @@ class RomLoader:
             self._reply(op, 0 if self.stub else 0x20120707)
 
     def _reg(self, addr: int) -> int:
-        if addr == CHIP_DETECT_MAGIC_REG:
-            return ESP32_MAGIC
-        if addr == UART_CLKDIV_REG:
+        c = self.chip
+        if addr == CHIP_DETECT_MAGIC_REG and c.magic is not None:
+            return c.magic
+        if addr == c.uart_clkdiv:
             return round(XTAL_HZ / self.baud()) & 0xFFFFF
-        if EFUSE_BASE <= addr < EFUSE_BASE + 0x80:
-            word = (addr - EFUSE_BASE) // 4
-            m = self.mac
-            if word == 1:
-                return int.from_bytes(m[2:6], "big")
-            if word == 2:
-                return (_crc8(m) << 16) | (m[0] << 8) | m[1]
-            return 0
+        if addr in self.efuse:
+            return self.efuse[addr]
         return self.regs.get(addr, 0)
 
     def _op_0a(self, op, data, chk):  # READ_REG
@@ -187,22 +204,26 @@ class RomLoader:
         addr, value, mask, _delay = struct.unpack_from("<IIII", data)
         old = self.regs.get(addr, 0)
         self.regs[addr] = (old & ~mask) | (value & mask)
-        if addr == SPI_CMD_REG and value & SPI_CMD_USR:
+        if addr == self.chip.spi_cmd and value & SPI_CMD_USR:
             self._spi_user_command()
         self._reply(op)
 
     def _spi_user_command(self) -> None:
         """The SPI controller runs the command in USR2 on the flash: RDID answers the JEDEC ID."""
-        command = self.regs.get(SPI_USR2_REG, 0) & 0xFFFF
+        c = self.chip
+        command = self.regs.get(c.spi_usr2, 0) & 0xFFFF
         if command == JEDEC_RDID:
             capacity = self.flash_size.bit_length() - 1  # 4 MB -> 0x16
-            self.regs[SPI_W0_REG] = WINBOND | (0x40 << 8) | (capacity << 16)
+            self.regs[c.spi_w0] = WINBOND | (0x40 << 8) | (capacity << 16)
         else:
-            self.regs[SPI_W0_REG] = 0  # status registers: ready, no protection
-        self.regs[SPI_CMD_REG] = self.regs.get(SPI_CMD_REG, 0) & ~SPI_CMD_USR
+            self.regs[c.spi_w0] = 0  # status registers: ready, no protection
+        self.regs[c.spi_cmd] = self.regs.get(c.spi_cmd, 0) & ~SPI_CMD_USR
 
-    def _op_14(self, op, data, chk):  # GET_SECURITY_INFO: not in the ESP32's ROM
-        self._reply(op, status=1, error=0x05)
+    def _op_14(self, op, data, chk):  # GET_SECURITY_INFO: flags, crypt count, key purposes, chip ID, API
+        if self.chip.chip_id is None:  # not in the ESP32's ROM
+            self._reply(op, status=1, error=0x05)
+            return
+        self._reply(op, data=struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0, self.chip.chip_id, 0))
 
     def _op_0b(self, op, data, chk):  # SPI_SET_PARAMS
         self._reply(op)
@@ -348,11 +369,17 @@ def _crc8(data: bytes) -> int:
 
 
 @contextlib.contextmanager
-def session(flash: Path, flash_size: int, mac: bytes, uart, on_run: Callable[[], None]):
+def session(flash: Path, flash_size: int, mac: bytes, uart, on_run: Callable[[], None], chip: str = "esp32"):
     """A RomLoader wired to a virtual board's UART for as long as the board stays in download mode."""
     r, w = os.pipe()
     uart.attach(None, w, fifo=1 << 20)  # the ROM drains its FIFO by interrupt: nothing is lost
-    loader = RomLoader(flash, flash_size, mac, r, uart.emit, lambda: uart.baud, on_run).start()
+    try:
+        loader = RomLoader(flash, flash_size, mac, r, uart.emit, lambda: uart.baud, on_run, chip).start()
+    except BaseException:
+        uart.attach(None, None)
+        os.close(w)
+        os.close(r)
+        raise
     try:
         yield loader
     finally:

@@ -278,9 +278,16 @@ class VirtualBoard:
             self._mode, self._cause = "run", "hard"
             self._wake.set()
 
-        with romloader.session(Path(self.opts.flash), self.profile["flash"]["size"], mac, self.uart, run_app) as rom:
+        try:
+            with romloader.session(Path(self.opts.flash), self.profile["flash"]["size"], mac, self.uart, run_app,
+                                   self.profile["chip"]) as rom:
+                self._wake.wait()
+                self._wake.clear()
+        except ValueError as e:  # no loader model for this chip: it waits for the next reset
+            self._status({"event": "download_unsupported", "error": str(e)})
             self._wake.wait()
             self._wake.clear()
+            return
         self._status({"event": "download_done", "commands": rom.commands})
 
     def _run_once(self) -> None:
