@@ -47,7 +47,7 @@ def test_esptool_session_writes_reads_verifies_and_erases(vboard, tmp_path):
     packed = bytes(range(256)) * 64  # compressible: FLASH_DEFL_*
     esp = detect_chip(info["url"], 115200, "default-reset", False, 7)
     try:
-        assert esp.CHIP_NAME == {"esp32": "ESP32", "esp32s3": "ESP32-S3"}[vb.profile["chip"]]
+        assert {"esp32": "ESP32", "esp32s3": "ESP32-S3"}[vb.profile["chip"]] == esp.CHIP_NAME
         assert esp.read_mac() == tuple(bytes.fromhex(vb.device_id))
         esp = esp.run_stub()
         esp.change_baud(921600)
