@@ -40,21 +40,21 @@ def test_chirpstack_downlink_items():
     item = {"phyPayload": "YAECAwQAAAAB", "txInfo": {"frequency": 868100000, "power": 14, "modulation": {"lora": {
         "bandwidth": 125000, "spreadingFactor": 9, "codeRate": "CR_4_5", "polarizationInversion": True}},
         "timing": {"delay": {"delay": "1.500s"}}, "context": "/////w=="}}
-    t = mqtt.txpk_of(item, None)
+    t = mqtt.txpk_of(item)
     eq((t.freq, t.power, t.sf, t.bw, t.cr, t.ipol, t.crc, t.imme), (868100000, 14, 9, 125000, 5, True, False, False))
     eq(t.tmst, 1499999)  # 0xFFFFFFFF + 1.5 s wraps
     eq(len(t.data), 9)
     item["txInfo"]["timing"] = {"immediately": {}}
-    eq(mqtt.txpk_of(item, None).imme, True)
+    eq(mqtt.txpk_of(item).imme, True)
     bad = json.loads(json.dumps(item))
     bad["txInfo"]["timing"] = {"delay": {"delay": "1s"}}
     del bad["txInfo"]["context"]
-    raises(ValueError, mqtt.txpk_of, bad, None)
+    raises(ValueError, mqtt.txpk_of, bad)
     bad["txInfo"]["context"] = "AAAAAA=="
     bad["txInfo"]["modulation"]["lora"]["codeRate"] = "CR_LI_4_5"
-    raises(ValueError, mqtt.txpk_of, bad, None)
+    raises(ValueError, mqtt.txpk_of, bad)
     del bad["txInfo"]["modulation"]
-    raises(KeyError, mqtt.txpk_of, bad, None)
+    raises(KeyError, mqtt.txpk_of, bad)
     eq(mqtt._delay_us("2s"), 2000000)
     raises(ValueError, mqtt._delay_us, "2")
 

@@ -240,9 +240,9 @@ def _delay_us(text):
     return us
 
 
-def txpk_of(item, tmst):
-    """A semtech.Txpk (and the tmst it starts at, or None for immediately) from a ChirpStack
-    DownlinkFrameItem; ValueError when something needed is missing."""
+def txpk_of(item):
+    """A semtech.Txpk from a ChirpStack DownlinkFrameItem (imme, or tmst = the uplink's context plus
+    the delay); ValueError or KeyError when something needed is missing."""
     info = item["txInfo"]
     lora = info["modulation"]["lora"]
     t = semtech.Txpk()
@@ -358,7 +358,7 @@ class ChirpStackMqtt:
                 statuses.append("IGNORED")
                 continue
             try:
-                t = txpk_of(item, None)
+                t = txpk_of(item)
             except (ValueError, KeyError, TypeError) as e:
                 hs.stats["down_bad"] += 1
                 self.console.event("log", {"level": "warn", "msg": "downlink item refused: %s" % e})

@@ -105,11 +105,6 @@ class MqttSide:
              "codr": lora.get("codeRate", "CR_4_5")[3:].replace("_", "/"), "rssi": rx.get("rssi", 0),
              "lsnr": rx.get("snr", 0.0), "chan": rx.get("channel", 0), "time": rx.get("gwTime"),
              "stat": 1 if rx.get("crcStatus") == "CRC_OK" else -1, "context": rx.get("context", "")}
-        gw.rxpk += 1
-        ls.counts["rxpk"] += 1
-        if p["stat"] != 1:
-            ls.counts["crc_failed"] += 1
-            return
         ls._heard(gw, base64.b64decode(up["phyPayload"]), p)
 
     def send(self, gw: Gateway, p: dict, phy: bytes, delay_us: int) -> dict:

@@ -186,15 +186,16 @@ class Listener:
         if up.stat is not None:
             gw.last_stat = up.stat
         for p in up.rxpk or ():
-            gw.rxpk += 1
-            self.counts["rxpk"] += 1
-            if p["stat"] != 1:
-                self.counts["crc_failed"] += 1
-                continue
             self._heard(gw, base64.b64decode(p["data"]), p)
 
     def _heard(self, gw: Gateway, phy: bytes, p: dict) -> None:
-        """A frame gateway gw received (p: its rxpk, or the same fields made from an MQTT uplink)."""
+        """A frame gateway gw received (p: its rxpk, or the same fields made from an MQTT uplink),
+        counted; CRC-failed ones go no further."""
+        gw.rxpk += 1
+        self.counts["rxpk"] += 1
+        if p["stat"] != 1:
+            self.counts["crc_failed"] += 1
+            return
         g = self._groups.get(phy)
         if g is None:
             self._groups[phy] = g = _Group(time.monotonic() + self.dedup_s, phy)
