@@ -193,13 +193,19 @@ def app_files(profile: dict, config: dict | None = None, mpy_dir: Path | None = 
     return files
 
 
-def create_flash_image(path: Path, profile: dict, files: dict[str, bytes]) -> None:
-    """Write a whole flash image: erased (0xFF) flash, partition table, littlefs vfs (and the
-    library as a ROMFS when the profile has a romfs partition)."""
+def create_flash_image(path: Path, profile: dict, files: dict[str, bytes], firmware: bytes | None = None) -> None:
+    """Write a whole flash image: erased (0xFF) flash, the MicroPython image (by default the
+    virtual board's placeholder for the profile's chip) with its partition table, littlefs vfs
+    (and the library as a ROMFS when the profile has a romfs partition)."""
+    from loraspot.flash import espimage
+
     size = profile["flash"]["size"]
     parts = partitions_for(profile)
     vfs = next(pt for pt in parts if pt.label == "vfs")
     image = bytearray(b"\xff" * size)
+    fw = espimage.placeholder(profile) if firmware is None else firmware
+    at = profile["image"]["offset"]
+    image[at : at + len(fw)] = fw
     image[TABLE_OFFSET : TABLE_OFFSET + TABLE_MAX] = encode_partition_table(parts)
     romfs = next((pt for pt in parts if pt.label == "romfs"), None)
     if romfs is not None:

@@ -123,6 +123,7 @@ class BoardOptions:
     extra_env: dict = field(default_factory=dict)
     heap_kb: int = HEAP_KB  # the firmware's heap (the ESP32's 112 KB unless a test says otherwise)
     hardware: dict = field(default_factory=dict)  # virtual sensors: {"bme280": {...}, "gps": {...}, ...}
+    blank: bool = False  # a missing flash image starts erased (a board fresh from the factory)
 
 
 class VirtualBoard:
@@ -151,15 +152,19 @@ class VirtualBoard:
         self._wdt_ms = 0  # the firmware's watchdog timeout (device ms), 0 until it starts one
         self._wdt_due = 0.0  # host monotonic time at which an unfed watchdog resets the board
         self._wdt_fired = False
+        self._soft_reboot = ""  # after a soft reset from the REPL: "raw" or "friendly" (no ROM banner)
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict:
         flash = Path(self.opts.flash)
+        if self.opts.blank and not flash.exists():
+            flash.parent.mkdir(parents=True, exist_ok=True)
+            flash.write_bytes(b"\xff" * self.profile["flash"]["size"])
         ensure_image(flash, self.profile)
         self.efuse = ensure_efuse(flash, self.opts.board)
         self.device_id = self.efuse["mac"]
-        self.vfs = image.find_vfs(flash)
-        self.romfs = image.find_romfs(flash)
+        self.vfs: image.Partition | None = None
+        self.romfs: image.Partition | None = None
         if self.opts.pty:
             self.pty = PtyEndpoint(self.uart)
         self.rfc = Rfc2217Endpoint(self.uart, self.control, self.opts.rfc2217_port, pty=self.pty)
@@ -230,12 +235,13 @@ class VirtualBoard:
 
     # --- firmware supervisor ------------------------------------------------------------------------
     def _env(self, side_fd: int, romfs: list[int] | None) -> dict:
+        assert self.vfs is not None  # _check_flash found it
         cfg = {"flash": str(Path(self.opts.flash).resolve()), "vfs_offset": self.vfs.offset, "vfs_size": self.vfs.size,
                "side_fd": side_fd, "speed": self.opts.speed, "cause": CAUSES[self._cause], "mac": self.efuse["mac"],
                "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
                "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
-               "romfs": romfs,
+               "romfs": romfs, "repl": self._soft_reboot or None,
                "target_free": fresh_free(self.opts.heap_kb),
                "hw": dict(self.opts.hardware, boot=self.boots) if self.opts.hardware else None}
         env = dict(os.environ)
@@ -290,17 +296,49 @@ class VirtualBoard:
             return
         self._status({"event": "download_done", "commands": rom.commands})
 
+    def _check_flash(self) -> str:
+        """What the ROM and the second-stage bootloader check before the application runs: a valid
+        bootloader image for this chip at its offset, the partition table, a valid application in
+        the factory partition. Sets the vfs/romfs partitions; returns "" or the error."""
+        from loraspot.flash import espimage
+
+        offset = self.profile["image"]["offset"]
+        with open(self.opts.flash, "rb") as f:
+            f.seek(offset)
+            head = f.read(image.TABLE_OFFSET - offset + image.TABLE_MAX)
+            try:
+                espimage.read_image(head, self.profile["chip"])
+                parts = image.decode_partition_table(head[image.TABLE_OFFSET - offset :])
+                app = next(p for p in parts if p.type == image.TYPE_APP)
+                f.seek(app.offset)
+                espimage.read_image(f.read(app.size), self.profile["chip"])
+            except (ImageError, StopIteration) as e:
+                return str(e) or "no application partition"
+        self.vfs = next((p for p in parts if p.type == image.TYPE_DATA and p.label in ("vfs", "ffat")), None)
+        self.romfs = next((p for p in parts if p.type == image.TYPE_DATA and p.label == "romfs"), None)
+        return "" if self.vfs else "the partition table has no 'vfs' partition"
+
     def _run_once(self) -> None:
+        error = self._check_flash()
+        if error:  # a board with no valid firmware prints this and waits for the next reset
+            self.uart.emit(ROM_BANNER["power_on"] + error.encode() + b"\r\n")
+            self._status({"event": "invalid_image", "error": error})
+            self._soft_reboot = ""
+            self._wake.wait()
+            self._wake.clear()
+            return
         side_r, side_w = os.pipe()
         # The firmware's stdin is non-blocking: a read returns what the UART FIFO holds, as the
         # board's console port does, instead of waiting for a full buffer.
         in_r, in_w = os.pipe()
         os.set_blocking(in_r, False)
-        self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
+        if not self._soft_reboot:  # a soft reset restarts the interpreter, not the chip
+            self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
         # The ROMFS is memory-mapped flash on a board: here it is read into the interpreter's heap
         # before the firmware starts, so the heap is made larger by its size (outside the board's).
         rom = self._romfs_span()
         env = self._env(side_w, rom)
+        self._soft_reboot = ""
         rom_kb = (rom[1] + 1023) // 1024 + 1 if rom else 0
         heap = f"heapsize={self.opts.heap_kb + BOOT_ALLOWANCE_KB + rom_kb}K"
         cmd = [*micropython_command(), "-X", heap, str(resources.sim_mp_dir() / "vboot.py")]
@@ -379,6 +417,8 @@ class VirtualBoard:
             self._status({"event": "powercut", "flash_ops": int(last.split()[1])})
         elif last == "reset soft":
             self._cause = "soft"
+        elif last.startswith("softreboot "):  # Ctrl-D in the REPL: back to the same REPL kind
+            self._soft_reboot = last.split()[1]
         elif last == "reset vm":
             pass  # the interpreter restarts; the chip's reset cause stays
         elif last.startswith("deepsleep"):

@@ -9,6 +9,7 @@ import sys
 
 import _vboard
 import _vmachine
+import _vrepl  # the REPL is C on a board: imported here, it counts against the boot allowance
 import vfs
 from _vflash import FlashPartition
 
@@ -62,6 +63,7 @@ if cfg.get("romfs"):
 # rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
 # fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
 _target = cfg["target_free"]
+_repl_mode_after_reset = cfg.get("repl") or "friendly"
 del cfg
 gc.collect()
 _excess = gc.mem_free() - _target
@@ -72,46 +74,36 @@ del _excess
 gc.collect()
 
 
+_main = {"__name__": "__main__"}  # boot.py, main.py and the REPL share the __main__ globals
+
+
 def _run(path):
     try:
         os.stat(path)
     except OSError:
         return
-    g = {"__name__": "__main__"}
     with open(path) as f:
         code = f.read()
-    exec(compile(code, path, "exec"), g)
+    exec(compile(code, path, "exec"), _main)
 
 
+# A soft reset from the raw REPL comes back to the raw REPL: boot.py runs, main.py does not.
+_repl_mode = _repl_mode_after_reset
+del _repl_mode_after_reset
 try:
     _run("boot.py")
-    _run("main.py")
+    if _repl_mode != "raw":
+        _run("main.py")
 except KeyboardInterrupt:
     pass
 except Exception as e:
     sys.print_exception(e)
 
-print("MicroPython v1.29 on loraspot virtual board; ESP32 module with ESP32")
-print('Type "help()" for more information.')
-_g = {"__name__": "__main__"}
-while True:
-    try:
-        line = input(">>> ")
-    except EOFError:
-        _vmachine.tell(b"reset vm")
-        _vmachine.halt()
-    except KeyboardInterrupt:
-        continue
-    if not line.strip():
-        continue
-    try:
-        try:
-            r = eval(line, _g)
-            if r is not None:
-                print(repr(r))
-        except SyntaxError:
-            exec(line, _g)
-    except KeyboardInterrupt:
-        print("KeyboardInterrupt:")
-    except Exception as e:
-        sys.print_exception(e)
+try:
+    _mode = _vrepl.Repl(_main).run(_repl_mode)
+except EOFError:
+    _vmachine.tell(b"reset vm")
+    _vmachine.halt()
+_vrepl.sys.stdout.buffer.write(b"MPY: soft reboot\n")
+_vmachine.tell(b"softreboot " + _mode.encode())
+_vmachine.halt()
