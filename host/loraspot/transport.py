@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 
 import serial
+import serial.rfc2217
 import serial.tools.list_ports
 
 from loraspot import boards
@@ -86,3 +87,34 @@ def list_ports() -> list[PortInfo]:
         ports.append(PortInfo(url, "loraspot virtual board", boards=[info["board"]], virtual=True,
                               device_id=info["id"], alt_url=info["url"] if url != info["url"] else None))
     return ports
+
+
+class QuickRfc2217(serial.rfc2217.Serial):
+    """pyserial's RFC 2217 client, except that changing the read timeout stays local: pyserial
+    renegotiates every line setting with the server on each change (at least 50 ms), and esptool
+    changes the timeout around every command, which made each command take ~200 ms. The timeout
+    is never sent over RFC 2217, so nothing is lost."""
+
+    @property
+    def timeout(self):  # type: ignore[override]
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value):  # type: ignore[override]
+        if value is not None and value < 0:
+            raise ValueError(f"Not a valid timeout: {value!r}")
+        self._timeout = value
+
+
+def open_for_flashing(url: str) -> serial.SerialBase | str:
+    """What esptool should open: an open QuickRfc2217 for rfc2217:// URLs, the URL otherwise
+    (esptool opens device paths itself, exclusively)."""
+    if not url.startswith("rfc2217://"):
+        return url
+    port = QuickRfc2217(None, baudrate=DEFAULT_BAUD)
+    port.port = url
+    try:
+        port.open()
+    except (serial.SerialException, OSError) as e:  # a refused RFC 2217 client sees a broken pipe
+        raise _classify(url, e) from None
+    return port

@@ -37,10 +37,11 @@ def sim_group() -> None:
 @click.option("--seed", default=1, show_default=True, help="Seed of the virtual sensors' values.")
 @click.option("--heap-kb", default=HEAP_KB, show_default=True, help="Firmware heap in KB (an ESP32 has 112).")
 @click.option("--blank", is_flag=True, help="A missing flash image starts erased, as a new board (flash it first).")
+@click.option("--max-baud", default=0, help="The USB-serial chip's highest baud rate (0: no limit).")
 @click.pass_obj
 def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_port: int, no_pty: bool,
               powercut_after: int, clock_start_us: int | None, clock_start_ms: int | None, medium: str | None,
-              position: str, sensors: str, seed: int, heap_kb: int, blank: bool) -> None:
+              position: str, sensors: str, seed: int, heap_kb: int, blank: bool, max_baud: int) -> None:
     """Run one virtual board until interrupted; prints the serial URLs it serves."""
     hardware: dict = {}
     for name in filter(None, (x.strip() for x in sensors.split(","))):
@@ -54,7 +55,7 @@ def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_po
                         pty=not no_pty, powercut_after=powercut_after, clock_start_us=clock_start_us,
                         clock_start_ms=clock_start_ms, medium=parse_address(medium) if medium else None,
                         position=parse_position(position), hardware=hardware, heap_kb=heap_kb,
-                        blank=blank)
+                        blank=blank, max_baud=max_baud)
     lock = threading.Lock()
 
     def status(s: dict) -> None:

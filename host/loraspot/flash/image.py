@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from littlefs import LittleFS
+from littlefs import LittleFS, UserContext
 
 from loraspot import resources
 from loraspot.errors import ImageError
@@ -148,9 +148,24 @@ def romfs_length(head: bytes) -> int:
     return 0
 
 
-def build_littlefs(files: dict[str, bytes], size: int) -> bytes:
-    """A littlefs image of `size` bytes holding files (paths relative to '/')."""
-    fs = LittleFS(block_count=size // BLOCK, disk_version=LFS_DISK_VERSION, **LFS_GEOMETRY)
+class _TrackingContext(UserContext):
+    """littlefs-python's RAM block device, noting which blocks littlefs programmed."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.used: set[int] = set()
+
+    def prog(self, cfg, block: int, off: int, data: bytes) -> int:
+        self.used.add(block)
+        return super().prog(cfg, block, off, data)
+
+
+def build_littlefs(files: dict[str, bytes], size: int, used: set[int] | None = None) -> bytes:
+    """A littlefs image of `size` bytes holding files (paths relative to '/'). With `used`, the
+    numbers of the blocks littlefs wrote are added to it: the others hold nothing it refers to,
+    so a flasher may leave them as they are on the board."""
+    ctx = _TrackingContext(size)
+    fs = LittleFS(ctx, block_count=size // BLOCK, disk_version=LFS_DISK_VERSION, **LFS_GEOMETRY)
     for path in sorted(files):
         parts = path.strip("/").split("/")
         for depth in range(1, len(parts)):
@@ -161,7 +176,20 @@ def build_littlefs(files: dict[str, bytes], size: int) -> bytes:
                 pass
         with fs.open("/".join(parts), "wb") as f:
             f.write(files[path])
-    return bytes(fs.context.buffer)
+    if used is not None:
+        used |= ctx.used
+    return bytes(ctx.buffer)
+
+
+def block_runs(blocks: set[int], gap: int = 2) -> list[tuple[int, int]]:
+    """Sorted block numbers as (first, count) runs; runs closer than `gap` blocks are merged."""
+    runs: list[list[int]] = []
+    for b in sorted(blocks):
+        if runs and b - (runs[-1][0] + runs[-1][1]) <= gap:
+            runs[-1][1] = b - runs[-1][0] + 1
+        else:
+            runs.append([b, 1])
+    return [(a, n) for a, n in runs]
 
 
 def open_littlefs(data: bytes) -> LittleFS:

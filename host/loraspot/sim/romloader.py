@@ -32,7 +32,11 @@ GET_SECURITY_INFO = 0x14
 ERASE_FLASH, ERASE_REGION, READ_FLASH, RUN_USER_CODE = 0xD0, 0xD1, 0xD2, 0xD3
 
 SECTOR = 4096
+BLOCK = 65536
+# Typical times of a 4 MB SPI NOR flash (Winbond W25Q32JV datasheet): sector (4 KB) erase, block
+# (64 KB) erase, page (256 B) program, chip erase per MB.
 SECTOR_ERASE_S = 0.045
+BLOCK_ERASE_S = 0.150
 PAGE_PROGRAM_S = 0.0007
 CHIP_ERASE_S_PER_MB = 2.5
 
@@ -124,6 +128,7 @@ class RomLoader:
         self.regs: dict[int, int] = {}
         self.slip = SlipDecoder()
         self._write: dict | None = None  # the FLASH_(DEFL_)BEGIN in progress
+        self._flash_done: list[float] = []  # when the stub's flash work for each queued block ends
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="rom-loader", daemon=True)
         self.commands = 0
@@ -269,9 +274,13 @@ class RomLoader:
 
     def _begin(self, data: bytes, compressed: bool) -> None:
         size, blocks, block_size, offset = struct.unpack_from("<IIII", data)
-        self._erase(offset, size)
+        if self.stub:  # the stub erases as the data arrives (64 KB blocks where it can)
+            if offset % SECTOR or offset + size > self.flash_size:
+                raise ValueError("write outside the flash or not sector-aligned")
+        else:  # the ROM erases the whole region before it answers
+            self._erase(offset, size)
         self._write = {"offset": offset, "next": offset, "block_size": block_size, "blocks": blocks, "seq": 0,
-                       "z": zlib.decompressobj() if compressed else None, "size": size}
+                       "z": zlib.decompressobj() if compressed else None, "size": size, "erased": offset}
 
     def _op_02(self, op, data, chk):
         self._begin(data, False)
@@ -280,6 +289,27 @@ class RomLoader:
     def _op_10(self, op, data, chk):
         self._begin(data, True)
         self._reply(op)
+
+    def _stub_erase_ahead(self, w: dict, end: int) -> float:
+        """Erase what the write up to `end` needs (the stub's way); returns the flash time."""
+        t = 0.0
+        while w["erased"] < end:
+            at = w["erased"]
+            n = BLOCK if at % BLOCK == 0 and w["offset"] + w["size"] - at >= BLOCK else SECTOR
+            n = min(n, self.flash_size - at)
+            self.flash.seek(at)
+            self.flash.write(b"\xff" * n)
+            w["erased"] += n
+            t += BLOCK_ERASE_S if n == BLOCK else SECTOR_ERASE_S
+        return t
+
+    def _stub_wait(self, keep: int) -> None:
+        """Wait until at most `keep` blocks of flash work are still queued."""
+        while len(self._flash_done) > keep:
+            delay = self._flash_done[0] - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._flash_done.pop(0)
 
     def _data(self, op: int, data: bytes, chk: int) -> None:
         w = self._write
@@ -290,9 +320,27 @@ class RomLoader:
             return
         w["seq"] += 1
         out = w["z"].decompress(block) if w["z"] is not None else block
+        if not self.stub:
+            if out:
+                self._program(w["next"], out)
+                w["next"] += len(out)
+            self._reply(op)
+            return
+        # The stub acknowledges a block once it has it, and erases and programs it while the host
+        # sends the next one, which it takes (and acknowledges) when the previous one is written:
+        # esptool times each acknowledgement by the size of the block before it.
+        self._stub_wait(0)
+        work = 0.0
         if out:
-            self._program(w["next"], out)
+            if w["next"] + len(out) > self.flash_size:
+                raise ValueError("write past the end of the flash")
+            work += self._stub_erase_ahead(w, w["next"] + len(out))
+            self.flash.seek(w["next"])
+            self.flash.write(out)
             w["next"] += len(out)
+            work += PAGE_PROGRAM_S * ((len(out) + 255) // 256)
+        start = max(time.monotonic(), self._flash_done[-1] if self._flash_done else 0.0)
+        self._flash_done.append(start + work)
         self._reply(op)
 
     def _op_03(self, op, data, chk):
@@ -302,6 +350,7 @@ class RomLoader:
         self._data(op, data, chk)
 
     def _end(self, op: int, data: bytes) -> None:
+        self._stub_wait(0)
         self._write = None
         self.flash.flush()
         self._reply(op)
@@ -316,6 +365,7 @@ class RomLoader:
 
     def _op_13(self, op, data, chk):  # SPI_FLASH_MD5
         addr, size = struct.unpack_from("<II", data)
+        self._stub_wait(0)
         self.flash.flush()
         self.flash.seek(addr)
         digest = hashlib.md5(self.flash.read(size))

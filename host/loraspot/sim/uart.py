@@ -128,6 +128,7 @@ class Uart:
         self._lock = threading.Lock()
         self.counters = {"rx_bytes": 0, "rx_dropped": 0, "tx_bytes": 0, "interrupts": 0}
         self._closed = False
+        self.max_baud = 0  # above it the line carries nothing (a USB-serial chip's limit)
         threading.Thread(target=self._rx_pump, name="uart-rx", daemon=True).start()
 
     # --- wiring ---------------------------------------------------------------------------------
@@ -181,8 +182,14 @@ class Uart:
                 self.rx_pacer.wait(len(piece))
                 self._deliver(piece)
 
+    def _garbled(self) -> bool:
+        return bool(self.max_baud) and self.rx_pacer.baud > self.max_baud
+
     def _deliver(self, piece: bytes) -> None:
         self.counters["rx_bytes"] += len(piece)
+        if self._garbled():
+            self.counters["rx_dropped"] += len(piece)
+            return
         # The lock is held while the fd is used: once attach() has replaced it, the supervisor may
         # close it, and a reused fd number must never receive these bytes.
         with self._lock:
@@ -239,6 +246,8 @@ class Uart:
             piece = data[i : i + step]
             self.tx_pacer.wait(len(piece))
             self.counters["tx_bytes"] += len(piece)
+            if self._garbled():
+                continue
             with self._lock:
                 sinks = list(self._sinks)
             for sink in sinks:

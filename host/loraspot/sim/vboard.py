@@ -124,6 +124,8 @@ class BoardOptions:
     heap_kb: int = HEAP_KB  # the firmware's heap (the ESP32's 112 KB unless a test says otherwise)
     hardware: dict = field(default_factory=dict)  # virtual sensors: {"bme280": {...}, "gps": {...}, ...}
     blank: bool = False  # a missing flash image starts erased (a board fresh from the factory)
+    auto_reset: bool = True  # False: no DTR/RTS reset circuit (download mode only by the BOOT button)
+    max_baud: int = 0  # the USB-serial chip's limit: at a higher rate nothing gets through (0: none)
 
 
 class VirtualBoard:
@@ -132,6 +134,7 @@ class VirtualBoard:
         self.profile = boards.get(opts.board)
         self._status = on_status or (lambda _s: None)
         self.uart = Uart(opts.baud)
+        self.uart.max_baud = opts.max_baud
         self.control = LineControl(opts.baud, self._lines_changed, self.uart.set_baud)
         self.pty: PtyEndpoint | None = None
         self.rfc: Rfc2217Endpoint | None = None
@@ -220,6 +223,8 @@ class VirtualBoard:
     def _lines_changed(self, old_dtr: bool, old_rts: bool, dtr: bool, rts: bool) -> None:
         """Classic two-transistor auto-reset: EN is held low while RTS is asserted and DTR is not;
         the boot mode is decided on the edge where RTS is released (download if DTR is asserted)."""
+        if not self.opts.auto_reset:
+            return
         if rts and not dtr and not self._held:
             self._held = True
             self._cause = "power_on"

@@ -1,0 +1,140 @@
+"""`loraspot flash`, `firmware`, `backup`, `restore`, `deploy`: thin commands over loraspot.flash."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from loraspot import boards
+from loraspot.errors import LoraspotError
+from loraspot.flash import firmware, flasher
+
+
+def _ask_board(ctx, target: flasher.Target) -> str:
+    if len(target.candidates) == 1:
+        return target.candidates[0]
+    choices = target.candidates or sorted(boards.all_boards())
+    if not sys.stdin.isatty() or ctx.json:
+        raise LoraspotError(f"{target.port}: cannot tell the board ({', '.join(choices)}): give --board")
+    return click.prompt(f"Which board is on {target.port}?", type=click.Choice(choices))
+
+
+@click.command("flash")
+@click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
+@click.option("--all", "every", is_flag=True, help="Flash every detected board.")
+@click.option("--board", "board_id", default=None, help="Board profile (default: detected from the USB id).")
+@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="MicroPython image file (default: the cached image for the board).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Initial config (JSON) put into the app bundle.")
+@click.option("--baud", type=click.Choice(["921600", "460800", "115200"]), default=None,
+              help="Highest baud rate to try (default 921600, falling back to lower ones).")
+@click.pass_obj
+def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, image: Path | None,
+              config_file: Path | None, baud: str | None) -> None:
+    """Write MicroPython and the loraspot app to one or more boards, in parallel, in one esptool session each."""
+    config = json.loads(config_file.read_text()) if config_file else None
+    targets = flasher.resolve_targets(list(ports), every, board_id)
+    chosen = {t.port: _ask_board(ctx, t) for t in targets}
+    bundles: dict[str, flasher.Bundle] = {}
+    by_board: dict[str, flasher.Bundle] = {}
+    for port, bid in chosen.items():
+        if bid not in by_board:
+            by_board[bid] = flasher.build_bundle(boards.get(bid), image, config)
+        bundles[port] = by_board[bid]
+    bauds = tuple(b for b in flasher.BAUDS if not baud or b <= int(baud))
+    order = [t.port for t in targets]
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=ctx.err, disable=ctx.json, transient=False) as bar:
+        tasks = {p: bar.add_task(f"{p} ({chosen[p]})", total=bundles[p].size) for p in order}
+
+        def progress(port: str, cur: int, total: int, what: str) -> None:
+            bar.update(tasks[port], completed=cur, total=total)
+
+        results = flasher.flash_many(order, bundles, progress, bauds)
+    if ctx.json:
+        ctx.emit([r.as_dict() for r in results])
+    else:
+        table = Table("port", "board", "MAC", "result", "seconds", "baud")
+        for r in results:
+            table.add_row(r.port, r.board, r.mac or "-", "[green]ok[/]" if r.ok else f"[red]failed[/]: {r.error}",
+                          f"{r.seconds:.1f}", str(r.baud or "-"))
+        ctx.out.print(table)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise flasher.FlashError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
+
+
+@click.group("firmware")
+def firmware_group() -> None:
+    """MicroPython images in the local cache."""
+
+
+@firmware_group.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Image name (a board profile's image.name); default: from the file name.")
+@click.option("--sha256", default=None, help="Refuse the file unless it has this SHA-256.")
+@click.pass_obj
+def firmware_add(ctx, file: Path, name: str | None, sha256: str | None) -> None:
+    """Put an official MicroPython image into the cache (chip and version read from it)."""
+    entry = firmware.add(file, name, sha256)
+    if ctx.json:
+        ctx.emit(entry)
+    else:
+        ctx.out.print(f"added {entry['name']} {entry['version']} ({entry['chip']}), sha256 {entry['sha256']}")
+
+
+@firmware_group.command("fetch")
+@click.option("--board", "board_id", required=True, help="Board profile whose image to download.")
+@click.pass_obj
+def firmware_fetch(ctx, board_id: str) -> None:
+    """Download the pinned MicroPython release for a board (SHA-256 checked) into the cache."""
+    entry = firmware.fetch(board_id)
+    if ctx.json:
+        ctx.emit(entry)
+    else:
+        ctx.out.print(f"fetched {entry['name']} {entry['version']}, sha256 {entry['sha256']}")
+
+
+@firmware_group.command("list")
+@click.pass_obj
+def firmware_list(ctx) -> None:
+    """Images in the cache."""
+    rows = firmware.listing()
+    if ctx.json:
+        ctx.emit(rows)
+        return
+    table = Table("name", "version", "chip", "size", "sha256")
+    for r in rows:
+        table.add_row(r["name"], r["version"], r["chip"], str(r["size"]), r["sha256"][:16] + "…")
+    ctx.out.print(table if rows else "the firmware cache is empty")
+
+
+@click.command("backup")
+@click.option("--port", "-p", "port", required=True, help="Serial port path or URL.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def backup_cmd(ctx, port: str, file: Path) -> None:
+    """Save the board's whole flash to FILE."""
+    res = flasher.backup(port, file)
+    ctx.emit(res.as_dict()) if ctx.json else ctx.out.print(f"saved {res.written} bytes of {res.port} to {file}")
+
+
+@click.command("restore")
+@click.option("--port", "-p", "port", required=True, help="Serial port path or URL.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def restore_cmd(ctx, port: str, file: Path) -> None:
+    """Write a backup made by `loraspot backup` back to the board (verified)."""
+    res = flasher.restore(port, file)
+    ctx.emit(res.as_dict()) if ctx.json else ctx.out.print(f"restored {res.written} bytes to {res.port}")
+
+
+def register(cli: click.Group) -> None:
+    for cmd in (flash_cmd, firmware_group, backup_cmd, restore_cmd):
+        cli.add_command(cmd)
