@@ -31,7 +31,8 @@ def _cache_index() -> dict:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        raise ImageError(f"the firmware cache index {path} is unreadable ({e}); remove it and add the images again")
+        raise ImageError(f"the firmware cache index {path} is unreadable ({e}); remove it and add the images "
+                         "again") from None
 
 
 def _write_index(index: dict) -> None:
@@ -62,7 +63,8 @@ def add(path: Path, name: str | None = None, expect_sha256: str | None = None) -
         stem = Path(path).name
         candidates = sorted((n for n in names if stem.startswith(n + "-") or stem.startswith(n + ".")), key=len)
         if not candidates:
-            raise ImageError(f"cannot tell the image name from '{stem}': give --name (one of {', '.join(sorted(names))})")
+            known = ", ".join(sorted(names))
+            raise ImageError(f"cannot tell the image name from '{stem}': give --name (one of {known})")
         name = candidates[-1]
     if name not in names:
         raise ImageError(f"no board profile uses the image name {name!r} (known: {', '.join(sorted(names))})")

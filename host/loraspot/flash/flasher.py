@@ -74,7 +74,8 @@ def load_firmware(profile: dict, image_path: Path | None) -> tuple[bytes, espima
         data = firmware.cached_image(profile)
     fw = espimage.read_firmware(data, profile["chip"])
     if fw.offset != profile["image"]["offset"]:
-        raise ImageError(f"the image starts at 0x{fw.offset:x}, the board profile says 0x{profile['image']['offset']:x}")
+        want = profile["image"]["offset"]
+        raise ImageError(f"the image starts at 0x{fw.offset:x}, the board profile says 0x{want:x}")
     if fw.project != espimage.PLACEHOLDER_PROJECT and _version(fw.version) < MPY_MIN:
         raise ImageError(f"the image runs MicroPython {fw.version or '(unknown)'}; the app is compiled for "
                          f"{MPY_MIN[0]}.{MPY_MIN[1]} or later (.mpy 6.3): use a newer image")
@@ -178,8 +179,8 @@ class Result:
     log: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"port": self.port, "board": self.board, "mac": self.mac, "ok": self.ok, "seconds": round(self.seconds, 2),
-                "baud": self.baud, "error": self.error, "written": self.written}
+        return {"port": self.port, "board": self.board, "mac": self.mac, "ok": self.ok,
+                "seconds": round(self.seconds, 2), "baud": self.baud, "error": self.error, "written": self.written}
 
 
 def explain(e: BaseException, port: str, stage: str) -> str:

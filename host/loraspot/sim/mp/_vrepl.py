@@ -14,7 +14,8 @@ import select
 import sys
 
 _WINDOW = 128  # raw-paste flow-control window: the UART's receive FIFO holds two of them
-BANNER = b"MicroPython v1.29 on loraspot virtual board; ESP32 module with ESP32\nType \"help()\" for more information.\n"
+BANNER = (b"MicroPython v1.29 on loraspot virtual board; ESP32 module with ESP32\n"
+          b'Type "help()" for more information.\n')
 RAW_BANNER = b"raw REPL; CTRL-B to exit\n"
 
 
