@@ -135,6 +135,33 @@ def restore_cmd(ctx, port: str, file: Path) -> None:
     ctx.emit(res.as_dict()) if ctx.json else ctx.out.print(f"restored {res.written} bytes to {res.port}")
 
 
+@click.command("deploy")
+@click.option("--port", "-p", "port", required=True, help="Serial port path or URL of a board running loraspot.")
+@click.option("--via", type=click.Choice(["console", "mpremote"]), default="console", show_default=True,
+              help="console: loraspot's console protocol; mpremote: raw REPL, for stock MicroPython.")
+@click.option("--board", "board_id", default=None, help="Board profile (needed with --via mpremote).")
+@click.option("--dry-run", is_flag=True, help="Only list the files that would be sent.")
+@click.pass_obj
+def deploy_cmd(ctx, port: str, via: str, board_id: str | None, dry_run: bool) -> None:
+    """Send only the app files that changed, each written atomically, then reboot once."""
+    from loraspot.flash import deploy
+
+    if via == "mpremote":
+        if not board_id:
+            raise click.UsageError("--via mpremote needs --board")
+        res = deploy.via_mpremote(port, boards.get(board_id))
+    else:
+        res = deploy.deploy(port, dry_run=dry_run)
+    if ctx.json:
+        ctx.emit(res.as_dict())
+    elif res.sent:
+        verb = "would send" if dry_run else "sent"
+        ctx.out.print(f"{verb} {len(res.sent)} file(s) ({res.bytes_sent} bytes), {res.unchanged} unchanged, "
+                      f"{res.seconds:.1f} s: " + ", ".join(res.sent))
+    else:
+        ctx.out.print(f"up to date ({res.unchanged} files), {res.seconds:.2f} s")
+
+
 def register(cli: click.Group) -> None:
-    for cmd in (flash_cmd, firmware_group, backup_cmd, restore_cmd):
+    for cmd in (flash_cmd, firmware_group, backup_cmd, restore_cmd, deploy_cmd):
         cli.add_command(cmd)

@@ -216,9 +216,22 @@ def app_files(profile: dict, config: dict | None = None, mpy_dir: Path | None = 
     for src in sorted((lib / "spot").rglob(pattern)):
         files["lib/" + src.relative_to(lib).as_posix()] = src.read_bytes()
     files["board.json"] = json.dumps(profile, indent=1).encode()
+    files[MANIFEST] = manifest_bytes(files)
     if config:
         files["config.json"] = json.dumps(config).encode()
     return files
+
+
+MANIFEST = "app.json"  # bundle path -> SHA-256 of every app file: what `loraspot deploy` compares
+NOT_DEPLOYED = {"config.json", MANIFEST}  # the board's own settings are never overwritten
+
+
+def manifest_of(files: dict[str, bytes]) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items()) if k not in NOT_DEPLOYED}
+
+
+def manifest_bytes(files: dict[str, bytes]) -> bytes:
+    return json.dumps({"files": manifest_of(files)}, sort_keys=True, separators=(",", ":")).encode()
 
 
 def create_flash_image(path: Path, profile: dict, files: dict[str, bytes], firmware: bytes | None = None) -> None:

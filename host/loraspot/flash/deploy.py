@@ -1,0 +1,166 @@
+"""`loraspot deploy`: update the app files of a board that already runs loraspot, over the console
+protocol while the firmware runs. The board keeps a manifest (`/app.json`: bundle path -> SHA-256,
+written by `loraspot flash` and by each deploy); only files whose hash differs are sent, each one
+written to a temporary file, checked by size and SHA-256 and renamed into place by the device; then
+the manifest, then one reboot. `via_mpremote` does the same through mpremote's raw REPL for a board
+with stock MicroPython."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loraspot import boards, device, resources
+from loraspot.console.files import get_file, put_file
+from loraspot.errors import LoraspotError, TransferError
+from loraspot.flash import image as fsimage
+from loraspot.flash.mpy import compiled_firmware
+
+MANIFEST, NOT_DEPLOYED = fsimage.MANIFEST, fsimage.NOT_DEPLOYED
+manifest_of, manifest_bytes = fsimage.manifest_of, fsimage.manifest_bytes
+
+
+class DeployError(LoraspotError):
+    exit_code = 6
+
+
+def app_files(profile: dict) -> dict[str, bytes]:
+    """What `loraspot flash` would put on this board (bytecode library, boot.py, main.py, profile)."""
+    mpy = compiled_firmware(resources.cache_dir() / "mpy-cache")
+    return {k: v for k, v in fsimage.app_files(profile, mpy_dir=mpy).items() if k not in NOT_DEPLOYED}
+
+
+@dataclass
+class DeployResult:
+    port: str
+    sent: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+    rebooted: bool = False
+
+    def as_dict(self) -> dict:
+        return {"port": self.port, "sent": self.sent, "unchanged": self.unchanged, "bytes": self.bytes_sent,
+                "seconds": round(self.seconds, 3), "rebooted": self.rebooted}
+
+
+def _remote_manifest(client) -> dict[str, str] | None:
+    try:
+        data = get_file(client, "/" + MANIFEST)
+    except TransferError:
+        return None
+    try:
+        files = json.loads(data)["files"]
+        return {str(k): str(v) for k, v in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _remote_hashes(client, paths: list[str]) -> dict[str, str]:
+    """Without a manifest: each file's SHA-256 as the device computes it."""
+    out = {}
+    for p in paths:
+        try:
+            st = client.request("fs.stat", {"path": "/" + p})
+        except LoraspotError:
+            continue
+        if st.get("type") == "f":
+            out[p] = st["sha256"]
+    return out
+
+
+def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, reboot: bool = True,
+           dry_run: bool = False) -> DeployResult:
+    start = time.monotonic()
+    res = DeployResult(url)
+    client, hello = device.connect(url, baud)
+    try:
+        profile = boards.get(hello["board"])
+        files = app_files(profile) if files is None else {k: v for k, v in files.items() if k not in NOT_DEPLOYED}
+        local = manifest_of(files)
+        remote = _remote_manifest(client)
+        if remote is None:
+            remote = _remote_hashes(client, list(local))
+        changed = [p for p in local if remote.get(p) != local[p]]
+        res.unchanged = len(local) - len(changed)
+        if changed and any(p.startswith(fsimage.ROMFS_DIR) for p in changed) and _has_romfs(client):
+            raise DeployError("this board runs its library from a ROMFS image, which is read-only: library changes "
+                              f"({', '.join(p for p in changed if p.startswith(fsimage.ROMFS_DIR))}) need "
+                              "`loraspot flash`")
+        if dry_run or not changed:
+            res.sent = changed if dry_run else []
+            return res
+        made: set[str] = set()
+        for p in changed:
+            parts = p.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                d = "/" + "/".join(parts[:depth])
+                if d not in made:
+                    client.request("fs.mkdir", {"path": d})
+                    made.add(d)
+            put_file(client, "/" + p, files[p])
+            res.sent.append(p)
+            res.bytes_sent += len(files[p])
+        put_file(client, "/" + MANIFEST, manifest_bytes(files))
+        if reboot:
+            device.reboot(client)
+            res.rebooted = True
+    finally:
+        client.close()
+        res.seconds = time.monotonic() - start
+    return res
+
+
+def _has_romfs(client) -> bool:
+    try:
+        entries = client.request("fs.ls", {"path": "/"})["entries"]
+    except LoraspotError:
+        return False
+    return any(e[0] == "rom" and e[1] == "d" for e in entries)
+
+
+def _mpremote(port: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def via_mpremote(port: str, profile: dict, files: dict[str, bytes] | None = None) -> DeployResult:
+    """The same update through mpremote (raw REPL) for a board with stock MicroPython: the manifest
+    is read with `fs cat`, the changed files copied with one mpremote run, then a reset."""
+    start = time.monotonic()
+    res = DeployResult(port)
+    files = app_files(profile) if files is None else {k: v for k, v in files.items() if k not in NOT_DEPLOYED}
+    local = manifest_of(files)
+    p = _mpremote(port, "fs", "cat", ":" + MANIFEST)
+    remote: dict[str, str] = {}
+    if p.returncode == 0:
+        try:
+            remote = json.loads(p.stdout)["files"]
+        except (ValueError, KeyError, TypeError):
+            remote = {}
+    changed = [k for k in local if remote.get(k) != local[k]]
+    res.unchanged = len(local) - len(changed)
+    if changed:
+        with tempfile.TemporaryDirectory() as tmp:
+            args: list[str] = []
+            dirs = sorted({"/".join(k.split("/")[:i]) for k in changed for i in range(1, k.count("/") + 1)})
+            for d in dirs:
+                args += ["exec", f"import os\ntry:\n os.mkdir('/{d}')\nexcept OSError:\n pass", "+"]
+            for k in [*changed, MANIFEST]:
+                src = Path(tmp) / k.replace("/", "__")
+                src.write_bytes(files[k] if k != MANIFEST else manifest_bytes(files))
+                args += ["fs", "cp", str(src), ":" + k, "+"]
+            args += ["reset"]
+            p = _mpremote(port, *args)
+            if p.returncode != 0:
+                raise DeployError(f"mpremote failed: {(p.stderr or p.stdout).strip()[-400:]}")
+        res.sent = changed
+        res.bytes_sent = sum(len(files[k]) for k in changed)
+        res.rebooted = True
+    res.seconds = time.monotonic() - start
+    return res
