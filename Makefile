@@ -34,6 +34,7 @@ bench: setup
 	$(PY) bench/lorawan.py
 	$(PY) bench/node.py
 	$(PY) bench/hotspot.py
+	$(PY) bench/flash.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

@@ -56,7 +56,7 @@ def test_flash_image_mounts_in_micropython(tmp_path):
     proc = run_micropython(script, heap="512K")  # the ROMFS (source here) is read into the heap
     assert proc.returncode == 0, proc.stdout + proc.stderr
     top, spot, cfg = proc.stdout.splitlines()[:3]
-    assert json.loads(top) == ["board.json", "boot.py", "config.json", "main.py"]
+    assert json.loads(top) == ["app.json", "board.json", "boot.py", "config.json", "main.py"]
     assert "app.py" in json.loads(spot) and "console.py" in json.loads(spot)
     assert json.loads(cfg) == {"name": "from-host"}
     # and what MicroPython wrote reads back on the host

@@ -1,0 +1,120 @@
+"""Flashing and deploying on virtual boards (each in its own process, UART paced at baud/10):
+`loraspot flash` against the line-rate bound and against plain esptool, four boards at once
+against one, `loraspot deploy` of the whole app against `mpremote fs cp` of the same files."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from loraspot import boards
+from loraspot.flash import deploy, flasher
+from loraspot.flash import image as fsimage
+
+BAUD = 921600
+
+
+class Board:
+    def __init__(self, flash: Path, *extra: str):
+        cmd = [sys.executable, "-m", "loraspot.cli", "--json", "sim", "board", "--flash", str(flash), *extra]
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout
+        self.info = json.loads(self.p.stdout.readline())
+        threading.Thread(target=self.p.stdout.read, daemon=True).start()
+
+    def stop(self) -> None:
+        self.p.terminate()
+        self.p.wait(10)
+
+
+def wrote_seconds(log: list[str]) -> float:
+    return sum(float(m.group(1)) for line in log for m in [re.search(r"in ([\d.]+) seconds", line)] if m)
+
+
+def main() -> None:
+    global print
+    print = functools.partial(print, flush=True)
+    os.environ.setdefault("LORASPOT_RUNTIME_DIR", tempfile.mkdtemp())
+    profile = boards.get("virtual")
+    bundle = flasher.build_bundle(profile)
+    wire = bundle.wire_bytes()
+    bound = wire * 10 / BAUD
+    with tempfile.TemporaryDirectory() as d:
+        b = Board(Path(d) / "one.bin", "--blank", "--no-pty")
+        r = flasher.flash_port(b.info["url"], bundle, (BAUD,))
+        b.stop()
+        assert r.ok, r.error
+        data_s = wrote_seconds(r.log)
+        print(f"flash one board: {bundle.size} B in {len(bundle.regions)} regions, {wire} B compressed on the wire")
+        print(f"  whole session {r.seconds:.2f} s (reset, sync, stub upload at 115200, baud change, write, MD5)")
+        print(f"  data phase {data_s:.2f} s vs line-rate bound {bound:.2f} s at {BAUD}: {data_s / bound:.2f}x "
+              "(the rest is the flash chip's erase/program time where it exceeds the line time)")
+
+        # Plain esptool CLI: the same regions, one process.
+        paths = []
+        for i, reg in enumerate(bundle.regions):
+            p = Path(d) / f"r{i}.bin"
+            p.write_bytes(reg.data)
+            paths += [hex(reg.addr), str(p)]
+        b = Board(Path(d) / "plain.bin", "--blank", "--no-pty")
+        t = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "esptool", "--port", b.info["url"], "--baud", str(BAUD),
+                              "write-flash", *paths], capture_output=True, text=True)
+        plain = time.monotonic() - t
+        b.stop()
+        print(f"  plain esptool write-flash of the same regions: {plain:.2f} s (exit {out.returncode}); "
+              f"loraspot flash: {r.seconds:.2f} s = {r.seconds / plain:.2f}x")
+
+        # Four boards at once.
+        four = [Board(Path(d) / f"p{i}.bin", "--blank", "--no-pty") for i in range(4)]
+        ports = [x.info["url"] for x in four]
+        t = time.monotonic()
+        res = flasher.flash_many(ports, dict.fromkeys(ports, bundle), None, (BAUD,))
+        par = time.monotonic() - t
+        for x in four:
+            x.stop()
+        assert all(x.ok for x in res), [x.error for x in res]
+        print(f"flash 4 boards in parallel: {par:.2f} s vs one board {r.seconds:.2f} s: {par / r.seconds:.2f}x")
+
+        # Deploy vs mpremote at 115200: the library of a board whose library lives in its filesystem.
+        fsprof = json.loads(json.dumps(profile))
+        del fsprof["flash"]["partitions"]["romfs"]
+        mpy = flasher.compiled_firmware(flasher.resources.cache_dir() / "mpy-cache")
+        files = fsimage.app_files(fsprof, mpy_dir=mpy)
+        flash = Path(d) / "dep.bin"
+        fsimage.create_flash_image(flash, fsprof, files)
+        b = Board(flash, "--heap-kb", "200")
+        time.sleep(3)
+        # Every library file made different (one byte more; never loaded: no reboot), so all are sent.
+        new = {k: (v + b"\0" if k.startswith("lib/") else v) for k, v in files.items()}
+        lib = {k: v for k, v in new.items() if k.startswith("lib/")}
+        t = time.monotonic()
+        dep = deploy.deploy(b.info["url"], new, reboot=False)
+        dep_s = time.monotonic() - t
+        t = time.monotonic()
+        nochange = deploy.deploy(b.info["url"], new, reboot=False)
+        noch_s = time.monotonic() - t
+        src = Path(d) / "lib"
+        for k, v in lib.items():
+            (src / k[4:]).parent.mkdir(parents=True, exist_ok=True)
+            (src / k[4:]).write_bytes(v)
+        t = time.monotonic()
+        mp = subprocess.run([sys.executable, "-m", "mpremote", "connect", b.info["pty"], "fs", "cp", "-r", str(src),
+                             ":mp"], capture_output=True, text=True)
+        mp_s = time.monotonic() - t
+        b.stop()
+        print(f"deploy of the library ({len(dep.sent)} files, {dep.bytes_sent} B) over the console: {dep_s:.2f} s; "
+              f"mpremote fs cp -r of the same files: {mp_s:.2f} s (exit {mp.returncode}): {mp_s / dep_s:.2f}x faster")
+        print(f"no-change deploy: {noch_s:.2f} s ({nochange.unchanged} files compared by manifest)")
+
+
+if __name__ == "__main__":
+    main()
