@@ -35,6 +35,12 @@ def app_files(profile: dict) -> dict[str, bytes]:
     return {k: v for k, v in fsimage.app_files(profile, mpy_dir=mpy).items() if k not in NOT_DEPLOYED}
 
 
+def _deployable(profile: dict, files: dict[str, bytes] | None) -> dict[str, bytes]:
+    if files is None:
+        return app_files(profile)
+    return {k: v for k, v in files.items() if k not in NOT_DEPLOYED}
+
+
 @dataclass
 class DeployResult:
     port: str
@@ -81,7 +87,7 @@ def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, 
     client, hello = device.connect(url, baud)
     try:
         profile = boards.get(hello["board"])
-        files = app_files(profile) if files is None else {k: v for k, v in files.items() if k not in NOT_DEPLOYED}
+        files = _deployable(profile, files)
         local = manifest_of(files)
         remote = _remote_manifest(client)
         if remote is None:
@@ -134,7 +140,7 @@ def via_mpremote(port: str, profile: dict, files: dict[str, bytes] | None = None
     is read with `fs cat`, the changed files copied with one mpremote run, then a reset."""
     start = time.monotonic()
     res = DeployResult(port)
-    files = app_files(profile) if files is None else {k: v for k, v in files.items() if k not in NOT_DEPLOYED}
+    files = _deployable(profile, files)
     local = manifest_of(files)
     p = _mpremote(port, "fs", "cat", ":" + MANIFEST)
     remote: dict[str, str] = {}

@@ -20,7 +20,7 @@ from esptool.logger import TemplateLogger, log
 from esptool.util import FatalError
 
 from loraspot import resources
-from loraspot.errors import ImageError, LoraspotError, PortBusy, PortError, PortNotFound
+from loraspot.errors import ImageError, LoraspotError, PortError, PortNotFound
 from loraspot.flash import espimage, firmware
 from loraspot.flash import image as fsimage
 from loraspot.flash.mpy import compiled_firmware
@@ -98,10 +98,8 @@ def build_bundle(profile: dict, image_path: Path | None = None, config: dict | N
     the image, the board profile otherwise."""
     data, fw = load_firmware(profile, image_path)
     parts = fw.partitions or fsimage.partitions_for(profile)
-    vfs = next((p for p in parts if p.type == fsimage.TYPE_DATA and p.label in ("vfs", "ffat")), None)
-    if vfs is None:
-        raise ImageError("the image's partition table has no 'vfs' partition")
-    romfs = next((p for p in parts if p.type == fsimage.TYPE_DATA and p.label == "romfs"), None)
+    vfs = fsimage.vfs_of(parts)
+    romfs = fsimage.romfs_of(parts)
     if files is None:
         files = fsimage.app_files(profile, config, mpy_dir=compiled_firmware(resources.cache_dir() / "mpy-cache"))
     regions = [Region(fw.offset, data, "MicroPython " + (fw.version or "image"))]
@@ -177,6 +175,7 @@ class Result:
     error: str = ""
     written: int = 0
     log: list[str] = field(default_factory=list)
+    stage: str = "connect"  # where a failure happened: connect, write, reset
 
     def as_dict(self) -> dict:
         return {"port": self.port, "board": self.board, "mac": self.mac, "ok": self.ok,
@@ -215,23 +214,10 @@ def _open(port: str, connect_attempts: int):
     target = open_for_flashing(port)
     try:
         return detect_chip(target, CONNECT_BAUD, "default-reset", False, connect_attempts)  # type: ignore[arg-type]
-    except FatalError:
+    except BaseException:
         if not isinstance(target, str):
             target.close()
         raise
-    except serial.SerialException as e:
-        raise _classified(port, e) from None
-    except OSError as e:
-        raise _classified(port, e) from None
-
-
-def _classified(port: str, e: BaseException) -> PortError:
-    from loraspot.transport import _classify
-
-    err = _classify(port, e)
-    if isinstance(err, (PortBusy, PortNotFound)) or "permission" in str(err):
-        return err
-    return PortError(explain(e, port, "connect"))
 
 
 def _connect(port: str, bauds: tuple[int, ...], res: Result, chip_id: str | None, connect_attempts: int = 3):
@@ -264,23 +250,26 @@ def _connect(port: str, bauds: tuple[int, ...], res: Result, chip_id: str | None
     return esp
 
 
-def _with_session(port: str, bauds: tuple[int, ...], work: Callable[[object, Result], None]) -> Result:
-    """Run work(esp, result) in a stub session; errors end up in the result, explained."""
+def _with_session(port: str, bauds: tuple[int, ...], work: Callable[[object, Result], None],
+                  chip: str | None = None, board: str = "", connect_attempts: int = 3) -> Result:
+    """Run work(esp, result) in a stub session; errors end up in the result, explained by the
+    stage (result.stage) they happened in."""
     _install_logger()
-    res = Result(port, "")
+    res = Result(port, board)
     _logger.local.lines = res.log
     start = time.monotonic()
-    stage, esp = "connect", None
+    esp = None
     try:
-        esp = _connect(port, bauds, res, None)
-        stage = "transfer"
+        esp = _connect(port, bauds, res, chip, connect_attempts)
+        res.stage = "write"
         work(esp, res)
         res.ok = True
     except LoraspotError as e:
         res.error = str(e)
     except (FatalError, serial.SerialException, OSError, struct.error) as e:
-        res.error = explain(e, port, "write" if stage == "transfer" else stage)
+        res.error = explain(e, port, res.stage)
     finally:
+        _logger.local.progress = None
         _logger.local.lines = None
         if esp is not None:
             try:
@@ -332,55 +321,32 @@ def flash_port(port: str, bundle: Bundle, bauds: tuple[int, ...] = BAUDS,
     """Flash one board: connect (auto-reset into download mode), check the chip, upload the stub,
     take the highest baud rate that works, write every region compressed and verify it by MD5,
     then reset the board into the new firmware. Never raises: the Result says what happened."""
-    _install_logger()
-    res = Result(port, bundle.profile["id"])
-    _logger.local.lines = res.log
-    _logger.local.progress = None
-    start = time.monotonic()
-    stage = "connect"
-    esp = None
-    try:
-        esp = _connect(port, bauds, res, bundle.profile["chip"], connect_attempts)
-        assert esp is not None
-        stage = "write"
-        total = bundle.size
-        starts = [sum(len(r.data) for r in bundle.regions[:i]) for i in range(len(bundle.regions))]
+    total = bundle.size
+    starts = [sum(len(r.data) for r in bundle.regions[:i]) for i in range(len(bundle.regions))]
 
-        def on_bar(cur: int, n: int, prefix: str) -> None:
-            # esptool reports per region ("Writing at 0x..."): placed within the whole bundle
-            if not progress or not n:
-                return
-            try:
-                addr = int(prefix.split("0x", 1)[1].split()[0], 16)
-            except (IndexError, ValueError):
-                return
-            i = max((k for k, r in enumerate(bundle.regions) if r.addr <= addr), default=0)
-            progress(starts[i] + int(cur / n * len(bundle.regions[i].data)), total, bundle.regions[i].name)
+    def on_bar(cur: int, n: int, prefix: str) -> None:
+        # esptool reports per region ("Writing at 0x..."): placed within the whole bundle
+        if not progress or not n:
+            return
+        try:
+            addr = int(prefix.split("0x", 1)[1].split()[0], 16)
+        except (IndexError, ValueError):
+            return
+        i = max((k for k, r in enumerate(bundle.regions) if r.addr <= addr), default=0)
+        progress(starts[i] + int(cur / n * len(bundle.regions[i].data)), total, bundle.regions[i].name)
 
+    def work(esp, res: Result) -> None:
         _logger.local.progress = on_bar
         write_flash(esp, [(r.addr, r.data) for r in bundle.regions], compress=True, flash_size="keep",
                     flash_mode="keep", flash_freq="keep")
         res.written = total
         if progress:
             progress(total, total, "verified")
-        stage = "reset"
+        res.stage = "reset"
         if reset:
             esp.hard_reset()
-        res.ok = True
-    except LoraspotError as e:
-        res.error = str(e)
-    except (FatalError, serial.SerialException, OSError, struct.error) as e:
-        res.error = explain(e, port, stage)
-    finally:
-        _logger.local.progress = None
-        _logger.local.lines = None
-        if esp is not None:
-            try:
-                esp._port.close()
-            except Exception:
-                pass
-        res.seconds = time.monotonic() - start
-    return res
+
+    return _with_session(port, bauds, work, bundle.profile["chip"], bundle.profile["id"], connect_attempts)
 
 
 def flash_many(ports: list[str], bundles: dict[str, Bundle],

@@ -90,18 +90,25 @@ def read_partitions(image_path: Path) -> list[Partition]:
         return decode_partition_table(f.read(TABLE_MAX))
 
 
-def find_vfs(image_path: Path) -> Partition:
-    """The filesystem partition of a flash image, found by label as MicroPython does."""
-    parts = read_partitions(image_path)
+def vfs_of(parts: list[Partition]) -> Partition:
+    """The filesystem partition of a table, found by label as MicroPython does."""
     for pt in parts:
         if pt.type == TYPE_DATA and pt.label in ("vfs", "ffat"):
             return pt
     raise ImageError("the partition table has no 'vfs' partition")
 
 
+def romfs_of(parts: list[Partition]) -> Partition | None:
+    """The ROMFS partition (label "romfs") of a table, or None."""
+    return next((pt for pt in parts if pt.type == TYPE_DATA and pt.label == "romfs"), None)
+
+
+def find_vfs(image_path: Path) -> Partition:
+    return vfs_of(read_partitions(image_path))
+
+
 def find_romfs(image_path: Path) -> Partition | None:
-    """The ROMFS partition (label "romfs"), or None for an image without one."""
-    return next((pt for pt in read_partitions(image_path) if pt.type == TYPE_DATA and pt.label == "romfs"), None)
+    return romfs_of(read_partitions(image_path))
 
 
 def build_romfs(files: dict[str, bytes], size: int) -> bytes:

@@ -128,7 +128,7 @@ class RomLoader:
         self.regs: dict[int, int] = {}
         self.slip = SlipDecoder()
         self._write: dict | None = None  # the FLASH_(DEFL_)BEGIN in progress
-        self._flash_done: list[float] = []  # when the stub's flash work for each queued block ends
+        self._flash_busy = 0.0  # when the stub's flash work on the last block ends (monotonic time)
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="rom-loader", daemon=True)
         self.commands = 0
@@ -303,13 +303,11 @@ class RomLoader:
             t += BLOCK_ERASE_S if n == BLOCK else SECTOR_ERASE_S
         return t
 
-    def _stub_wait(self, keep: int) -> None:
-        """Wait until at most `keep` blocks of flash work are still queued."""
-        while len(self._flash_done) > keep:
-            delay = self._flash_done[0] - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._flash_done.pop(0)
+    def _stub_wait(self) -> None:
+        """Wait until the flash work on the previous block is done."""
+        delay = self._flash_busy - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     def _data(self, op: int, data: bytes, chk: int) -> None:
         w = self._write
@@ -329,7 +327,7 @@ class RomLoader:
         # The stub acknowledges a block once it has it, and erases and programs it while the host
         # sends the next one, which it takes (and acknowledges) when the previous one is written:
         # esptool times each acknowledgement by the size of the block before it.
-        self._stub_wait(0)
+        self._stub_wait()
         work = 0.0
         if out:
             if w["next"] + len(out) > self.flash_size:
@@ -339,8 +337,7 @@ class RomLoader:
             self.flash.write(out)
             w["next"] += len(out)
             work += PAGE_PROGRAM_S * ((len(out) + 255) // 256)
-        start = max(time.monotonic(), self._flash_done[-1] if self._flash_done else 0.0)
-        self._flash_done.append(start + work)
+        self._flash_busy = time.monotonic() + work
         self._reply(op)
 
     def _op_03(self, op, data, chk):
@@ -350,7 +347,7 @@ class RomLoader:
         self._data(op, data, chk)
 
     def _end(self, op: int, data: bytes) -> None:
-        self._stub_wait(0)
+        self._stub_wait()
         self._write = None
         self.flash.flush()
         self._reply(op)
@@ -365,7 +362,7 @@ class RomLoader:
 
     def _op_13(self, op, data, chk):  # SPI_FLASH_MD5
         addr, size = struct.unpack_from("<II", data)
-        self._stub_wait(0)
+        self._stub_wait()
         self.flash.flush()
         self.flash.seek(addr)
         digest = hashlib.md5(self.flash.read(size))

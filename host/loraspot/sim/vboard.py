@@ -314,14 +314,16 @@ class VirtualBoard:
             try:
                 espimage.read_image(head, self.profile["chip"])
                 parts = image.decode_partition_table(head[image.TABLE_OFFSET - offset :])
-                app = next(p for p in parts if p.type == image.TYPE_APP)
+                app = next((p for p in parts if p.type == image.TYPE_APP), None)
+                if app is None:
+                    return "the partition table has no application partition"
                 f.seek(app.offset)
                 espimage.read_image(f.read(app.size), self.profile["chip"])
-            except (ImageError, StopIteration) as e:
-                return str(e) or "no application partition"
-        self.vfs = next((p for p in parts if p.type == image.TYPE_DATA and p.label in ("vfs", "ffat")), None)
-        self.romfs = next((p for p in parts if p.type == image.TYPE_DATA and p.label == "romfs"), None)
-        return "" if self.vfs else "the partition table has no 'vfs' partition"
+                self.vfs = image.vfs_of(parts)
+            except ImageError as e:
+                return str(e)
+        self.romfs = image.romfs_of(parts)
+        return ""
 
     def _run_once(self) -> None:
         error = self._check_flash()

@@ -63,7 +63,8 @@ if cfg.get("romfs"):
 # rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
 # fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
 _target = cfg["target_free"]
-_repl_mode_after_reset = cfg.get("repl") or "friendly"
+# A soft reset from the raw REPL comes back to the raw REPL: boot.py runs, main.py does not.
+_repl_mode = cfg.get("repl") or "friendly"
 del cfg
 gc.collect()
 _excess = gc.mem_free() - _target
@@ -87,9 +88,6 @@ def _run(path):
     exec(compile(code, path, "exec"), _main)
 
 
-# A soft reset from the raw REPL comes back to the raw REPL: boot.py runs, main.py does not.
-_repl_mode = _repl_mode_after_reset
-del _repl_mode_after_reset
 try:
     _run("boot.py")
     if _repl_mode != "raw":
@@ -104,6 +102,6 @@ try:
 except EOFError:
     _vmachine.tell(b"reset vm")
     _vmachine.halt()
-_vrepl.sys.stdout.buffer.write(b"MPY: soft reboot\n")
+sys.stdout.buffer.write(b"MPY: soft reboot\n")
 _vmachine.tell(b"softreboot " + _mode.encode())
 _vmachine.halt()
