@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from loraspot import boards
+from loraspot.console.files import deflated
 from loraspot.flash import deploy, flasher
 from loraspot.flash import image as fsimage
 
@@ -84,37 +85,69 @@ def main() -> None:
         assert all(x.ok for x in res), [x.error for x in res]
         print(f"flash 4 boards in parallel: {par:.2f} s vs one board {r.seconds:.2f} s: {par / r.seconds:.2f}x")
 
-        # Deploy vs mpremote at 115200: the library of a board whose library lives in its filesystem.
+        # Deploy vs mpremote: the library of a board whose library lives in its filesystem.
         fsprof = json.loads(json.dumps(profile))
         del fsprof["flash"]["partitions"]["romfs"]
         mpy = flasher.compiled_firmware(flasher.resources.cache_dir() / "mpy-cache")
         files = fsimage.app_files(fsprof, mpy_dir=mpy)
-        flash = Path(d) / "dep.bin"
-        fsimage.create_flash_image(flash, fsprof, files)
-        b = Board(flash, "--heap-kb", "200")
-        time.sleep(3)
-        # Every library file made different (one byte more; never loaded: no reboot), so all are sent.
-        new = {k: (v + b"\0" if k.startswith("lib/") else v) for k, v in files.items()}
-        lib = {k: v for k, v in new.items() if k.startswith("lib/")}
-        t = time.monotonic()
-        dep = deploy.deploy(b.info["url"], new, reboot=False)
-        dep_s = time.monotonic() - t
-        t = time.monotonic()
-        nochange = deploy.deploy(b.info["url"], new, reboot=False)
-        noch_s = time.monotonic() - t
-        src = Path(d) / "lib"
+        for baud in (115200, 921600):
+            deploy_vs_mpremote(Path(d), fsprof, files, baud)
+
+
+def mpremote_put_tree(url: str, baud: int, lib: dict[str, bytes]) -> None:
+    from mpremote.transport_serial import SerialTransport
+
+    t = SerialTransport(url, baudrate=baud)
+    try:
+        t.enter_raw_repl(soft_reset=False)
+        for d in sorted({"/".join(("mp", *k[4:].split("/")[:i])) for k in lib for i in range(k[4:].count("/") + 1)}):
+            if not t.fs_exists(d):
+                t.fs_mkdir(d)
         for k, v in lib.items():
-            (src / k[4:]).parent.mkdir(parents=True, exist_ok=True)
-            (src / k[4:]).write_bytes(v)
-        t = time.monotonic()
+            t.fs_writefile("mp/" + k[4:], v)
+        t.exit_raw_repl()
+    finally:
+        t.close()
+
+
+def deploy_vs_mpremote(d: Path, fsprof: dict, files: dict[str, bytes], baud: int) -> None:
+    flash = d / f"dep{baud}.bin"
+    fsimage.create_flash_image(flash, fsprof, files)
+    b = Board(flash, "--heap-kb", "200", "--baud", str(baud))
+    time.sleep(3)
+    # Every library file made different (one byte more; never loaded: no reboot), so all are sent.
+    new = {k: (v + b"\0" if k.startswith("lib/") else v) for k, v in files.items()}
+    lib = {k: v for k, v in new.items() if k.startswith("lib/")}
+    t = time.monotonic()
+    dep = deploy.deploy(b.info["url"], new, baud=baud, reboot=False)
+    dep_s = time.monotonic() - t
+    t = time.monotonic()
+    nochange = deploy.deploy(b.info["url"], new, baud=baud, reboot=False)
+    noch_s = time.monotonic() - t
+    src = d / f"lib{baud}"
+    for k, v in lib.items():
+        (src / k[4:]).parent.mkdir(parents=True, exist_ok=True)
+        (src / k[4:]).write_bytes(v)
+    t = time.monotonic()
+    if baud == 115200:  # the command line always opens the port at 115200
         mp = subprocess.run([sys.executable, "-m", "mpremote", "connect", b.info["pty"], "fs", "cp", "-r", str(src),
                              ":mp"], capture_output=True, text=True)
-        mp_s = time.monotonic() - t
-        b.stop()
-        print(f"deploy of the library ({len(dep.sent)} files, {dep.bytes_sent} B) over the console: {dep_s:.2f} s; "
-              f"mpremote fs cp -r of the same files: {mp_s:.2f} s (exit {mp.returncode}): {mp_s / dep_s:.2f}x faster")
-        print(f"no-change deploy: {noch_s:.2f} s ({nochange.unchanged} files compared by manifest)")
-
+        how = "mpremote fs cp -r"
+        if mp.returncode:
+            raise SystemExit(f"mpremote failed: {mp.stderr}")
+    else:
+        mpremote_put_tree(b.info["url"], baud, lib)
+        how = "mpremote's library (mkdir + fs_writefile, as cp -r does)"
+    mp_s = time.monotonic() - t
+    b.stop()
+    raw = sum(len(v) for v in lib.values())
+    wire = len(deflated(deploy.make_pack({"/" + k: v for k, v in lib.items()})))
+    print(f"deploy at {baud} baud: {len(dep.sent)} files, {raw} B ({wire} B as one deflated pack on the line, "
+          f"line-rate bound {wire * 10 / baud:.2f} s) in {dep_s:.2f} s; {how} of the same files at the same baud: "
+          f"{mp_s:.2f} s: {mp_s / dep_s:.2f}x faster")
+    print(f"  5x mpremote would need {raw / (mp_s / 5) / (baud / 10):.2f}x the line rate in file bytes; "
+          f"deflate gives {raw / wire:.2f}x")
+    print(f"  no-change deploy: {noch_s:.2f} s ({nochange.unchanged} files compared by manifest)")
 
 if __name__ == "__main__":
     main()

@@ -57,7 +57,7 @@ class App:
             if group == "fs":
                 from spot.fsops import FileOps
 
-                obj = FileOps()
+                obj = FileOps(self.console)
             else:
                 from spot.keys import KeyOps
 

@@ -44,6 +44,9 @@ class Console:
         self.seq = 0
         self.events_enabled = True
         self.last_rx_ms = None  # clock ticks_ms of the last request frame
+        # A handler may set this to a coroutine function run right after its answer is sent, while
+        # nothing else reads the port (fs.data receives its raw bytes this way).
+        self.after: Any = None
         self.counters = {"rx_frames": 0, "rx_bad": 0, "rx_too_long": 0, "rx_lines": 0, "tx_frames": 0, "errors": 0}
 
     def register(self, op, handler, auth=False):
@@ -125,9 +128,11 @@ class Console:
         try:
             result = await handler(args)
         except CommandError as e:
+            self.after = None
             self._error(rid, e.code, str(e))
             return
         except Exception as e:  # a handler bug must not take the console down
+            self.after = None
             code = getattr(e, "code", None)
             if isinstance(code, str):
                 self._error(rid, code, str(e))
@@ -135,3 +140,7 @@ class Console:
                 self._error(rid, "internal", "%s: %s" % (type(e).__name__, e))
             return
         self.send({"id": rid, "ok": {} if result is None else result})
+        after = self.after
+        if after is not None:
+            self.after = None
+            await after()

@@ -1,17 +1,25 @@
 # File commands of the console: ls, stat, get (chunked reads), put (chunked, SHA-256 checked,
 # written to a temporary file and renamed into place, so a cut transfer never leaves a partial file).
+# A put's data comes either as base64 in fs.write requests or, faster, as raw bytes after each
+# fs.data request (a window held in RAM, then written); it may be a raw deflate stream ("z"), which
+# the device inflates at fs.end.
+import asyncio
 import binascii
 import hashlib
 import os
 
+import micropython
 from micropython import const
 
 from spot.console import CommandError, arg
 
 CHUNK = const(512)  # data bytes per fs.get answer (base64 keeps the frame under MAX_FRAME)
 PUT_CHUNK = const(135)  # data bytes per fs.write: its frame stays within MAX_REQUEST (256)
+WINDOW = const(2048)  # raw bytes per fs.data: received into RAM, so flash writes never stall the line
+_RAW_WAIT_MS = const(2000)  # a window not complete this long after its last byte is abandoned
 _LS_PAGE = const(24)
 PART = ".part"
+ZPART = ".z.part"  # the deflate stream of a compressed put, inflated into PART at fs.end
 PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp")
 
 
@@ -72,17 +80,34 @@ def sweep_parts(root="/"):
             os.remove(path)
 
 
+def _makedirs(path):
+    i = path.find("/", 1)
+    while i > 0:
+        try:
+            os.mkdir(path[:i])
+        except OSError as e:
+            if not (e.args and e.args[0] == 17):
+                raise
+        i = path.find("/", i + 1)
+
+
 # console command, method, needs admin authentication once locked
 OPS = (("fs.ls", "ls", False), ("fs.stat", "stat", False), ("fs.get", "get", False), ("fs.put", "put", True),
-       ("fs.write", "write", True), ("fs.end", "end", True), ("fs.rm", "rm", True), ("fs.mkdir", "mkdir", True))
+       ("fs.write", "write", True), ("fs.data", "data", True), ("fs.end", "end", True), ("fs.rm", "rm", True),
+       ("fs.mkdir", "mkdir", True), ("fs.unpack", "unpack", True))
 
 
 class FileOps:
-    def __init__(self):
+    def __init__(self, console=None):
         self._buf = bytearray(CHUNK)
-        self._put = None  # [path, size, sha256 hex, file, hash, offset]
+        self._win = b""  # fs.data's receive window (a bytearray), allocated on first use
+        self._raw = 0  # bytes the pending fs.data window still expects
+        self._console = console
+        # [path, size, sha256 hex, file, hash, offset, deflate window bits or 0, bytes to transfer]
+        self._put = None
 
     def register(self, console):
+        self._console = console
         for op, method, auth in OPS:
             console.register(op, getattr(self, method), auth)
 
@@ -136,27 +161,93 @@ class FileOps:
         return {"off": off, "data": binascii.b2a_base64(mv[:got]).rstrip().decode(), "eof": eof}
 
     def abort(self):
-        if self._put:
+        t = self._put
+        if t:
+            self._put = None
             try:
-                self._put[3].close()
-                os.remove(self._put[0] + PART)
+                t[3].close()
             except OSError:
                 pass
-            self._put = None
+            for suffix in (PART, ZPART):
+                try:
+                    os.remove(t[0] + suffix)
+                except OSError:
+                    pass
 
     async def put(self, args):
         path = _path(args)
         size = arg(args, "size", int)
         digest = arg(args, "sha256", str)
+        z = arg(args, "z", int, 0, required=False)
+        csize = arg(args, "csize", int, size, required=bool(z))
         if size < 0 or len(digest) != 64:
             raise CommandError("bad_args", "need size >= 0 and a 64-digit sha256")
+        if z and not (9 <= z <= 12 and csize >= 0):
+            raise CommandError("bad_args", "need 9 <= z <= 12 (deflate window bits) and csize >= 0")
         self.abort()
         try:
-            f = open(path + PART, "wb")
+            f = open(path + (ZPART if z else PART), "wb")
         except OSError as e:
             raise _io_error(e, path)
-        self._put = [path, size, digest.lower(), f, hashlib.sha256(), 0]
-        return {"chunk": PUT_CHUNK}
+        self._put = [path, size, digest.lower(), f, hashlib.sha256(), 0, z, csize if z else size]
+        return {"chunk": PUT_CHUNK, "window": WINDOW}
+
+    def _store(self, t, data):
+        if t[5] + len(data) > t[7]:
+            self.abort()
+            raise CommandError("too_big", "more data than the announced size")
+        try:
+            t[3].write(data)
+        except OSError as e:
+            self.abort()
+            raise _io_error(e, t[0])
+        if not t[6]:
+            t[4].update(data)
+        t[5] += len(data)
+
+    async def data(self, args):
+        """Announce `n` raw bytes at `off`; they follow the answer on the line."""
+        t = self._put
+        if t is None:
+            raise CommandError("no_transfer", "no fs.put in progress")
+        off = arg(args, "off", int)
+        n = arg(args, "n", int)
+        if off != t[5]:
+            raise CommandError("bad_offset", "expected offset %d" % t[5])
+        if not 0 < n <= WINDOW or off + n > t[7]:
+            raise CommandError("bad_args", "need 0 < n <= %d within the announced size" % WINDOW)
+        if not self._win:
+            self._win = bytearray(WINDOW)
+        self._raw = n
+        micropython.kbd_intr(-1)  # raw bytes may hold 0x03; off before the host may send them
+        self._console.after = self._receive
+        return {"off": off}
+
+    async def _receive(self):
+        n = self._raw
+        mv = memoryview(self._win)
+        got = 0
+        port = self._console.port
+        try:
+            while got < n:
+                k = await asyncio.wait_for_ms(port.readinto(mv[got:n]), _RAW_WAIT_MS)
+                if not k:
+                    break
+                got += k
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            micropython.kbd_intr(3)
+        t = self._put
+        if got < n or t is None:
+            # The host learns of it from its next request (no_transfer) and keeps its old file.
+            self._console.counters["rx_bad"] += 1
+            self.abort()
+            return
+        try:
+            self._store(t, mv[:n])
+        except CommandError:
+            pass
 
     async def write(self, args):
         t = self._put
@@ -165,34 +256,99 @@ class FileOps:
         off = arg(args, "off", int)
         if off != t[5]:
             raise CommandError("bad_offset", "expected offset %d" % t[5])
-        data = _b64(arg(args, "data", str))
-        if t[5] + len(data) > t[1]:
-            self.abort()
-            raise CommandError("too_big", "more data than the announced size")
-        try:
-            t[3].write(data)
-        except OSError as e:
-            self.abort()
-            raise _io_error(e, t[0])
-        t[4].update(data)
-        t[5] += len(data)
+        self._store(t, _b64(arg(args, "data", str)))
         return {"off": t[5]}
 
     async def end(self, args):
         t = self._put
         if t is None:
             raise CommandError("no_transfer", "no fs.put in progress")
-        self._put = None
-        path, size, digest, f, h, got = t
+        path, size, digest, f, h, got, z, total = t
         f.close()
+        if z:
+            try:
+                got = self._inflate(path, z, h, size) if got == total else -1
+            except Exception:  # a corrupt stream: whatever inflating raises, the file is not taken
+                got = -1
+        self._put = None
         if got != size or _hexdigest(h) != digest:
-            os.remove(path + PART)
+            for suffix in (PART, ZPART):
+                try:
+                    os.remove(path + suffix)
+                except OSError:
+                    pass
             raise CommandError("hash_mismatch", "received %d of %d bytes, SHA-256 differs" % (got, size))
         try:
             os.rename(path + PART, path)
         except OSError as e:
             raise _io_error(e, path)
         return {"size": size}
+
+    def _inflate(self, path, z, h, size):
+        import deflate
+
+        buf = self._buf
+        n_out = 0
+        with open(path + ZPART, "rb") as src, open(path + PART, "wb") as dst:
+            stream = deflate.DeflateIO(src, deflate.RAW, z)
+            while True:
+                n = stream.readinto(buf)
+                if not n:
+                    break
+                chunk = memoryview(buf)[:n]
+                dst.write(chunk)
+                h.update(chunk)
+                n_out += n
+                if n_out > size:
+                    break
+        os.remove(path + ZPART)
+        return n_out
+
+    async def unpack(self, args):
+        """Write the files of a pack (itself received with fs.put, so checked by SHA-256): entries of
+        u8 path length, path, u32 little-endian size, data; a zero length ends it. Every file is
+        written to its temporary name first and all are renamed at the end, in pack order."""
+        pack = _path(args)
+        done = []
+        total = 0
+        try:
+            with open(pack, "rb") as f:
+                while True:
+                    n = f.read(1)
+                    if not n or not n[0]:
+                        break
+                    path = _path({"path": f.read(n[0]).decode()})
+                    size = int.from_bytes(f.read(4), "little")
+                    _makedirs(path)
+                    done.append(path)
+                    left = size
+                    with open(path + PART, "wb") as out:
+                        while left:
+                            k = f.readinto(memoryview(self._buf)[: min(left, CHUNK)])
+                            if not k:
+                                raise CommandError("bad_pack", "%s ends early" % path)
+                            out.write(memoryview(self._buf)[:k])
+                            left -= k
+                    total += size
+                if not n:
+                    raise CommandError("bad_pack", "pack has no end mark")
+            for path in done:
+                os.rename(path + PART, path)
+        except Exception as e:
+            for path in done:
+                try:
+                    os.remove(path + PART)
+                except OSError:
+                    pass
+            if isinstance(e, CommandError):
+                raise
+            raise CommandError("bad_pack", "%s: %s" % (pack, e))
+        finally:
+            try:
+                os.remove(pack)
+            except OSError:
+                pass
+        return {"files": len(done), "bytes": total}
 
     async def rm(self, args):
         path = _path(args)

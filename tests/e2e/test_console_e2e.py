@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import serial
 from loraspot import device
-from loraspot.console import codec
+from loraspot.console import codec, files
 from loraspot.console.files import get_file, put_file
 from loraspot.errors import DeviceError, DeviceReset, TransferError
 from loraspot.flash import image
@@ -66,6 +66,49 @@ def test_put_get_64k_with_hash_at_921600(board):
         names = [e[0] for e in client.request("fs.ls", {"path": "/"})["entries"]]
         assert "data.bin" in names and "secrets.json" not in names
     assert board.board.uart.counters["rx_dropped"] == 0
+    assert data.count(3) > 100 and board.board.uart.counters["interrupts"] == 0  # 0x03 in raw windows is data
+
+
+def test_compressible_put_is_deflated_on_the_line(board):
+    data = b"".join(b"line %05d of a log that repeats itself\n" % i for i in range(1500))
+    client, _ = board.connect()
+    with client:
+        before = board.board.uart.counters["rx_bytes"]
+        put_file(client, "/log.txt", data)
+        carried = board.board.uart.counters["rx_bytes"] - before
+        assert get_file(client, "/log.txt") == data
+    assert carried < len(data) / 3, (carried, len(data))
+
+
+def test_cut_raw_window_and_corrupt_deflate_stream_keep_the_old_file(board):
+    old = b"the file before\n" * 50
+    client, _ = board.connect()
+    with client:
+        put_file(client, "/keep.bin", old)
+        new = random.Random(5).randbytes(3000)
+        # A window announced as 2048 bytes that gets only 1000: the device gives up after 2 s.
+        client.request("fs.put", {"path": "/keep.bin", "size": len(new), "sha256": hashlib.sha256(new).hexdigest()})
+        client.request("fs.data", {"off": 0, "n": 2048}, resends=0)
+        client.send_raw(new[:1000])
+        time.sleep(2.5)
+        with pytest.raises(DeviceError) as e:
+            client.request("fs.end")
+        assert e.value.code == "no_transfer"
+        # A deflate stream with a flipped byte: inflating fails or the hash differs, never a half file.
+        z = bytearray(files.deflated(b"fresh content " * 300))
+        z[len(z) // 2] ^= 0x55
+        client.request("fs.put", {"path": "/keep.bin", "size": 14 * 300,
+                                  "sha256": hashlib.sha256(b"fresh content " * 300).hexdigest(), "z": 12,
+                                  "csize": len(z)})
+        client.request("fs.data", {"off": 0, "n": len(z)}, resends=0)
+        client.send_raw(bytes(z))
+        with pytest.raises(DeviceError) as e:
+            client.request("fs.end")
+        assert e.value.code == "hash_mismatch"
+        assert get_file(client, "/keep.bin") == old
+        assert client.request("hello")["proto"] == 1
+    fs = image.read_vfs(board.board.opts.flash)
+    assert not [n for n in fs.listdir("/") if n.endswith(".part")]
 
 
 def test_garbage_and_rom_noise_on_the_line_do_not_stop_the_device(board):

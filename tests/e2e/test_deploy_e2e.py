@@ -9,6 +9,8 @@ import hashlib
 
 import pytest
 from loraspot import boards, device
+from loraspot.console.files import get_file, put_file
+from loraspot.errors import DeviceError
 from loraspot.flash import deploy
 from loraspot.flash import image as fsimage
 from loraspot.flash.mpy import compile_file, compiled_firmware
@@ -84,3 +86,29 @@ def test_deploy_refuses_library_changes_on_a_romfs_board(board):
     files["lib/spot/lpp.mpy"] = b"M\x06changed"
     with pytest.raises(deploy.DeployError, match="ROMFS"):
         deploy.deploy(board.info["url"], files)
+
+
+def test_whole_library_in_one_pack_and_a_bad_pack_changes_nothing(fs_board):
+    h, files = fs_board
+    url = h.info["url"]
+    new = {k: (v + b"\0" if k.startswith("lib/") else v) for k, v in files.items()}
+    res = deploy.deploy(url, new, reboot=False)
+    lib = sorted(k for k in new if k.startswith("lib/"))
+    assert sorted(res.sent) == lib and res.bytes_sent == sum(len(new[k]) for k in lib)
+    client, _ = device.connect(url)
+    try:
+        for k in (lib[0], lib[-1]):
+            assert client.request("fs.stat", {"path": "/" + k})["sha256"] == hashlib.sha256(new[k]).hexdigest()
+        # A pack whose second entry is a protected file: refused, and its first entry not renamed in.
+        pack = deploy.make_pack({"/boot.py": b"# not applied\n", "/secrets.json": b"{}"})
+        put_file(client, deploy.PACK, pack)
+        with pytest.raises(DeviceError) as e:
+            client.request("fs.unpack", {"path": deploy.PACK})
+        assert e.value.code == "denied"
+        assert get_file(client, "/boot.py") == files["boot.py"]
+        names = [x[0] for x in client.request("fs.ls", {"path": "/"})["entries"]]
+        assert deploy.PACK[1:] not in names
+    finally:
+        client.close()
+    fs = fsimage.read_vfs(h.board.opts.flash)
+    assert not [n for n in fs.listdir("/") if n.endswith(".part")]

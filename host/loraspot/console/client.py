@@ -39,6 +39,7 @@ class ConsoleClient:
         self.port = port
         self.timeout = timeout
         self.max_request = codec.MAX_REQUEST
+        self.caps: frozenset[str] = frozenset()  # the device's commands, from hello
         self.events: queue.Queue[Event] = queue.Queue(maxsize=10000)
         self.logs: list[str] = []
         self.orphan_errors: list[dict] = []
@@ -109,11 +110,18 @@ class ConsoleClient:
         if info.get("proto") != 1:
             raise ProtocolError(f"device speaks console protocol {info.get('proto')!r}; this host speaks 1")
         self.max_request = int(info.get("max_request", codec.MAX_REQUEST))
+        self.caps = frozenset(str(c) for c in info.get("caps", ()))
         return info
 
     def send_raw(self, data: bytes) -> None:
-        """Write bytes as they are (tests of the device's handling of bad input)."""
-        self.port.write(data)
+        """Write bytes as they are: fs.data windows, and tests of the device's handling of bad input."""
+        with self._req_lock:
+            if self._gone:
+                raise PortGone(f"port is gone: {self._gone}")
+            try:
+                self.port.write(data)
+            except serial.SerialException as e:
+                raise PortGone(f"port went away: {e}") from None
 
     def wait_event(self, kind: str | None = None, timeout: float = 10.0) -> Event:
         deadline = time.monotonic() + timeout

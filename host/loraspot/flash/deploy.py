@@ -7,6 +7,7 @@ with stock MicroPython."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -67,6 +68,15 @@ def _remote_manifest(client) -> dict[str, str] | None:
         return None
 
 
+def _same_manifest(client, wanted: bytes) -> bool:
+    """One fs.stat: the device's manifest is byte for byte the one this deploy would write."""
+    try:
+        st = client.request("fs.stat", {"path": "/" + MANIFEST})
+    except LoraspotError:
+        return False
+    return st.get("sha256") == hashlib.sha256(wanted).hexdigest()
+
+
 def _remote_hashes(client, paths: list[str]) -> dict[str, str]:
     """Without a manifest: each file's SHA-256 as the device computes it."""
     out = {}
@@ -89,6 +99,9 @@ def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, 
         profile = boards.get(hello["board"])
         files = _deployable(profile, files)
         local = manifest_of(files)
+        if _same_manifest(client, manifest_bytes(files)):
+            res.unchanged = len(local)
+            return res
         remote = _remote_manifest(client)
         if remote is None:
             remote = _remote_hashes(client, list(local))
@@ -101,18 +114,19 @@ def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, 
         if dry_run or not changed:
             res.sent = changed if dry_run else []
             return res
-        made: set[str] = set()
-        for p in changed:
-            parts = p.split("/")[:-1]
-            for depth in range(1, len(parts) + 1):
-                d = "/" + "/".join(parts[:depth])
-                if d not in made:
-                    client.request("fs.mkdir", {"path": d})
-                    made.add(d)
-            put_file(client, "/" + p, files[p])
-            res.sent.append(p)
-            res.bytes_sent += len(files[p])
-        put_file(client, "/" + MANIFEST, manifest_bytes(files))
+        if "fs.unpack" in client.caps:
+            # One compressed stream for every changed file and the manifest: a single transfer
+            # instead of three round trips per file, and deflate finds more to share.
+            pack = make_pack({"/" + p: files[p] for p in changed} | {"/" + MANIFEST: manifest_bytes(files)})
+            put_file(client, PACK, pack)
+            try:
+                client.request("fs.unpack", {"path": PACK}, timeout=10 + len(pack) / 20000)
+            except LoraspotError as e:
+                raise TransferError(f"unpacking on the device failed: {e}; the device keeps its previous files") from e
+        else:
+            _put_each(client, files, changed)
+        res.sent = changed
+        res.bytes_sent = sum(len(files[p]) for p in changed)
         if reboot:
             device.reboot(client)
             res.rebooted = True
@@ -120,6 +134,34 @@ def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, 
         client.close()
         res.seconds = time.monotonic() - start
     return res
+
+
+PACK = "/.deploy.pack"
+
+
+def make_pack(files: dict[str, bytes]) -> bytes:
+    """fs.unpack's format: per file u8 path length, path, u32 little-endian size, data; then 0."""
+    out = bytearray()
+    for path, data in files.items():
+        name = path.encode()
+        if not 0 < len(name) < 256:
+            raise DeployError(f"path too long for a pack: {path}")
+        out += bytes([len(name)]) + name + len(data).to_bytes(4, "little") + data
+    return bytes(out + b"\0")
+
+
+def _put_each(client, files: dict[str, bytes], changed: list[str]) -> None:
+    """Firmware without fs.unpack: one atomic put per file, then the manifest."""
+    made: set[str] = set()
+    for p in changed:
+        parts = p.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            d = "/" + "/".join(parts[:depth])
+            if d not in made:
+                client.request("fs.mkdir", {"path": d})
+                made.add(d)
+        put_file(client, "/" + p, files[p])
+    put_file(client, "/" + MANIFEST, manifest_bytes(files))
 
 
 def _has_romfs(client) -> bool:
