@@ -80,15 +80,30 @@ def sweep_parts(root="/"):
             os.remove(path)
 
 
+def _mkdir(path):
+    """os.mkdir that accepts an existing directory."""
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        if not (e.args and e.args[0] == 17):
+            raise
+
+
 def _makedirs(path):
+    """The parent directories of a file path."""
     i = path.find("/", 1)
     while i > 0:
-        try:
-            os.mkdir(path[:i])
-        except OSError as e:
-            if not (e.args and e.args[0] == 17):
-                raise
+        _mkdir(path[:i])
         i = path.find("/", i + 1)
+
+
+def _remove(path, *suffixes):
+    """Remove path+suffix for each suffix, as far as they exist."""
+    for suffix in suffixes:
+        try:
+            os.remove(path + suffix)
+        except OSError:
+            pass
 
 
 # console command, method, needs admin authentication once locked
@@ -168,11 +183,7 @@ class FileOps:
                 t[3].close()
             except OSError:
                 pass
-            for suffix in (PART, ZPART):
-                try:
-                    os.remove(t[0] + suffix)
-                except OSError:
-                    pass
+            _remove(t[0], PART, ZPART)
 
     async def put(self, args):
         path = _path(args)
@@ -205,15 +216,20 @@ class FileOps:
             t[4].update(data)
         t[5] += len(data)
 
-    async def data(self, args):
-        """Announce `n` raw bytes at `off`; they follow the answer on the line."""
+    def _at(self, args):
+        """The transfer in progress, checked to continue at args' offset."""
         t = self._put
         if t is None:
             raise CommandError("no_transfer", "no fs.put in progress")
-        off = arg(args, "off", int)
-        n = arg(args, "n", int)
-        if off != t[5]:
+        if arg(args, "off", int) != t[5]:
             raise CommandError("bad_offset", "expected offset %d" % t[5])
+        return t
+
+    async def data(self, args):
+        """Announce `n` raw bytes at `off`; they follow the answer on the line."""
+        t = self._at(args)
+        off = t[5]
+        n = arg(args, "n", int)
         if not 0 < n <= WINDOW or off + n > t[7]:
             raise CommandError("bad_args", "need 0 < n <= %d within the announced size" % WINDOW)
         if not self._win:
@@ -250,12 +266,7 @@ class FileOps:
             pass
 
     async def write(self, args):
-        t = self._put
-        if t is None:
-            raise CommandError("no_transfer", "no fs.put in progress")
-        off = arg(args, "off", int)
-        if off != t[5]:
-            raise CommandError("bad_offset", "expected offset %d" % t[5])
+        t = self._at(args)
         self._store(t, _b64(arg(args, "data", str)))
         return {"off": t[5]}
 
@@ -272,11 +283,7 @@ class FileOps:
                 got = -1
         self._put = None
         if got != size or _hexdigest(h) != digest:
-            for suffix in (PART, ZPART):
-                try:
-                    os.remove(path + suffix)
-                except OSError:
-                    pass
+            _remove(path, PART, ZPART)
             raise CommandError("hash_mismatch", "received %d of %d bytes, SHA-256 differs" % (got, size))
         try:
             os.rename(path + PART, path)
@@ -336,18 +343,12 @@ class FileOps:
                 os.rename(path + PART, path)
         except Exception as e:
             for path in done:
-                try:
-                    os.remove(path + PART)
-                except OSError:
-                    pass
+                _remove(path, PART)
             if isinstance(e, CommandError):
                 raise
             raise CommandError("bad_pack", "%s: %s" % (pack, e))
         finally:
-            try:
-                os.remove(pack)
-            except OSError:
-                pass
+            _remove(pack, "")
         return {"files": len(done), "bytes": total}
 
     async def rm(self, args):
@@ -363,7 +364,6 @@ class FileOps:
     async def mkdir(self, args):
         path = _path(args)
         try:
-            os.mkdir(path)
+            _mkdir(path)
         except OSError as e:
-            if not (e.args and e.args[0] == 17):
-                raise _io_error(e, path)
+            raise _io_error(e, path)

@@ -25,14 +25,13 @@ def deflated(data: bytes, bits: int = ZBITS) -> bytes:
     return c.compress(data) + c.flush()
 
 
-def put_file(client: ConsoleClient, path: str, data: bytes, progress: Progress | None = None,
-             compress: bool = True) -> None:
+def put_file(client: ConsoleClient, path: str, data: bytes, progress: Progress | None = None) -> None:
     """Write `data` to `path` on the device; `progress(done, total)` counts bytes on the line."""
     digest = hashlib.sha256(data).hexdigest()
     fast = "fs.data" in client.caps
     args: dict = {"path": path, "size": len(data), "sha256": digest}
     payload = data
-    if fast and compress and len(data) > 64:
+    if fast and len(data) > 64:
         z = deflated(data)
         if len(z) < len(data) * 0.95:
             payload = z

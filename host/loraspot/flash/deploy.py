@@ -99,7 +99,8 @@ def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, 
         profile = boards.get(hello["board"])
         files = _deployable(profile, files)
         local = manifest_of(files)
-        if _same_manifest(client, manifest_bytes(files)):
+        manifest = manifest_bytes(files)
+        if _same_manifest(client, manifest):
             res.unchanged = len(local)
             return res
         remote = _remote_manifest(client)
@@ -117,7 +118,7 @@ def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, 
         if "fs.unpack" in client.caps:
             # One compressed stream for every changed file and the manifest: a single transfer
             # instead of three round trips per file, and deflate finds more to share.
-            pack = make_pack({"/" + p: files[p] for p in changed} | {"/" + MANIFEST: manifest_bytes(files)})
+            pack = make_pack({"/" + p: files[p] for p in changed} | {"/" + MANIFEST: manifest})
             put_file(client, PACK, pack)
             try:
                 client.request("fs.unpack", {"path": PACK}, timeout=10 + len(pack) / 20000)
