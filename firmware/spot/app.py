@@ -37,12 +37,12 @@ class App:
         c.register("reboot", self.reboot)
         # File and key commands are rare on a running board: only their names are registered
         # here; the module is loaded when a host first uses one (its code stays on flash till then).
-        from spot import fsops, keys
+        from spot import fsnames, keys
 
-        for group, module in (("fs", fsops), ("keys", keys)):
+        for group, module in (("fs", fsnames), ("keys", keys)):
             for op, method, auth in module.OPS:
                 c.register(op, self._lazy(group, method), auth)
-        unload("spot.fsops")
+        unload("spot.fsnames")
         unload("spot.keys")
 
     def _lazy(self, group, method):
@@ -185,10 +185,10 @@ class App:
 
 def _sweep():
     # in a function of its own so that nothing keeps the module once it is unloaded
-    from spot import fsops
+    from spot import fsnames
 
     try:
-        fsops.sweep_parts()
+        fsnames.sweep_parts()
     except OSError:
         pass
 

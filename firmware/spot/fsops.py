@@ -12,15 +12,14 @@ import micropython
 from micropython import const
 
 from spot.console import CommandError, arg
+from spot.fsnames import OPS, PART, PROTECTED
 
 CHUNK = const(512)  # data bytes per fs.get answer (base64 keeps the frame under MAX_FRAME)
 PUT_CHUNK = const(135)  # data bytes per fs.write: its frame stays within MAX_REQUEST (256)
 WINDOW = const(2048)  # raw bytes per fs.data: received into RAM, so flash writes never stall the line
 _RAW_WAIT_MS = const(2000)  # a window not complete this long after its last byte is abandoned
 _LS_PAGE = const(24)
-PART = ".part"
 ZPART = ".z.part"  # the deflate stream of a compressed put, inflated into PART at fs.end
-PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp")
 
 
 def _path(args):
@@ -69,17 +68,6 @@ def file_sha256(path, buf):
     return size, _hexdigest(h)
 
 
-def sweep_parts(root="/"):
-    """Remove temporary files of transfers that a reset or power cut interrupted."""
-    for entry in os.ilistdir(root):
-        name, kind = entry[0], entry[1]
-        path = (root.rstrip("/") + "/" + name) if root != "/" else "/" + name
-        if kind == 0x4000:
-            sweep_parts(path)
-        elif name.endswith(PART):
-            os.remove(path)
-
-
 def _mkdir(path):
     """os.mkdir that accepts an existing directory."""
     try:
@@ -104,12 +92,6 @@ def _remove(path, *suffixes):
             os.remove(path + suffix)
         except OSError:
             pass
-
-
-# console command, method, needs admin authentication once locked
-OPS = (("fs.ls", "ls", False), ("fs.stat", "stat", False), ("fs.get", "get", False), ("fs.put", "put", True),
-       ("fs.write", "write", True), ("fs.data", "data", True), ("fs.end", "end", True), ("fs.rm", "rm", True),
-       ("fs.mkdir", "mkdir", True), ("fs.unpack", "unpack", True))
 
 
 class FileOps:

@@ -176,7 +176,7 @@ def test_interrupted_put_leaves_old_file():
     _run(ops.put({"path": "/f/x", "size": 9, "sha256": digest}))
     _run(ops.write({"off": 0, "data": binascii.b2a_base64(b"v2 ").decode().rstrip()}))
     ops2 = FileOps()  # as after a reset: the transfer is gone
-    from spot.fsops import sweep_parts
+    from spot.fsnames import sweep_parts
 
     ops.abort()
     sweep_parts("/f")

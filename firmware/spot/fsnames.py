@@ -1,0 +1,22 @@
+# What the boot needs of the file commands, without loading them: their names (registered
+# lazily by spot.app) and the sweep of temporary files that an interrupted transfer left.
+import os
+
+PART = ".part"
+PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp")
+
+# console command, method, needs admin authentication once locked
+OPS = (("fs.ls", "ls", False), ("fs.stat", "stat", False), ("fs.get", "get", False), ("fs.put", "put", True),
+       ("fs.write", "write", True), ("fs.data", "data", True), ("fs.end", "end", True), ("fs.rm", "rm", True),
+       ("fs.mkdir", "mkdir", True), ("fs.unpack", "unpack", True))
+
+
+def sweep_parts(root="/"):
+    """Remove temporary files of transfers that a reset or power cut interrupted."""
+    for entry in os.ilistdir(root):
+        name, kind = entry[0], entry[1]
+        path = (root.rstrip("/") + "/" + name) if root != "/" else "/" + name
+        if kind == 0x4000:
+            sweep_parts(path)
+        elif name.endswith(PART):
+            os.remove(path)
