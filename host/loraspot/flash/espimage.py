@@ -28,6 +28,7 @@ APP_DESC_MAGIC = 0xABCD5432
 _APP_DESC = struct.Struct("<IIII32s32s16s16s32s32s")
 _DROM = {"esp32": 0x3F400020, "esp32s3": 0x3C000020}  # where the app descriptor is mapped
 _IRAM = {"esp32": 0x40080000, "esp32s3": 0x40370000}  # the entry point's segment
+_IROM = {"esp32": 0x400D0020, "esp32s3": 0x42000020}  # flash-mapped code
 _CLASSES = {"esp32": ESP32FirmwareImage, "esp32s3": ESP32S3FirmwareImage}
 BOOTLOADER_OFFSET = {"esp32": 0x1000, "esp32s3": 0x0}  # where the ROM looks for the bootloader
 PLACEHOLDER_PROJECT = "loraspot-virtual"
@@ -131,10 +132,11 @@ def _esp_image(chip: str, segments: list[tuple[int, bytes]], entry: int) -> byte
     return out
 
 
-def placeholder(profile: dict) -> bytes:
+def placeholder(profile: dict, code: bytes = b"") -> bytes:
     """The virtual board's stand-in for a MicroPython image: a bootloader, the profile's partition
     table and an application whose descriptor names the project and its version, each a valid ESP
-    image for the profile's chip. From the bootloader offset to the end of the application."""
+    image for the profile's chip. From the bootloader offset to the end of the application. `code`
+    is an extra segment standing in for the interpreter's code (benchmarks at a real image's size)."""
     chip = profile["chip"]
     if chip not in _DROM:
         raise ImageError(f"no placeholder image for {chip}")
@@ -145,7 +147,10 @@ def placeholder(profile: dict) -> bytes:
                           b"Nov 22 2026", f"loraspot {__version__}".encode(), b"\0" * 32)
     parts = fsimage.partitions_for(profile)
     app_part = next(p for p in parts if p.type == fsimage.TYPE_APP)
-    app = _esp_image(chip, [(_DROM[chip], desc), (iram, b"\x00" * 256)], iram)
+    segments = [(_DROM[chip], desc), (iram, b"\x00" * 256)]
+    if code:
+        segments.append((_IROM[chip], code))
+    app = _esp_image(chip, segments, iram)
     out = bytearray(b"\xff" * (app_part.offset - offset))
     out[: len(boot)] = boot
     table_at = fsimage.TABLE_OFFSET - offset
