@@ -95,3 +95,13 @@ def test_broken_images_are_refused(cache):
     img[0x40] ^= 1  # a bit flipped in the bootloader
     with pytest.raises(ImageError, match=r"checksum|SHA-256"):
         espimage.read_firmware(bytes(img))
+
+
+@pytest.mark.parametrize("board", ["virtual", "lilygo-t3-s3"])
+def test_placeholder_with_a_code_segment_is_a_valid_image(board):
+    profile = boards.get(board)
+    code = bytes(range(256)) * 400
+    img = espimage.placeholder(profile, code)
+    fw = espimage.read_firmware(img, profile["chip"])
+    assert fw.project == espimage.PLACEHOLDER_PROJECT and fw.version == "v1.29.0"
+    assert code in img and len(img) > len(espimage.placeholder(profile)) + len(code)
