@@ -4,6 +4,8 @@ import binascii
 import gc
 import os
 
+import micropython
+
 from spot import VERSION, crashlog, unload
 from spot.board import Board
 from spot.clock import ticks_diff
@@ -39,8 +41,8 @@ class App:
         # here; the module is loaded when a host first uses one (its code stays on flash till then).
         from spot import fsnames, keys
 
-        for group, module in (("fs", fsnames), ("keys", keys)):
-            for op, method, auth in module.OPS:
+        for group, ops in (("fs", fsnames.OPS), ("keys", keys.OPS), ("auth", keys.AUTH_OPS)):
+            for op, method, auth in ops:
                 c.register(op, self._lazy(group, method), auth)
         unload("spot.fsnames")
         unload("spot.keys")
@@ -58,12 +60,26 @@ class App:
                 from spot.fsops import FileOps
 
                 obj = FileOps(self.console)
+            elif group == "auth":
+                from spot.auth import Auth
+
+                obj = Auth(self)
             else:
                 from spot.keys import KeyOps
 
                 obj = KeyOps(self.secrets)
             self._groups[group] = obj
         return obj
+
+    def apply_lock(self):
+        """Admin authentication on or off as the config says; the REPL off in production."""
+        locked = self.config.get("locked")
+        self.console.guard = self._guard if locked else None
+        self.console.kbd_char = -1 if locked and self.config.get("production") else 3
+        micropython.kbd_intr(self.console.kbd_char)
+
+    async def _guard(self, op, args):
+        self._group("auth").check(op, args)  # pyright: ignore[reportAttributeAccessIssue]
 
     # --- commands -----------------------------------------------------------------------------
     async def hello(self, args):
@@ -83,6 +99,7 @@ class App:
             "caps": self.console.ops(),
             "config_origin": self.config.origin,
             "safe_mode": self.safe_mode,
+            "locked": self.config.get("locked"),
         }
 
     def stats_data(self):
@@ -115,6 +132,8 @@ class App:
             changes = {arg(args, "key", str): args.get("value")}
             if "value" not in args:
                 raise CommandError("bad_args", "missing argument 'value'")
+        if "locked" in changes or "production" in changes:
+            raise CommandError("read_only", "'locked' and 'production' change through lock and unlock")
         try:
             self.config.set(changes)
         except OSError as e:
@@ -160,6 +179,7 @@ class App:
 
             parts = boot.build(self)
         self.register()
+        self.apply_lock()
         self.console.event("boot", {"boot": self.boot_id, "fw": VERSION, "reset": self.reset_cause,
                                     "board": self.board.id, "crash": self.last_crash})
         for w in self.config.warnings:
@@ -203,6 +223,8 @@ def main():
     app = None
     try:
         config = Config().load()
+        # main.py left interrupts off: on again unless locked in production mode
+        micropython.kbd_intr(-1 if config.get("locked") and config.get("production") else 3)
         _sweep()
         console = Console(board.console_port(), clock)
         console.events_enabled = config.get("console_events")

@@ -47,6 +47,10 @@ class Console:
         # A handler may set this to a coroutine function run right after its answer is sent, while
         # nothing else reads the port (fs.data receives its raw bytes this way).
         self.after: Any = None
+        # On a locked device: async def(op, args), raises CommandError unless the request carries
+        # valid admin authentication; called for commands registered with auth=True.
+        self.guard: Any = None
+        self.kbd_char = 3  # the interrupt character to restore after raw transfers (-1: production)
         self.counters = {"rx_frames": 0, "rx_bad": 0, "rx_too_long": 0, "rx_lines": 0, "tx_frames": 0, "errors": 0}
 
     def register(self, op, handler, auth=False):
@@ -126,6 +130,8 @@ class Console:
             return
         handler = entry[0]
         try:
+            if entry[1] and self.guard is not None:
+                await self.guard(op, args)
             result = await handler(args)
         except CommandError as e:
             self.after = None

@@ -5,9 +5,10 @@ import os
 PART = ".part"
 PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp")
 
-# console command, method, needs admin authentication once locked
+# console command, method, needs admin authentication once locked (the writes, data and end
+# of a transfer belong to the fs.put that opened it, which needed it)
 OPS = (("fs.ls", "ls", False), ("fs.stat", "stat", False), ("fs.get", "get", False), ("fs.put", "put", True),
-       ("fs.write", "write", True), ("fs.data", "data", True), ("fs.end", "end", True), ("fs.rm", "rm", True),
+       ("fs.write", "write", False), ("fs.data", "data", False), ("fs.end", "end", False), ("fs.rm", "rm", True),
        ("fs.mkdir", "mkdir", True), ("fs.unpack", "unpack", True))
 
 

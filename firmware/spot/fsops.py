@@ -235,7 +235,7 @@ class FileOps:
         except asyncio.TimeoutError:
             pass
         finally:
-            micropython.kbd_intr(3)
+            micropython.kbd_intr(self._console.kbd_char)
         t = self._put
         if got < n or t is None:
             # The host learns of it from its next request (no_transfer) and keeps its old file.

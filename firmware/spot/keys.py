@@ -18,6 +18,9 @@ def kcv(key):
 
 
 OPS = (("keys.set", "set", True), ("keys.list", "list", False))
+# spot.auth's commands (lock and unlock check the envelope themselves, whatever the lock state)
+AUTH_OPS = (("auth.nonce", "nonce", False), ("auth.sign", "arm", False), ("lock", "lock", False),
+            ("unlock", "unlock", False), ("factory_reset", "factory_reset", True))
 
 
 class KeyOps:

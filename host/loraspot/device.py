@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from loraspot.console.client import ConsoleClient, Event
@@ -34,7 +35,19 @@ def config_get(client: ConsoleClient, key: str | None = None) -> dict:
 
 
 def config_set(client: ConsoleClient, values: dict) -> dict:
-    return client.request("config.set", {"values": values})["values"]
+    """Set config values, in as few requests as the device's request size allows (each one is
+    applied atomically; room is left for an admin envelope when the client signs)."""
+    room = client.max_request - (200 if client.admin_key is not None else 48)
+    out: dict = {}
+    group: dict = {}
+    for key, value in values.items():
+        if group and len(json.dumps({**group, key: value}, separators=(",", ":"))) > room:
+            out.update(client.request("config.set", {"values": group})["values"])
+            group = {}
+        group[key] = value
+    if group:
+        out.update(client.request("config.set", {"values": group})["values"])
+    return out
 
 
 def reboot(client: ConsoleClient, wait: float = 10.0) -> dict:

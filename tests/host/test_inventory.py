@@ -123,12 +123,60 @@ def test_cli_lists_devices_with_kcvs_never_keys(tmp_path, capsys):
         inv.set_secret(EUI, "app_key", key)
     assert main(["--json", "inventory", "--inventory", str(path), "list"]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out) == [{"dev_eui": EUI, "join_eui": None, "name": "node-1", "board": None,
-                                "secrets": {"app_key": key_check_value(key)}}]
+    (row,) = json.loads(out)
+    assert row["dev_eui"] == EUI and row["name"] == "node-1" and row["state"] == "registered"
+    assert row["secrets"] == {"app_key": key_check_value(key)}
     assert key.hex() not in out
+    assert main(["devices", "--inventory", str(path), "show", "node-1"]) == 0
+    out = capsys.readouterr().out
+    assert key_check_value(key) in out and key.hex().upper() not in out.upper()
+    assert main(["--json", "devices", "--inventory", str(path), "show", EUI, "--reveal-keys"]) == 0
+    assert json.loads(capsys.readouterr().out)["secrets"] == {"app_key": key.hex().upper()}
     os.environ[ENV_KEY] = "33" * 32
     try:
         assert main(["inventory", "--inventory", str(path), "list"]) == 6
         assert "wrong master key" in capsys.readouterr().err
     finally:
         del os.environ[ENV_KEY]
+
+
+def test_no_two_devices_share_an_eui_mac_or_key(tmp_path):
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        inv.register(EUI, "a4:cf:12:00:00:01", role="node", board="virtual")
+        with pytest.raises(InventoryError, match="already belongs to the board with MAC A4CF12000001"):
+            inv.register(EUI, "a4:cf:12:00:00:02")
+        with pytest.raises(InventoryError, match="MAC A4CF12000001 is already in the inventory"):
+            inv.register("70B3D57ED0000009", "A4CF12000001")
+        inv.register("70B3D57ED0000002", "a4cf12000002", role="hotspot", gateway_eui="A4CF12FFFE000002")
+        with pytest.raises(InventoryError, match="gateway EUI A4CF12FFFE000002 already belongs"):
+            inv.register("70B3D57ED0000003", "a4cf12000003", gateway_eui="A4CF12FFFE000002")
+        golden = bytes(range(16))
+        inv.set_secret(EUI, "app_key", golden)
+        inv.set_secret(EUI, "app_key", golden)  # the same device again: fine
+        with pytest.raises(InventoryError, match="already the app_key of 70B3D57ED0000001"):
+            inv.set_secret("70B3D57ED0000002", "app_key", golden)
+        with pytest.raises(InventoryError, match="already the app_key"):
+            inv.set_secret("70B3D57ED0000002", "nwk_key", golden)
+        assert inv.secret_kinds("70B3D57ED0000002") == []  # the refused write left nothing
+        inv.set_secret(EUI, "app_key", bytes(16))  # replaced: the old key is free again
+        inv.set_secret("70B3D57ED0000002", "app_key", golden)
+        inv.update(EUI, state="provisioned", fw="0.1.0")
+        with pytest.raises(InventoryError, match="unknown state"):
+            inv.update(EUI, state="bogus")
+        d = inv.by_mac("A4-CF-12-00-00-01")
+        assert d is not None and d.state == "provisioned" and d.role == "node" and d.fw == "0.1.0"
+        assert "app_key" not in repr(d.public()) and golden.hex() not in repr(d.public())
+
+
+def test_backup_is_a_complete_database(tmp_path):
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        for i in range(20):
+            inv.register(f"70B3D57ED00000{i:02X}", f"A4CF120000{i:02X}")
+            inv.set_secret(f"70B3D57ED00000{i:02X}", "app_key", os.urandom(16))
+        inv.backup(tmp_path / "copy.sqlite")
+        with pytest.raises(InventoryError, match="exists"):
+            inv.backup(tmp_path / "copy.sqlite")
+        key = inv._key
+    with Inventory(tmp_path / "copy.sqlite", key=key) as copy:
+        assert len(copy.devices()) == 20 and len(copy.secret(f"70B3D57ED00000{19:02X}", "app_key")) == 16
+        assert copy.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,26 +1,138 @@
+"""`loraspot provision`, `lock`, `unlock`, `factory-reset` and `devices` (alias `inventory`):
+thin commands over loraspot.provision."""
+
 from __future__ import annotations
 
+import datetime
+import os
 from pathlib import Path
 
 import click
 from rich.table import Table
 
+from loraspot import device
 from loraspot.lorawan.crypto import key_check_value
+from loraspot.provision import export, provision
 from loraspot.provision.inventory import Inventory
 
-AES_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key")
+AES_KINDS_INV = provision.AES_KINDS
+
+INVENTORY_OPTION = click.option(
+    "--inventory", "inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Inventory file (default: inventory.sqlite in the user data folder).")
 
 
-@click.group("inventory")
+def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
+    from loraspot.flash.flasher import resolve_targets
+
+    return [t.port for t in resolve_targets(list(ports), every, None)]
+
+
+@click.command("provision")
+@click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
+@click.option("--all", "every", is_flag=True, help="Provision every detected board.")
+@click.option("--role", type=click.Choice(["node", "hotspot"]), required=True)
+@click.option("--region", type=click.Choice(provision.REGIONS), default="EU868", show_default=True)
+@click.option("--join-eui", default=None, help="JoinEUI (default: $LORASPOT_JOIN_EUI or 0000000000000000).")
+@click.option("--name", default=None, help="Device name (default: role and the end of its EUI).")
+@click.option("--vendor-euis", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV of vendor-assigned DevEUIs (columns dev_eui and optionally mac) instead of the MAC's EUI-64.")
+@click.option("--wifi-ssid", default=None, help="Wi-Fi network (hotspots).")
+@click.option("--wifi-password", default=None, help="Wi-Fi password (default: $LORASPOT_WIFI_PASSWORD).")
+@click.option("--server", default=None,
+              help="Hotspot backhaul: udp://host[:port] (Semtech UDP) or mqtt://[user[:password]@]host[:port][/prefix].")
+@click.option("--force", is_flag=True,
+              help="Provision a board that already is, with new keys (admin key needed if locked).")
+@click.option("--no-reboot", is_flag=True, help="Leave the board running its old role until it restarts.")
+@INVENTORY_OPTION
+@click.pass_obj
+def provision_cmd(ctx, ports, every, role, region, join_eui, name, vendor_euis, wifi_ssid, wifi_password, server, force,
+                  no_reboot, inventory) -> None:
+    """Give boards their identity and fresh keys (kept in the inventory), in parallel."""
+    opts = provision.Options(
+        role=role, region=region, join_eui=join_eui or os.environ.get("LORASPOT_JOIN_EUI") or "0" * 16, name=name,
+        wifi_ssid=wifi_ssid, wifi_password=wifi_password or os.environ.get("LORASPOT_WIFI_PASSWORD"),
+        server=server, force=force, reboot=not no_reboot,
+        vendor=provision.VendorEuis.load(vendor_euis) if vendor_euis else None)
+    opts.check()
+    targets = _ports(ports, every)
+    if name and len(targets) > 1:
+        raise provision.ProvisionError("--name names one board; leave it out for several")
+    results = provision.provision_many(targets, opts, inventory)
+    if ctx.json:
+        ctx.emit([r.as_dict() for r in results])
+    else:
+        table = Table("port", "board", "MAC", "EUI", "role", "AppKey KCV", "result", "seconds")
+        for r in results:
+            table.add_row(r.port, r.board or "-", r.mac or "-", r.dev_eui or "-", r.role or "-", r.kcv or "-",
+                          "[green]ok[/]" if r.ok else f"[red]failed[/]: {r.error}", f"{r.seconds:.1f}")
+        ctx.out.print(table)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise provision.ProvisionError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
+
+
+@click.command("lock")
+@click.option("--port", "-p", required=True, help="Serial port path or URL.")
+@click.option("--production", is_flag=True, help="Also turn the MicroPython REPL off (Ctrl-C does nothing).")
+@INVENTORY_OPTION
+@click.pass_obj
+def lock_cmd(ctx, port: str, production: bool, inventory: Path | None) -> None:
+    """Require the admin key (from the inventory) for keys, sensitive config, file writes and reset."""
+    out = provision.set_lock(port, True, production, inventory)
+    ctx.emit(out) if ctx.json else ctx.out.print(f"{port}: locked" + (" (production: REPL off)" if production else ""))
+
+
+@click.command("unlock")
+@click.option("--port", "-p", required=True, help="Serial port path or URL.")
+@INVENTORY_OPTION
+@click.pass_obj
+def unlock_cmd(ctx, port: str, inventory: Path | None) -> None:
+    """Turn admin authentication off again (needs the admin key from the inventory)."""
+    out = provision.set_lock(port, False, False, inventory)
+    ctx.emit(out) if ctx.json else ctx.out.print(f"{port}: unlocked")
+
+
+@click.command("factory-reset")
+@click.option("--port", "-p", required=True, help="Serial port path or URL.")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@INVENTORY_OPTION
+@click.pass_obj
+def factory_reset_cmd(ctx, port: str, yes: bool, inventory: Path | None) -> None:
+    """Erase the board's secrets and config (signed with the admin key when it is locked)."""
+    if not yes:
+        click.confirm(f"Erase the keys and config of the board on {port}?", abort=True)
+    client, hello = device.connect(port)
+    with client:
+        if hello.get("locked"):
+            client.close()
+            client, hello, _ = provision._admin_client(port, inventory)
+        client.request("factory_reset")
+        client.wait_event("boot", timeout=10)
+    with Inventory(inventory) as inv:
+        known = inv.by_mac(str(hello.get("id", "")))
+        if known is not None:
+            inv.update(known.dev_eui, state="registered")
+    ctx.emit({"reset": True}) if ctx.json else ctx.out.print(f"{port}: keys and config erased")
+
+
+# --- devices ---------------------------------------------------------------------------------------
+@click.group("devices", invoke_without_command=True)
 @click.option("--inventory", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Inventory file (default: inventory.sqlite in the user data folder).")
-@click.pass_obj
-def inventory_group(ctx, path: Path | None) -> None:
-    """The device inventory (secrets encrypted at rest)."""
-    ctx.inventory_path = path
+@click.pass_context
+def devices_group(cctx: click.Context, path: Path | None) -> None:
+    """The device inventory (secrets encrypted at rest; shown only with `show --reveal-keys`)."""
+    cctx.obj.inventory_path = path
+    if cctx.invoked_subcommand is None:
+        cctx.invoke(list_cmd)
 
 
-@inventory_group.command("list")
+def _when(t: float | None) -> str:
+    return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"
+
+
+@devices_group.command("list")
 @click.pass_obj
 def list_cmd(ctx) -> None:
     """Devices with the kinds of secrets stored (key check values, never keys)."""
@@ -28,18 +140,121 @@ def list_cmd(ctx) -> None:
         rows = []
         for d in inv.devices():
             kinds = inv.secret_kinds(d.dev_eui)
-            checks = {k: (key_check_value(inv.secret(d.dev_eui, k)) if k in AES_KINDS else "set") for k in kinds}
-            rows.append({"dev_eui": d.dev_eui, "join_eui": d.join_eui, "name": d.name, "board": d.board,
-                         "secrets": checks})
+            checks = {k: (key_check_value(inv.secret(d.dev_eui, k)) if k in AES_KINDS_INV else "set") for k in kinds}
+            rows.append({**d.public(), "secrets": checks})
     if ctx.json:
         ctx.emit(rows)
         return
-    table = Table("DevEUI", "JoinEUI", "name", "board", "secrets (KCV)")
+    table = Table("DevEUI", "name", "role", "board", "MAC", "state", "fw", "provisioned", "secrets (KCV)")
     for r in rows:
-        table.add_row(r["dev_eui"], r["join_eui"] or "", r["name"] or "", r["board"] or "",
-                      " ".join(f"{k}:{v}" for k, v in r["secrets"].items()))
+        table.add_row(r["dev_eui"], r["name"] or "", r["role"] or "", r["board"] or "", r["mac"] or "", r["state"],
+                      r["fw"] or "", _when(r["provisioned_at"]), " ".join(f"{k}:{v}" for k, v in r["secrets"].items()))
     ctx.out.print(table if rows else "the inventory is empty")
 
 
+@devices_group.command("show")
+@click.argument("ident")
+@click.option("--reveal-keys", is_flag=True, help="Print the keys themselves (the only command that does).")
+@click.pass_obj
+def show_cmd(ctx, ident: str, reveal_keys: bool) -> None:
+    """One device, by DevEUI, MAC or name."""
+    with Inventory(ctx.inventory_path) as inv:
+        d = _find(inv, ident)
+        out = d.public()
+        kinds = inv.secret_kinds(d.dev_eui)
+        out["secrets"] = {k: (inv.secret(d.dev_eui, k).hex().upper() if reveal_keys else
+                              key_check_value(inv.secret(d.dev_eui, k)) if k in AES_KINDS_INV else "set")
+                          for k in kinds}
+    if ctx.json:
+        ctx.emit(out)
+        return
+    table = Table("field", "value", show_header=False)
+    for k, v in out.items():
+        if k == "secrets":
+            for kind, val in v.items():
+                table.add_row(kind + ("" if reveal_keys else " (KCV)" if kind in AES_KINDS_INV else ""), val)
+        else:
+            table.add_row(k, _when(v) if k.endswith("_at") else ("" if v is None else str(v)))
+    ctx.out.print(table)
+
+
+def _find(inv: Inventory, ident: str):
+    from loraspot.provision.inventory import InventoryError
+
+    for d in inv.devices():
+        if ident.upper().replace(":", "") in (d.dev_eui, d.mac, (d.name or "").upper(), d.gateway_eui):
+            return d
+    raise InventoryError(f"no device {ident!r} in the inventory (DevEUI, MAC or name)")
+
+
+@devices_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def backup_cmd(ctx, file: Path) -> None:
+    """A consistent copy of the inventory (SQLite online backup: safe while others write)."""
+    with Inventory(ctx.inventory_path) as inv:
+        inv.backup(file)
+        n = len(inv.devices())
+    ctx.emit({"file": str(file), "devices": n}) if ctx.json else ctx.out.print(f"{n} devices backed up to {file}")
+
+
+@devices_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="csv", show_default=True)
+@click.option("--include-keys", is_flag=True, help="Put the AppKeys in the export (servers need them to join).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here (default: standard output).")
+@click.option("--application-id", default="loraspot", show_default=True, help="The Things Stack application.")
+@click.option("--user-id", default="admin", show_default=True, help="The Things Stack gateway owner.")
+@click.option("--frequency-plan", default=None, help="The Things Stack frequency plan (default: from the region).")
+@click.argument("ids", nargs=-1)
+@click.pass_obj
+def export_cmd(ctx, fmt, include_keys, out_file, application_id, user_id, frequency_plan, ids) -> None:
+    """Provisioned devices for a network server: nodes as end devices, hotspots as gateways."""
+    with Inventory(ctx.inventory_path) as inv:
+        items = export.entries(inv, include_keys, ids)
+    text = export.render(fmt, items, include_keys=include_keys, application_id=application_id,
+                         frequency_plan_id=frequency_plan, user_id=user_id)
+    if out_file is None:
+        click.echo(text, nl=False)
+    else:
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if include_keys else 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        note = " (with keys: keep it safe)" if include_keys else ""
+        ctx.err.print(f"{len(items)} devices written to {out_file}{note}")
+
+
+@devices_group.command("push-chirpstack")
+@click.option("--server", "target", required=True, help="ChirpStack gRPC API as host:port.")
+@click.option("--token", default=None, help="API token (default: $CHIRPSTACK_API_TOKEN).")
+@click.option("--application-id", default=None, help="Application for the devices.")
+@click.option("--device-profile-id", default=None, help="Device profile (default: one created in --tenant-id).")
+@click.option("--tenant-id", default=None, help="Tenant for gateways and a created device profile.")
+@click.option("--tls", is_flag=True, help="Use TLS to reach the API.")
+@click.argument("ids", nargs=-1)
+@click.pass_obj
+def push_chirpstack_cmd(ctx, target, token, application_id, device_profile_id, tenant_id, tls, ids) -> None:
+    """Create the devices (with their OTAA key, LoRaWAN 1.0.3: in nwk_key) and gateways in ChirpStack v4."""
+    token = token or os.environ.get("CHIRPSTACK_API_TOKEN")
+    if not token:
+        raise export.ExportError("give --token or set CHIRPSTACK_API_TOKEN")
+    with Inventory(ctx.inventory_path) as inv:
+        items = export.entries(inv, True, ids)
+    res = export.push_chirpstack(target, token, items, application_id=application_id,
+                                 device_profile_id=device_profile_id, tenant_id=tenant_id, insecure=not tls)
+    if ctx.json:
+        ctx.emit({"created": res.created, "failed": res.failed, "device_profile_id": res.device_profile_id})
+    else:
+        for what in res.created:
+            ctx.out.print(f"created {what}")
+        for what, why in res.failed.items():
+            ctx.err.print(f"[red]failed[/] {what}: {why}")
+    if res.failed:
+        raise export.ExportError(f"{len(res.failed)} of {len(items)} failed")
+
+
 def register(cli: click.Group) -> None:
-    cli.add_command(inventory_group)
+    for cmd in (provision_cmd, lock_cmd, unlock_cmd, factory_reset_cmd, devices_group):
+        cli.add_command(cmd)
+    cli.add_command(devices_group, "inventory")
+

@@ -7,7 +7,10 @@ reader thread sorts every line the device sends into responses, events and plain
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import itertools
+import json
 import queue
 import threading
 import time
@@ -22,6 +25,22 @@ from loraspot.errors import DeviceError, DeviceReset, DeviceTimeout, PortGone, P
 MAX_LINE = 64 * 1024  # longer runs without a newline are passed on as log text
 _GARBLED = object()  # marks a request the device reported as unreadable
 _GARBLE_CODES = ("bad_crc", "bad_json", "too_long", "bad_frame")
+
+
+ALWAYS_SIGNED = ("lock", "unlock")  # the device checks these whatever its lock state
+
+
+def auth_message(nonce: bytes, op: str, args: dict) -> bytes:
+    """What the admin key signs: nonce || op || "\n" || the arguments as canonical JSON (keys
+    sorted, no spaces), the same text the device builds."""
+    return nonce + op.encode() + b"\n" + json.dumps(args, sort_keys=True, separators=(",", ":"),
+                                                    ensure_ascii=False).encode()
+
+
+def sign(admin_key: bytes, nonce: bytes, op: str, args: dict) -> dict:
+    """The arguments with the admin envelope added."""
+    mac = hmac.new(admin_key, auth_message(nonce, op, args), hashlib.sha256).digest()
+    return {**args, "auth": {"nonce": nonce.hex(), "mac": mac.hex()}}
 
 
 @dataclass
@@ -40,6 +59,9 @@ class ConsoleClient:
         self.timeout = timeout
         self.max_request = codec.MAX_REQUEST
         self.caps: frozenset[str] = frozenset()  # the device's commands, from hello
+        # With an admin key, commands a locked device refuses for lack of authentication are sent
+        # again, signed over a fresh nonce; lock and unlock are always signed.
+        self.admin_key: bytes | None = None
         self.events: queue.Queue[Event] = queue.Queue(maxsize=10000)
         self.logs: list[str] = []
         self.orphan_errors: list[dict] = []
@@ -59,6 +81,33 @@ class ConsoleClient:
     # --- requests ---------------------------------------------------------------------------------
     def request(self, op: str, args: dict | None = None, timeout: float | None = None, resends: int = 2) -> dict:
         """Send one command and wait for its answer; raise DeviceError on an error response.
+        A command the device refuses with auth_required is signed and sent again when the client
+        has the admin key."""
+        if self.admin_key is None or op not in ALWAYS_SIGNED:
+            try:
+                return self._request(op, args, timeout, resends)
+            except DeviceError as e:
+                if e.code != "auth_required" or self.admin_key is None:
+                    raise
+        return self._request(op, self.signed(op, args or {}), timeout, resends)
+
+    def signed(self, op: str, args: dict) -> dict:
+        """The arguments with the admin envelope, or as they are when the envelope would make the
+        request too long: then it goes ahead in auth.sign, good for the next command."""
+        if self.admin_key is None:
+            raise ValueError("no admin key to sign with")
+        nonce = bytes.fromhex(self._request("auth.nonce", None, None, 2)["nonce"])
+        out = sign(self.admin_key, nonce, op, args)
+        probe = {"id": 1 << 24, "op": op, "args": out}
+        try:
+            codec.encode(probe, self.max_request)
+            return out
+        except codec.FrameError:
+            self._request("auth.sign", out["auth"], None, 2)
+            return args
+
+    def _request(self, op: str, args: dict | None, timeout: float | None, resends: int) -> dict:
+        """One command, its answer or DeviceError.
 
         When the device reports a garbled line while this request is the only one in flight (line
         noise), the same request is sent again, at most `resends` times.

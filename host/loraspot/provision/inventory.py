@@ -9,6 +9,9 @@ detected on open through an encrypted check value, before anything is read or wr
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 import sqlite3
@@ -38,7 +41,25 @@ MIGRATIONS = [
         dev_eui TEXT NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE, kind TEXT NOT NULL,
         nonce BLOB NOT NULL, sealed BLOB NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (dev_eui, kind));
     """,
+    # 2: provisioning: role, MAC, gateway EUI, region, firmware, state; no MAC, gateway EUI or key
+    # used twice (a keyed fingerprint of each key, so the keys themselves stay sealed)
+    """
+    ALTER TABLE devices ADD COLUMN role TEXT;
+    ALTER TABLE devices ADD COLUMN mac TEXT;
+    ALTER TABLE devices ADD COLUMN gateway_eui TEXT;
+    ALTER TABLE devices ADD COLUMN region TEXT;
+    ALTER TABLE devices ADD COLUMN fw TEXT;
+    ALTER TABLE devices ADD COLUMN provisioned_at REAL;
+    ALTER TABLE devices ADD COLUMN state TEXT NOT NULL DEFAULT 'registered';
+    CREATE UNIQUE INDEX devices_mac ON devices(mac) WHERE mac IS NOT NULL;
+    CREATE UNIQUE INDEX devices_gateway_eui ON devices(gateway_eui) WHERE gateway_eui IS NOT NULL;
+    CREATE TABLE key_prints (
+        print BLOB PRIMARY KEY, dev_eui TEXT NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE,
+        kind TEXT NOT NULL);
+    """,
 ]
+UNIQUE_KINDS = ("app_key", "nwk_key", "admin_key")  # never the same on two devices
+STATES = ("registered", "provisioning", "provisioned", "locked")
 
 
 class InventoryError(LoraspotError):
@@ -96,6 +117,24 @@ class Device:
     board: str | None
     created_at: float
     updated_at: float
+    role: str | None = None
+    mac: str | None = None
+    gateway_eui: str | None = None
+    region: str | None = None
+    fw: str | None = None
+    provisioned_at: float | None = None
+    state: str = "registered"
+
+    def public(self) -> dict:
+        """Everything but secrets, for listings and exports."""
+        return dict(self.__dict__)
+
+
+def _mac(value: str) -> str:
+    v = value.replace(":", "").replace("-", "").upper()
+    if len(v) != 12 or any(c not in "0123456789ABCDEF" for c in v):
+        raise InventoryError(f"MAC must be 12 hex digits, got {value!r}")
+    return v
 
 
 def _eui(value: str, what: str = "DevEUI") -> str:
@@ -110,11 +149,15 @@ class Inventory:
         self.path = Path(path) if path else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
-        self.db = sqlite3.connect(self.path, isolation_level=None)
+        # WAL: readers (listen, a backup) and one writer at a time from several processes and the
+        # threads of a batch, each with a connection of its own; a writer waits up to 30 s
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA journal_mode = WAL")
         try:
             self._migrate()
-            self._aead = AESGCM(key if key is not None else master_key(self.path, create=new or self._empty()))
+            self._key = key if key is not None else master_key(self.path, create=new or self._empty())
+            self._aead = AESGCM(self._key)
             self._check_key()
         except Exception:
             self.db.close()
@@ -162,7 +205,8 @@ class Inventory:
         eui = _eui(dev_eui)
         now = time.time()
         self.db.execute(
-            "INSERT INTO devices VALUES (?, ?, NULL, ?, ?, ?, ?) ON CONFLICT(dev_eui) DO UPDATE SET "
+            "INSERT INTO devices (dev_eui, join_eui, dev_addr, name, board, created_at, updated_at) "
+            "VALUES (?, ?, NULL, ?, ?, ?, ?) ON CONFLICT(dev_eui) DO UPDATE SET "
             "join_eui = COALESCE(excluded.join_eui, join_eui), name = COALESCE(excluded.name, name), "
             "board = COALESCE(excluded.board, board), updated_at = excluded.updated_at",
             (eui, _eui(join_eui, "JoinEUI") if join_eui else None, name, board, now, now))
@@ -177,6 +221,73 @@ class Inventory:
     def devices(self) -> list[Device]:
         return [Device(*r) for r in self.db.execute("SELECT * FROM devices ORDER BY dev_eui")]
 
+    def by_mac(self, mac: str) -> Device | None:
+        row = self.db.execute("SELECT * FROM devices WHERE mac = ?", (_mac(mac),)).fetchone()
+        return Device(*row) if row else None
+
+    def register(self, dev_eui: str, mac: str, **fields) -> Device:
+        """Add or update the device of this MAC. A DevEUI or gateway EUI that another device
+        has is refused, as is a second DevEUI for the same MAC."""
+        eui, mac = _eui(dev_eui), _mac(mac)
+        gw = fields.get("gateway_eui")
+        if gw:
+            fields["gateway_eui"] = _eui(gw, "gateway EUI")
+        with self.transaction():
+            same_mac = self.by_mac(mac)
+            if same_mac is not None and same_mac.dev_eui != eui:
+                raise InventoryError(f"MAC {mac} is already in the inventory as {same_mac.dev_eui}")
+            row = self.db.execute("SELECT mac FROM devices WHERE dev_eui = ?", (eui,)).fetchone()
+            if row is not None and row[0] not in (None, mac):
+                raise InventoryError(f"DevEUI {eui} already belongs to the board with MAC {row[0]}")
+            if gw:
+                other = self.db.execute("SELECT dev_eui FROM devices WHERE gateway_eui = ? AND dev_eui != ?",
+                                        (fields["gateway_eui"], eui)).fetchone()
+                if other:
+                    raise InventoryError(f"gateway EUI {fields['gateway_eui']} already belongs to {other[0]}")
+            self.add_device(eui, fields.pop("join_eui", None), fields.pop("name", None), fields.pop("board", None))
+            self.update(eui, mac=mac, **fields)
+        return self.device(eui)
+
+    _COLUMNS = ("role", "mac", "gateway_eui", "region", "fw", "provisioned_at", "state", "name", "board",
+                "join_eui")
+
+    def update(self, dev_eui: str, **fields) -> None:
+        unknown = set(fields) - set(self._COLUMNS)
+        if unknown:
+            raise InventoryError(f"unknown device fields: {', '.join(sorted(unknown))}")
+        if "state" in fields and fields["state"] not in STATES:
+            raise InventoryError(f"unknown state {fields['state']!r} ({', '.join(STATES)})")
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE devices SET {sets}, updated_at = ? WHERE dev_eui = ?",
+                        (*fields.values(), time.time(), _eui(dev_eui)))
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction (BEGIN IMMEDIATE: other writers wait); nested calls join it."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy through SQLite's online backup API, safe while others write."""
+        dest = Path(dest)
+        if dest.exists():
+            raise InventoryError(f"{dest} exists; give a new file name")
+        out = sqlite3.connect(dest)
+        try:
+            self.db.backup(out)
+        finally:
+            out.close()
+
     # ---- secrets --------------------------------------------------------------------------------
     def set_secret(self, dev_eui: str, kind: str, value: bytes) -> None:
         if kind not in SECRET_KINDS:
@@ -184,8 +295,21 @@ class Inventory:
         eui = self.device(dev_eui).dev_eui
         nonce = secrets.token_bytes(12)
         sealed = self._aead.encrypt(nonce, bytes(value), f"{eui}/{kind}".encode())
-        self.db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?, ?)",
-                        (eui, kind, nonce, sealed, time.time()))
+        with self.transaction():
+            if kind in UNIQUE_KINDS:
+                fp = self._print(value)
+                owner = self.db.execute("SELECT dev_eui, kind FROM key_prints WHERE print = ?", (fp,)).fetchone()
+                if owner is not None and tuple(owner) != (eui, kind):
+                    raise InventoryError(f"this {kind} is already the {owner[1]} of {owner[0]}: every device "
+                                         "needs keys of its own")
+                self.db.execute("DELETE FROM key_prints WHERE dev_eui = ? AND kind = ?", (eui, kind))
+                self.db.execute("INSERT INTO key_prints VALUES (?, ?, ?)", (fp, eui, kind))
+            self.db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?, ?)",
+                            (eui, kind, nonce, sealed, time.time()))
+
+    def _print(self, value: bytes) -> bytes:
+        """A fingerprint of a key that tells equal keys apart without revealing them."""
+        return hmac.new(self._key, b"key print\0" + bytes(value), hashlib.sha256).digest()
 
     def secret(self, dev_eui: str, kind: str) -> bytes:
         eui = _eui(dev_eui)

@@ -1,0 +1,269 @@
+"""Provisioning over the console: identities from the board's MAC (or a vendor's list of EUIs),
+fresh keys per device kept in the inventory first, then config and secrets written to the
+device, each key checked by its key check value, never read back.
+
+One board at a time or several in parallel (a thread and an inventory connection per board).
+"""
+
+from __future__ import annotations
+
+import csv
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from loraspot import device
+from loraspot.errors import DeviceError, LoraspotError
+from loraspot.lorawan.crypto import key_check_value
+from loraspot.provision.inventory import Inventory, InventoryError
+
+REGIONS = ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470")
+AES_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key")
+
+
+class ProvisionError(LoraspotError):
+    exit_code = 7
+
+
+def eui64(mac: str) -> str:
+    """The EUI-64 of a MAC-48 (FF FE inserted in the middle), as the firmware derives it."""
+    m = mac.replace(":", "").replace("-", "").upper()
+    if len(m) != 12 or any(c not in "0123456789ABCDEF" for c in m):
+        raise ProvisionError(f"not a MAC: {mac!r}")
+    return m[:6] + "FFFE" + m[6:]
+
+
+def _hex(text: str, digits: int, what: str) -> str:
+    v = text.strip().replace(":", "").replace("-", "").upper()
+    if len(v) != digits or any(c not in "0123456789ABCDEF" for c in v):
+        raise ProvisionError(f"{what} must be {digits} hex digits, got {text!r}")
+    return v
+
+
+@dataclass
+class VendorEuis:
+    """DevEUIs a vendor assigned: a CSV with a dev_eui column and, optionally, a mac column.
+    Rows with a MAC go to that board; the others are handed out in file order."""
+
+    by_mac: dict[str, str] = field(default_factory=dict)
+    pool: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> VendorEuis:
+        out = cls()
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as e:
+            raise ProvisionError(f"cannot read {path}: {e.strerror}") from None
+        if not rows or "dev_eui" not in (rows[0].keys() if rows else ()):
+            raise ProvisionError(f"{path}: needs a header with a dev_eui column (and optionally mac)")
+        seen: set[str] = set()
+        for n, row in enumerate(rows, 2):
+            eui = _hex(row.get("dev_eui") or "", 16, f"{path} line {n}: dev_eui")
+            if eui in seen:
+                raise ProvisionError(f"{path} line {n}: DevEUI {eui} is listed twice")
+            seen.add(eui)
+            mac = (row.get("mac") or "").strip()
+            if mac:
+                out.by_mac[_hex(mac, 12, f"{path} line {n}: mac")] = eui
+            else:
+                out.pool.append(eui)
+        return out
+
+    def pick(self, inv: Inventory, mac: str) -> str:
+        """This board's EUI: its own row, else the first pooled one no device has (call inside
+        the inventory's write transaction, so parallel boards never pick the same one)."""
+        if mac in self.by_mac:
+            return self.by_mac[mac]
+        used = {r[0] for r in inv.db.execute("SELECT dev_eui FROM devices")}
+        for eui in self.pool:
+            if eui not in used:
+                return eui
+        raise ProvisionError("the vendor EUI list is used up")
+
+
+@dataclass
+class Options:
+    role: str = "node"
+    region: str = "EU868"
+    join_eui: str = "0000000000000000"
+    name: str | None = None  # default: "{role}-" + the last 6 digits of the EUI
+    wifi_ssid: str | None = None
+    wifi_password: str | None = None
+    server: str | None = None  # hotspot backhaul: udp://host[:port] or mqtt://[user[:password]@]host[:port]
+    force: bool = False
+    reboot: bool = True
+    baud: int = 115200
+    vendor: VendorEuis | None = None
+
+    def check(self) -> None:
+        if self.role not in ("node", "hotspot"):
+            raise ProvisionError(f"role must be node or hotspot, got {self.role!r}")
+        if self.region not in REGIONS:
+            raise ProvisionError(f"unknown region {self.region!r} ({', '.join(REGIONS)})")
+        self.join_eui = _hex(self.join_eui, 16, "JoinEUI")
+        if self.wifi_password is not None and not 8 <= len(self.wifi_password.encode()) <= 63:
+            raise ProvisionError("a WPA2 Wi-Fi password has 8 to 63 characters")
+        if self.server:
+            self.backhaul()
+
+    def backhaul(self) -> tuple[dict, dict[str, bytes]]:
+        """Config values and secrets for the hotspot's network server address."""
+        if not self.server:
+            return {}, {}
+        u = urlsplit(self.server if "://" in self.server else "udp://" + self.server)
+        try:
+            port = u.port
+        except ValueError:
+            port = -1
+        if u.scheme not in ("udp", "mqtt", "mqtts") or not u.hostname or port == -1:
+            raise ProvisionError(f"--server must be udp://host[:port] or mqtt://[user[:password]@]host[:port], "
+                                 f"got {self.server!r}")
+        if u.scheme == "udp":
+            return {"backhaul": "udp", "server": u.hostname, "server_port": port or 1700}, {}
+        default_port = 8883 if u.scheme == "mqtts" else 1883
+        cfg = {"backhaul": "mqtt", "mqtt_host": u.hostname, "mqtt_port": port or default_port,
+               "mqtt_tls": u.scheme == "mqtts", "mqtt_user": u.username or ""}
+        if u.path.strip("/"):
+            cfg["mqtt_prefix"] = u.path.strip("/")
+        return cfg, ({"mqtt_password": u.password.encode()} if u.password else {})
+
+
+@dataclass
+class Result:
+    port: str
+    ok: bool = False
+    dev_eui: str | None = None
+    mac: str | None = None
+    role: str | None = None
+    board: str | None = None
+    kcv: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def provision_one(port: str, opts: Options, inventory: Path | None = None) -> Result:
+    """Provision the board on `port`; the result says what happened, errors included."""
+    res = Result(port, role=opts.role)
+    t0 = time.monotonic()
+    try:
+        client, hello = device.connect(port, opts.baud)
+        with client, Inventory(inventory) as inv:
+            _provision(client, hello, inv, opts, res)
+        res.ok = True
+    except (LoraspotError, OSError) as e:
+        res.error = str(e)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) -> None:
+    mac = _hex(str(hello.get("id", "")), 12, "the device's id (its MAC)")
+    res.mac, res.board = mac, hello.get("board")
+    known = inv.by_mac(mac)
+    on_device = client.request("keys.list")["keys"]
+    locked = bool(hello.get("locked"))
+    done_before = bool(on_device) or locked or (known is not None and known.state in ("provisioned", "locked"))
+    if done_before and not opts.force:
+        what = "is locked" if locked else ("holds keys" if on_device else "is provisioned in the inventory")
+        raise ProvisionError(f"{res.port}: the device {what}; give --force to provision it again "
+                             "(new keys: the network server needs them too)")
+    if locked:
+        if known is None:
+            raise ProvisionError(f"{res.port}: the device is locked and not in this inventory: without its admin key "
+                                 "it cannot be provisioned again (factory reset it with its key, or re-flash it)")
+        client.admin_key = inv.secret(known.dev_eui, "admin_key")
+
+    cfg, extra = opts.backhaul()
+    with inv.transaction():
+        if known is not None:
+            eui = known.dev_eui
+        elif opts.vendor is not None:
+            eui = opts.vendor.pick(inv, mac)
+        else:
+            eui = eui64(mac)
+        gateway = eui64(mac) if opts.role == "hotspot" else None
+        name = opts.name or f"{opts.role}-{eui[-6:].lower()}"
+        inv.register(eui, mac, role=opts.role, board=hello.get("board"), region=opts.region, fw=hello.get("fw"),
+                     join_eui=opts.join_eui, name=name, gateway_eui=gateway, state="provisioning")
+        keys: dict[str, bytes] = {}
+        if opts.role == "node":
+            keys["app_key"] = secrets.token_bytes(16)
+        if opts.wifi_password:
+            keys["wifi_password"] = opts.wifi_password.encode()
+        keys.update(extra)
+        keys["admin_key"] = secrets.token_bytes(32)  # last on the device: it signs what comes before
+        for kind, value in keys.items():
+            inv.set_secret(eui, kind, value)  # kept before the device has them: never lost
+    res.dev_eui = eui
+
+    values = {"role": opts.role, "region": opts.region, "name": name, "join_eui": opts.join_eui,
+              "dev_eui": eui if opts.role == "node" else ""}
+    if opts.wifi_ssid is not None:
+        values["wifi_ssid"] = opts.wifi_ssid
+    values.update(cfg)
+    device.config_set(client, values)
+    for kind, value in keys.items():
+        out = client.request("keys.set", {"kind": kind, "value": value.hex()})
+        if kind in AES_KINDS:
+            want = key_check_value(value)
+            if out.get("kcv") != want:
+                raise ProvisionError(f"{res.port}: the device answers key check value {out.get('kcv')} for its "
+                                     f"{kind}, expected {want}: the key did not arrive intact")
+            res.kcv = want
+        if kind == "admin_key" and client.admin_key is not None:
+            client.admin_key = value
+    inv.update(eui, state="locked" if locked else "provisioned", provisioned_at=time.time())
+    if opts.reboot:
+        device.reboot(client)
+
+
+def provision_many(ports: list[str], opts: Options, inventory: Path | None = None) -> list[Result]:
+    """Several boards at once; one failing does not stop the others. Results in port order."""
+    opts.check()
+    Inventory(inventory).close()  # created (and its master key) once, before the threads
+    if len(ports) == 1:
+        return [provision_one(ports[0], opts, inventory)]
+    with ThreadPoolExecutor(max_workers=min(16, len(ports))) as pool:
+        return list(pool.map(lambda p: provision_one(p, opts, inventory), ports))
+
+
+def _admin_client(port: str, inventory: Path | None, baud: int = 115200):
+    client, hello = device.connect(port, baud)
+    try:
+        mac = _hex(str(hello.get("id", "")), 12, "the device's id (its MAC)")
+        with Inventory(inventory) as inv:
+            known = inv.by_mac(mac)
+            if known is None:
+                raise ProvisionError(f"{port}: the board with MAC {mac} is not in the inventory")
+            try:
+                client.admin_key = inv.secret(known.dev_eui, "admin_key")
+            except InventoryError:
+                raise ProvisionError(f"{port}: no admin key for {known.dev_eui}: provision it first") from None
+        return client, hello, known.dev_eui
+    except BaseException:
+        client.close()
+        raise
+
+
+def set_lock(port: str, locked: bool, production: bool = False, inventory: Path | None = None) -> dict:
+    """Lock (optionally in production mode: no REPL) or unlock the board with its admin key."""
+    client, _, eui = _admin_client(port, inventory)
+    with client:
+        try:
+            out = client.request("lock" if locked else "unlock", {"production": production} if locked else {})
+        except DeviceError as e:
+            if e.code == "auth_failed":
+                raise ProvisionError(f"{port}: the device refused the admin key of {eui} in the inventory "
+                                     f"({e.message})") from None
+            raise
+    with Inventory(inventory) as inv:
+        inv.update(eui, state="locked" if locked else "provisioned")
+    return out
