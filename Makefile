@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/node.py
 	$(PY) bench/hotspot.py
 	$(PY) bench/flash.py
+	$(PY) bench/provision.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

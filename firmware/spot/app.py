@@ -29,6 +29,7 @@ class App:
         self.node = None
         self.hotspot = None
         self.role_stats = None  # the role's counters for stats (the hotspot's)
+        self.lock = b""  # spot.fsnames.LOCK_PATH's content: b"L" locked, b"P" locked in production
 
     def register(self):
         c = self.console
@@ -71,11 +72,11 @@ class App:
             self._groups[group] = obj
         return obj
 
-    def apply_lock(self):
-        """Admin authentication on or off as the config says; the REPL off in production."""
-        locked = self.config.get("locked")
-        self.console.guard = self._guard if locked else None
-        self.console.kbd_char = -1 if locked and self.config.get("production") else 3
+    def apply_lock(self, state):
+        """Admin authentication on or off (state b"", b"L" or b"P"); the REPL off in production."""
+        self.lock = state
+        self.console.guard = self._guard if state else None
+        self.console.kbd_char = -1 if state == b"P" else 3
         micropython.kbd_intr(self.console.kbd_char)
 
     async def _guard(self, op, args):
@@ -99,7 +100,7 @@ class App:
             "caps": self.console.ops(),
             "config_origin": self.config.origin,
             "safe_mode": self.safe_mode,
-            "locked": self.config.get("locked"),
+            "locked": bool(self.lock),
         }
 
     def stats_data(self):
@@ -132,8 +133,6 @@ class App:
             changes = {arg(args, "key", str): args.get("value")}
             if "value" not in args:
                 raise CommandError("bad_args", "missing argument 'value'")
-        if "locked" in changes or "production" in changes:
-            raise CommandError("read_only", "'locked' and 'production' change through lock and unlock")
         try:
             self.config.set(changes)
         except OSError as e:
@@ -179,7 +178,7 @@ class App:
 
             parts = boot.build(self)
         self.register()
-        self.apply_lock()
+        self.apply_lock(self.lock)
         self.console.event("boot", {"boot": self.boot_id, "fw": VERSION, "reset": self.reset_cause,
                                     "board": self.board.id, "crash": self.last_crash})
         for w in self.config.warnings:
@@ -213,6 +212,14 @@ def _sweep():
         pass
 
 
+def _lock_state():
+    try:
+        with open("/lock", "rb") as f:
+            return f.read(1)
+    except OSError:
+        return b""
+
+
 SAFE_MODE_STREAK = 3  # crashes in a row that put the board in safe mode (console only)
 
 
@@ -223,12 +230,14 @@ def main():
     app = None
     try:
         config = Config().load()
+        lock = _lock_state()
         # main.py left interrupts off: on again unless locked in production mode
-        micropython.kbd_intr(-1 if config.get("locked") and config.get("production") else 3)
+        micropython.kbd_intr(-1 if lock == b"P" else 3)
         _sweep()
         console = Console(board.console_port(), clock)
         console.events_enabled = config.get("console_events")
         app = App(board, config, board.secrets(), clock, console)
+        app.lock = lock
         app.safe_mode = app.reset_cause == "crash" and board.crash_streak >= SAFE_MODE_STREAK
         asyncio.run(app.run())
     except Exception as e:

@@ -1,5 +1,7 @@
 # Device side of the console protocol (docs/console-protocol.md): reads request frames from the
 # console port, dispatches them to registered handlers, writes responses and numbered events.
+import gc
+
 from micropython import const
 
 from spot import frame
@@ -50,8 +52,10 @@ class Console:
         # On a locked device: async def(op, args), raises CommandError unless the request carries
         # valid admin authentication; called for commands registered with auth=True.
         self.guard: Any = None
+        self.envelope: Any = None  # the "auth" member of the request being handled
         self.kbd_char = 3  # the interrupt character to restore after raw transfers (-1: production)
-        self.counters = {"rx_frames": 0, "rx_bad": 0, "rx_too_long": 0, "rx_lines": 0, "tx_frames": 0, "errors": 0}
+        self.counters = {"rx_frames": 0, "rx_bad": 0, "rx_too_long": 0, "rx_lines": 0, "tx_frames": 0, "errors": 0,
+                         "tx_no_memory": 0}
 
     def register(self, op, handler, auth=False):
         """handler: async def(args) -> result (JSON-able); auth: needs the admin envelope once locked."""
@@ -62,12 +66,22 @@ class Console:
 
     # --- output -----------------------------------------------------------------------------
     def send(self, obj):
+        port = self.port
         try:
-            line = frame.encode(obj)
+            try:
+                frame.write(port, obj)
+            except MemoryError:
+                gc.collect()
+                frame.write(port, obj)
         except frame.FrameError as e:
-            rid = obj.get("id")
-            line = frame.encode({"id": rid, "err": {"code": e.code, "msg": str(e)}})
-        self.port.write(line)
+            frame.write(port, {"id": obj.get("id"), "err": {"code": e.code, "msg": str(e)}})
+        except MemoryError:
+            # The heap is at a peak (a role starting): the host gets a short refusal it can retry
+            # rather than a board that resets; a lost event shows as a gap in seq.
+            self.counters["tx_no_memory"] += 1
+            if obj.get("id") is None:
+                return
+            frame.write(port, {"id": obj["id"], "err": {"code": "no_memory", "msg": "out of memory: retry"}})
         self.counters["tx_frames"] += 1
 
     def event(self, kind, data=None):
@@ -129,6 +143,7 @@ class Console:
             self._error(rid, "unknown_op", "unknown command '%s'" % op)
             return
         handler = entry[0]
+        self.envelope = req.get("auth")
         try:
             if entry[1] and self.guard is not None:
                 await self.guard(op, args)
@@ -136,6 +151,11 @@ class Console:
         except CommandError as e:
             self.after = None
             self._error(rid, e.code, str(e))
+            return
+        except MemoryError:
+            self.after = None
+            gc.collect()
+            self._error(rid, "no_memory", "out of memory: retry")
             return
         except Exception as e:  # a handler bug must not take the console down
             self.after = None

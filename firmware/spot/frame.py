@@ -34,22 +34,40 @@ def _ascii(s):
     return "".join(out)
 
 
+def body(obj):
+    """Compact JSON as ASCII text. A str, not bytes: it is checksummed and written as it is (a
+    bytes copy would double the largest allocation of an answer)."""
+    s = json.dumps(obj, separators=(",", ":"))
+    if len(memoryview(s)) != len(s):  # pyright: ignore[reportArgumentType] (MicroPython: UTF-8 bytes vs chars)
+        s = _ascii(s)
+    return s
+
+
 def dumps(obj):
     """Compact JSON as ASCII bytes."""
-    s = json.dumps(obj, separators=(",", ":"))
-    b = s.encode()
-    if len(b) != len(s):
-        b = _ascii(s).encode()
-    return b
+    return body(obj).encode()
+
+
+def _parts(obj):
+    text = body(obj)
+    if len(text) + 11 > MAX_FRAME:
+        raise FrameError("too_long", "frame of %d bytes exceeds %d" % (len(text) + 11, MAX_FRAME))
+    return text, b"|%08x\n" % (binascii.crc32(text) & 0xFFFFFFFF)
 
 
 def encode(obj):
     """One frame line for a JSON object, or FrameError('too_long') if over MAX_FRAME."""
-    body = dumps(obj)
-    if len(body) + 11 > MAX_FRAME:
-        raise FrameError("too_long", "frame of %d bytes exceeds %d" % (len(body) + 11, MAX_FRAME))
-    crc = binascii.crc32(body) & 0xFFFFFFFF
-    return b"~" + body + (b"|%08x\n" % crc)
+    text, tail = _parts(obj)
+    return b"~" + text.encode() + tail
+
+
+def write(port, obj):
+    """Write the frame of obj in three pieces, without building the line: everything that can
+    fail (no heap, too long) fails before the first byte goes out."""
+    text, tail = _parts(obj)
+    port.write(b"~")
+    port.write(text)
+    port.write(tail)
 
 
 def is_frame(line):

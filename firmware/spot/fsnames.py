@@ -3,7 +3,8 @@
 import os
 
 PART = ".part"
-PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp")
+PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp", "/lock", "/lock.part")
+LOCK_PATH = "/lock"  # b"L": admin authentication on; b"P": and the REPL off (production)
 
 # console command, method, needs admin authentication once locked (the writes, data and end
 # of a transfer belong to the fs.put that opened it, which needed it)

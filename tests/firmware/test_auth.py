@@ -4,7 +4,7 @@ import asyncio
 from binascii import hexlify, unhexlify
 
 from fwtest import eq, raises
-from spot.auth import NONCE_TTL_MS, Auth, canonical, hmac_sha256, message, same
+from spot.auth import NONCE_TTL_MS, Auth, hmac_sha256, message, same
 from spot.console import CommandError
 
 ADMIN = bytes(range(32))
@@ -29,9 +29,8 @@ def test_same_compares_whole_values():
     eq(same(a, a[:31] + b"\x20"), False)
 
 
-def test_canonical_sorts_keys_without_spaces():
-    eq(canonical({"b": 1, "a": {"y": [1, "x"], "x": True}, "c": None}), '{"a":{"x":true,"y":[1,"x"]},"b":1,"c":null}')
-    eq(canonical({}), "{}")
+def test_message_is_nonce_op_and_canonical_arguments():
+    eq(message(b"\x01\x02", "keys.set", {"b": 1, "a": "\u00e9"}), b'\x01\x02keys.set\n{"a":"\\u00e9","b":1}')
 
 
 class Clock:
@@ -50,80 +49,87 @@ class Store:
         return self.v.get(name)
 
 
+class Console:
+    envelope = None
+
+
 class App:
     def __init__(self, admin=ADMIN):
         self.clock = Clock()
         self.secrets = Store(admin)
+        self.console = Console()
 
 
 def _signed(auth, op, args, key=ADMIN):
+    """The request's arguments and its envelope."""
     n = unhexlify(asyncio.run(auth.nonce({}))["nonce"])
     mac = hmac_sha256(key, message(n, op, args))
-    out = dict(args)
-    out["auth"] = {"nonce": hexlify(n).decode(), "mac": hexlify(mac).decode()}
-    return out, n, mac
+    return dict(args), {"nonce": hexlify(n).decode(), "mac": hexlify(mac).decode()}
 
 
-def _code(fn, *a):
-    return raises(CommandError, fn, *a).code
+def _check(auth, op, args, env=None):
+    """What the console does with a request: its envelope aside, then the guard."""
+    auth.app.console.envelope = env
+    auth.check(op, args)
+
+
+def _code(auth, op, args, env=None):
+    return raises(CommandError, _check, auth, op, args, env).code
 
 
 def test_envelope_rules():
     auth = Auth(App())
     args = {"kind": "app_key", "value": "00" * 16}
-    eq(_code(auth.check, "keys.set", dict(args)), "auth_required")
-    signed, n, mac = _signed(auth, "keys.set", args)
-    auth.check("keys.set", signed)
-    eq(signed, args)  # the envelope is gone before the handler sees the arguments
-    # replayed: the nonce was used
-    replay = dict(args)
-    replay["auth"] = {"nonce": hexlify(n).decode(), "mac": hexlify(mac).decode()}
-    eq(_code(auth.check, "keys.set", replay), "auth_failed")
+    eq(_code(auth, "keys.set", args), "auth_required")
+    a, env = _signed(auth, "keys.set", args)
+    _check(auth, "keys.set", a, env)
+    eq(auth.app.console.envelope, None)  # used
+    eq(_code(auth, "keys.set", a, dict(env)), "auth_failed")  # replayed: the nonce was used
     # a prefix of the right value, a wrong key, other arguments, another command
-    signed, n, mac = _signed(auth, "keys.set", args)
-    signed["auth"]["mac"] = signed["auth"]["mac"][:32]
-    eq(_code(auth.check, "keys.set", signed), "auth_failed")
-    signed, _, _ = _signed(auth, "keys.set", args, key=bytes(32))
-    eq(_code(auth.check, "keys.set", signed), "auth_failed")
-    signed, _, _ = _signed(auth, "keys.set", args)
-    signed["value"] = "11" * 16
-    eq(_code(auth.check, "keys.set", signed), "auth_failed")
-    signed, _, _ = _signed(auth, "keys.set", args)
-    eq(_code(auth.check, "fs.put", signed), "auth_failed")
+    a, env = _signed(auth, "keys.set", args)
+    env["mac"] = env["mac"][:-2]
+    eq(_code(auth, "keys.set", a, env), "auth_failed")
+    a, env = _signed(auth, "keys.set", args, key=bytes(32))
+    eq(_code(auth, "keys.set", a, env), "auth_failed")
+    a, env = _signed(auth, "keys.set", args)
+    a["value"] = "11" * 16
+    eq(_code(auth, "keys.set", a, env), "auth_failed")
+    a, env = _signed(auth, "keys.set", args)
+    eq(_code(auth, "fs.put", a, env), "auth_failed")
     # expired
-    signed, _, _ = _signed(auth, "keys.set", args)
+    a, env = _signed(auth, "keys.set", args)
     auth.app.clock.now += NONCE_TTL_MS + 1
-    eq(_code(auth.check, "keys.set", signed), "auth_failed")
-    # garbage envelope
-    eq(_code(auth.check, "keys.set", {"auth": {"nonce": "zz", "mac": 1}}), "auth_failed")
-    eq(_code(auth.check, "keys.set", {"auth": "x"}), "auth_failed")
+    eq(_code(auth, "keys.set", a, env), "nonce_expired")
+    # garbage envelopes
+    eq(_code(auth, "keys.set", {}, {"nonce": "zz", "mac": 1}), "auth_failed")
+    eq(_code(auth, "keys.set", {}, "x"), "auth_failed")
 
 
 def test_few_outstanding_nonces_and_public_config():
     auth = Auth(App())
-    first, _, _ = _signed(auth, "keys.set", {})
+    first = _signed(auth, "keys.set", {})
     for _ in range(4):
         asyncio.run(auth.nonce({}))
-    eq(_code(auth.check, "keys.set", first), "auth_failed")  # dropped for newer ones
-    auth.check("config.set", {"values": {"name": "x", "stats_interval": 30}})
-    auth.check("config.set", {"key": "name", "value": "x"})
-    eq(_code(auth.check, "config.set", {"values": {"name": "x", "role": "node"}}), "auth_required")
-    eq(_code(auth.check, "config.set", {"key": "join_eui", "value": "00" * 8}), "auth_required")
-
-
-def test_no_admin_key_never_authenticates():
-    auth = Auth(App(admin=None))
-    signed, _, _ = _signed(auth, "keys.set", {}, key=b"")
-    eq(_code(auth.check, "keys.set", signed), "auth_failed")
+    eq(_code(auth, "keys.set", *first), "auth_failed")  # dropped for newer ones
+    _check(auth, "config.set", {"values": {"name": "x", "stats_interval": 30}})
+    _check(auth, "config.set", {"key": "name", "value": "x"})
+    eq(_code(auth, "config.set", {"values": {"name": "x", "role": "node"}}), "auth_required")
+    eq(_code(auth, "config.set", {"key": "join_eui", "value": "00" * 8}), "auth_required")
 
 
 def test_envelope_sent_ahead_is_good_for_one_command():
     auth = Auth(App())
     args = {"kind": "wifi_password", "value": "41" * 63}
-    signed, _, _ = _signed(auth, "keys.set", args)
-    asyncio.run(auth.arm(signed["auth"]))
-    auth.check("keys.set", dict(args))
-    eq(_code(auth.check, "keys.set", dict(args)), "auth_required")  # used up
-    signed, _, _ = _signed(auth, "keys.set", args)
-    asyncio.run(auth.arm(signed["auth"]))
-    eq(_code(auth.check, "keys.set", {"kind": "wifi_password", "value": "42" * 63}), "auth_failed")
+    a, env = _signed(auth, "keys.set", args)
+    asyncio.run(auth.arm(env))
+    _check(auth, "keys.set", a)
+    eq(_code(auth, "keys.set", a), "auth_required")  # used up
+    a, env = _signed(auth, "keys.set", args)
+    asyncio.run(auth.arm(env))
+    eq(_code(auth, "keys.set", {"kind": "wifi_password", "value": "42" * 63}), "auth_failed")
+
+
+def test_no_admin_key_never_authenticates():
+    auth = Auth(App(admin=None))
+    a, env = _signed(auth, "keys.set", {}, key=b"")
+    eq(_code(auth, "keys.set", a, env), "auth_failed")

@@ -222,3 +222,28 @@ def test_zz_cleanup():
     while _flash:
         _flash.pop().close()
 
+
+
+def test_out_of_memory_answer_is_a_refusal_not_a_crash():
+    import spot.console as console_mod
+
+    real = frame.body
+    fails = [0]
+
+    def tight(obj):  # the heap at its peak: the full answer (and the event) cannot be built
+        if "ok" in obj or "ev" in obj:
+            fails[0] += 1
+            raise MemoryError("memory allocation failed")
+        return real(obj)
+
+    c, port = _console(b"")
+    console_mod.frame.body = tight
+    try:
+        c.send({"id": 5, "ok": {"big": "x" * 400}})
+        c.event("stats", {"x": 1})
+    finally:
+        console_mod.frame.body = real
+    eq(port.frames(), [{"id": 5, "err": {"code": "no_memory", "msg": "out of memory: retry"}}])
+    eq(fails[0], 4)  # each tried again after a collection
+    eq(c.counters["tx_no_memory"], 2)
+    eq(c.seq, 1)  # the lost event still took its number: the host sees the gap

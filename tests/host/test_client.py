@@ -90,3 +90,49 @@ def test_request_over_bound_is_refused_before_sending():
     with ConsoleClient(dev, timeout=2) as client, pytest.raises(codec.FrameError):
         client.request("config.set", {"values": {"name": "x" * 300}})
     assert dev.written == []
+
+
+def no_memory():
+    return lambda req: [{"id": req["id"], "err": {"code": "no_memory", "msg": "out of memory: retry"}}]
+
+
+def test_no_memory_is_retried_only_for_commands_that_can_be_repeated(monkeypatch):
+    import loraspot.console.client as client_mod
+
+    monkeypatch.setattr(client_mod, "NO_MEMORY_WAITS", (0.01, 0.01))
+    dev = ScriptedDevice([no_memory(), no_memory(), ok({"free": 1}), no_memory(), no_memory(), no_memory(),
+                          no_memory()])
+    with ConsoleClient(dev, timeout=2) as client:
+        assert client.request("stats") == {"free": 1}
+        assert client.counters["no_memory"] == 2
+        with pytest.raises(DeviceError) as e:
+            client.request("fs.write", {"off": 0, "data": "AA=="})  # not repeated: it may have been done
+        assert e.value.code == "no_memory"
+        with pytest.raises(DeviceError):
+            client.request("stats")  # the device never recovers: the error after the last wait
+    assert [w["op"] for w in dev.written] == ["stats"] * 3 + ["fs.write"] + ["stats"] * 3
+
+
+def test_signing_when_the_device_asks(monkeypatch):
+    import hashlib
+    import hmac
+    import json
+
+    key = bytes(range(32))
+    nonce = "00112233445566778899aabbccddeeff"
+
+    def check(req):
+        env = req["auth"]
+        args = json.dumps(req["args"], sort_keys=True, separators=(",", ":")).encode()
+        msg = bytes.fromhex(nonce) + b"keys.set\n" + args
+        good = env["nonce"] == nonce and env["mac"] == hmac.new(key, msg, hashlib.sha256).hexdigest()
+        return [{"id": req["id"], "ok": {"stored": good}}]
+
+    refuse = lambda req: [{"id": req["id"], "err": {"code": "auth_required", "msg": "locked"}}]  # noqa: E731
+    dev = ScriptedDevice([refuse, ok({"nonce": nonce}), check, refuse])
+    with ConsoleClient(dev, timeout=2) as client:
+        client.admin_key = key
+        assert client.request("keys.set", {"kind": "app_key", "value": "00" * 16}) == {"stored": True}
+        client.admin_key = None
+        with pytest.raises(DeviceError, match="locked"):
+            client.request("keys.set", {"kind": "app_key", "value": "00" * 16})

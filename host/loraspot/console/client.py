@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import hmac
 import itertools
-import json
 import queue
 import threading
 import time
@@ -28,19 +27,22 @@ _GARBLE_CODES = ("bad_crc", "bad_json", "too_long", "bad_frame")
 
 
 ALWAYS_SIGNED = ("lock", "unlock")  # the device checks these whatever its lock state
+# Commands sent again when the device could not build its answer for lack of heap (a role that is
+# starting takes its peak): asking twice does what asking once does.
+IDEMPOTENT = frozenset(("hello", "stats", "config.get", "config.set", "keys.list", "keys.set", "fs.stat", "fs.ls",
+                        "fs.get", "auth.nonce", "lock", "unlock"))
+NO_MEMORY_WAITS = (0.2, 0.5, 1.0, 2.0, 4.0)  # a node's join holds its peak for a few seconds
 
 
 def auth_message(nonce: bytes, op: str, args: dict) -> bytes:
-    """What the admin key signs: nonce || op || "\n" || the arguments as canonical JSON (keys
-    sorted, no spaces), the same text the device builds."""
-    return nonce + op.encode() + b"\n" + json.dumps(args, sort_keys=True, separators=(",", ":"),
-                                                    ensure_ascii=False).encode()
+    """What the admin key signs: nonce || op || "\n" || canonical JSON of the arguments."""
+    return nonce + op.encode() + b"\n" + codec.canonical(args)
 
 
 def sign(admin_key: bytes, nonce: bytes, op: str, args: dict) -> dict:
-    """The arguments with the admin envelope added."""
+    """The admin envelope (a request's "auth" member) for op with these arguments."""
     mac = hmac.new(admin_key, auth_message(nonce, op, args), hashlib.sha256).digest()
-    return {**args, "auth": {"nonce": nonce.hex(), "mac": mac.hex()}}
+    return {"nonce": nonce.hex(), "mac": mac.hex()}
 
 
 @dataclass
@@ -66,7 +68,7 @@ class ConsoleClient:
         self.logs: list[str] = []
         self.orphan_errors: list[dict] = []
         self.counters = {"frames": 0, "bad_frames": 0, "log_lines": 0, "events": 0, "events_dropped": 0,
-                         "resends": 0}
+                         "resends": 0, "no_memory": 0}
         self._on_log = on_log
         self._on_event = on_event
         self._ids = itertools.count(1)
@@ -83,30 +85,38 @@ class ConsoleClient:
         """Send one command and wait for its answer; raise DeviceError on an error response.
         A command the device refuses with auth_required is signed and sent again when the client
         has the admin key."""
-        if self.admin_key is None or op not in ALWAYS_SIGNED:
+        sign = self.admin_key is not None and op in ALWAYS_SIGNED
+        waits = list(NO_MEMORY_WAITS)
+        while True:
             try:
-                return self._request(op, args, timeout, resends)
+                auth = self.signed(op, args or {}) if sign else None
+                return self._request(op, args, timeout, resends, auth)
             except DeviceError as e:
-                if e.code != "auth_required" or self.admin_key is None:
+                if e.code == "auth_required" and self.admin_key is not None and not sign:
+                    sign = True  # locked: the same command again, signed over a fresh nonce
+                    continue
+                if e.code != "no_memory" or op not in IDEMPOTENT or not waits:
                     raise
-        return self._request(op, self.signed(op, args or {}), timeout, resends)
+            self.counters["no_memory"] += 1
+            time.sleep(waits.pop(0))
 
-    def signed(self, op: str, args: dict) -> dict:
-        """The arguments with the admin envelope, or as they are when the envelope would make the
-        request too long: then it goes ahead in auth.sign, good for the next command."""
+    def signed(self, op: str, args: dict) -> dict | None:
+        """The admin envelope for the request, or None when it would make the request too long:
+        then it goes ahead in auth.sign, good for the next command that needs one."""
         if self.admin_key is None:
             raise ValueError("no admin key to sign with")
         nonce = bytes.fromhex(self._request("auth.nonce", None, None, 2)["nonce"])
-        out = sign(self.admin_key, nonce, op, args)
-        probe = {"id": 1 << 24, "op": op, "args": out}
+        env = sign(self.admin_key, nonce, op, args)
+        probe = {"id": 1 << 24, "op": op, "args": args, "auth": env}
         try:
             codec.encode(probe, self.max_request)
-            return out
+            return env
         except codec.FrameError:
-            self._request("auth.sign", out["auth"], None, 2)
-            return args
+            self._request("auth.sign", env, None, 2)
+            return None
 
-    def _request(self, op: str, args: dict | None, timeout: float | None, resends: int) -> dict:
+    def _request(self, op: str, args: dict | None, timeout: float | None, resends: int,
+                 auth: dict | None = None) -> dict:
         """One command, its answer or DeviceError.
 
         When the device reports a garbled line while this request is the only one in flight (line
@@ -120,6 +130,8 @@ class ConsoleClient:
             msg: dict = {"id": rid, "op": op}
             if args:
                 msg["args"] = args
+            if auth is not None:
+                msg["auth"] = auth
             line = codec.encode(msg, self.max_request)
             for _attempt in range(resends + 1):
                 slot: list = [threading.Event(), None]

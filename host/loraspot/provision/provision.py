@@ -20,7 +20,8 @@ from loraspot.errors import DeviceError, LoraspotError
 from loraspot.lorawan.crypto import key_check_value
 from loraspot.provision.inventory import Inventory, InventoryError
 
-REGIONS = ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470")
+# the firmware's regions; SINGLE is one channel (single_freq, single_sf), for single-channel hotspots
+REGIONS = ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470", "SINGLE")
 AES_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key")
 
 
