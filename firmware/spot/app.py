@@ -68,7 +68,7 @@ class App:
             else:
                 from spot.keys import KeyOps
 
-                obj = KeyOps(self.secrets)
+                obj = KeyOps(self.secrets, self._authorize)
             self._groups[group] = obj
         return obj
 
@@ -78,6 +78,11 @@ class App:
         self.console.guard = self._guard if state else None
         self.console.kbd_char = -1 if state == b"P" else 3
         micropython.kbd_intr(self.console.kbd_char)
+
+    def _authorize(self, op, args):
+        # on a locked device the guard has checked the request already
+        if self.console.guard is None:
+            self._group("auth").verify(op, args)  # pyright: ignore[reportAttributeAccessIssue]
 
     async def _guard(self, op, args):
         self._group("auth").check(op, args)  # pyright: ignore[reportAttributeAccessIssue]
@@ -101,6 +106,7 @@ class App:
             "config_origin": self.config.origin,
             "safe_mode": self.safe_mode,
             "locked": bool(self.lock),
+            "production": self.lock == b"P",
         }
 
     def stats_data(self):

@@ -24,8 +24,11 @@ AUTH_OPS = (("auth.nonce", "nonce", False), ("auth.sign", "arm", False), ("lock"
 
 
 class KeyOps:
-    def __init__(self, secrets):
+    def __init__(self, secrets, authorize=None):
         self.secrets = secrets
+        # authorize(op, args): raises CommandError unless the request carries valid admin
+        # authentication (spot.auth); replacing a stored admin key needs it, locked or not
+        self.authorize = authorize
 
     def register(self, console):
         for op, method, auth in OPS:
@@ -42,6 +45,8 @@ class KeyOps:
             value = binascii.unhexlify(arg(args, "value", str))
         except ValueError:
             raise CommandError("bad_args", "value must be hex")
+        if kind == "admin_key" and self.authorize is not None and self.secrets.has("admin_key"):
+            self.authorize("keys.set", args)
         lo, hi = KINDS[kind]
         if not lo <= len(value) <= hi:
             raise CommandError("bad_args", "%s must be %s bytes" % (kind, lo if lo == hi else "%d..%d" % (lo, hi)))

@@ -310,3 +310,69 @@ def test_backup_while_another_process_provisions(make_board, tmp_path):
                     assert len(copy.secret(d.dev_eui, "admin_key")) == 32
     with Inventory(copies[-1]) as last:
         assert sum(d.state == "provisioned" for d in last.devices()) == 3
+
+
+def test_reprovision_needs_the_admin_key_and_keeps_the_lock(make_board, tmp_path, capsys, monkeypatch):
+    inv = tmp_path / "inv.sqlite"
+    h = make_board(pty=False)
+    url = h.info["url"]
+    opts = provision.Options(role="node", reboot=False)
+    assert provision.provision_many([url], opts, inv)[0].ok
+    old = _key(inv, url)
+    assert _run(capsys, "lock", "--port", url, "--production", "--inventory", str(inv))[0] == 0
+
+    # Another inventory (another master key) does not hold this board's admin key: refused.
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", "77" * 32)
+    other = provision.provision_many([url], provision.Options(role="node", reboot=False, force=True),
+                                     tmp_path / "other.sqlite")[0]
+    assert not other.ok and "admin key this inventory does not hold" in (other.error or "")
+    # Nor can a console without the key replace the admin key on an unlocked board.
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", MASTER)
+    assert _run(capsys, "unlock", "--port", url, "--inventory", str(inv))[0] == 0
+    client, _ = device.connect(url)
+    with client:
+        with pytest.raises(DeviceError) as e:
+            client.request("keys.set", {"kind": "admin_key", "value": "00" * 32})
+        assert e.value.code == "auth_required"
+    assert _run(capsys, "lock", "--port", url, "--production", "--inventory", str(inv))[0] == 0
+
+    # The holder re-provisions with --force: new keys, locked in production again, the old key dead.
+    opts.force = True
+    r = provision.provision_many([url], opts, inv)[0]
+    assert r.ok, r.error
+    new = _key(inv, url)
+    assert new != old
+    client, hello = device.connect(url)
+    with client:
+        assert hello["locked"] is True and hello["production"] is True
+        with pytest.raises(DeviceError):
+            client.request("keys.set", {"kind": "app_key", "value": "00" * 16})
+        client.admin_key = old
+        with pytest.raises(DeviceError) as e:
+            client.request("keys.set", {"kind": "app_key", "value": "00" * 16})
+        assert e.value.code == "auth_failed"
+        client.admin_key = new
+        assert client.request("keys.set", {"kind": "app_key", "value": "00" * 16})["stored"] is True
+    with Inventory(inv) as db:
+        (d,) = db.devices()
+        assert d.state == "locked" and "admin_key_pending" not in db.secret_kinds(d.dev_eui)
+
+
+def test_a_cut_off_run_is_recovered_with_the_pending_admin_key(make_board, tmp_path):
+    """The device took the new admin key but the run ended before the inventory recorded it."""
+    inv = tmp_path / "inv.sqlite"
+    h = make_board(pty=False)
+    url = h.info["url"]
+    assert provision.provision_many([url], provision.Options(role="node", reboot=False), inv)[0].ok
+    old = _key(inv, url)
+    fresh = os.urandom(32)
+    with Inventory(inv) as db:
+        (d,) = db.devices()
+        db.set_secret(d.dev_eui, "admin_key_pending", fresh)
+    client, _ = device.connect(url)
+    with client:
+        client.admin_key = old
+        client.request("keys.set", {"kind": "admin_key", "value": fresh.hex()})
+    r = provision.provision_many([url], provision.Options(role="node", reboot=False, force=True), inv)[0]
+    assert r.ok, r.error
+    assert _key(inv, url) not in (old, fresh)

@@ -28,7 +28,8 @@ from loraspot.errors import LoraspotError
 
 ENV_KEY = "LORASPOT_MASTER_KEY"
 _CHECK = b"loraspot inventory master key check"
-SECRET_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "wifi_password", "mqtt_password")
+SECRET_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "admin_key_pending", "wifi_password",
+                "mqtt_password")
 
 MIGRATIONS = [
     # 1: devices and their secrets
@@ -58,7 +59,7 @@ MIGRATIONS = [
         kind TEXT NOT NULL);
     """,
 ]
-UNIQUE_KINDS = ("app_key", "nwk_key", "admin_key")  # never the same on two devices
+UNIQUE_KINDS = ("app_key", "nwk_key", "admin_key", "admin_key_pending")  # never the same on two devices
 STATES = ("registered", "provisioning", "provisioned", "locked")
 
 
@@ -306,6 +307,15 @@ class Inventory:
                 self.db.execute("INSERT INTO key_prints VALUES (?, ?, ?)", (fp, eui, kind))
             self.db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?, ?)",
                             (eui, kind, nonce, sealed, time.time()))
+
+    def promote_admin_key(self, dev_eui: str) -> None:
+        """The pending admin key (written to the device) becomes the one in force."""
+        eui = _eui(dev_eui)
+        with self.transaction():
+            new = self.secret(eui, "admin_key_pending")
+            self.db.execute("DELETE FROM key_prints WHERE dev_eui = ? AND kind = 'admin_key_pending'", (eui,))
+            self.db.execute("DELETE FROM secrets WHERE dev_eui = ? AND kind = 'admin_key_pending'", (eui,))
+            self.set_secret(eui, "admin_key", new)
 
     def _print(self, value: bytes) -> bytes:
         """A fingerprint of a key that tells equal keys apart without revealing them."""

@@ -176,11 +176,11 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         what = "is locked" if locked else ("holds keys" if on_device else "is provisioned in the inventory")
         raise ProvisionError(f"{res.port}: the device {what}; give --force to provision it again "
                              "(new keys: the network server needs them too)")
-    if locked:
-        if known is None:
-            raise ProvisionError(f"{res.port}: the device is locked and not in this inventory: without its admin key "
-                                 "it cannot be provisioned again (factory reset it with its key, or re-flash it)")
-        client.admin_key = inv.secret(known.dev_eui, "admin_key")
+    if locked or "admin_key" in on_device:
+        # The device gives its admin key up only to its holder: find it among the inventory's
+        # (a pending one is a new key a cut-off run may have written) with a signed unlock, which
+        # also opens a locked board for the writes; it is locked again at the end.
+        client.admin_key = _held_admin_key(client, inv, known, res.port)
 
     cfg, extra = opts.backhaul()
     with inv.transaction():
@@ -200,9 +200,10 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         if opts.wifi_password:
             keys["wifi_password"] = opts.wifi_password.encode()
         keys.update(extra)
-        keys["admin_key"] = secrets.token_bytes(32)  # last on the device: it signs what comes before
+        admin = secrets.token_bytes(32)
         for kind, value in keys.items():
             inv.set_secret(eui, kind, value)  # kept before the device has them: never lost
+        inv.set_secret(eui, "admin_key_pending", admin)  # the admin key in force stays until the device has this
     res.dev_eui = eui
 
     values = {"role": opts.role, "region": opts.region, "name": name, "join_eui": opts.join_eui,
@@ -211,7 +212,7 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         values["wifi_ssid"] = opts.wifi_ssid
     values.update(cfg)
     device.config_set(client, values)
-    for kind, value in keys.items():
+    for kind, value in (*keys.items(), ("admin_key", admin)):  # the admin key last
         out = client.request("keys.set", {"kind": kind, "value": value.hex()})
         if kind in AES_KINDS:
             want = key_check_value(value)
@@ -219,11 +220,33 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
                 raise ProvisionError(f"{res.port}: the device answers key check value {out.get('kcv')} for its "
                                      f"{kind}, expected {want}: the key did not arrive intact")
             res.kcv = want
-        if kind == "admin_key" and client.admin_key is not None:
-            client.admin_key = value
+    inv.promote_admin_key(eui)
+    client.admin_key = admin
+    if locked:
+        client.request("lock", {"production": bool(hello.get("production"))})
     inv.update(eui, state="locked" if locked else "provisioned", provisioned_at=time.time())
     if opts.reboot:
         device.reboot(client)
+
+
+def _held_admin_key(client, inv: Inventory, known, port: str) -> bytes:
+    keys = []
+    if known is not None:
+        for kind in ("admin_key", "admin_key_pending"):
+            try:
+                keys.append(inv.secret(known.dev_eui, kind))
+            except InventoryError:
+                pass
+    for key in keys:
+        client.admin_key = key
+        try:
+            client.request("unlock")
+            return key
+        except DeviceError as e:
+            if e.code != "auth_failed":
+                raise
+    raise ProvisionError(f"{port}: the device has an admin key this inventory does not hold: it cannot be "
+                         "provisioned again without it (factory-reset it, or erase and re-flash it)")
 
 
 def provision_many(ports: list[str], opts: Options, inventory: Path | None = None) -> list[Result]:
