@@ -33,9 +33,9 @@ def cli(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from loraspot.cli import decode, demo, device, flash, inventory, listen, ports, sim
+    from loraspot.cli import decode, demo, device, flash, inventory, listen, monitor, ports, sim
 
-    for module in (ports, device, sim, decode, inventory, demo, listen, flash):
+    for module in (ports, device, sim, decode, inventory, demo, listen, flash, monitor):
         module.register(cli)
 
 

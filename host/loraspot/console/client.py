@@ -56,8 +56,9 @@ class Event:
 
 class ConsoleClient:
     def __init__(self, port: serial.SerialBase, on_log: Callable[[str], None] | None = None,
-                 on_event: Callable[[Event], None] | None = None, timeout: float = 5.0):
+                 on_event: Callable[[Event], None] | None = None, timeout: float = 5.0, keep_events: bool = True):
         self.port = port
+        self.keep_events = keep_events  # False: events only go to on_event (a monitor's endless stream)
         self.timeout = timeout
         self.max_request = codec.MAX_REQUEST
         self.caps: frozenset[str] = frozenset()  # the device's commands, from hello
@@ -197,6 +198,11 @@ class ConsoleClient:
             if kind is None or ev.kind == kind:
                 return ev
 
+    @property
+    def gone(self) -> bool:
+        """The port failed (unplugged, closed by the other end)."""
+        return self._gone is not None
+
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(Exception):
@@ -271,10 +277,11 @@ class ConsoleClient:
             self.counters["events"] += 1
             if ev.kind == "boot":
                 self._fail_pending(DeviceReset("the device restarted before answering"))
-            try:
-                self.events.put_nowait(ev)
-            except queue.Full:
-                self.counters["events_dropped"] += 1
+            if self.keep_events:
+                try:
+                    self.events.put_nowait(ev)
+                except queue.Full:
+                    self.counters["events_dropped"] += 1
             if self._on_event:
                 self._on_event(ev)
             return

@@ -1,0 +1,106 @@
+"""`loraspot monitor` and `loraspot report`: thin commands over loraspot.monitor."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from loraspot import transport
+
+
+@click.command("monitor")
+@click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
+@click.option("--all", "every", is_flag=True, help="Every detected board, and boards that appear later.")
+@click.option("--baud", type=int, default=transport.DEFAULT_BAUD, show_default=True)
+@click.option("--record", "record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append every event as a JSON line to this file.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Store every event in this SQLite database.")
+@click.option("--mqtt", default=None, help="Publish events to mqtt://[user[:password]@]host[:port].")
+@click.option("--mqtt-prefix", default="loraspot", show_default=True, help="Topics: PREFIX/DEVICE/event/TYPE.")
+@click.option("--raw", is_flag=True, help="A plain serial terminal (one port; Ctrl-] quits).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C).")
+@click.pass_obj
+def monitor_cmd(ctx, ports, every, baud, record, db, mqtt, mqtt_prefix, raw, duration) -> None:
+    """Watch boards: a live table per device, a log of lines and events; record them."""
+    from loraspot.flash.flasher import resolve_targets
+    from loraspot.monitor import record as rec
+    from loraspot.monitor.monitor import Monitor
+
+    if raw:
+        if len(ports) != 1:
+            raise rec.MonitorError("--raw takes exactly one --port")
+        from loraspot.monitor.raw import run_raw
+
+        run_raw(ports[0], baud)
+        return
+    targets = list(ports) if ports else ([] if every else [t.port for t in resolve_targets([], False, None)])
+    sinks: list[rec.Sink] = []
+    if record:
+        sinks.append(rec.JsonlSink(record))
+    if db:
+        sinks.append(rec.SqliteSink(db))
+    if mqtt:
+        sinks.append(rec.MqttSink(mqtt, mqtt_prefix))
+    if ctx.json:
+        sinks.append(rec.StdoutSink())
+    mon = Monitor(targets, every, baud, sinks)
+    end = None if duration is None else time.monotonic() + duration
+    mon.start()
+    try:
+        if ctx.json or not sys.stdout.isatty():
+            _plain(ctx, mon, end)
+        else:
+            from rich.live import Live
+
+            from loraspot.monitor.view import render
+
+            with Live(render(mon), console=ctx.out, refresh_per_second=4, screen=False) as live:
+                while end is None or time.monotonic() < end:
+                    time.sleep(0.25)
+                    live.update(render(mon))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mon.stop()
+    lost = mon.overflow()
+    gaps = sum(d.gaps for d in mon.fleet.devices.values())
+    ctx.err.print(f"{mon.records} events from {len(mon.fleet.devices)} device(s); {gaps} lost on the line"
+                  + (f"; [red]{lost} not recorded (queue full)[/]" if lost else ""))
+
+
+def _plain(ctx, mon, end) -> None:
+    """Not a terminal: the log as text lines on stderr (with --json the events go to stdout)."""
+    log = mon.fleet.log
+    while end is None or time.monotonic() < end:
+        time.sleep(0.2)
+        while log:
+            when, who, text = log.popleft()
+            if not ctx.json:
+                ctx.err.print(f"{time.strftime('%H:%M:%S', time.localtime(when))} {who} {text}",
+                              highlight=False, markup=False)
+
+
+@click.command("report")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="The HTML page; figures go beside it as PNG files.")
+@click.pass_obj
+def report_cmd(ctx, source: Path, out: Path) -> None:
+    """Figures and a device table from a recording (monitor's --record JSON lines or --db SQLite)."""
+    from loraspot.monitor.report import write_report
+
+    summary = write_report(source, out)
+    if ctx.json:
+        ctx.emit(summary)
+    else:
+        ctx.out.print(f"{summary['events']} events of {len(summary['devices'])} device(s): {out} "
+                      f"and {len(summary['png'])} PNG figures")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(monitor_cmd)
+    cli.add_command(report_cmd)

@@ -1,0 +1,1 @@
+"""Watching boards: live view, recording (JSON lines, SQLite, MQTT) and reports."""

@@ -1,0 +1,235 @@
+"""Where monitored events go: a JSON-lines file, an SQLite database, an MQTT broker, standard
+output. Each sink has a bounded queue and a thread of its own: the port readers only put records
+in queues, so a slow disk or a broker that is away never holds them up. A full queue loses the
+record and counts it (`overflow`)."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+from loraspot.errors import LoraspotError
+
+QUEUE_SIZE = 50_000
+
+
+class MonitorError(LoraspotError):
+    exit_code = 2
+
+
+@dataclass
+class Record:
+    """One device event as the monitor saw it."""
+
+    device: str
+    kind: str
+    seq: int
+    t: int  # device milliseconds since boot
+    data: dict = field(default_factory=dict)
+    host_time: float = 0.0
+    boot: str | None = None
+    port: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"device": self.device, "boot": self.boot, "port": self.port, "host_time": self.host_time,
+                "ev": self.kind, "seq": self.seq, "t": self.t, "data": self.data}
+
+    def json(self) -> str:
+        return json.dumps(self.as_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Record:
+        return cls(d["device"], d["ev"], int(d["seq"]), int(d.get("t", 0)), d.get("data") or {},
+                   float(d.get("host_time", 0.0)), d.get("boot"), d.get("port"))
+
+
+class Sink:
+    """A bounded queue emptied by a thread into write_batch()."""
+
+    name = "sink"
+
+    def __init__(self, size: int = QUEUE_SIZE):
+        self.q: queue.Queue[Record | None] = queue.Queue(maxsize=size)
+        self.written = 0
+        self.overflow = 0
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name=f"monitor-{self.name}", daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+        self._thread.start()
+
+    def put(self, rec: Record) -> None:
+        try:
+            self.q.put_nowait(rec)
+        except queue.Full:
+            self.overflow += 1
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop."""
+        if not self._started:
+            return
+        self.q.put(None)
+        self._thread.join(timeout)
+        self.finish()
+
+    def _run(self) -> None:
+        while True:
+            first = self.q.get()
+            batch = [] if first is None else [first]
+            stop = first is None
+            while not stop and len(batch) < 1000:
+                try:
+                    item = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+            if batch:
+                self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[Record]) -> None:
+        while True:
+            try:
+                self.write_batch(batch)
+                self.written += len(batch)
+                self.error = None
+                return
+            except Exception as e:  # a full disk, a locked database: keep the batch, try again
+                self.error = f"{type(e).__name__}: {e}"
+                time.sleep(0.5)
+
+    def write_batch(self, batch: list[Record]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        pass
+
+
+class JsonlSink(Sink):
+    name = "jsonl"
+
+    def __init__(self, path: Path, size: int = QUEUE_SIZE):
+        super().__init__(size)
+        self.path = Path(path)
+        self.f: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in finish)
+
+    def write_batch(self, batch: list[Record]) -> None:
+        self.f.write("".join(r.json() + "\n" for r in batch))
+        self.f.flush()
+
+    def finish(self) -> None:
+        self.f.close()
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, device TEXT NOT NULL, boot TEXT, seq INTEGER NOT NULL, t INTEGER,
+    kind TEXT NOT NULL, host_time REAL NOT NULL, port TEXT, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_device_time ON events(device, host_time);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
+"""
+
+
+class SqliteSink(Sink):
+    name = "sqlite"
+
+    def __init__(self, path: Path, size: int = QUEUE_SIZE):
+        super().__init__(size)
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.executescript(SCHEMA)
+
+    def write_batch(self, batch: list[Record]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO events (device, boot, seq, t, kind, host_time, port, data) VALUES (?,?,?,?,?,?,?,?)",
+                [(r.device, r.boot, r.seq, r.t, r.kind, r.host_time, r.port,
+                  json.dumps(r.data, separators=(",", ":"))) for r in batch])
+
+    def finish(self) -> None:
+        self.db.close()
+
+
+class StdoutSink(Sink):
+    """--json: one event per line on standard output."""
+
+    name = "stdout"
+
+    def __init__(self, out: IO[str] | None = None, size: int = QUEUE_SIZE):
+        super().__init__(size)
+        self.out = out or sys.stdout
+
+    def write_batch(self, batch: list[Record]) -> None:
+        self.out.write("".join(r.json() + "\n" for r in batch))
+        self.out.flush()
+
+
+class MqttSink(Sink):
+    """Publishes each event to `{prefix}/{device}/event/{type}` at QoS 1. paho keeps what it could
+    not deliver while the broker is away and sends it once reconnected."""
+
+    name = "mqtt"
+
+    def __init__(self, url: str, prefix: str = "loraspot", size: int = QUEUE_SIZE, client_id: str | None = None):
+        import paho.mqtt.client as mqtt
+
+        super().__init__(size)
+        u = urlsplit(url)
+        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+            raise MonitorError(f"--mqtt needs mqtt://[user[:password]@]host[:port], got {url!r}")
+        self.prefix = prefix
+        self.connected = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"loraspot-monitor-{id(self)}", clean_session=False)
+        if u.username:
+            self.client.username_pw_set(u.username, u.password)
+        if u.scheme == "mqtts":
+            self.client.tls_set()
+        self.client.max_queued_messages_set(0)  # unbounded in paho: our queue bounds the total
+        self.client.max_inflight_messages_set(100)
+        self.client.reconnect_delay_set(0.2, 2)
+        self.client.on_connect = lambda c, u_, f, rc, p=None: self.connected.set() if not rc.is_failure else None
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.connect_async(u.hostname, u.port or (8883 if u.scheme == "mqtts" else 1883), keepalive=10)
+        self.client.loop_start()
+
+    def write_batch(self, batch: list[Record]) -> None:
+        for r in batch:
+            topic = f"{self.prefix}/{r.device}/event/{r.kind}"
+            self.client.publish(topic, r.json(), qos=1)
+
+    def pending(self) -> int:
+        """Messages paho still has to get acknowledged."""
+        return len(getattr(self.client, "_out_messages", {}))
+
+    def finish(self) -> None:
+        end = time.monotonic() + 10
+        while self.pending() and time.monotonic() < end:
+            time.sleep(0.05)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def sink_for(spec: str) -> Sink:
+    """A sink from a command-line value: *.jsonl, *.sqlite/*.db, mqtt://..."""
+    if spec.startswith(("mqtt://", "mqtts://")):
+        return MqttSink(spec)
+    p = Path(spec)
+    if p.suffix in (".sqlite", ".db", ".sqlite3"):
+        return SqliteSink(p)
+    return JsonlSink(p)

@@ -1,0 +1,277 @@
+"""`loraspot monitor` on virtual boards: every event recorded exactly once (JSON lines and SQLite,
+checked against the boards' own counters), a board unplugged and back on another pty, garbage
+and a flood on the line, MQTT through a real Mosquitto that restarts, and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+
+import paho.mqtt.client as mqtt
+import pytest
+from loraspot.listen.server import Listener
+from loraspot.monitor.monitor import Monitor
+from loraspot.monitor.record import JsonlSink, MqttSink, SqliteSink
+from loraspot.monitor.report import write_report
+from loraspot.sim.medium import Medium
+
+from tests.e2e.conftest import bytecode_image
+from tests.e2e.hotspot_world import fresh_devices, hotspot_image, node_image, wait
+from tests.mosquitto import Broker
+
+pytestmark = pytest.mark.e2e
+SPEED = 10
+
+
+def _power_cycle(h) -> None:
+    """Cut the board's power (its port stays with the monitor: a serial port has one user)."""
+    pid = h.board.firmware_pid
+    h.board.kill_firmware()
+    assert wait(lambda: h.board.firmware_pid not in (None, pid), 10)
+
+
+def _jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def test_four_boards_every_event_recorded_once_then_report(make_board, tmp_path):
+    devices = fresh_devices(3)
+    jsonl, db = tmp_path / "events.jsonl", tmp_path / "events.sqlite"
+    with Medium(speed=SPEED) as medium, Listener(devices, port=0, dedup_ms=200 / SPEED) as ls:
+        boards = [make_board(hotspot_image(tmp_path / "hs.bin", server_port=ls.address[1], stats_interval=5),
+                             speed=SPEED, medium=medium.address, register=False)]
+        for i, (eui, key) in enumerate(devices.items()):
+            boards.append(make_board(node_image(tmp_path / f"n{i}.bin", eui, key, stats_interval=5), speed=SPEED,
+                                     medium=medium.address, register=False, position=(100.0 * (i + 1), 0, 0),
+                                     hardware={"seed": i, "bme280": {}}))
+        for b in boards:
+            b.wait_status("boot")
+        mon = Monitor([b.info["pty"] for b in boards], sinks=[JsonlSink(jsonl), SqliteSink(db)]).start()
+        try:
+            assert wait(lambda: len(mon.fleet.devices) == 4, 20)
+            for b in boards:  # from a fresh boot on, so that every event the board numbers is seen
+                _power_cycle(b)
+                time.sleep(0.7)
+            assert wait(lambda: sum(d.uplinks for d in mon.fleet.devices.values()) >= 6, 90)
+            # at least two stats events per board since its boot: each carries the board's own
+            # count of the events it numbered before it
+            assert wait(lambda: all(sum(r["ev"] == "stats" and r["data"]["events"] > 0 for r in _jsonl(jsonl)
+                                        if r["device"] == b.board.device_id) >= 2 for b in boards), 60)
+        finally:
+            mon.stop()
+    assert mon.overflow() == 0
+    rows = _jsonl(jsonl)
+    sql = sqlite3.connect(db).execute("SELECT device, boot, seq, kind, data FROM events ORDER BY id").fetchall()
+    assert [(r["device"], r["seq"]) for r in rows] == [(x[0], x[2]) for x in sql]
+    counters = {}
+    for b in boards:
+        dev = b.board.device_id
+        boot = [r for r in rows if r["device"] == dev and r["ev"] == "boot"][-1]["data"]["boot"]
+        mine = [r for r in rows if r["device"] == dev and r["boot"] == boot]
+        n = [r for r in mine if r["ev"] == "stats"][-1]["data"]["events"]  # the board's counter
+        counters[dev] = n
+        assert [r["seq"] for r in mine][: n + 1] == list(range(n + 1)), (dev, n)  # each one, once, in order
+        assert [x[2] for x in sql if x[0] == dev and x[1] == boot][: n + 1] == list(range(n + 1))
+        assert mon.fleet.devices[dev].gaps == 0 and mon.fleet.devices[dev].repeats == 0
+    kinds = {r["ev"] for r in rows}
+    assert {"boot", "stats", "rx", "uplink", "join"} <= kinds
+    hs = mon.fleet.devices[boards[0].board.device_id]
+    assert hs.role == "hotspot" and hs.rx >= 3 and hs.rssi is not None
+    node = mon.fleet.devices[boards[1].board.device_id]
+    assert node.role == "node" and node.uplinks >= 1 and node.heap_free
+
+    for src in (jsonl, db):
+        out = tmp_path / f"report-{src.suffix[1:]}.html"
+        summary = write_report(src, out)
+        page = out.read_text()
+        assert summary["events"] == len(rows) and set(summary["devices"]) == set(counters)
+        assert f"rssi:{boards[0].board.device_id}" in summary["series"]["signal"]
+        assert {f"packets:{d}" for d in counters} <= set(summary["series"]["packets"])
+        assert f"duty:{boards[1].board.device_id}" in summary["series"]["duty"]
+        for name, png in summary["png"].items():
+            with open(png, "rb") as f:
+                data = f.read()
+            assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, name
+        assert page.count("data:image/png;base64,") == 4 and boards[0].board.device_id in page
+
+
+def test_unplug_and_replug_on_another_pty(tmp_path, monkeypatch):
+    """A board in its own process is killed and started again (a new pty): shown gone, then back."""
+    monkeypatch.setenv("LORASPOT_RUNTIME_DIR", str(tmp_path / "run"))
+    flash = tmp_path / "b.bin"
+
+    def start():
+        p = subprocess.Popen([sys.executable, "-m", "loraspot.cli", "--json", "sim", "board", "--flash", str(flash)],
+                             stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+        assert p.stdout
+        return p, json.loads(p.stdout.readline())
+
+    proc, info = start()
+    jsonl = tmp_path / "e.jsonl"
+    mon = Monitor([info["pty"]], sinks=[JsonlSink(jsonl)]).start()
+    try:
+        assert wait(lambda: any(d.state == "live" for d in mon.fleet.devices.values()), 20)
+        (dev,) = mon.fleet.devices.values()
+        proc.kill()
+        proc.wait()
+        assert wait(lambda: dev.state == "gone", 10)
+        hold = os.openpty()  # takes the freed pty number: the board comes back under another name
+        proc, again = start()
+        assert again["pty"] != info["pty"] and again["id"] == info["id"]
+        assert wait(lambda: dev.state == "live" and dev.port == again["pty"], 20)
+        assert dev.reconnects == 1
+        # still recording: power-cut the firmware of the new board, its new boot arrives
+        assert proc.stdout
+        status = json.loads(proc.stdout.readline())
+        while status.get("event") != "boot":
+            status = json.loads(proc.stdout.readline())
+        os.kill(status["pid"], 9)
+        assert wait(lambda: any(r["ev"] == "boot" and r["port"] == again["pty"] for r in _jsonl(jsonl)), 20)
+    finally:
+        mon.stop()
+        proc.kill()
+        proc.wait()
+        for fd in locals().get("hold", ()):
+            os.close(fd)
+    assert any("[gone]" in t for _, _, t in mon.fleet.log) and any("[back]" in t for _, _, t in mon.fleet.log)
+
+
+def test_garbage_and_a_flood_do_not_break_or_swamp_the_monitor(make_board, tmp_path):
+    flood = (b"import sys\nn = 0\nwhile True:\n    n += 1\n"
+             b"    sys.stdout.write('flood line %d ' % n + 'x' * 60 + '\\n')\n")
+    h = make_board(bytecode_image(tmp_path / "f.bin", flood), baud=921600, pty=True)
+    h.wait_status("boot")
+    tracemalloc.start()
+    mon = Monitor([h.info["pty"]], baud=921600).start()
+    try:
+        time.sleep(1.0)
+        before_tx, before_lines = h.board.uart.counters["tx_bytes"], mon.fleet.log_total
+        t0 = time.monotonic()
+        time.sleep(5.0)
+        took = time.monotonic() - t0
+        sent = h.board.uart.counters["tx_bytes"] - before_tx
+        lines = mon.fleet.log_total - before_lines
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        mon.stop()
+        tracemalloc.stop()
+    assert len(mon.fleet.log) == mon.fleet.log.maxlen  # the log keeps its bound
+    assert sent > 0.8 * 92160 * took  # the board really sent at full line rate
+    line_bytes = len("flood line 12345 " + "x" * 60) + 2
+    assert lines * line_bytes > 0.9 * sent, (lines, sent)  # the monitor kept up with the line
+    assert mon.fleet.log[-1][2].startswith("flood line ")
+    assert peak < 40 * 1024 * 1024, peak  # bounded: the log keeps its last lines only
+
+    # Garbage and half frames from a board with a normal console: shown as text, the view goes on.
+    ok = make_board(pty=True)
+    ok.wait_status("boot")
+    mon = Monitor([ok.info["pty"]]).start()
+    try:
+        assert wait(lambda: any(d.state == "live" for d in mon.fleet.devices.values()), 10)
+        ok.board.uart.emit(b"\x00\xff garbage \x1b[31m\r\n~{\"ev\":\"stats\",\"seq\":1|deadbeef\r\n~{half a fr")
+        ok.board.uart.emit(b"ame\r\n")
+        _power_cycle(ok)
+        assert wait(lambda: any(d.events >= 1 for d in mon.fleet.devices.values()), 10)
+        from loraspot.monitor.view import render
+
+        render(mon)  # draws with whatever arrived
+    finally:
+        mon.stop()
+    texts = [t for _, _, t in mon.fleet.log]
+    assert any("garbage" in t for t in texts) and any("half a fr" in t for t in texts)
+
+
+def test_mqtt_through_mosquitto_restarting(make_board, tmp_path):
+    broker = Broker(tmp_path)
+    got: list[tuple[str, dict]] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub", clean_session=False)
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe("loraspot/#", qos=1)
+    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
+    sub.reconnect_delay_set(0.2, 1)
+    sub.connect("127.0.0.1", broker.port, keepalive=5)
+    sub.loop_start()
+    h = make_board(pty=True)
+    h.wait_status("boot")
+    sink = MqttSink(broker.url, client_id="monitor-test")
+    mon = Monitor([h.info["pty"]], sinks=[sink]).start()
+    try:
+        assert wait(lambda: any(d.state == "live" for d in mon.fleet.devices.values()), 10)
+        _power_cycle(h)
+        assert wait(lambda: any(t.endswith("/event/boot") for t, _ in got), 10)
+        dev = next(iter(mon.fleet.devices))
+        assert all(t.startswith(f"loraspot/{dev}/event/") for t, _ in got)
+        broker.stop()  # the broker goes away; the board goes on
+        _power_cycle(h)
+        time.sleep(1.0)
+        _power_cycle(h)
+        time.sleep(1.0)
+        broker.start()
+        boot_ids = wait(lambda: len({p["boot"] for t, p in got if t.endswith("/event/boot")}) >= 3, 20)
+    finally:
+        mon.stop()
+        sub.loop_stop()
+        sub.disconnect()
+        broker.stop()
+    assert boot_ids, [t for t, _ in got]
+    for boot in {p["boot"] for _, p in got}:
+        seqs = sorted({p["seq"] for _, p in got if p["boot"] == boot})
+        assert seqs == list(range(seqs[0], seqs[-1] + 1)), (boot, seqs)
+
+
+def test_raw_terminal_quits_on_ctrl_bracket(make_board):
+    h = make_board(pty=True)
+    h.wait_status("boot")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: loraspot in a terminal
+        os.execv(sys.executable, [sys.executable, "-m", "loraspot.cli", "monitor", "--raw", "--port", h.info["url"]])
+    out = b""
+    try:
+        end = time.monotonic() + 10
+        while b"Ctrl-] quits" not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                out += os.read(fd, 4096)
+        _reboot_via(fd)
+        end = time.monotonic() + 10
+        while b"rst:" not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                out += os.read(fd, 4096)
+        os.write(fd, b"\x1d")
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+    assert os.WEXITSTATUS(status) == 0
+    assert b"rst:" in out  # the board's boot text came through
+
+
+def _reboot_via(fd: int) -> None:
+    """Type a console request into the terminal: the board reboots."""
+    from loraspot.console import codec
+
+    os.write(fd, b"\n" + codec.encode({"id": 1, "op": "reboot"}))
+
+
+def test_cli_json_lines_and_report(make_board, tmp_path, capsys):
+    from loraspot.cli.main import main
+
+    h = make_board(pty=True)
+    h.wait_status("boot")
+    threading.Timer(1.5, _power_cycle, (h,)).start()
+    jsonl = tmp_path / "cli.jsonl"
+    assert main(["--json", "monitor", "--port", h.info["pty"], "--duration", "5", "--record", str(jsonl)]) == 0
+    out = capsys.readouterr()
+    lines = [json.loads(x) for x in out.out.splitlines() if x.strip()]
+    assert any(x["ev"] == "boot" for x in lines) and lines == _jsonl(jsonl)
+    assert "events from 1 device(s)" in out.err
+    assert main(["--json", "report", str(jsonl), "--out", str(tmp_path / "r.html")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["devices"] == [h.board.device_id] and (tmp_path / "r-heap.png").exists()

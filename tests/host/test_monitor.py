@@ -1,0 +1,89 @@
+"""Monitor pieces without boards: sequence gaps and repeats, bounded sinks that lose and count
+rather than block, recordings read back, bad recordings refused."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from loraspot.monitor.fleet import Fleet
+from loraspot.monitor.record import JsonlSink, MonitorError, Record, Sink, SqliteSink
+from loraspot.monitor.report import analyse, load, write_report
+
+
+def rec(seq, kind="log", data=None, t=0.0, dev="aa"):
+    return Record(dev, kind, seq, seq * 10, data or {"level": "info", "msg": f"m{seq}"}, 1_800_000_000.0 + t)
+
+
+def test_gaps_repeats_and_a_new_boot():
+    f = Fleet()
+    d = f.device("aa")
+    assert [f.event(d, rec(s)) for s in (0, 1, 2, 2, 5, 6, 4)] == [True, True, True, False, True, True, False]
+    assert (d.gaps, d.repeats, d.events) == (2, 2, 5)
+    assert any("2 event(s) lost before #5" in t for _, _, t in f.log)
+    assert f.event(d, rec(0, "boot", {"boot": "b2", "crash": {"error": "MemoryError"}}))  # numbering starts again
+    assert d.boot == "b2" and d.last_error == "crash: MemoryError" and d.gaps == 2
+    f.event(d, rec(1, "uplink", {"fcnt": 0, "duty_left_ms": 35000, "airtime_ms": 60}))
+    f.event(d, rec(2, "rx", {"rssi": -97, "snr": 7.5}))
+    f.event(d, rec(3, "stats", {"up_ms": 5000, "heap_free": 30000, "rx": 9, "forwarded": 8,
+                                "dropped": {"old": 1}, "backhaul": "up"}))
+    assert (d.uplinks, d.duty_left_ms, d.rssi, d.snr, d.rx, d.forwarded, d.dropped, d.heap_free, d.backhaul) == \
+        (1, 35000, -97, 7.5, 9, 8, 1, 30000, "up")
+
+
+class SlowSink(Sink):
+    name = "slow"
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.release = threading.Event()
+        self.got = []
+
+    def write_batch(self, batch):
+        self.release.wait(10)
+        self.got.extend(batch)
+
+
+def test_a_slow_sink_loses_and_counts_but_never_blocks():
+    s = SlowSink(size=10)
+    s.start()
+    for i in range(100):
+        s.put(rec(i))  # returns at once: the queue is bounded, the rest is counted
+    assert s.overflow >= 89
+    s.release.set()
+    s.close()
+    assert s.written == len(s.got) and s.written + s.overflow == 100
+
+
+def test_recordings_round_trip_and_feed_the_report(tmp_path):
+    records = [rec(0, "boot", {"boot": "b1", "board": "virtual"}, 0)]
+    records += [rec(i, "rx", {"rssi": -90 - i, "snr": 5.0}, i * 60.0, dev="hs") for i in range(1, 30)]
+    records += [rec(i, "uplink", {"airtime_ms": 62, "duty_left_ms": 30000}, i * 120.0) for i in range(1, 10)]
+    records += [rec(12, "stats", {"heap_free": 40000}, 900.0)]
+    for sink in (JsonlSink(tmp_path / "r.jsonl"), SqliteSink(tmp_path / "r.sqlite")):
+        sink.start()
+        for r in records:
+            sink.put(r)
+        sink.close()
+        back = load(sink.path)
+        assert [(r.device, r.kind, r.seq, r.data) for r in back] == [(r.device, r.kind, r.seq, r.data) for r in records]
+    rep = analyse(load(tmp_path / "r.jsonl"))
+    assert rep.devices["hs"].rx == 29 and rep.devices["aa"].uplinks == 9 and rep.devices["aa"].gaps == 2  # 9 -> 12
+    assert sum(rep.airtime["aa"].values()) == 9 * 62
+    summary = write_report(tmp_path / "r.sqlite", tmp_path / "out" / "r.html")
+    assert summary["series"]["signal"] == ["rssi:hs", "snr:hs"] and summary["series"]["duty"] == ["duty:aa"]
+    page = (tmp_path / "out" / "r.html").read_text()
+    assert json.loads(page.split('id="summary">')[1].split("</script>")[0])["events"] == len(records)
+
+
+def test_bad_recordings_are_refused(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"device": "a", "ev": "x", "seq": 0}\nnot json\n')
+    with pytest.raises(MonitorError, match="line 2: not a monitor record"):
+        load(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(MonitorError, match="not a monitor database"):
+        load(tmp_path / "bad.sqlite")
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(MonitorError, match="no events"):
+        write_report(tmp_path / "empty.jsonl", tmp_path / "x.html")
