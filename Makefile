@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/hotspot.py
 	$(PY) bench/flash.py
 	$(PY) bench/provision.py
+	$(PY) bench/monitor.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

@@ -8,6 +8,7 @@ arrives before the first request is answered (boot text, half lines) is shown as
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from loraspot import transport
@@ -18,6 +19,7 @@ from loraspot.monitor.record import Record, Sink
 
 FIND_EVERY = 0.5  # s between looks for a board that is gone
 DISCOVER_EVERY = 2.0  # s between looks for new boards (--all)
+EARLY_EVENTS = 1000  # events kept from a board that has not yet said who it is (hello)
 
 
 class Watcher(threading.Thread):
@@ -29,7 +31,7 @@ class Watcher(threading.Thread):
         self.port = port
         self.dev: DeviceState | None = None
         self.client: ConsoleClient | None = None
-        self._early: list[Event] = []
+        self._early: deque[Event] = deque(maxlen=EARLY_EVENTS)
         self._lock = threading.Lock()
 
     # --- callbacks from the client's reader thread ---------------------------------------------
@@ -107,7 +109,7 @@ class Watcher(threading.Thread):
             self.mon.claimed.add(port)
             with self._lock:
                 self.dev = d
-                early, self._early = self._early, []
+                early, self._early = self._early, deque(maxlen=EARLY_EVENTS)
             for ev in early:
                 self._take(ev)
             while not client.gone and not self.mon.stopping.is_set():
