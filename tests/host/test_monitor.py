@@ -87,3 +87,28 @@ def test_bad_recordings_are_refused(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(MonitorError, match="no events"):
         write_report(tmp_path / "empty.jsonl", tmp_path / "x.html")
+
+
+class SteadySink(Sink):
+    """A disk that takes 20 ms per write: slower than the events come, in bursts."""
+
+    name = "steady"
+
+    def __init__(self):
+        super().__init__()
+        self.got = []
+
+    def write_batch(self, batch):
+        import time
+
+        time.sleep(0.02)
+        self.got.extend(batch)
+
+
+def test_a_slow_disk_loses_nothing_within_the_queue():
+    s = SteadySink()
+    s.start()
+    for i in range(20_000):
+        s.put(rec(i))
+    s.close()
+    assert s.overflow == 0 and [r.seq for r in s.got] == list(range(20_000))
