@@ -176,6 +176,8 @@ def test_garbage_and_a_flood_do_not_break_or_swamp_the_monitor(make_board, tmp_p
     mon = Monitor([ok.info["pty"]]).start()
     try:
         assert wait(lambda: any(d.state == "live" for d in mon.fleet.devices.values()), 10)
+        time.sleep(0.5)
+        assert sum(s["event"] == "boot" for s in ok.status) == 1  # opening the port did not reset the board
         ok.board.uart.emit(b"\x00\xff garbage \x1b[31m\r\n~{\"ev\":\"stats\",\"seq\":1|deadbeef\r\n~{half a fr")
         ok.board.uart.emit(b"ame\r\n")
         _power_cycle(ok)
