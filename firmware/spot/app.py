@@ -130,7 +130,13 @@ class App:
         if "key" in args:
             key = arg(args, "key", str)
             return {"key": key, "value": self.config.get(key)}
-        return {"values": self.config.values()}
+        # in pages: the whole table as one answer is more heap than a running node can spare
+        start = arg(args, "start", int, 0, required=False)
+        keys = sorted(self.config.view())
+        out = {"values": {k: self.config.get(k) for k in keys[start : start + CONFIG_PAGE]}}
+        if start + CONFIG_PAGE < len(keys):
+            out["next"] = start + CONFIG_PAGE
+        return out
 
     async def config_set(self, args):
         if "values" in args:
@@ -226,6 +232,7 @@ def _lock_state():
         return b""
 
 
+CONFIG_PAGE = 12  # config values per config.get answer
 SAFE_MODE_STREAK = 3  # crashes in a row that put the board in safe mode (console only)
 
 

@@ -52,6 +52,10 @@ class Config:
     def values(self):
         return dict(self._values)
 
+    def view(self):
+        """The values themselves, not a copy (for reading only)."""
+        return self._values
+
     def set(self, changes):
         """Validate every change, then store them all in one atomic write."""
         if not isinstance(changes, dict) or not changes:

@@ -29,8 +29,15 @@ def connect(url: str, baud: int = DEFAULT_BAUD, timeout: float = 5.0, on_log: Ca
 
 
 def config_get(client: ConsoleClient, key: str | None = None) -> dict:
-    if key is None:
-        return client.request("config.get")["values"]
+    if key is None:  # the device answers in pages
+        values: dict = {}
+        start = 0
+        while True:
+            page = client.request("config.get", {"start": start} if start else None)
+            values.update(page["values"])
+            if "next" not in page:
+                return values
+            start = int(page["next"])
     return {key: client.request("config.get", {"key": key})["value"]}
 
 
