@@ -147,10 +147,11 @@ def test_unplug_and_replug_on_another_pty(tmp_path, monkeypatch):
 def test_garbage_and_a_flood_do_not_break_or_swamp_the_monitor(make_board, tmp_path):
     flood = (b"import sys\nn = 0\nwhile True:\n    n += 1\n"
              b"    sys.stdout.write('flood line %d ' % n + 'x' * 60 + '\\n')\n")
-    h = make_board(bytecode_image(tmp_path / "f.bin", flood), baud=921600, pty=True)
+    # 460800 baud: the line full, without starving the speed-up clocks of tests running beside it
+    h = make_board(bytecode_image(tmp_path / "f.bin", flood), baud=460800, pty=True)
     h.wait_status("boot")
     tracemalloc.start()
-    mon = Monitor([h.info["pty"]], baud=921600).start()
+    mon = Monitor([h.info["pty"]], baud=460800).start()
     try:
         time.sleep(1.0)
         before_tx, before_lines = h.board.uart.counters["tx_bytes"], mon.fleet.log_total
@@ -164,7 +165,7 @@ def test_garbage_and_a_flood_do_not_break_or_swamp_the_monitor(make_board, tmp_p
         mon.stop()
         tracemalloc.stop()
     assert len(mon.fleet.log) == mon.fleet.log.maxlen  # the log keeps its bound
-    assert sent > 0.8 * 92160 * took  # the board really sent at full line rate
+    assert sent > 0.8 * 46080 * took  # the board really sent at full line rate
     line_bytes = len("flood line 12345 " + "x" * 60) + 2
     assert lines * line_bytes > 0.9 * sent, (lines, sent)  # the monitor kept up with the line
     assert mon.fleet.log[-1][2].startswith("flood line ")
