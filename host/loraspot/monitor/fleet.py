@@ -76,6 +76,10 @@ class Fleet:
         if isinstance(crash, dict) and crash.get("error"):
             d.last_error = f"crash: {crash['error']}"
 
+    def stats(self, d: DeviceState, stats: dict) -> None:
+        """A stats answer (not an event: nothing recorded) fills the row at once."""
+        self._apply(d, Record(d.device, "stats", -1, 0, stats, time.time(), d.boot))
+
     def event(self, d: DeviceState, rec: Record) -> bool:
         """Take one event into the state; False for a repeat (already seen: not to be recorded)."""
         d.last_seen = rec.host_time

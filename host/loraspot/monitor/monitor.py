@@ -112,6 +112,12 @@ class Watcher(threading.Thread):
                 early, self._early = self._early, deque(maxlen=EARLY_EVENTS)
             for ev in early:
                 self._take(ev)
+            try:  # uptime, heap and counters now rather than at the next stats event
+                stats = client.request("stats")
+                with self.mon.fleet.lock:
+                    self.mon.fleet.stats(d, stats)
+            except LoraspotError:
+                pass
             while not client.gone and not self.mon.stopping.is_set():
                 self.mon.stopping.wait(0.1)
             return True

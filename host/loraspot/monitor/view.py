@@ -31,8 +31,9 @@ def render(mon, log_lines: int = 12) -> Group:
     table = Table(expand=True, title=f"loraspot monitor: {len(mon.fleet.devices)} device(s), "
                                      f"{mon.records} events", title_justify="left")
     for col in ("device", "board", "role", "state", "up", "heap", "RSSI/SNR", "rx/fwd/drop", "uplinks",
-                "duty left", "backhaul", "events (gaps)", "last error"):
-        table.add_column(col, overflow="fold")
+                "duty left", "backhaul", "events (gaps)"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=4 if col != "device" else 12)
+    table.add_column("last error", overflow="fold", ratio=1)
     with mon.fleet.lock:
         devices = sorted(mon.fleet.devices.values(), key=lambda d: d.device)
         for d in devices:
