@@ -132,7 +132,7 @@ class App:
             return {"key": key, "value": self.config.get(key)}
         # in pages: the whole table as one answer is more heap than a running node can spare
         start = arg(args, "start", int, 0, required=False)
-        keys = sorted(self.config.view())
+        keys = sorted(self.config.values())
         out = {"values": {k: self.config.get(k) for k in keys[start : start + CONFIG_PAGE]}}
         if start + CONFIG_PAGE < len(keys):
             out["next"] = start + CONFIG_PAGE

@@ -50,10 +50,7 @@ class Config:
         return self._values[key]
 
     def values(self):
-        return dict(self._values)
-
-    def view(self):
-        """The values themselves, not a copy (for reading only)."""
+        """The values themselves, not a copy: read them, change them through set()."""
         return self._values
 
     def set(self, changes):

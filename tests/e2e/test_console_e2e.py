@@ -65,8 +65,29 @@ def test_put_get_64k_with_hash_at_921600(board):
         assert get_file(client, "/data.bin") == data
         names = [e[0] for e in client.request("fs.ls", {"path": "/"})["entries"]]
         assert "data.bin" in names and "secrets.json" not in names
-    assert board.board.uart.counters["rx_dropped"] == 0
+        fallbacks = client.counters.get("raw_fallbacks", 0)
+    # bytes are lost only when the host machine starves the virtual board (its 260-byte FIFO
+    # overruns); the transfer then went again in acknowledged chunks
+    assert board.board.uart.counters["rx_dropped"] == 0 or fallbacks == 1
     assert data.count(3) > 100 and board.board.uart.counters["interrupts"] == 0  # 0x03 in raw windows is data
+
+
+def test_a_raw_window_that_loses_bytes_is_sent_again_in_acknowledged_chunks(board):
+    data = random.Random(8).randbytes(20 * 1024)
+    client, _ = board.connect(baud=921600)
+    with client:
+        real = client.send_raw
+        windows = []
+
+        def lossy(piece: bytes) -> None:  # the third window loses 100 bytes on the line
+            windows.append(len(piece))
+            real(piece[:-100] if len(windows) == 3 else piece)
+
+        client.send_raw = lossy  # type: ignore[method-assign]
+        put_file(client, "/lossy.bin", data)
+        client.send_raw = real  # type: ignore[method-assign]
+        assert client.counters["raw_fallbacks"] == 1
+        assert get_file(client, "/lossy.bin") == data
 
 
 def test_compressible_put_is_deflated_on_the_line(board):

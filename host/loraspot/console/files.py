@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import zlib
 from collections.abc import Callable
 
 from loraspot.console.client import ConsoleClient
-from loraspot.errors import DeviceError, DeviceReset, DeviceTimeout, PortGone, TransferError
+from loraspot.errors import DeviceError, DeviceReset, DeviceTimeout, PortGone, ProtocolError, TransferError
 
 Progress = Callable[[int, int], None]
 
@@ -25,10 +26,33 @@ def deflated(data: bytes, bits: int = ZBITS) -> bytes:
     return c.compress(data) + c.flush()
 
 
+RAW_ABANDON_S = 2.5  # longer than the device waits for the rest of a raw window
+
+
 def put_file(client: ConsoleClient, path: str, data: bytes, progress: Progress | None = None) -> None:
-    """Write `data` to `path` on the device; `progress(done, total)` counts bytes on the line."""
-    digest = hashlib.sha256(data).hexdigest()
+    """Write `data` to `path` on the device; `progress(done, total)` counts bytes on the line.
+
+    Raw windows have no acknowledgement of their own: when the device misses bytes of one (its
+    receive FIFO overran), the transfer stalls. Then the host waits until the device has given
+    the window up and sends the file again in acknowledged chunks."""
     fast = "fs.data" in client.caps
+    try:
+        _put(client, path, data, progress, fast)
+    except TransferError as e:
+        cause = e.__cause__
+        if not fast or isinstance(cause, PortGone | DeviceReset):
+            raise
+        time.sleep(RAW_ABANDON_S)
+        client.counters["raw_fallbacks"] = client.counters.get("raw_fallbacks", 0) + 1
+        try:
+            client.request("hello")  # back in step: whatever was left of the window was read as noise
+        except (DeviceError, DeviceTimeout, ProtocolError):
+            pass
+        _put(client, path, data, progress, False)
+
+
+def _put(client: ConsoleClient, path: str, data: bytes, progress: Progress | None, fast: bool) -> None:
+    digest = hashlib.sha256(data).hexdigest()
     args: dict = {"path": path, "size": len(data), "sha256": digest}
     payload = data
     if fast and len(data) > 64:
@@ -59,7 +83,7 @@ def put_file(client: ConsoleClient, path: str, data: bytes, progress: Progress |
             if progress:
                 progress(off, len(payload))
         client.request("fs.end", timeout=max(client.timeout, 5 + len(data) / 20000))
-    except (DeviceError, DeviceReset, DeviceTimeout, PortGone) as e:
+    except (DeviceError, DeviceReset, DeviceTimeout, PortGone, ProtocolError) as e:
         raise TransferError(f"upload of {path} failed: {e}; the device keeps its previous file") from e
 
 
