@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -20,21 +19,9 @@ from loraspot import boards
 from loraspot.console.files import deflated
 from loraspot.flash import deploy, espimage, flasher
 from loraspot.flash import image as fsimage
+from vboards import Board
 
 BAUD = 921600
-
-
-class Board:
-    def __init__(self, flash: Path, *extra: str):
-        cmd = [sys.executable, "-m", "loraspot.cli", "--json", "sim", "board", "--flash", str(flash), *extra]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout
-        self.info = json.loads(self.p.stdout.readline())
-        threading.Thread(target=self.p.stdout.read, daemon=True).start()
-
-    def stop(self) -> None:
-        self.p.terminate()
-        self.p.wait(10)
 
 
 def wrote_seconds(log: list[str]) -> float:

@@ -4,31 +4,15 @@ console steps for one board, then 8 boards at once, as boards per minute."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from loraspot.provision import provision
 from loraspot.provision.inventory import Inventory
-
-
-class Board:
-    def __init__(self, flash: Path):
-        cmd = [sys.executable, "-m", "loraspot.cli", "--json", "sim", "board", "--flash", str(flash), "--no-pty"]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout
-        self.info = json.loads(self.p.stdout.readline())
-        threading.Thread(target=self.p.stdout.read, daemon=True).start()
-
-    def stop(self) -> None:
-        self.p.terminate()
-        self.p.wait(10)
+from vboards import Board
 
 
 def main() -> None:
@@ -39,7 +23,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         inv = Path(d) / "inv.sqlite"
         opts = provision.Options(role="node", reboot=False)
-        boards = [Board(Path(d) / f"b{i}.bin") for i in range(8)]
+        boards = [Board(Path(d) / f"b{i}.bin", "--no-pty") for i in range(8)]
         try:
             time.sleep(3)  # the boards boot
             # One board at a time: each board once, then again with --force (new keys, same steps).

@@ -193,7 +193,6 @@ class MqttSink(Sink):
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise MonitorError(f"--mqtt needs mqtt://[user[:password]@]host[:port], got {url!r}")
         self.prefix = prefix
-        self.connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"loraspot-monitor-{id(self)}", clean_session=False)
         if u.username:
@@ -203,8 +202,6 @@ class MqttSink(Sink):
         self.client.max_queued_messages_set(0)  # unbounded in paho: our queue bounds the total
         self.client.max_inflight_messages_set(100)
         self.client.reconnect_delay_set(0.2, 2)
-        self.client.on_connect = lambda c, u_, f, rc, p=None: self.connected.set() if not rc.is_failure else None
-        self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.connect_async(u.hostname, u.port or (8883 if u.scheme == "mqtts" else 1883), keepalive=10)
         self.client.loop_start()
 

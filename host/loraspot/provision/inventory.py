@@ -131,18 +131,20 @@ class Device:
         return dict(self.__dict__)
 
 
-def _mac(value: str) -> str:
-    v = value.replace(":", "").replace("-", "").upper()
-    if len(v) != 12 or any(c not in "0123456789ABCDEF" for c in v):
-        raise InventoryError(f"MAC must be 12 hex digits, got {value!r}")
+def hex_id(value: str, digits: int, what: str, error: type[LoraspotError] = InventoryError) -> str:
+    """An EUI or MAC in upper-case hex without separators, or `error` saying what is wrong."""
+    v = value.strip().replace(":", "").replace("-", "").upper()
+    if len(v) != digits or any(c not in "0123456789ABCDEF" for c in v):
+        raise error(f"{what} must be {digits} hex digits, got {value!r}")
     return v
+
+
+def _mac(value: str) -> str:
+    return hex_id(value, 12, "MAC")
 
 
 def _eui(value: str, what: str = "DevEUI") -> str:
-    v = value.replace(":", "").replace("-", "").upper()
-    if len(v) != 16 or any(c not in "0123456789ABCDEF" for c in v):
-        raise InventoryError(f"{what} must be 16 hex digits, got {value!r}")
-    return v
+    return hex_id(value, 16, what)
 
 
 class Inventory:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from loraspot import device
 from loraspot.errors import DeviceError, LoraspotError
 from loraspot.lorawan.crypto import key_check_value
-from loraspot.provision.inventory import Inventory, InventoryError
+from loraspot.provision.inventory import Inventory, InventoryError, hex_id
 
 # the firmware's regions; SINGLE is one channel (single_freq, single_sf), for single-channel hotspots
 REGIONS = ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470", "SINGLE")
@@ -31,17 +31,12 @@ class ProvisionError(LoraspotError):
 
 def eui64(mac: str) -> str:
     """The EUI-64 of a MAC-48 (FF FE inserted in the middle), as the firmware derives it."""
-    m = mac.replace(":", "").replace("-", "").upper()
-    if len(m) != 12 or any(c not in "0123456789ABCDEF" for c in m):
-        raise ProvisionError(f"not a MAC: {mac!r}")
+    m = _hex(mac, 12, "MAC")
     return m[:6] + "FFFE" + m[6:]
 
 
 def _hex(text: str, digits: int, what: str) -> str:
-    v = text.strip().replace(":", "").replace("-", "").upper()
-    if len(v) != digits or any(c not in "0123456789ABCDEF" for c in v):
-        raise ProvisionError(f"{what} must be {digits} hex digits, got {text!r}")
-    return v
+    return hex_id(text, digits, what, ProvisionError)
 
 
 @dataclass
