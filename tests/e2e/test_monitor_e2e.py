@@ -115,6 +115,7 @@ def test_unplug_and_replug_on_another_pty(tmp_path, monkeypatch):
         return p, json.loads(p.stdout.readline())
 
     proc, info = start()
+    hold: tuple[int, ...] = ()
     jsonl = tmp_path / "e.jsonl"
     mon = Monitor([info["pty"]], sinks=[JsonlSink(jsonl)]).start()
     try:
@@ -139,7 +140,7 @@ def test_unplug_and_replug_on_another_pty(tmp_path, monkeypatch):
         mon.stop()
         proc.kill()
         proc.wait()
-        for fd in locals().get("hold", ()):
+        for fd in hold:
             os.close(fd)
     assert any("[gone]" in t for _, _, t in mon.fleet.log) and any("[back]" in t for _, _, t in mon.fleet.log)
 

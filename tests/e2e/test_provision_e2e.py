@@ -376,3 +376,24 @@ def test_a_cut_off_run_is_recovered_with_the_pending_admin_key(make_board, tmp_p
     r = provision.provision_many([url], provision.Options(role="node", reboot=False, force=True), inv)[0]
     assert r.ok, r.error
     assert _key(inv, url) not in (old, fresh)
+
+
+def test_factory_reset_of_a_locked_board_needs_its_key_and_erases_everything(make_board, tmp_path, capsys,
+                                                                           monkeypatch):
+    inv = tmp_path / "inv.sqlite"
+    h = make_board(pty=False)
+    url = h.info["url"]
+    assert provision.provision_many([url], provision.Options(role="node", reboot=False), inv)[0].ok
+    assert _run(capsys, "lock", "--port", url, "--inventory", str(inv))[0] == 0
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", "66" * 32)  # an inventory without this board
+    code, _, err = _run(capsys, "factory-reset", "--port", url, "--yes", "--inventory", str(tmp_path / "o.sqlite"))
+    assert code == 7 and "is not in the inventory" in " ".join(err.split())
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", MASTER)
+    assert _run(capsys, "factory-reset", "--port", url, "--yes", "--inventory", str(inv))[0] == 0
+    client, hello = device.connect(url)
+    with client:
+        assert hello["locked"] is False and hello["role"] == "idle"
+        assert client.request("keys.list") == {"keys": {}}
+    with Inventory(inv) as db:
+        (d,) = db.devices()
+        assert d.state == "registered"

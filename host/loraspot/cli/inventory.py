@@ -10,12 +10,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from loraspot import device
 from loraspot.lorawan.crypto import key_check_value
 from loraspot.provision import export, provision
 from loraspot.provision.inventory import Inventory
 
-AES_KINDS_INV = provision.AES_KINDS
+AES_KINDS = provision.AES_KINDS
 
 INVENTORY_OPTION = click.option(
     "--inventory", "inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -102,17 +101,7 @@ def factory_reset_cmd(ctx, port: str, yes: bool, inventory: Path | None) -> None
     """Erase the board's secrets and config (signed with the admin key when it is locked)."""
     if not yes:
         click.confirm(f"Erase the keys and config of the board on {port}?", abort=True)
-    client, hello = device.connect(port)
-    with client:
-        if hello.get("locked"):
-            client.close()
-            client, hello, _ = provision._admin_client(port, inventory)
-        client.request("factory_reset")
-        client.wait_event("boot", timeout=10)
-    with Inventory(inventory) as inv:
-        known = inv.by_mac(str(hello.get("id", "")))
-        if known is not None:
-            inv.update(known.dev_eui, state="registered")
+    provision.factory_reset(port, inventory)
     ctx.emit({"reset": True}) if ctx.json else ctx.out.print(f"{port}: keys and config erased")
 
 
@@ -140,7 +129,7 @@ def list_cmd(ctx) -> None:
         rows = []
         for d in inv.devices():
             kinds = inv.secret_kinds(d.dev_eui)
-            checks = {k: (key_check_value(inv.secret(d.dev_eui, k)) if k in AES_KINDS_INV else "set") for k in kinds}
+            checks = {k: (key_check_value(inv.secret(d.dev_eui, k)) if k in AES_KINDS else "set") for k in kinds}
             rows.append({**d.public(), "secrets": checks})
     if ctx.json:
         ctx.emit(rows)
@@ -163,7 +152,7 @@ def show_cmd(ctx, ident: str, reveal_keys: bool) -> None:
         out = d.public()
         kinds = inv.secret_kinds(d.dev_eui)
         out["secrets"] = {k: (inv.secret(d.dev_eui, k).hex().upper() if reveal_keys else
-                              key_check_value(inv.secret(d.dev_eui, k)) if k in AES_KINDS_INV else "set")
+                              key_check_value(inv.secret(d.dev_eui, k)) if k in AES_KINDS else "set")
                           for k in kinds}
     if ctx.json:
         ctx.emit(out)
@@ -172,7 +161,7 @@ def show_cmd(ctx, ident: str, reveal_keys: bool) -> None:
     for k, v in out.items():
         if k == "secrets":
             for kind, val in v.items():
-                table.add_row(kind + ("" if reveal_keys else " (KCV)" if kind in AES_KINDS_INV else ""), val)
+                table.add_row(kind + ("" if reveal_keys else " (KCV)" if kind in AES_KINDS else ""), val)
         else:
             table.add_row(k, _when(v) if k.endswith("_at") else ("" if v is None else str(v)))
     ctx.out.print(table)

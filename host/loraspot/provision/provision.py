@@ -272,6 +272,22 @@ def _admin_client(port: str, inventory: Path | None, baud: int = 115200):
         raise
 
 
+def factory_reset(port: str, inventory: Path | None = None) -> None:
+    """Erase the board's secrets, config and lock (signed with its admin key from the inventory
+    when it is locked); its inventory row goes back to `registered`."""
+    client, hello = device.connect(port)
+    if hello.get("locked"):
+        client.close()
+        client, hello, _ = _admin_client(port, inventory)
+    with client:
+        client.request("factory_reset")
+        client.wait_event("boot", timeout=10)
+    with Inventory(inventory) as inv:
+        known = inv.by_mac(str(hello.get("id", "")))
+        if known is not None:
+            inv.update(known.dev_eui, state="registered")
+
+
 def set_lock(port: str, locked: bool, production: bool = False, inventory: Path | None = None) -> dict:
     """Lock (optionally in production mode: no REPL) or unlock the board with its admin key."""
     client, _, eui = _admin_client(port, inventory)
