@@ -12,6 +12,7 @@ from spot import lpp
 from spot.clock import ticks_diff
 from spot.lorawan import JoinFailed
 from spot.lorawan.dutycycle import DutyCycleError
+from spot.radio import RadioError
 from spot.sensors import SensorError
 
 try:
@@ -95,7 +96,7 @@ class Node:
             attempt += 1
             try:
                 ok = await lw.join(self.join_dr(attempt))
-            except (JoinFailed, DutyCycleError, ValueError, OSError) as e:
+            except (JoinFailed, DutyCycleError, RadioError, ValueError, OSError) as e:
                 self.console.event("join", {"ok": False, "attempt": attempt, "error": str(e)})
                 ok = False
             if ok:
@@ -174,7 +175,7 @@ class Node:
         lw = self.lw
         try:
             r = await lw.send(fport, data, confirmed)
-        except (DutyCycleError, ValueError, OSError) as e:
+        except (DutyCycleError, RadioError, ValueError, OSError) as e:  # a radio fault is reported, not fatal
             self.console.event("uplink", {"fport": fport, "bytes": len(data), "error": str(e)})
             return None
         self._spend(r.airtime_us)

@@ -78,6 +78,41 @@ def test_node_uplinks_carry_what_the_virtual_sensors_measured(tmp_path, make_boa
     assert not [s for s in h.status if s["event"] in ("heapshort", "power_cycle")]
 
 
+class StarvedMedium(Medium):
+    """A medium whose process is starved: every transmit-done and window-timeout answer leaves
+    0.4 s late (4 s of world time at speed 10, longer than RX1 to RX2), as on a loaded machine."""
+
+    def _send(self, addr, data: bytes) -> None:
+        if data[:1] in (b"D", b"O"):
+            time.sleep(0.4)
+        super()._send(addr, data)
+
+
+def test_a_starved_medium_costs_a_node_no_frame_and_no_reset(tmp_path, make_board):
+    """The board waits for the medium's answers in world time plus host slack (a late answer is not
+    a hung radio), and a window asked for after its start is still opened at that start: the join
+    accept in RX2 and every confirmed uplink's ACK arrive, the node never restarts."""
+    speed = 10
+    js = JoinServer()
+    js.add_device(DEV_EUI, APPKEY)
+    flash = node_image(tmp_path / "node.bin", {"sensors": "battery", "uplink_interval": 30, "confirm_every": 1})
+    with StarvedMedium(speed=speed) as medium:
+        gw = Gateway(medium, js, speed)
+        try:
+            h = make_board(flash, speed=speed, medium=medium.address, register=False,
+                           hardware={"seed": 3, "battery": {}})
+            h.wait_status("boot")
+            _wait(lambda: sum("uplink" in e for e in gw.log) >= 3, 120)
+        finally:
+            gw.close()
+    ups = [e for e in gw.log if "uplink" in e]
+    assert [u["uplink"] for u in ups][:3] == [0, 1, 2], (gw.log, h.status)
+    assert all(u["confirmed"] for u in ups)
+    assert [e["join"] for e in gw.log if "join" in e] == [DEV_EUI]
+    assert [s["cause"] for s in h.status if s["event"] == "boot"] == ["power_on"], h.status
+    assert gw.errors == []
+
+
 def test_fifty_deep_sleep_cycles_keep_session_and_fcnt(tmp_path, make_board):
     speed = 20
     cycles = 50

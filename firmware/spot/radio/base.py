@@ -107,7 +107,7 @@ class Radio:
         self.s = Settings()
         if not self.band[0] <= self.s.freq <= self.band[1]:
             self.s.freq = (self.band[0] + self.band[1]) // 2
-        self.ring = [Packet() for _ in range(RING)]
+        self.ring = []  # continuous receive's packets, made at its first start (a node never needs them)
         self.win_packet = Packet()  # a receive window's packet
         self.head = 0  # next packet the consumer takes
         self.count = 0  # packets waiting
@@ -190,6 +190,8 @@ class Radio:
     # ---- receive -------------------------------------------------------------------------------
     def start_receive(self):
         """Listen continuously; packets queue in the ring (oldest kept, newest dropped when full)."""
+        if not self.ring:
+            self.ring = [Packet() for _ in range(RING)]
         self.receiving = True
         self._hw_receive()
 

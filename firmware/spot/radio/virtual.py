@@ -2,6 +2,7 @@
 # of the simulator (host/loraspot/sim/medium.py) over loopback UDP. Deadlines and windows are
 # handed to the medium in world time (host monotonic µs x speed), which it honours exactly.
 import asyncio
+import gc
 import json
 import socket
 import struct
@@ -19,6 +20,11 @@ _F_IQ = const(1)
 _F_CRC = const(2)
 _F_IMPLICIT = const(4)
 _NOW = const(-1)
+_DATAGRAM_MAX = const(1 + 12 + _CFG_SIZE + 255)  # the longest the medium sends: a received frame
+# The medium answers every request in world time; the backstop only tells a medium that is gone.
+# It is host time on top of the world-time limit, so a starved process (the board's or the
+# medium's) is never taken for a hung radio: at --speed 10 the world-time limit alone is 0.2 s.
+_SLACK_MS = const(10000)
 
 try:
     import _vboard  # pyright: ignore[reportMissingImports]
@@ -92,7 +98,12 @@ class VirtualRadio(Radio):
         while True:
             await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
             try:
-                data = self.sock.recv(320)
+                data = self.sock.recv(_DATAGRAM_MAX)
+            except MemoryError:
+                # recv allocates before it reads: the datagram stays queued (a chip's FIFO would
+                # hold it), so collect and read it again instead of failing the board
+                gc.collect()
+                continue
             except OSError:
                 continue
             kind = data[0]
@@ -125,7 +136,7 @@ class VirtualRadio(Radio):
         self._reply_flag.clear()
         self._ensure_reader()
         self._expired = False
-        alarm = asyncio.create_task(self._alarm(self.clock.host_ms(limit_us // 1000) + 1))
+        alarm = asyncio.create_task(self._alarm(self.clock.host_ms(limit_us // 1000) + _SLACK_MS))
         try:
             while self._reply is None:
                 if self._expired:

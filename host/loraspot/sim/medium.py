@@ -237,7 +237,8 @@ class Medium:
                 if not 1 <= symbols <= 1023:
                     raise ValueError("window of %d symbols" % symbols)
                 self._stop_listening(radio, now)
-                start = max(start, now)
+                # honoured as given, even when it arrives after its start: a board whose process
+                # was starved still opened the window on time, as the chip's timer does
                 close = start + round(symbols * cfg.symbol_us())
                 seg = Segment("win", start, cfg, end=close, close=close, symbols=symbols)
                 radio.segments.append(seg)
@@ -337,6 +338,8 @@ class Medium:
             if self._catches(seg, frame) and self._audible(frame, radio):
                 seg.locked = frame
                 seg.end = frame.end  # the chip stays in RX until the packet ends
+                if frame.end <= self.now():  # a window asked for late: the frame has ended already
+                    self._deliver(frame, radio, seg)
                 return
         seg.done = True
         self._send(radio.addr, b"O" + TIME.pack(seg.close))
@@ -358,25 +361,28 @@ class Medium:
             if radio.id == frame.sender:
                 continue
             seg = next((g for g in radio.segments if self._catches(g, frame)), None)
-            if seg is None:
-                continue
-            why = self._loss(frame, radio)
-            if why:
-                frame.lost_by[radio.id] = why
-                if seg.kind == "win" and seg.locked is frame:
-                    seg.done = True
-                    self._send(radio.addr, b"O" + TIME.pack(frame.end))
-                continue
-            rssi, snr = self.signal(frame, radio)
-            frame.heard_by[radio.id] = (round(rssi), snr)
-            if seg.kind == "win":
-                seg.done = True
-            radio.rx_frames += 1
-            self.routed += 1
-            q = max(-128, min(127, round(snr * 4)))
-            self._send(radio.addr, b"P" + RX.pack(frame.end, round(rssi), q) + frame.cfg.pack() + frame.payload)
+            if seg is not None:
+                self._deliver(frame, radio, seg)
         horizon = frame.end - 60_000_000 * self.speed
         self._air = [f for f in self._air if f is not frame and f.end > horizon]
+
+    def _deliver(self, frame: Frame, radio: RadioState, seg: Segment) -> None:
+        """The ended frame to a radio whose segment caught it, or its loss (and a window's end)."""
+        why = self._loss(frame, radio)
+        if why:
+            frame.lost_by[radio.id] = why
+            if seg.kind == "win" and seg.locked is frame:
+                seg.done = True
+                self._send(radio.addr, b"O" + TIME.pack(frame.end))
+            return
+        rssi, snr = self.signal(frame, radio)
+        frame.heard_by[radio.id] = (round(rssi), snr)
+        if seg.kind == "win":
+            seg.done = True
+        radio.rx_frames += 1
+        self.routed += 1
+        q = max(-128, min(127, round(snr * 4)))
+        self._send(radio.addr, b"P" + RX.pack(frame.end, round(rssi), q) + frame.cfg.pack() + frame.payload)
 
     def _loss(self, frame: Frame, radio: RadioState) -> str:
         rssi, snr = self.signal(frame, radio)
