@@ -24,6 +24,11 @@ _CAUSES = {
 _CRASH_MARK = b"crash:"
 
 
+def reset_now():
+    """A hard reset without a Board (main.py's last resort on a production board)."""
+    machine.reset()
+
+
 def _validate(prof):
     """Validate the profile, then let the schema module go: it is only needed once per boot and
     its tables cost about 9 KB of heap on the unix port (half on an ESP32)."""

@@ -22,10 +22,30 @@ _LS_PAGE = const(24)
 ZPART = ".z.part"  # the deflate stream of a compressed put, inflated into PART at fs.end
 
 
+def normalise(path):
+    """The one spelling of a console path, or None: absolute, no control characters or
+    backslashes, no '..'; '//' and '.' segments removed (the filesystem ignores them, so
+    '//secrets.json' is '/secrets.json'), no trailing '/'."""
+    if not path.startswith("/") or "\\" in path:
+        return None
+    for c in path:
+        if c < " " or c == "\x7f":  # NUL would end the name in the C layer; no name needs the others
+            return None
+    parts = []
+    for seg in path.split("/"):
+        if seg == "..":
+            return None
+        if seg and seg != ".":
+            parts.append(seg)
+    return "/" + "/".join(parts)
+
+
 def _path(args):
-    path = arg(args, "path", str)
-    if not path.startswith("/") or "\\" in path or "/../" in path + "/" or len(path) > 96:
-        raise CommandError("bad_args", "path must be absolute, without '..', at most 96 characters")
+    """The path argument, normalised once before every check (every file command comes here)."""
+    path = normalise(arg(args, "path", str))
+    if path is None or len(path) > 96:
+        raise CommandError("bad_args", "path must be absolute, without '..', '\\' or control characters, "
+                                       "at most 96 characters")
     if path in PROTECTED or path.endswith(PART):
         raise CommandError("denied", "path is not accessible over the console")
     return path

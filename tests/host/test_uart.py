@@ -58,6 +58,10 @@ def test_ctrl_c_is_an_interrupt_only_while_enabled(tmp_path):
         assert proc.stdout.readline() == b"ready\n"
         while not catches_sigint(proc.pid):
             time.sleep(0.01)
+        uart.from_host(b"\x03")  # the process has not reached the board's scripts: plain data
+        _drain_wait(uart, 1)
+        assert uart.counters["interrupts"] == 0
+        uart.scripts_started()
         uart.from_host(b"\x03")
         assert proc.stdout.readline() == b"interrupted\n"
         assert proc.stdout.readline() == b"disabled\n"

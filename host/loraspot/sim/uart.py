@@ -124,6 +124,7 @@ class Uart:
         self._sinks: list[Callable[[bytes], None]] = []
         self._stdin_fd: int | None = None
         self._pid: int | None = None
+        self._scripts = False  # the firmware process has reached the board's scripts (Ctrl-C may interrupt)
         self._fifo = RX_FIFO
         self._lock = threading.Lock()
         self.counters = {"rx_bytes": 0, "rx_dropped": 0, "tx_bytes": 0, "interrupts": 0}
@@ -154,6 +155,13 @@ class Uart:
         with self._lock:
             self._pid, self._stdin_fd = pid, stdin_fd
             self._fifo = fifo or RX_FIFO
+            self._scripts = False
+
+    def scripts_started(self) -> None:
+        """The firmware process runs the board's scripts: from now on a 0x03 may interrupt them
+        (before, it lands in boot code that stands for the ROM and C start-up: plain data)."""
+        with self._lock:
+            self._scripts = True
 
     def close(self) -> None:
         self._closed = True
@@ -203,7 +211,7 @@ class Uart:
                     self._to_fifo(fd, piece)
                     return
                 self._to_fifo(fd, piece[:cut])
-                if pid is not None and catches_sigint(pid):
+                if pid is not None and self._scripts and catches_sigint(pid):
                     self.counters["interrupts"] += 1
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, 2)

@@ -385,7 +385,9 @@ class VirtualBoard:
         with os.fdopen(fd, "rb") as side:
             for raw in side:
                 msg = raw.decode(errors="replace").strip()
-                if msg.startswith("rtc "):
+                if msg == "scripts":
+                    self.uart.scripts_started()
+                elif msg.startswith("rtc "):
                     self._rtc = bytes.fromhex(msg[4:])
                 elif msg.startswith("sensor "):  # a virtual sensor was read: what it measured
                     with contextlib.suppress(ValueError):

@@ -2,6 +2,9 @@
 # mounts the littlefs partition of the board's flash image at "/" through a block device with the
 # ESP32 partition's interface (4096-byte blocks, erase by ioctl 6), installs the `machine`
 # stand-in, then runs boot.py and main.py as the esp32 port does, and a REPL after them.
+import micropython
+
+micropython.kbd_intr(-1)  # the ROM and MicroPython's own start cannot be interrupted on a board
 import gc
 import json
 import os
@@ -79,23 +82,28 @@ _main = {"__name__": "__main__"}  # boot.py, main.py and the REPL share the __ma
 
 
 def _run(path):
+    """A script as the esp32 port's pyexec runs it: compiled, then run with Ctrl-C on (whatever
+    the previous script left), Ctrl-C off again after it; an exception is printed and the boot
+    goes on."""
     try:
         os.stat(path)
     except OSError:
         return
     with open(path) as f:
-        code = f.read()
-    exec(compile(code, path, "exec"), _main)
+        code = compile(f.read(), path, "exec")
+    try:
+        micropython.kbd_intr(3)
+        exec(code, _main)
+    except BaseException as e:  # KeyboardInterrupt included: pyexec prints it and goes on
+        micropython.kbd_intr(-1)
+        sys.print_exception(e)
+    micropython.kbd_intr(-1)
 
 
-try:
-    _run("boot.py")
-    if _repl_mode != "raw":
-        _run("main.py")
-except KeyboardInterrupt:
-    pass
-except Exception as e:
-    sys.print_exception(e)
+_vmachine.tell(b"scripts")  # from here on a Ctrl-C on the line may interrupt (the UART's cue)
+_run("boot.py")
+if _repl_mode != "raw":
+    _run("main.py")
 
 try:
     _mode = _vrepl.Repl(_main).run(_repl_mode)
