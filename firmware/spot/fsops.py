@@ -11,6 +11,7 @@ import os
 import micropython
 from micropython import const
 
+from spot import b64decode
 from spot.console import CommandError, arg
 from spot.fsnames import OPS, PART, PROTECTED
 
@@ -63,14 +64,8 @@ def _hexdigest(h):
 
 
 def _b64(text):
-    # MicroPython's a2b_base64 skips characters outside the alphabet instead of failing, so the
-    # decoded length is checked against the text's.
-    n = len(text)
-    try:
-        data = binascii.a2b_base64(text)
-    except ValueError:
-        data = None
-    if data is None or n % 4 or len(data) != n // 4 * 3 - text[-2:].count("="):
+    data = b64decode(text)
+    if data is None:
         raise CommandError("bad_args", "data is not base64")
     return data
 

@@ -55,6 +55,13 @@ def test_chirpstack_downlink_items():
     raises(ValueError, mqtt.txpk_of, bad)
     del bad["txInfo"]["modulation"]
     raises(KeyError, mqtt.txpk_of, bad)
+    bad = json.loads(json.dumps(item))
+    bad["phyPayload"] = "YAECAwQAAAAB!!!!"  # characters outside the alphabet are not skipped
+    raises(ValueError, mqtt.txpk_of, bad)
+    bad = json.loads(json.dumps(item))
+    bad["txInfo"]["timing"] = {"delay": {"delay": "1s"}}
+    bad["txInfo"]["context"] = "/////w=!"
+    raises(ValueError, mqtt.txpk_of, bad)
     eq(mqtt._delay_us("2s"), 2000000)
     raises(ValueError, mqtt._delay_us, "2")
 

@@ -125,3 +125,29 @@ def test_cli_json_lines(tmp_path):
     frames_out = [json.loads(line) for line in out.splitlines()]
     assert proc.returncode == 0, err
     assert [f["type"] for f in frames_out] == ["join"] and frames_out[0]["dev_eui"] == DEV
+
+
+def test_no_datagram_stops_the_server():
+    """What once killed the serving thread (an empty rxpk, JSON nested 1,000 deep) is counted as
+    malformed; frames whose handling fails inside the server are counted as internal errors; the
+    server answers the next datagram every time."""
+    got: list[dict] = []
+    with Listener({DEV: KEY}, port=0, dedup_ms=1, on_frame=got.append) as ls:
+        h = Hotspot(ls.address[1], bytes(range(8)))
+        eui = bytes([2, 0, 1, st.PUSH_DATA]) + bytes(range(8))
+        nasty = [eui + b"[" * 1000, eui + b"{\"rxpk\":" + b"[" * 5000, eui + b"\xff\xfe", b"\x02", eui + b"null"]
+        for data in nasty:
+            h.sock.sendto(data, ("127.0.0.1", ls.address[1]))
+        h.send(st.PUSH_DATA, {"rxpk": [{"tmst": 1, "chan": 0, "rfch": 0, "freq": 868.1, "stat": 1, "modu": "LORA",
+                                        "datr": "SF7BW125", "codr": "4/5", "rssi": -60, "lsnr": 5.0, "size": 0,
+                                        "data": ""}]})
+        for phy in (b"\x40", b"\x80\x01", b"\x00", b"\xe0" + bytes(3), b"\x20" + bytes(40)):  # too short to parse
+            h.rxpk(phy, 100)
+            assert h.recv()[3] == st.PUSH_ACK
+        h.send(st.PULL_DATA)
+        assert h.recv()[3] == st.PULL_ACK  # still serving
+        h.rxpk(_join_request(7), 9000)
+        assert h.recv()[3] == st.PUSH_ACK
+        assert h.recv()[3] == st.PULL_RESP  # and still answering joins
+        assert ls.counts["malformed"] == len(nasty) + 1
+        assert ls._thread is not None and ls._thread.is_alive()

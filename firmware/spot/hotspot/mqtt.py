@@ -9,10 +9,11 @@ import json
 import os
 import socket
 import time
-from binascii import a2b_base64, hexlify
+from binascii import hexlify
 
 from micropython import const
 
+from spot import b64decode
 from spot.clock import ticks_diff
 from spot.hotspot import semtech
 from spot.hotspot.backlog import SEC, STAT, THI, TLO, US
@@ -257,15 +258,17 @@ def txpk_of(item):
     t.ipol = bool(lora.get("polarizationInversion", False))
     t.preamble = int(lora.get("preamble") or 8)
     t.crc = not lora.get("noCrc", True)
-    t.data = a2b_base64(item["phyPayload"])
+    t.data = b64decode(item["phyPayload"])
+    if t.data is None:
+        raise ValueError("phyPayload is not base64")
     if not 1 <= len(t.data) <= 255:
         raise ValueError("phyPayload of %d bytes" % len(t.data))
     timing = info.get("timing") or {}
     if "immediately" in timing:
         t.imme = True
         return t
-    ctx = a2b_base64(info.get("context") or "")
-    if len(ctx) != 4:
+    ctx = b64decode(info.get("context") or "")
+    if ctx is None or len(ctx) != 4:
         raise ValueError("delay timing needs the uplink's 4-byte context")
     base = (ctx[0] << 24) | (ctx[1] << 16) | (ctx[2] << 8) | ctx[3]
     t.tmst = (base + _delay_us(timing["delay"]["delay"])) & 0xFFFFFFFF

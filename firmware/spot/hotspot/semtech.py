@@ -5,9 +5,10 @@
 # Header: byte 0 protocol version (2), bytes 1-2 token, byte 3 identifier, then for PUSH_DATA,
 # PULL_DATA and TX_ACK the 8-byte gateway EUI, then JSON (PUSH_DATA, PULL_RESP, TX_ACK).
 import json
-from binascii import a2b_base64
 
 from micropython import const
+
+from spot import b64decode
 
 try:
     from typing import Any  # for the type checker only; annotations are not evaluated on the board
@@ -349,10 +350,8 @@ def parse_txpk(body):
     t.crc = not _field(o, "ncrc", bool, False, True)
     size = _field(o, "size", int)
     text = _field(o, "data", str)
-    try:
-        pad = "=" * (-len(text) % 4)
-        data = a2b_base64(text + pad)
-    except ValueError:
+    data = b64decode(text + "=" * (-len(text) % 4))  # some servers leave the padding out
+    if data is None:
         raise ProtocolError("txpk", "txpk 'data' is not base64")
     if len(data) > 255:
         raise ProtocolError("txpk", "txpk 'data' is %d bytes (at most 255)" % len(data))

@@ -72,6 +72,8 @@ def check_rxpk(p: dict) -> dict:
         raise ProtocolError(f"rxpk 'data' is not padded base64: {e}") from None
     if len(data) != p["size"]:
         raise ProtocolError(f"rxpk 'size' {p['size']} but 'data' holds {len(data)} bytes")
+    if not 1 <= len(data) <= 255:
+        raise ProtocolError(f"rxpk of {len(data)} bytes (a LoRa PHYPayload is 1..255)")
     return p
 
 
@@ -104,7 +106,7 @@ def decode(datagram: bytes) -> Upstream:
         return up  # no JSON: no error (PROTOCOL.TXT 5.5)
     try:
         body = json.loads(rest)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # 1,000 nested '[' recurse too deep
         raise ProtocolError(f"{NAMES[ident]} JSON: {e}") from None
     if not isinstance(body, dict):
         raise ProtocolError(f"{NAMES[ident]} JSON is not an object")

@@ -106,7 +106,7 @@ class Listener:
         self.gateways: dict[str, Gateway] = {}
         self.errors: list[str] = []  # malformed datagrams (what was wrong)
         self.counts = {"datagrams": 0, "malformed": 0, "rxpk": 0, "duplicates": 0, "crc_failed": 0, "frames": 0,
-                       "pull_resp": 0}
+                       "pull_resp": 0, "internal_errors": 0}
         self._groups: dict[bytes, _Group] = {}
         self._tokens = 0
         self._stop = threading.Event()
@@ -159,8 +159,17 @@ class Listener:
                 continue
             with self._lock:
                 if data is not None:
-                    self._datagram(data, addr)
+                    self._guarded(self._datagram, data, addr)
                 self._flush(time.monotonic())
+
+    def _guarded(self, fn, *args) -> None:
+        """A server never dies from one datagram or frame: an error in its handling is counted
+        and logged, and the next one is served."""
+        try:
+            fn(*args)
+        except Exception as e:
+            self.counts["internal_errors"] += 1
+            self.errors.append(f"internal error ({type(e).__name__}): {e}")
 
     def _datagram(self, data: bytes, addr: tuple) -> None:
         self.counts["datagrams"] += 1
@@ -205,14 +214,16 @@ class Listener:
 
     def _flush(self, now: float) -> None:
         for phy in [k for k, g in self._groups.items() if g.due <= now]:
-            g = self._groups.pop(phy)
-            frame = self._handle(g)
-            self.counts["frames"] += 1
-            self.frames.append(frame)
-            try:
-                self.on_frame(frame)
-            except Exception as e:  # a display error must not stop the server
-                self.errors.append(f"on_frame: {e}")
+            self._guarded(self._frame, self._groups.pop(phy))
+
+    def _frame(self, g: _Group) -> None:
+        frame = self._handle(g)
+        self.counts["frames"] += 1
+        self.frames.append(frame)
+        try:
+            self.on_frame(frame)
+        except Exception as e:  # a display error must not stop the server
+            self.errors.append(f"on_frame: {e}")
 
     # ---- frames ---------------------------------------------------------------------------------
     def _handle(self, g: _Group) -> dict:
