@@ -155,7 +155,8 @@ def test_txpk_refusals():
         (_txpk(datr=50000), "txpk"), (_txpk(codr="4/9"), "txpk"), (_txpk(data="!!!!"), "txpk"),
         (_txpk(prea=2), "txpk"), (_txpk(powe=14.5), "txpk"), (_txpk(size=True), "txpk"),
         # a2b_base64 skips characters outside the alphabet: "YWJj!" would have been b"abc"
-        (_txpk(data="YWJj!", size=3), "txpk"), (_txpk(data="YW Jj", size=3), "txpk"), (_txpk(data="YW=j", size=1), "txpk"),
+        (_txpk(data="YWJj!", size=3), "txpk"), (_txpk(data="YW Jj", size=3), "txpk"),
+        (_txpk(data="YW=j", size=1), "txpk"),
     ]
     for body, code in cases:
         e = raises(s.ProtocolError, s.parse_txpk, body)
