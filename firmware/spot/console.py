@@ -130,8 +130,8 @@ class Console:
         self.counters["rx_frames"] += 1
         self.last_rx_ms = self.clock.ticks_ms()
         rid = req.get("id")
-        if not isinstance(rid, int) or isinstance(rid, bool):
-            self._error(None, "bad_request", "request needs an integer 'id'")
+        if not isinstance(rid, int) or isinstance(rid, bool) or not 0 < rid < 0x1000000:
+            self._error(None, "bad_request", "request needs an integer 'id' from 1 to 2^24-1")
             return
         op = req.get("op")
         args = req.get("args", {})

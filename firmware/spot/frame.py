@@ -110,7 +110,8 @@ def canonical(obj):
 
 
 class LineAssembler:
-    """Splits a byte stream into lines in one preallocated buffer of MAX_REQUEST bytes.
+    """Splits a byte stream into lines of at most MAX_REQUEST bytes with their LF, in one
+    preallocated buffer.
 
     feed(buf, start, end) looks at buf[start:end] (buf a bytearray) and returns (next, line):
     `next` is where to continue, `line` a memoryview valid until the next feed, TOO_LONG when
@@ -130,7 +131,7 @@ class LineAssembler:
         stop = end if i < 0 else i
         take = stop - start
         if take and not self._overflow:
-            if self._n + take > len(self._buf):
+            if self._n + take >= len(self._buf):  # the bound counts the LF: size - 1 bytes before it
                 self._overflow = True
             else:
                 self._mv[self._n : self._n + take] = memoryview(buf)[start:stop]

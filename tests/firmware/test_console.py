@@ -99,6 +99,26 @@ def test_errors_carry_codes_and_console_survives():
     eq(got[-1], {"id": 6, "ok": {"n": 9}})
 
 
+def _sized(rid, total):
+    """An echo request whose line is exactly `total` bytes with its LF."""
+    line = _req(rid, "echo", {"n": 1, "pad": ""})
+    return _req(rid, "echo", {"n": 1, "pad": "x" * (total - len(line))})
+
+
+def test_the_request_bound_counts_the_line_feed_and_ids_are_1_to_2_24_minus_1():
+    """docs/console-protocol.md: at most 256 bytes from '~' to LF inclusive; ids 1..2^24-1."""
+    fit, over = _sized(1, frame.MAX_REQUEST), _sized(2, frame.MAX_REQUEST + 1)
+    eq((len(fit), len(over)), (256, 257))
+    data = fit + over + b"".join(_req(rid, "echo", {"n": 2}) for rid in (0, -1, 1 << 24, 10 ** 20, True))
+    data += _req(0xFFFFFF, "echo", {"n": 3})
+    c, port = _console(data, piece=64)
+    _serve(c, 400)
+    got = port.frames()
+    eq(got[0], {"id": 1, "ok": {"n": 1}})
+    eq([(m.get("id"), m["err"]["code"]) for m in got[1:-1]], [(None, "too_long")] + [(None, "bad_request")] * 5)
+    eq(got[-1], {"id": 0xFFFFFF, "ok": {"n": 3}})
+
+
 def test_events_are_numbered():
     c, port = _console(b"")
     c.event("boot", {"x": 1})

@@ -94,3 +94,55 @@ def test_sim_medium_port_busy_is_a_clear_error():
         assert "cannot listen on UDP" in proc.stderr and "Traceback" not in proc.stderr
     finally:
         s.close()
+
+
+def _bad_inputs(tmp_path) -> list[tuple[list[str], int]]:
+    """Each input once ended in a traceback (or was accepted): (arguments, exit code)."""
+    rand = tmp_path / "rand.bin"
+    rand.write_bytes(bytes(range(256)) * 12)
+    (tmp_path / "bad.json").write_text("{bad")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "hdr.sqlite").write_bytes(b"SQLite format 3\0" + os.urandom(200))
+    good = tmp_path / "good.sqlite"
+    assert main(["devices", "--inventory", str(good), "list"]) == 0
+    trunc = tmp_path / "trunc.sqlite"
+    trunc.write_bytes(good.read_bytes()[:100])
+    rec = tmp_path / "m.jsonl"
+    rec.write_text(json.dumps({"device": "a", "kind": "stats", "seq": 1, "t": 0, "data": {}, "host_time": 1}) + "\n")
+    nowhere = tmp_path / "missing-dir" / "out"
+    port = str(tmp_path / "ttyNOPE")
+    return [
+        (["flash", "--config", str(tmp_path / "bad.json"), "--port", port], 2),
+        (["flash", "--config", str(tmp_path / "list.json"), "--port", port], 2),
+        (["flash", "--config", str(rand), "--port", port], 2),
+        (["devices", "--inventory", str(rand), "list"], 6),
+        (["devices", "--inventory", str(tmp_path / "hdr.sqlite"), "list"], 6),
+        (["devices", "--inventory", str(trunc), "list"], 6),
+        (["devices", "--inventory", str(good), "export", "--format", "csv", "--out", str(nowhere)], 2),
+        (["devices", "--inventory", str(good), "backup", str(nowhere)], 6),
+        (["monitor", "--port", port, "--record", str(nowhere), "--duration", "1"], 2),
+        (["monitor", "--port", port, "--db", str(nowhere), "--duration", "1"], 2),
+        (["monitor", "--port", port, "--db", str(rand), "--duration", "1"], 2),
+        (["monitor", "--port", port, "--mqtt", "mqtt://127.0.0.1:1", "--duration", "1"], 2),
+        (["report", str(rand), "--out", str(tmp_path / "r.html")], 2),
+        (["report", str(rec), "--out", str(nowhere)], 2),
+        (["listen", "--keys", str(rand), "--port", "0"], 2),
+        (["listen", "--port", "99999"], 2),
+        (["provision", "--port", port, "--role", "node", "--vendor-euis", str(rand), "--inventory", str(good)], 7),
+        (["decode", "40" + "00" * 299], 2),
+        (["info", "--port", port, "--baud", "0"], 2),
+    ]
+
+
+def test_bad_input_is_one_line_and_its_exit_code(tmp_path, capsys, monkeypatch):
+    """Called in-process: an exception that escaped main() would fail the test with its traceback."""
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
+    monkeypatch.setenv("LORASPOT_RUNTIME_DIR", str(tmp_path / "run"))
+    for args, code in _bad_inputs(tmp_path):
+        capsys.readouterr()
+        assert main(args) == code, args
+        err = capsys.readouterr().err.strip()
+        assert err and "Traceback" not in err, (args, err)
+        if not err.startswith(("Usage:", "Try ")):  # click's usage errors come with their usage line
+            assert len(err.splitlines()) == 1, (args, err)
+    assert not (tmp_path / "missing-dir").exists()

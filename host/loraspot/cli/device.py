@@ -8,7 +8,9 @@ from rich.table import Table
 from loraspot import device
 
 port_option = click.option("--port", "-p", "url", required=True, help="Serial port path or URL (rfc2217://...).")
-baud_option = click.option("--baud", default=115200, show_default=True, help="Console baud rate.")
+BAUD = click.IntRange(300, 5_000_000)  # what USB serial chips and pyserial take
+UDP_PORT = click.IntRange(0, 65535)
+baud_option = click.option("--baud", type=BAUD, default=115200, show_default=True, help="Console baud rate.")
 
 
 @click.command("info")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -38,7 +37,7 @@ def _ask_board(ctx, target: flasher.Target) -> str:
 def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, image: Path | None,
               config_file: Path | None, baud: str | None) -> None:
     """Write MicroPython and the loraspot app to one or more boards, in parallel, in one esptool session each."""
-    config = json.loads(config_file.read_text()) if config_file else None
+    config = flasher.load_config(config_file) if config_file else None
     targets = flasher.resolve_targets(list(ports), every, board_id)
     chosen = {t.port: _ask_board(ctx, t) for t in targets}
     bundles: dict[str, flasher.Bundle] = {}

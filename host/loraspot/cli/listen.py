@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from loraspot.cli.device import UDP_PORT
 from loraspot.listen.server import Listener, ListenError, inventory_keys, load_keys
 
 
@@ -25,7 +26,8 @@ def _row(f: dict) -> tuple:
 
 @click.command("listen")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=1700, show_default=True, help="UDP port (Semtech packet forwarder protocol).")
+@click.option("--port", type=UDP_PORT, default=1700, show_default=True,
+              help="UDP port (Semtech packet forwarder protocol).")
 @click.option("--keys", "keys_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="DevEUI/AppKey pairs (JSON object or CSV) instead of the inventory.")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 
 import click
@@ -47,8 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="loraspot", standalone_mode=False)
     except LoraspotError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
-        return e.exit_code
+        return _error(str(e), e.exit_code)
+    # Expected failures outside the project's own errors: a file the user named that cannot be
+    # read or written, a database that is not one. One line each; a traceback is left for bugs.
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        return _error(f"{where}{e.strerror or e}", 2)
+    except UnicodeDecodeError as e:
+        return _error(f"a file is not text where text was expected ({e.reason} at byte {e.start})", 2)
+    except sqlite3.Error as e:
+        return _error(f"database: {e}", 6)
     except click.exceptions.Abort:
         return 130
     except click.ClickException as e:
@@ -57,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _error(message: str, code: int) -> int:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return code
 
 
 def run() -> None:

@@ -9,12 +9,13 @@ from pathlib import Path
 import click
 
 from loraspot import transport
+from loraspot.cli.device import BAUD
 
 
 @click.command("monitor")
 @click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
 @click.option("--all", "every", is_flag=True, help="Every detected board, and boards that appear later.")
-@click.option("--baud", type=int, default=transport.DEFAULT_BAUD, show_default=True)
+@click.option("--baud", type=BAUD, default=transport.DEFAULT_BAUD, show_default=True)
 @click.option("--record", "record", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append every event as a JSON line to this file.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from loraspot.cli.device import BAUD, UDP_PORT
 from loraspot.sim.medium import Medium, MediumError
 from loraspot.sim.vboard import HEAP_KB, BoardOptions, VirtualBoard
 
@@ -23,7 +24,7 @@ def sim_group() -> None:
 @click.option("--board", "board_id", default="virtual", show_default=True, help="Board profile.")
 @click.option("--flash", "flash", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Flash image file (created with the current firmware when missing).")
-@click.option("--baud", default=115200, show_default=True, help="Initial UART rate (clients may change it).")
+@click.option("--baud", type=BAUD, default=115200, show_default=True, help="Initial UART rate (clients may change it).")
 @click.option("--speed", default=1, show_default=True, help="Device clock runs this many times faster.")
 @click.option("--rfc2217-port", default=0, show_default=True, help="TCP port of the RFC 2217 server (0: any).")
 @click.option("--no-pty", is_flag=True, help="Serve only RFC 2217, no pty.")
@@ -124,7 +125,7 @@ def parse_position(text: str) -> tuple[float, float, float]:
 
 
 @sim_group.command("medium")
-@click.option("--port", default=47800, show_default=True, help="UDP port on 127.0.0.1 (0: any).")
+@click.option("--port", type=UDP_PORT, default=47800, show_default=True, help="UDP port on 127.0.0.1 (0: any).")
 @click.option("--speed", default=1, show_default=True, help="World clock speed; boards must use the same --speed.")
 @click.option("--path-loss-exponent", default=2.7, show_default=True, help="2 free space, 2.7-3.5 urban.")
 @click.pass_obj

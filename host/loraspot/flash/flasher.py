@@ -5,6 +5,7 @@ others."""
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 import time
@@ -20,7 +21,7 @@ from esptool.logger import TemplateLogger, log
 from esptool.util import FatalError
 
 from loraspot import resources
-from loraspot.errors import ImageError, LoraspotError, PortError, PortNotFound
+from loraspot.errors import BoardProfileError, ImageError, LoraspotError, PortError, PortNotFound
 from loraspot.flash import espimage, firmware
 from loraspot.flash import image as fsimage
 from loraspot.flash.mpy import compiled_firmware
@@ -88,6 +89,18 @@ def _version(text: str) -> tuple[int, int]:
         return int(digits[0]), int(digits[1])
     except (ValueError, IndexError):
         return (0, 0)
+
+
+def load_config(path: Path) -> dict:
+    """The config a user gives `flash --config`: a JSON object of config keys, or a one-line error."""
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise BoardProfileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise BoardProfileError(f"{path}: the config must be a JSON object of settings, "
+                                'e.g. {"role": "node", "region": "EU868"}')
+    return config
 
 
 def build_bundle(profile: dict, image_path: Path | None = None, config: dict | None = None,

@@ -53,12 +53,15 @@ class _Group:
 
 def load_keys(path: Path) -> dict[str, bytes]:
     """DevEUI -> AppKey from a JSON object {"DEVEUI": "hex"} or CSV lines "DEVEUI,APPKEY"."""
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ListenError(f"{path}: not a text file of keys (JSON or CSV)") from None
     out: dict[str, bytes] = {}
     try:
         data = json.loads(text)
         items = data.items() if isinstance(data, dict) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         items = [tuple(x.strip() for x in line.split(",")[:2]) for line in text.splitlines()
                  if line.strip() and not line.startswith("#") and "," in line]
     if items is None:

@@ -17,6 +17,9 @@ MAC_DOWN = {0x02: ("LinkCheckAns", 2), 0x03: ("LinkADRReq", 4), 0x04: ("DutyCycl
             0x0D: ("DeviceTimeAns", 5)}
 
 
+MAX_PHY = 255  # the LoRa modem's payload length is one byte
+
+
 class DecodeError(ValueError):
     pass
 
@@ -59,6 +62,8 @@ def decode(phy: bytes, appkey: bytes | None = None, nwkskey: bytes | None = None
     """Every field of the frame; MIC checked and payload decrypted where keys allow."""
     if not phy:
         raise DecodeError("empty frame")
+    if len(phy) > MAX_PHY:
+        raise DecodeError(f"{len(phy)} bytes: a LoRa PHYPayload has at most {MAX_PHY}")
     mtype = phy[0] >> 5
     out: dict = {"mhdr": {"mtype": frames.MTYPES[mtype], "major": phy[0] & 3}, "size": len(phy)}
     if mtype == 0:

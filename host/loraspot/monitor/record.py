@@ -150,9 +150,16 @@ class SqliteSink(Sink):
     def __init__(self, path: Path, size: int = QUEUE_SIZE):
         super().__init__(size)
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        except sqlite3.Error as e:
+            raise MonitorError(f"{self.path}: cannot open the database ({e})") from None
+        try:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise MonitorError(f"{self.path}: not a monitor database, or damaged ({e})") from None
 
     def write_batch(self, batch: list[Record]) -> None:
         with self.db:
@@ -185,7 +192,8 @@ class MqttSink(Sink):
 
     name = "mqtt"
 
-    def __init__(self, url: str, prefix: str = "loraspot", size: int = QUEUE_SIZE, client_id: str | None = None):
+    def __init__(self, url: str, prefix: str = "loraspot", size: int = QUEUE_SIZE, client_id: str | None = None,
+                 connect_timeout: float = 5.0):
         import paho.mqtt.client as mqtt
 
         super().__init__(size)
@@ -202,8 +210,24 @@ class MqttSink(Sink):
         self.client.max_queued_messages_set(0)  # unbounded in paho: our queue bounds the total
         self.client.max_inflight_messages_set(100)
         self.client.reconnect_delay_set(0.2, 2)
-        self.client.connect_async(u.hostname, u.port or (8883 if u.scheme == "mqtts" else 1883), keepalive=10)
+        connected = threading.Event()
+        refused: list[str] = []
+
+        def on_connect(client, userdata, flags, reason, properties=None):
+            if reason.is_failure:
+                refused.append(str(reason))
+            connected.set()
+
+        self.client.on_connect = on_connect
+        host, port = u.hostname, u.port or (8883 if u.scheme == "mqtts" else 1883)
+        self.client.connect_async(host, port, keepalive=10)
         self.client.loop_start()
+        # a broker that is not there at the start is a mistake to report; later outages are
+        # ridden out (paho reconnects and sends what it kept)
+        if not connected.wait(connect_timeout) or refused:
+            self.client.loop_stop()
+            why = refused[0] if refused else f"no answer within {connect_timeout:g} s"
+            raise MonitorError(f"MQTT broker {host}:{port}: {why}")
 
     def write_batch(self, batch: list[Record]) -> None:
         for r in batch:

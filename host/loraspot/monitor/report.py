@@ -35,14 +35,14 @@ def load(path: Path) -> list[Record]:
         except sqlite3.DatabaseError as e:
             raise MonitorError(f"{path}: not a monitor database ({e})") from None
         return out
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # bytes that are not text fail as a record
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
             try:
                 out.append(Record.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise MonitorError(f"{path} line {n}: not a monitor record") from None
     return out
 

@@ -154,14 +154,21 @@ class Inventory:
         new = not self.path.exists()
         # WAL: readers (listen, a backup) and one writer at a time from several processes and the
         # threads of a batch, each with a connection of its own; a writer waits up to 30 s
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
         try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise InventoryError(f"{self.path}: cannot open the inventory ({e})") from None
+        try:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
             self._migrate()
             self._key = key if key is not None else master_key(self.path, create=new or self._empty())
             self._aead = AESGCM(self._key)
             self._check_key()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise InventoryError(f"{self.path}: not a loraspot inventory, or damaged ({e}); "
+                                 "restore it from a backup (loraspot devices backup)") from None
         except Exception:
             self.db.close()
             raise
@@ -285,11 +292,14 @@ class Inventory:
         dest = Path(dest)
         if dest.exists():
             raise InventoryError(f"{dest} exists; give a new file name")
-        out = sqlite3.connect(dest)
         try:
-            self.db.backup(out)
-        finally:
-            out.close()
+            out = sqlite3.connect(dest)
+            try:
+                self.db.backup(out)
+            finally:
+                out.close()
+        except sqlite3.Error as e:
+            raise InventoryError(f"{dest}: cannot write the backup there ({e})") from None
 
     # ---- secrets --------------------------------------------------------------------------------
     def set_secret(self, dev_eui: str, kind: str, value: bytes) -> None:

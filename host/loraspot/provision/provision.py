@@ -51,10 +51,12 @@ class VendorEuis:
     def load(cls, path: Path) -> VendorEuis:
         out = cls()
         try:
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
         except OSError as e:
             raise ProvisionError(f"cannot read {path}: {e.strerror}") from None
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise ProvisionError(f"{path}: not a CSV file of vendor EUIs ({e})") from None
         if not rows or "dev_eui" not in (rows[0].keys() if rows else ()):
             raise ProvisionError(f"{path}: needs a header with a dev_eui column (and optionally mac)")
         seen: set[str] = set()
