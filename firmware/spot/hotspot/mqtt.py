@@ -258,11 +258,12 @@ def txpk_of(item):
     t.ipol = bool(lora.get("polarizationInversion", False))
     t.preamble = int(lora.get("preamble") or 8)
     t.crc = not lora.get("noCrc", True)
-    t.data = b64decode(item["phyPayload"])
-    if t.data is None:
+    data = b64decode(item["phyPayload"])
+    if data is None:
         raise ValueError("phyPayload is not base64")
-    if not 1 <= len(t.data) <= 255:
-        raise ValueError("phyPayload of %d bytes" % len(t.data))
+    if not 1 <= len(data) <= 255:
+        raise ValueError("phyPayload of %d bytes" % len(data))
+    t.data = data
     timing = info.get("timing") or {}
     if "immediately" in timing:
         t.imme = True
