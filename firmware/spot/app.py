@@ -107,6 +107,7 @@ class App:
             "safe_mode": self.safe_mode,
             "locked": bool(self.lock),
             "production": self.lock == b"P",
+            "security": self.board.security(),
         }
 
     def stats_data(self):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from loraspot.console.client import ConsoleClient, Event
 
-__all__ = ["ConsoleClient", "Event", "config_get", "config_set", "connect", "reboot"]
+__all__ = ["ConsoleClient", "Event", "config_get", "config_set", "connect", "reboot", "security_warnings"]
 from loraspot.errors import DeviceReset, DeviceTimeout
 from loraspot.transport import DEFAULT_BAUD, open_port
 
@@ -64,3 +64,19 @@ def reboot(client: ConsoleClient, wait: float = 10.0) -> dict:
     client.request("reboot")
     client.wait_event("boot", timeout=wait)
     return client.hello()
+
+
+def security_warnings(hello: dict) -> list[str]:
+    """What the chip's security eFuses (hello's `security`) leave open to anyone with a cable;
+    docs/security.md has the production recipe that closes it."""
+    sec = hello.get("security")
+    if not isinstance(sec, dict):
+        return ["the firmware does not report the chip's security eFuses (update it): flash encryption "
+                "and secure boot unknown"]
+    out = []
+    if not sec.get("flash_encryption"):
+        out.append("flash encryption is off: the keys in plain NVS can be read with esptool read-flash "
+                   "(docs/security.md: the production recipe)")
+    if not sec.get("secure_boot"):
+        out.append("secure boot is off: anyone with a cable can flash other firmware")
+    return out

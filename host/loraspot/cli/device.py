@@ -34,7 +34,15 @@ def info_cmd(ctx, url: str, baud: int) -> None:
     table.add_row("last crash", crash["error"] if crash else "none")
     table.add_row("uptime", f"{stats['up_ms'] / 1000:.1f} s")
     table.add_row("heap free", f"{stats['heap_free']} bytes")
+    table.add_row("locked", "production (REPL off)" if hello.get("production") else "yes" if hello.get("locked")
+                  else "no")
+    sec = hello.get("security") or {}
+    for key, label in (("flash_encryption", "flash encryption"), ("secure_boot", "secure boot")):
+        table.add_row(label, "unknown" if key not in sec else "on" if sec[key] else "off")
+    table.add_row("UART download", str(sec.get("download", "unknown")))
     ctx.out.print(table)
+    for warning in device.security_warnings(hello):
+        ctx.err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def _parse_value(text: str) -> object:

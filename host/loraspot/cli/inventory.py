@@ -79,7 +79,12 @@ def provision_cmd(ctx, ports, every, role, region, join_eui, name, vendor_euis, 
 def lock_cmd(ctx, port: str, production: bool, inventory: Path | None) -> None:
     """Require the admin key (from the inventory) for keys, sensitive config, file writes and reset."""
     out = provision.set_lock(port, True, production, inventory)
-    ctx.emit(out) if ctx.json else ctx.out.print(f"{port}: locked" + (" (production: REPL off)" if production else ""))
+    if ctx.json:
+        ctx.emit(out)
+        return
+    ctx.out.print(f"{port}: locked" + (" (production: REPL off)" if production else ""))
+    for warning in out.get("warnings", []):
+        ctx.err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @click.command("unlock")

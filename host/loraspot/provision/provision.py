@@ -292,7 +292,7 @@ def factory_reset(port: str, inventory: Path | None = None) -> None:
 
 def set_lock(port: str, locked: bool, production: bool = False, inventory: Path | None = None) -> dict:
     """Lock (optionally in production mode: no REPL) or unlock the board with its admin key."""
-    client, _, eui = _admin_client(port, inventory)
+    client, hello, eui = _admin_client(port, inventory)
     with client:
         try:
             out = client.request("lock" if locked else "unlock", {"production": production} if locked else {})
@@ -303,4 +303,7 @@ def set_lock(port: str, locked: bool, production: bool = False, inventory: Path 
             raise
     with Inventory(inventory) as inv:
         inv.update(eui, state="locked" if locked else "provisioned")
+    if locked:
+        out["security"] = hello.get("security")
+        out["warnings"] = device.security_warnings(hello)
     return out

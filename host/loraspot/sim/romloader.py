@@ -59,6 +59,19 @@ class Chip:
                     self.efuse_mac + 4: (_crc8(m) << 16) | (m[0] << 8) | m[1]}
         return {self.efuse_mac: int.from_bytes(m[2:6], "big"), self.efuse_mac + 4: (m[0] << 8) | m[1]}
 
+    def security_words(self, sec: dict | None) -> dict[int, int]:
+        """BLOCK0 words with the security eFuses of `sec` (flash_crypt_cnt, secure_boot, download:
+        enabled|secure|disabled), at the places espefuse's efuse_defs/esp32.yaml and esp32s3.yaml
+        give: ESP32 FLASH_CRYPT_CNT RDATA0[26:20], UART_DOWNLOAD_DIS RDATA0[27], ABS_DONE_1
+        RDATA6[5]; ESP32-S3 SPI_BOOT_CRYPT_CNT RD_REPEAT_DATA1[20:18], SECURE_BOOT_EN
+        RD_REPEAT_DATA2[20], DIS_DOWNLOAD_MODE RD_REPEAT_DATA3[0], ENABLE_SECURITY_DOWNLOAD [5]."""
+        sec = sec or {}
+        cnt, boot, dl = int(sec.get("flash_crypt_cnt", 0)), int(bool(sec.get("secure_boot"))), sec.get("download")
+        off, secure = int(dl == "disabled"), int(dl == "secure")
+        if self.name == "esp32":
+            return {0x3FF5A000: (cnt & 0x7F) << 20 | off << 27, 0x3FF5A018: boot << 5}
+        return {0x60007034: (cnt & 7) << 18, 0x60007038: boot << 20, 0x6000703C: off | secure << 5}
+
 
 CHIPS = {
     # ESP32: told apart by the magic word (its ROM has no GET_SECURITY_INFO)
@@ -117,12 +130,13 @@ class RomLoader:
     """One download-mode session: reads host bytes from `rx_fd`, answers through `emit`."""
 
     def __init__(self, flash: Path, flash_size: int, mac: bytes, rx_fd: int, emit: Callable[[bytes], None],
-                 baud: Callable[[], int], on_run: Callable[[], None], chip: str = "esp32"):
+                 baud: Callable[[], int], on_run: Callable[[], None], chip: str = "esp32",
+                 security: dict | None = None):
         if chip not in CHIPS:
             raise ValueError(f"no ROM loader model for chip {chip!r} ({', '.join(CHIPS)})")
         self.chip = CHIPS[chip]
         self.flash_path, self.flash_size, self.mac = flash, flash_size, mac
-        self.efuse = self.chip.mac_words(mac)
+        self.efuse = {**self.chip.mac_words(mac), **self.chip.security_words(security)}
         self.rx_fd, self.emit, self.baud, self.on_run = rx_fd, emit, baud, on_run
         self.stub = False
         self.regs: dict[int, int] = {}
@@ -416,12 +430,13 @@ def _crc8(data: bytes) -> int:
 
 
 @contextlib.contextmanager
-def session(flash: Path, flash_size: int, mac: bytes, uart, on_run: Callable[[], None], chip: str = "esp32"):
+def session(flash: Path, flash_size: int, mac: bytes, uart, on_run: Callable[[], None], chip: str = "esp32",
+            security: dict | None = None):
     """A RomLoader wired to a virtual board's UART for as long as the board stays in download mode."""
     r, w = os.pipe()
     uart.attach(None, w, fifo=1 << 20)  # the ROM drains its FIFO by interrupt: nothing is lost
     try:
-        loader = RomLoader(flash, flash_size, mac, r, uart.emit, lambda: uart.baud, on_run, chip).start()
+        loader = RomLoader(flash, flash_size, mac, r, uart.emit, lambda: uart.baud, on_run, chip, security).start()
     except BaseException:
         uart.attach(None, None)
         os.close(w)

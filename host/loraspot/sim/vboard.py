@@ -20,7 +20,7 @@ from loraspot import boards, resources
 from loraspot.errors import ImageError
 from loraspot.flash import image
 from loraspot.flash.mpy import compiled_firmware
-from loraspot.sim import registry
+from loraspot.sim import registry, romloader
 from loraspot.sim.uart import LineControl, PtyEndpoint, Rfc2217Endpoint, Uart
 
 HEAP_KB = 112  # the ESP32's MicroPython heap as the firmware sees it (tests use the same limit)
@@ -81,7 +81,9 @@ def micropython_command() -> list[str]:
 
 
 def ensure_efuse(flash: Path, board_id: str) -> dict:
-    """The board's eFuse stand-in beside its flash image: its MAC, chosen once."""
+    """The board's eFuse stand-in beside its flash image: its MAC, chosen once, and the security
+    eFuses under "security" (absent: all unburnt, as on a board from the shop; a test may burn
+    them: {"flash_crypt_cnt": 1, "secure_boot": true, "download": "secure"})."""
     path = flash.with_name(flash.name + ".efuse.json")
     if path.exists():
         return json.loads(path.read_text())
@@ -247,12 +249,17 @@ class VirtualBoard:
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
                "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
                "romfs": romfs, "repl": self._soft_reboot or None,
-               "target_free": fresh_free(self.opts.heap_kb),
+               "target_free": fresh_free(self.opts.heap_kb), "efuse": self._efuse_words(),
                "hw": dict(self.opts.hardware, boot=self.boots) if self.opts.hardware else None}
         env = dict(os.environ)
         env["LORASPOT_VBOARD"] = json.dumps(cfg)
         env.update(self.opts.extra_env)
         return env
+
+    def _efuse_words(self) -> list[list[int]]:
+        """The security eFuse words the firmware reads through machine.mem32 ([address, value])."""
+        chip = romloader.CHIPS.get(self.profile["chip"])
+        return [] if chip is None else [[a, v] for a, v in chip.security_words(self.efuse.get("security")).items()]
 
     def _romfs_span(self) -> list[int] | None:
         """[offset, length] of the ROMFS image in the flash file (read when the board boots, as
@@ -279,8 +286,6 @@ class VirtualBoard:
     def _download_mode(self) -> None:
         """The ROM's serial bootloader (host/loraspot/sim/romloader.py) until the next reset or a
         "run" command from the loader."""
-        from loraspot.sim import romloader
-
         self.uart.emit(ROM_BANNER["download"])
         self._status({"event": "boot", "mode": "download"})
         mac = bytes.fromhex(self.efuse["mac"])
@@ -291,7 +296,7 @@ class VirtualBoard:
 
         try:
             with romloader.session(Path(self.opts.flash), self.profile["flash"]["size"], mac, self.uart, run_app,
-                                   self.profile["chip"]) as rom:
+                                   self.profile["chip"], self.efuse.get("security")) as rom:
                 self._wake.wait()
                 self._wake.clear()
         except ValueError as e:  # no loader model for this chip: it waits for the next reset

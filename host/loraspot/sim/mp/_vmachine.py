@@ -12,11 +12,30 @@ SOFT_RESET = 5
 _state = {"side": None, "cause": PWRON_RESET, "mac": b"\x02LS\x00\x00\x01", "rtc": b"", "freq": 160000000}
 
 
-def setup(side, cause, mac, rtc):
+def setup(side, cause, mac, rtc, efuse=None):
     _state["side"] = side
     _state["cause"] = cause
     _state["mac"] = mac
     _state["rtc"] = rtc
+    for addr, value in efuse or ():
+        mem32.words[addr] = value
+
+
+class _Mem32:
+    """machine.mem32 for the registers a board's firmware reads: the eFuse words the host gave
+    (the security eFuses); any other address reads 0 and writes are ignored."""
+
+    def __init__(self):
+        self.words = {}
+
+    def __getitem__(self, addr):
+        return self.words.get(addr, 0)
+
+    def __setitem__(self, addr, value):
+        pass
+
+
+mem32 = _Mem32()
 
 
 def tell(msg):

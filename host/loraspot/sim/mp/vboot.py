@@ -32,7 +32,7 @@ if cfg.get("medium"):
     _vboard.MEDIUM = tuple(cfg["medium"])
 _vboard.POSITION = tuple(cfg.get("position") or (0, 0, 0))
 _vboard.RADIO_ID = cfg["mac"]
-_vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg.get("rtc", "")))
+_vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg.get("rtc", "")), cfg.get("efuse"))
 sys.modules["machine"] = _vmachine
 if cfg.get("hw"):
     import _vdevices  # the board's sensors: hardware, so set up before the heap is measured out
