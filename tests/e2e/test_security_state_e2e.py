@@ -51,7 +51,7 @@ def test_info_shows_the_state_and_warns_while_keys_are_readable(make_board, tmp_
 
 def test_a_board_with_the_production_efuses_gets_no_warning(make_board, tmp_path, capsys):
     h = _board(make_board, tmp_path, PRODUCTION)
-    code, out, err = _run(capsys, "info", "--port", h.info["url"])
+    code, _, err = _run(capsys, "info", "--port", h.info["url"])
     assert code == 0 and "warning" not in err
 
 
