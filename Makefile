@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp
 JOBS   ?= 2
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup servers demo test test-fast bench lint clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,22 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/loraspot demo
 
-test: setup
+# The servers the tests start on loopback: Debian's Mosquitto, installed here when missing (as root,
+# as CI runs); otherwise a one-line way to get it, never a silent skip.
+servers:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing mosquitto (Debian) for the MQTT tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	else \
+		echo "make test needs Mosquitto for the MQTT tests: sudo apt-get install mosquitto (or brew install mosquitto)"; \
+		exit 1; \
+	fi
+
+test: setup servers
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
 
-test-fast: setup
+test-fast: setup servers
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
 
 bench: setup
