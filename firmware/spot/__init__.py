@@ -1,5 +1,4 @@
 import sys
-from binascii import a2b_base64
 
 VERSION = "0.1.0"
 
@@ -19,15 +18,3 @@ def unload(name):
     if parent is not None and attr in parent.__dict__:
         delattr(parent, attr)
 
-
-def b64decode(text):
-    """Padded base64 to bytes, or None. MicroPython's a2b_base64 skips characters outside the
-    alphabet instead of failing ("YWJj!" decodes), so the length decoded must be the text's."""
-    n = len(text)
-    try:
-        data = a2b_base64(text)
-    except ValueError:
-        return None
-    if n % 4 or len(data) != n // 4 * 3 - text[-2:].count("="):
-        return None
-    return data

@@ -161,23 +161,12 @@ class Board:
         return NvsSecrets()
 
     def security(self):
-        """The chip's security eFuses as the running firmware reads them (BLOCK0 read registers;
-        bit places from espefuse's efuse_defs/esp32.yaml and esp32s3.yaml): flash encryption on
-        (an odd number of FLASH_CRYPT_CNT / SPI_BOOT_CRYPT_CNT bits), secure boot, and whether
-        the ROM's UART download mode is enabled, secure or disabled."""
-        m = machine.mem32
-        if self.profile["chip"] == "esp32s3":
-            cnt, boot, dl = (m[0x60007034] >> 18) & 7, (m[0x60007038] >> 20) & 1, m[0x6000703C]
-            download = "disabled" if dl & 1 else ("secure" if dl & 0x20 else "enabled")
-        else:
-            w0 = m[0x3FF5A000]
-            cnt, boot = (w0 >> 20) & 0x7F, (m[0x3FF5A018] >> 4) & 3  # ABS_DONE_0 (v1) or ABS_DONE_1 (v2)
-            download = "disabled" if w0 & (1 << 27) else "enabled"
-        ones = 0
-        while cnt:
-            ones += cnt & 1
-            cnt >>= 1
-        return {"flash_encryption": ones % 2 == 1, "secure_boot": bool(boot), "download": download}
+        """The chip's security eFuses (spot.efuse, loaded for the call)."""
+        from spot import unload
+        from spot.efuse import read
+
+        unload("spot.efuse")
+        return read(machine.mem32, self.profile["chip"])
 
     def console_port(self):
         return StdioPort()

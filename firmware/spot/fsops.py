@@ -11,7 +11,7 @@ import os
 import micropython
 from micropython import const
 
-from spot import b64decode
+from spot.b64 import b64decode
 from spot.console import CommandError, arg
 from spot.fsnames import OPS, PART, PROTECTED
 

@@ -13,7 +13,7 @@ from binascii import hexlify
 
 from micropython import const
 
-from spot import b64decode
+from spot.b64 import b64decode
 from spot.clock import ticks_diff
 from spot.hotspot import semtech
 from spot.hotspot.backlog import SEC, STAT, THI, TLO, US

