@@ -11,9 +11,9 @@ setup: $(STAMP)
 
 STUBS_VERSION := 1.29.0.post1
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
 	@# ESP32 API stubs in a folder of their own: they would shadow CPython's typeshed in site-packages
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade --target $(VENV)/esp32-stubs \
 		micropython-esp32-stubs==$(STUBS_VERSION)

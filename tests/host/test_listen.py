@@ -129,8 +129,8 @@ def test_cli_json_lines(tmp_path):
 
 def test_no_datagram_stops_the_server():
     """What once killed the serving thread is counted: JSON nested 1,000 deep as malformed, an
-    empty rxpk (valid, but no frame) as empty; frames whose handling fails inside the server are counted as internal errors; the
-    server answers the next datagram every time."""
+    empty rxpk (valid, but no frame) as empty; frames whose handling fails inside the server as
+    internal errors; the server answers the next datagram every time."""
     got: list[dict] = []
     with Listener({DEV: KEY}, port=0, dedup_ms=1, on_frame=got.append) as ls:
         h = Hotspot(ls.address[1], bytes(range(8)))
