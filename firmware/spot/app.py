@@ -3,6 +3,7 @@ import asyncio
 import binascii
 import gc
 import os
+import sys
 
 import micropython
 
@@ -108,6 +109,9 @@ class App:
             "locked": bool(self.lock),
             "production": self.lock == b"P",
             "security": self.board.security(),
+            # what a deploy checks its bytecode against (the arch bits of _mpy masked)
+            "micropython": "%d.%d.%d" % sys.implementation.version[:3],
+            "mpy": "%d.%d" % (sys.implementation._mpy & 0xFF, sys.implementation._mpy >> 8 & 3),
         }
 
     def stats_data(self):

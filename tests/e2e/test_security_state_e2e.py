@@ -38,6 +38,8 @@ def test_the_firmware_reports_the_security_efuses(make_board, tmp_path, security
     client, hello = device.connect(h.info["url"])
     client.close()
     assert hello["security"] == expected
+    # and what a deploy checks its bytecode against: the interpreter's release and .mpy format
+    assert hello["micropython"].startswith("1.29.") and hello["mpy"] == "6.3"
 
 
 def test_info_shows_the_state_and_warns_while_keys_are_readable(make_board, tmp_path, capsys):

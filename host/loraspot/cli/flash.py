@@ -40,6 +40,12 @@ def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, im
     config = flasher.load_config(config_file) if config_file else None
     targets = flasher.resolve_targets(list(ports), every, board_id)
     chosen = {t.port: _ask_board(ctx, t) for t in targets}
+    if image is None:  # the pinned release for each kind of board, downloaded if the cache has none yet
+        for bid in sorted(set(chosen.values()) - {"virtual"}):
+            fetched = firmware.ensure_cached(boards.get(bid))
+            if fetched:
+                ctx.err.print(f"fetched MicroPython {fetched['version']} for {bid} ({fetched['name']}): "
+                              f"sha256 {fetched['sha256']} ({fetched['trust']})", highlight=False)
     bundles: dict[str, flasher.Bundle] = {}
     by_board: dict[str, flasher.Bundle] = {}
     for port, bid in chosen.items():
@@ -97,7 +103,7 @@ def firmware_fetch(ctx, board_id: str) -> None:
     if ctx.json:
         ctx.emit(entry)
     else:
-        ctx.out.print(f"fetched {entry['name']} {entry['version']}, sha256 {entry['sha256']}")
+        ctx.out.print(f"fetched {entry['name']} {entry['version']}, sha256 {entry['sha256']} ({entry['trust']})")
 
 
 @firmware_group.command("list")

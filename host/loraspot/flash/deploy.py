@@ -20,6 +20,7 @@ from loraspot import boards, device, resources
 from loraspot.console.files import get_file, put_file
 from loraspot.errors import LoraspotError, TransferError
 from loraspot.flash import image as fsimage
+from loraspot.flash.firmware import target
 from loraspot.flash.mpy import compiled_firmware
 
 MANIFEST, NOT_DEPLOYED = fsimage.MANIFEST, fsimage.NOT_DEPLOYED
@@ -90,12 +91,27 @@ def _remote_hashes(client, paths: list[str]) -> dict[str, str]:
     return out
 
 
+def check_runtime(hello: dict) -> None:
+    """Refuse, before anything is written, a board whose MicroPython (sys.implementation.version
+    and _mpy with the arch bits masked, as hello reports them) is not what the bundle is built and
+    tested for. Firmware too old to report them is let through: the deploy replaces it."""
+    want = target()
+    have_mpy, have_mp = hello.get("mpy"), hello.get("micropython")
+    if have_mpy is not None and have_mpy != want["mpy"]:
+        raise DeployError(f"the board loads .mpy {have_mpy}; this bundle is bytecode {want['mpy']}: flash a "
+                          f"MicroPython {want['micropython']} image first (loraspot flash)")
+    if have_mp is not None and ".".join(str(have_mp).split(".")[:2]) != want["micropython"]:
+        raise DeployError(f"the board runs MicroPython {have_mp}; this bundle is built and tested for "
+                          f"{want['micropython']}: flash a {want['micropython']} image first (loraspot flash)")
+
+
 def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, reboot: bool = True,
            dry_run: bool = False) -> DeployResult:
     start = time.monotonic()
     res = DeployResult(url)
     client, hello = device.connect(url, baud)
     try:
+        check_runtime(hello)
         profile = boards.get(hello["board"])
         files = _deployable(profile, files)
         local = manifest_of(files)

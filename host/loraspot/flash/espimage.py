@@ -132,7 +132,8 @@ def _esp_image(chip: str, segments: list[tuple[int, bytes]], entry: int) -> byte
     return out
 
 
-def placeholder(profile: dict, code: bytes = b"") -> bytes:
+def placeholder(profile: dict, code: bytes = b"", version: str = "v1.29.0",
+                project: str = PLACEHOLDER_PROJECT) -> bytes:
     """The virtual board's stand-in for a MicroPython image: a bootloader, the profile's partition
     table and an application whose descriptor names the project and its version, each a valid ESP
     image for the profile's chip. From the bootloader offset to the end of the application. `code`
@@ -143,7 +144,7 @@ def placeholder(profile: dict, code: bytes = b"") -> bytes:
     offset = BOOTLOADER_OFFSET[chip]
     iram = _IRAM[chip]
     boot = _esp_image(chip, [(iram, b"\x00" * 64)], iram)
-    desc = _APP_DESC.pack(APP_DESC_MAGIC, 0, 0, 0, b"v1.29.0", PLACEHOLDER_PROJECT.encode(), b"00:00:00",
+    desc = _APP_DESC.pack(APP_DESC_MAGIC, 0, 0, 0, version.encode(), project.encode(), b"00:00:00",
                           b"Nov 22 2026", f"loraspot {__version__}".encode(), b"\0" * 32)
     parts = fsimage.partitions_for(profile)
     app_part = next(p for p in parts if p.type == fsimage.TYPE_APP)

@@ -1,8 +1,10 @@
 """The MicroPython image cache: official images kept by image name (the board profile's
 `image.name`, e.g. ESP32_GENERIC_S3) with the SHA-256 recorded when they entered the cache and
-checked every time one is used. Images enter by `firmware add FILE` or `firmware fetch --board X`,
-which downloads the release pinned for that image name in a release index (URL, version, SHA-256)
-and refuses a download whose SHA-256 differs from the pinned one."""
+checked every time one is used. Images enter by `firmware add FILE` or `firmware fetch --board X`
+(and `flash` fetches when the cache has none), which downloads over HTTPS the release named for
+that image in the release index. Trust: a SHA-256 pinned in the index is checked; without one the
+digest of the first download is recorded and shown (trust on first use) and every later download
+of the same URL must match it (docs/flashing.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from loraspot import boards, resources
 from loraspot.errors import ImageError
@@ -51,7 +54,11 @@ def image_names() -> dict[str, list[dict]]:
     return out
 
 
-def add(path: Path, name: str | None = None, expect_sha256: str | None = None) -> dict:
+class NotCached(ImageError):
+    """No image for this image name in the cache yet."""
+
+
+def add(path: Path, name: str | None = None, expect_sha256: str | None = None, source: dict | None = None) -> dict:
     """Put an image into the cache under its image name (given, or the known image name its file
     name starts with); the chip and version are read from the image. Returns the cache entry."""
     try:
@@ -75,14 +82,15 @@ def add(path: Path, name: str | None = None, expect_sha256: str | None = None) -
                          f"{', '.join(espimage.chip_name(c) for c in sorted(chips))}")
     digest = hashlib.sha256(data).hexdigest()
     if expect_sha256 and digest != expect_sha256.lower():
-        raise ImageError(f"SHA-256 mismatch for {Path(path).name}: pinned {expect_sha256}, file has {digest}")
+        raise ImageError(f"SHA-256 mismatch for {Path(path).name}: expected {expect_sha256}, file has {digest}")
     folder = cache_folder()
     folder.mkdir(parents=True, exist_ok=True)
     fname = f"{name}-{fw.version or 'unknown'}.bin"
     tmp = folder / (fname + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(folder / fname)
-    entry = {"file": fname, "sha256": digest, "chip": fw.chip, "version": fw.version, "size": len(data)}
+    entry = {"file": fname, "sha256": digest, "chip": fw.chip, "version": fw.version, "size": len(data),
+             **(source or {})}
     index = _cache_index()
     index[name] = entry
     _write_index(index)
@@ -94,7 +102,7 @@ def cached_image(profile: dict) -> bytes:
     name = profile["image"]["name"]
     entry = _cache_index().get(name)
     if entry is None:
-        raise ImageError(f"no MicroPython image for {profile['id']} ({name}) in the cache: run "
+        raise NotCached(f"no MicroPython image for {profile['id']} ({name}) in the cache: run "
                          f"`loraspot firmware fetch --board {profile['id']}` or `loraspot firmware add FILE`, "
                          "or give --image FILE")
     path = cache_folder() / entry["file"]
@@ -112,14 +120,35 @@ def listing() -> list[dict]:
     return [{"name": k, **v} for k, v in sorted(_cache_index().items())]
 
 
-def release_index() -> dict:
-    """The pinned releases: image name -> {"version", "url", "sha256"}."""
+def _index_file() -> Path:
     src = os.environ.get(INDEX_ENV)
-    path = Path(src) if src else Path(__file__).with_name("releases.json")
+    return Path(src) if src else Path(__file__).with_name("releases.json")
+
+
+def release_index() -> dict:
+    """The releases: image name -> {"version", "url", "sha256" (null: trust on first use)}."""
+    path = _index_file()
     try:
         return json.loads(path.read_text())["images"]
     except (OSError, ValueError, KeyError) as e:
         raise ImageError(f"cannot read the release index {path}: {e}") from None
+
+
+def target() -> dict:
+    """The MicroPython release and .mpy format the app is built and tested for, from the packaged
+    release index: {"micropython": "1.29", "mpy": "6.3"}."""
+    data = json.loads(Path(__file__).with_name("releases.json").read_text())
+    return {"micropython": data["micropython"], "mpy": data["mpy"]}
+
+
+def ensure_cached(profile: dict, timeout: float = 60.0) -> dict | None:
+    """The board's image in the cache, fetched if it is not there yet: the fetch entry (to show
+    its digest), or None when the cache had it already."""
+    try:
+        cached_image(profile)
+        return None
+    except NotCached:
+        return fetch(profile["id"], timeout)
 
 
 def fetch(board_id: str, timeout: float = 60.0) -> dict:
@@ -130,19 +159,26 @@ def fetch(board_id: str, timeout: float = 60.0) -> dict:
     if rel is None:
         raise ImageError(f"no pinned release for {name} ({board_id}): download it yourself and "
                          "`loraspot firmware add FILE`")
-    if not rel.get("sha256"):
-        raise ImageError(f"the release of {name} has no pinned SHA-256: download {rel['url']}, check it, and "
-                         "`loraspot firmware add FILE`")
+    url = rel["url"]
+    if urlsplit(url).scheme != "https":
+        raise ImageError(f"{url}: MicroPython images are downloaded over HTTPS only")
+    pinned = rel.get("sha256")
+    known = _cache_index().get(name) or {}
+    # trust on first use: without a pinned digest, the one recorded at the first download of this
+    # URL must come again
+    recorded = known.get("sha256") if known.get("url") == url else None
+    expect = pinned or recorded
     try:
-        with urllib.request.urlopen(rel["url"], timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             data = r.read()
     except (urllib.error.URLError, OSError) as e:
-        raise ImageError(f"cannot download {rel['url']}: {getattr(e, 'reason', e)} (offline?)") from None
+        raise ImageError(f"cannot download {url}: {getattr(e, 'reason', e)} (offline?)") from None
     folder = cache_folder()
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{name}.download"
     tmp.write_bytes(data)
+    trust = "pinned" if pinned else "recorded at first use" if recorded else "first use"
     try:
-        return add(tmp, name, rel["sha256"])
+        return add(tmp, name, expect, {"url": url, "trust": trust})
     finally:
         tmp.unlink(missing_ok=True)

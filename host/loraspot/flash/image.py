@@ -238,7 +238,11 @@ def manifest_of(files: dict[str, bytes]) -> dict[str, str]:
 
 
 def manifest_bytes(files: dict[str, bytes]) -> bytes:
-    return json.dumps({"files": manifest_of(files)}, sort_keys=True, separators=(",", ":")).encode()
+    """The manifest, with the MicroPython release and .mpy format the bundle is built and tested for."""
+    from loraspot.flash.firmware import target
+
+    return json.dumps({"files": manifest_of(files), "build": target()}, sort_keys=True,
+                      separators=(",", ":")).encode()
 
 
 def create_flash_image(path: Path, profile: dict, files: dict[str, bytes], firmware: bytes | None = None) -> None:
