@@ -25,6 +25,7 @@ class App:
         self.boot_id = binascii.hexlify(os.urandom(4)).decode()
         self.reset_cause = board.reset_cause()
         self.last_crash = crashlog.last()
+        self.security = board.security()  # read once: a hello then costs no module load
         self._groups = {}  # command modules loaded on first use: "fs" -> FileOps, "keys" -> KeyOps
         self.safe_mode = False
         self.node = None
@@ -108,7 +109,8 @@ class App:
             "safe_mode": self.safe_mode,
             "locked": bool(self.lock),
             "production": self.lock == b"P",
-            "security": self.board.security(),
+            "security": {"flash_encryption": bool(self.security & 1), "secure_boot": bool(self.security & 2),
+                         "download": ("enabled", "secure", "disabled")[self.security >> 2]},
             # what a deploy checks its bytecode against (the arch bits of _mpy masked)
             "micropython": "%d.%d.%d" % sys.implementation.version[:3],
             "mpy": "%d.%d" % (sys.implementation._mpy & 0xFF, sys.implementation._mpy >> 8 & 3),

@@ -161,7 +161,7 @@ class Board:
         return NvsSecrets()
 
     def security(self):
-        """The chip's security eFuses (spot.efuse, loaded for the call)."""
+        """The chip's security eFuses packed in a small int (spot.efuse.read, loaded for the call)."""
         from spot import unload
         from spot.efuse import read
 

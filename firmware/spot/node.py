@@ -4,7 +4,6 @@
 # the board powers down; what the next wake needs (FCntUp, MAC state, duty-cycle off-times, the
 # schedule) is kept in RTC memory, which survives deep sleep but not a power cut; after a power
 # cut the session and counters come back from flash (spot.lorawan.store) and the rest restarts.
-import gc
 import os
 from binascii import hexlify
 
@@ -229,15 +228,7 @@ class Node:
 
     # ---- downlinks --------------------------------------------------------------------------------
     def downlink(self, r):
-        d = r.downlink
-        ev = {"fcnt": d.fcnt, "fport": d.fport, "bytes": len(d.payload), "window": r.window, "ack": r.ack,
-              "snr": self.lw.last_snr}
-        if d.fport == self.config.get("cmd_port") and d.payload:
-            try:
-                ev["cmd"] = _aux("nodecmd").command(self, bytes(d.payload))
-            except (ValueError, IndexError) as e:
-                ev["error"] = str(e) or "malformed command"
-        self.console.event("downlink", ev)
+        _aux("nodecmd").downlink(self, r)
 
     # ---- the loop ---------------------------------------------------------------------------------
     async def run(self):
@@ -258,10 +249,7 @@ class Node:
         return last is not None and ticks_diff(self.clock.ticks_ms(), last) < AWAKE_AFTER_CONSOLE_MS
 
     def sleep(self, ms):
-        gc.collect()
-        self.board.save_rtc(self.rtc_record(ms))
-        self.console.event("sleep", {"ms": ms, "heap_free": gc.mem_free()})
-        self.board.deepsleep(ms)
+        _aux("nodeboot").sleep(self, ms)
 
 
 def _aux(name):

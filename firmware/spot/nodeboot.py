@@ -1,6 +1,7 @@
 # Node start-up and the deep-sleep record, loaded only for them (spot.node._aux): building the
 # node from the board profile and config, and the RTC-memory record that carries the session
 # state (FCntUp, MAC state, duty-cycle off-times, the schedule) across a deep sleep.
+import gc
 import json
 from array import array
 from binascii import hexlify, unhexlify
@@ -70,6 +71,14 @@ def rtc_record(node, sleep_ms):
         st["ch"] = None
         data = RTC_MAGIC + json.dumps(st).encode()
     return data
+
+
+def sleep(node, ms):
+    """Deep sleep for ms: the RTC record first, then the board powers down."""
+    gc.collect()
+    node.board.save_rtc(rtc_record(node, ms))
+    node.console.event("sleep", {"ms": ms, "heap_free": gc.mem_free()})
+    node.board.deepsleep(ms)
 
 
 def build(app):

@@ -5,6 +5,19 @@ import struct
 from spot.node import CMD_CONFIRM, CMD_INTERVAL, CMD_REJOIN, CMD_STATUS
 
 
+def downlink(node, r):
+    """Report a downlink and act on a command on the command port."""
+    d = r.downlink
+    ev = {"fcnt": d.fcnt, "fport": d.fport, "bytes": len(d.payload), "window": r.window, "ack": r.ack,
+          "snr": node.lw.last_snr}
+    if d.fport == node.config.get("cmd_port") and d.payload:
+        try:
+            ev["cmd"] = command(node, bytes(d.payload))
+        except (ValueError, IndexError) as e:
+            ev["error"] = str(e) or "malformed command"
+    node.console.event("downlink", ev)
+
+
 def command(node, p):
     op = p[0]
     if op == CMD_INTERVAL:

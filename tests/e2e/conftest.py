@@ -93,3 +93,26 @@ def make_board(tmp_path):
 @pytest.fixture
 def board(make_board):
     return make_board()
+
+
+@pytest.fixture
+def production_locked(make_board, tmp_path, request, monkeypatch):
+    """A node provisioned and locked in production mode, as `loraspot lock --production` leaves it:
+    (harness, url, [AppKey, admin key], inventory)."""
+    from loraspot.cli.main import main
+    from loraspot.provision import provision
+    from loraspot.provision.inventory import Inventory
+    from loraspot.sim.medium import Medium
+
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
+    inv = tmp_path / "inv.sqlite"
+    medium = Medium().__enter__()  # the node role needs a radio when it restarts
+    request.addfinalizer(lambda: medium.__exit__(None, None, None))
+    h = make_board(medium=medium.address)
+    url = h.info["url"]
+    assert provision.provision_many([url], provision.Options(role="node", reboot=False), inv)[0].ok
+    with Inventory(inv) as db:
+        dev = db.devices()[0]
+        secrets = [db.secret(dev.dev_eui, kind) for kind in ("app_key", "admin_key")]
+    assert main(["lock", "--port", url, "--production", "--inventory", str(inv)]) == 0
+    return h, url, secrets, inv

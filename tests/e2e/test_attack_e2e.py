@@ -12,11 +12,8 @@ import serial
 from loraspot import device
 from loraspot.console import codec
 from loraspot.errors import DeviceError
-from loraspot.provision import provision
-from loraspot.provision.inventory import Inventory
-from loraspot.sim.medium import Medium
 
-from tests.e2e.test_provision_e2e import MASTER, _forms, _run, _tap
+from tests.e2e.test_provision_e2e import _forms, _tap
 
 pytestmark = pytest.mark.e2e
 SPELLINGS = ("{}", "/{}", "//{}", "///{}", "/.{}", "/./{}", "/.//{}", "/./.{}", "{}/", "{}/.", "{}\u0000",
@@ -24,33 +21,12 @@ SPELLINGS = ("{}", "/{}", "//{}", "///{}", "/.{}", "/./{}", "/.//{}", "/./.{}", 
 PROTECTED = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp", "/lock", "/lock.part")
 
 
-@pytest.fixture(autouse=True)
-def _master_key(monkeypatch):
-    monkeypatch.setenv("LORASPOT_MASTER_KEY", MASTER)
-
-
-@pytest.fixture
-def locked(make_board, tmp_path, capsys, request):
-    """A node provisioned and locked in production mode; (harness, url, secrets, inventory)."""
-    inv = tmp_path / "inv.sqlite"
-    medium = Medium().__enter__()  # the node role needs a radio when it restarts
-    request.addfinalizer(lambda: medium.__exit__(None, None, None))
-    h = make_board(medium=medium.address)
-    url = h.info["url"]
-    assert provision.provision_many([url], provision.Options(role="node", reboot=False), inv)[0].ok
-    with Inventory(inv) as db:
-        dev = db.devices()[0]
-        secrets = [db.secret(dev.dev_eui, kind) for kind in ("app_key", "admin_key")]
-    assert _run(capsys, "lock", "--port", url, "--production", "--inventory", str(inv))[0] == 0
-    return h, url, secrets, inv
-
-
 def _spelled(path: str) -> list[str]:
     return [s.format(path) for s in SPELLINGS]
 
 
-def test_no_spelling_of_a_protected_path_reaches_it_through_any_file_command(locked):
-    h, url, secrets, _ = locked
+def test_no_spelling_of_a_protected_path_reaches_it_through_any_file_command(production_locked):
+    h, url, secrets, _ = production_locked
     seen = _tap(h)
     client, hello = device.connect(url)
     with client:
@@ -73,9 +49,9 @@ def test_no_spelling_of_a_protected_path_reaches_it_through_any_file_command(loc
             assert form not in seen
 
 
-def test_the_owner_cannot_name_a_protected_path_either(locked):
+def test_the_owner_cannot_name_a_protected_path_either(production_locked):
     """Signed with the admin key, writes still never land on the secrets or the lock."""
-    _h, url, secrets, _ = locked
+    _h, url, secrets, _ = production_locked
     client, _ = device.connect(url)
     with client:
         client.admin_key = secrets[1]
@@ -138,8 +114,8 @@ def _no_prompt(out: bytes) -> None:
         assert mark not in out, (mark, out[max(0, out.find(mark) - 300) : out.find(mark) + 100])
 
 
-def test_ctrl_c_floods_across_fifty_resets_never_reach_a_prompt(locked):
-    h, url, secrets, _ = locked
+def test_ctrl_c_floods_across_fifty_resets_never_reach_a_prompt(production_locked):
+    h, url, secrets, _ = production_locked
     port = serial.serial_for_url(url, 115200, timeout=0.5)
     try:
         def by_command(p):  # needs no key: anyone on the line can reset the board through RTS anyway

@@ -242,14 +242,8 @@ def test_lock_challenge_response(make_board, tmp_path, capsys):
         assert client.request("keys.set", {"kind": "app_key", "value": "11" * 16})["stored"] is True
 
 
-def test_production_lock_turns_the_repl_off(make_board, tmp_path, capsys, request):
-    inv = tmp_path / "inv.sqlite"
-    medium = Medium().__enter__()  # the node role needs a radio when it restarts
-    request.addfinalizer(lambda: medium.__exit__(None, None, None))
-    h = make_board(medium=medium.address)
-    url = h.info["url"]
-    assert provision.provision_many([url], provision.Options(role="node", reboot=False), inv)[0].ok
-    assert _run(capsys, "lock", "--port", url, "--production", "--inventory", str(inv))[0] == 0
+def test_production_lock_turns_the_repl_off(production_locked, capsys):
+    h, url, _, inv = production_locked
 
     def raw_repl() -> bool:
         """What mpremote does to get in (Ctrl-C, then Ctrl-A), on the board's pty."""
