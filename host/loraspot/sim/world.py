@@ -61,6 +61,7 @@ class World:
         self.medium: Medium | None = None
         self.listener: Listener | None = None
         self._lock = threading.Lock()
+        self._stopping = False
 
     # ---- set-up ---------------------------------------------------------------------------------
     def _server(self) -> tuple[str, str, int]:
@@ -125,21 +126,24 @@ class World:
         self.clients.append(client)
 
     # ---- events ---------------------------------------------------------------------------------
-    def _emit(self, ev: dict) -> None:
+    def _emit(self, ev: dict, count: str | None = None) -> None:
+        """Report an event and count it in one step: once stopping began neither happens, so the
+        summary always counts exactly the events that were reported."""
         with self._lock:
+            if self._stopping:
+                return
+            if count:
+                self.counts[count] += 1
             self.on_event(ev)
 
     def _device_event(self, name: str, role: str, ev: device.Event) -> None:
         d = ev.data
         if role == "node" and ev.kind == "uplink" and "error" not in d:
-            self.counts["uplinks_sent"] += 1
-            self._emit({"event": "uplink_sent", "device": name, **d})
+            self._emit({"event": "uplink_sent", "device": name, **d}, "uplinks_sent")
         elif role == "node" and ev.kind == "join" and d.get("ok"):
-            self.counts["joins"] += 1
-            self._emit({"event": "join", "device": name, **d})
+            self._emit({"event": "join", "device": name, **d}, "joins")
         elif role == "node" and ev.kind == "downlink":
-            self.counts["downlinks"] += 1
-            self._emit({"event": "downlink", "device": name, **d})
+            self._emit({"event": "downlink", "device": name, **d}, "downlinks")
         elif role == "hotspot" and ev.kind in ("gwstat", "backhaul"):
             self._emit({"event": "stats" if ev.kind == "gwstat" else "backhaul", "device": name, **d})
         elif role == "hotspot" and ev.kind == "stats":
@@ -147,10 +151,10 @@ class World:
             self.counts["drops"] = max(self.counts["drops"], sum(dropped.values()))
 
     def _frame(self, f: dict) -> None:
-        if f.get("type") == "uplink" and "error" not in f:
-            self.counts["uplinks_received"] += 1
+        counted = "uplinks_received" if f.get("type") == "uplink" and "error" not in f else None
         self._emit({"event": "frame", **{k: v for k, v in f.items() if k != "gateways"},
-                    "rssi": max(g["rssi"] for g in f["gateways"]), "snr": max(g["lsnr"] for g in f["gateways"])})
+                    "rssi": max(g["rssi"] for g in f["gateways"]), "snr": max(g["lsnr"] for g in f["gateways"])},
+                   counted)
 
     def summary(self) -> dict:
         return {"event": "summary", **self.counts, "nodes": self.opts.nodes, "hotspots": self.opts.hotspots,
@@ -158,7 +162,8 @@ class World:
 
     # ---- end ------------------------------------------------------------------------------------
     def stop(self) -> None:
-        self.on_event = lambda _e: None  # nothing is reported once stopping began
+        with self._lock:
+            self._stopping = True  # nothing is reported, or counted, once stopping began
         for c in self.clients:
             c.close()
         for b in self.boards:
