@@ -103,6 +103,22 @@ def test_four_boards_every_event_recorded_once_then_report(make_board, tmp_path)
         assert page.count("data:image/png;base64,") == 4 and boards[0].board.device_id in page
 
 
+def _take_pty(name: str, timeout: float = 10.0) -> tuple[int, ...]:
+    """Hold the pty number `name` had, so that the board comes back under another name: wait until
+    it is freed (the monitor closes it), then open ptys until one gets it (the kernel hands out the
+    lowest free number, and tests running beside this one take and free numbers too)."""
+    end = time.monotonic() + timeout
+    while os.path.exists(name) and time.monotonic() < end:
+        time.sleep(0.02)
+    held: list[int] = []
+    while len(held) < 512 and not os.path.exists(name):
+        master, slave = os.openpty()
+        held += [master, slave]
+        if os.ttyname(slave) == name:
+            break
+    return tuple(held)  # ours, or (rarely) taken by another process: either way not the board's
+
+
 def test_unplug_and_replug_on_another_pty(tmp_path, monkeypatch):
     """A board in its own process is killed and started again (a new pty): shown gone, then back."""
     monkeypatch.setenv("LORASPOT_RUNTIME_DIR", str(tmp_path / "run"))
@@ -124,7 +140,7 @@ def test_unplug_and_replug_on_another_pty(tmp_path, monkeypatch):
         proc.kill()
         proc.wait()
         assert wait(lambda: dev.state == "gone", 10)
-        hold = os.openpty()  # takes the freed pty number: the board comes back under another name
+        hold = _take_pty(info["pty"])  # the board comes back under another name
         proc, again = start()
         assert again["pty"] != info["pty"] and again["id"] == info["id"]
         assert wait(lambda: dev.state == "live" and dev.port == again["pty"], 20)
