@@ -9,6 +9,7 @@ from loraspot.sim.medium import (
     CAPTURE_DB,
     F_CRC,
     F_IQ_INVERTED,
+    GRACE_S,
     Cfg,
     Medium,
     MediumClient,
@@ -159,6 +160,24 @@ def test_receive_window_catches_frame_inside_and_not_outside(radios):
     node.window(t + 5 * sym, 8, down)
     gw.transmit(b"early", down, t)
     assert node.receive() == t + 5 * sym + 8 * sym
+
+
+def test_a_starved_sender_or_a_late_window_still_meets_its_deadline(radios):
+    """A window and a transmission both asked for 60 ms after the time they name (processes the
+    machine starved) are honoured at that time, within GRACE_S: the downlink is caught, exactly."""
+    gw, node = radios("gw"), radios("node", (100, 0, 0))
+    down = cfg(flags=F_IQ_INVERTED)
+    t = gw.now() - 60_000
+    node.window(t, 8, down)
+    gw.transmit(b"rx1", down, t)
+    r = node.receive()
+    assert isinstance(r, Reception) and r.payload == b"rx1" and r.rx_done == t + toa(3, down)
+    assert gw.tx_done() == (t, t + toa(3, down))
+    # later than the grace: the frame starts when it is asked for
+    late = gw.now() - round(GRACE_S * 1e6) - 200_000
+    gw.transmit(b"x", down, late)
+    start, _ = gw.tx_done()
+    assert start > late + GRACE_S * 1e6
 
 
 def test_transmitter_does_not_hear_while_sending(radios):
