@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("package")]  # one worker builds the wheel once
 
 
 def _env(tmp: Path) -> dict:
@@ -29,8 +30,12 @@ def _env(tmp: Path) -> dict:
 def installed(tmp_path_factory):
     """(venv bin folder, wheel, outside folder): the wheel installed without extras."""
     tmp = tmp_path_factory.mktemp("pkg")
+    # built from a copy: the build writes build/ and *.egg-info beside the sources
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
+                                                           ".pytest_cache", ".ruff_cache", ".benchmarks"))
     wheels = tmp / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(src)],
                    check=True, capture_output=True, timeout=300, cwd=tmp)
     wheel = next(wheels.glob("loraspot-*.whl"))
     venv = tmp / "venv"
