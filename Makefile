@@ -22,17 +22,24 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: setup
 	$(VENV)/bin/loraspot demo
 
-# The servers the tests start on loopback: Debian's Mosquitto, installed here when missing (as root,
-# as CI runs); otherwise a one-line way to get it, never a silent skip.
-servers:
+# The servers the tests start on loopback. The MQTT broker is Debian's Mosquitto, installed here when
+# missing and running as root (as CI does); amqtt from PyPI, in a venv of its own, is always there
+# too: the tests use it where Mosquitto is not installed, and run the broker-restart test on both.
+BROKER := $(VENV)/broker/.stamp
+
+servers: $(BROKER)
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing mosquitto (Debian) for the MQTT tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	else \
-		echo "make test needs Mosquitto for the MQTT tests: sudo apt-get install mosquitto (or brew install mosquitto)"; \
-		exit 1; \
+		echo "Mosquitto is not installed: the MQTT tests use amqtt (PyPI) from $(VENV)/broker"; \
 	fi
+
+$(BROKER): tests/broker-requirements.txt
+	@test -x $(VENV)/broker/bin/python || $(PYTHON) -m venv $(VENV)/broker
+	$(VENV)/broker/bin/python -m pip install --quiet --disable-pip-version-check -r tests/broker-requirements.txt
+	@touch $(BROKER)
 
 test: setup servers
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup

@@ -11,7 +11,7 @@ from loraspot.lorawan.joinserver import JoinServer
 from loraspot.sim.medium import Medium
 
 from tests.e2e.hotspot_world import Events, fresh_devices, hotspot_image, node_image, wait
-from tests.mosquitto import Broker
+from tests.broker import Broker
 
 pytestmark = pytest.mark.e2e
 SPEED = 10

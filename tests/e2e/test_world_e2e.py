@@ -11,7 +11,7 @@ import pytest
 from loraspot.listen.server import Listener, inventory_keys
 from loraspot.provision.inventory import Inventory
 
-from tests.mosquitto import Broker
+from tests.broker import Broker
 
 pytestmark = pytest.mark.e2e
 
