@@ -10,8 +10,8 @@ from loraspot.listen.server import Listener
 from loraspot.lorawan.joinserver import JoinServer
 from loraspot.sim.medium import Medium
 
-from tests.e2e.hotspot_world import Events, fresh_devices, hotspot_image, node_image, wait
 from tests.broker import Broker
+from tests.e2e.hotspot_world import Events, fresh_devices, hotspot_image, node_image, wait
 
 pytestmark = pytest.mark.e2e
 SPEED = 10

@@ -23,9 +23,9 @@ from loraspot.monitor.record import JsonlSink, MqttSink, SqliteSink
 from loraspot.monitor.report import write_report
 from loraspot.sim.medium import Medium
 
+from tests.broker import Broker, kinds
 from tests.e2e.conftest import bytecode_image
 from tests.e2e.hotspot_world import fresh_devices, hotspot_image, node_image, wait
-from tests.broker import Broker, kinds
 
 pytestmark = pytest.mark.e2e
 SPEED = 10
