@@ -42,7 +42,7 @@ def test_flash_empty_board_to_running(make_board, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     (res,) = json.loads(out)
-    assert res["ok"] and res["baud"] == 921600 and res["mac"].replace(":", "") == h.board.device_id
+    assert res["ok"] and res["baud"] == 921600 and res["mac"] == h.board.device_id.upper()
     h.wait_status("boot", count=1)
     hello = _hello(h.info["url"])
     assert hello["board"] == "virtual" and hello["id"] == h.board.device_id
@@ -158,7 +158,7 @@ def test_backup_and_restore_whole_flash(make_board, tmp_path):
     h = make_board(tmp_path / "f.bin", pty=False, register=False)
     h.wait_status("boot")
     bauds = (2000000,)  # a whole 4 MB: at the fastest rate the stub offers
-    res = flasher.backup(h.info["url"], tmp_path / "backup.bin", bauds)
+    res = flasher.backup(h.info["url"], tmp_path / "backup.bin", bauds, include_secrets=True)  # byte for byte
     assert res.ok and (tmp_path / "backup.bin").read_bytes() == (tmp_path / "f.bin").read_bytes()
     original = (tmp_path / "f.bin").read_bytes()
     with open(tmp_path / "f.bin", "r+b") as f:  # damage the board's app filesystem
@@ -167,3 +167,59 @@ def test_backup_and_restore_whole_flash(make_board, tmp_path):
     flasher.restore(h.info["url"], tmp_path / "backup.bin", bauds)
     assert (tmp_path / "f.bin").read_bytes() == original
     assert _hello(h.info["url"])["board"] == "virtual"
+
+
+def test_flash_and_backup_keep_a_provisioned_boards_keys(make_board, tmp_path, capsys, monkeypatch):
+    """flash refuses to erase a board the inventory knows as provisioned (and records a forced
+    erase); backup checks its output first, resets the board afterwards and leaves the keys out
+    unless asked."""
+    from loraspot.provision import provision
+    from loraspot.provision.inventory import Inventory
+
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
+    inv = tmp_path / "inv.sqlite"
+    h = make_board(tmp_path / "f.bin", pty=False, register=False)
+    url = h.info["url"]
+    h.wait_status("boot")
+    assert provision.provision_many([url], provision.Options(role="node", reboot=False), inv)[0].ok
+    with Inventory(inv) as db:
+        (dev,) = db.devices()
+        app_key = db.secret(dev.dev_eui, "app_key")
+
+    def boots() -> int:
+        return sum(s["event"] == "boot" for s in h.status)
+
+    # backup: the output is checked before the board is touched
+    before = boots()
+    code = main(["backup", "--port", url, str(tmp_path / "no-such-dir" / "b.bin")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no-such-dir" in err and "serial" not in err.lower() and boots() == before
+    # without secrets: config and app kept, keys gone from every byte; the board runs afterwards
+    code = main(["--json", "backup", "--baud", "2000000", "--port", url, str(tmp_path / "b.bin")])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and "/secrets.json" in out["left_out"]
+    data = (tmp_path / "b.bin").read_bytes()
+    assert app_key.hex().encode() not in data and app_key.hex().upper().encode() not in data and app_key not in data
+    files = fsimage.read_vfs(tmp_path / "b.bin").listdir("/")
+    assert "config.json" in files and "main.py" in files and "secrets.json" not in files
+    h.wait_status("boot", count=before + 1)  # reset into its firmware, not left in the bootloader
+    assert _hello(url)["role"] == "node"
+    # (--include-secrets: test_backup_and_restore_whole_flash, a copy byte for byte)
+
+    # flash: refused, nothing written, the keys still on the board
+    code = main(["--json", "flash", "--port", url, "--board", "virtual", "--inventory", str(inv)])
+    (res,) = json.loads(capsys.readouterr().out)
+    assert code == 5 and not res["ok"] and "provisioned in the inventory" in res["error"] and "--force" in res["error"]
+    client, _ = device.connect(url, 115200)
+    with client:
+        assert "app_key" in client.request("keys.list")["keys"]
+    # --force: erased, and the inventory says so; provisioning again needs no --force
+    code = main(["--json", "flash", "--force", "--port", url, "--board", "virtual", "--inventory", str(inv)])
+    assert code == 0, capsys.readouterr()
+    with Inventory(inv) as db:
+        assert db.device(dev.dev_eui).state == "registered"
+    client, hello = device.connect(url, 115200)
+    with client:
+        assert not client.request("keys.list")["keys"] and hello["role"] == "idle"
+    r = provision.provision_many([url], provision.Options(role="node", reboot=False), inv)[0]
+    assert r.ok and r.dev_eui == dev.dev_eui, r.error

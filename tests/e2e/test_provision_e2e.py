@@ -73,7 +73,7 @@ def test_flash_provision_join_and_no_secret_ever_leaves(make_board, tmp_path, ca
         node.wait_status("boot")
 
         code, out, err = _run(capsys, "--json", "provision", "--port", url, "--role", "node", "--region", "SINGLE",
-                              "--no-reboot", "--inventory", str(inv))
+                              "--freq", str(FREQ), "--sf", str(SF), "--no-reboot", "--inventory", str(inv))
         assert code == 0, out + err
         captured += (out + err).encode()
         (res,) = json.loads(out)

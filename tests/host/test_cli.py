@@ -60,7 +60,7 @@ def test_sim_medium_serves_and_stops_cleanly():
     import signal
     import socket
 
-    proc = subprocess.Popen([*LORASPOT, "--json", "sim", "medium", "--port", "0", "--speed", "3"],
+    proc = subprocess.Popen([*LORASPOT, "--json", "sim", "medium", "--udp-port", "0", "--speed", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -89,7 +89,7 @@ def test_sim_medium_port_busy_is_a_clear_error():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     try:
-        proc = run_cli("sim", "medium", "--port", str(s.getsockname()[1]))
+        proc = run_cli("sim", "medium", "--udp-port", str(s.getsockname()[1]))
         assert proc.returncode == 5
         assert "cannot listen on UDP" in proc.stderr and "Traceback" not in proc.stderr
     finally:
@@ -126,8 +126,8 @@ def _bad_inputs(tmp_path) -> list[tuple[list[str], int]]:
         (["monitor", "--port", port, "--mqtt", "mqtt://127.0.0.1:1", "--duration", "1"], 2),
         (["report", str(rand), "--out", str(tmp_path / "r.html")], 2),
         (["report", str(rec), "--out", str(nowhere)], 2),
-        (["listen", "--keys", str(rand), "--port", "0"], 2),
-        (["listen", "--port", "99999"], 2),
+        (["listen", "--keys", str(rand), "--udp-port", "0"], 2),
+        (["listen", "--udp-port", "99999"], 2),
         (["provision", "--port", port, "--role", "node", "--vendor-euis", str(rand), "--inventory", str(good)], 7),
         (["decode", "40" + "00" * 299], 2),
         (["info", "--port", port, "--baud", "0"], 2),

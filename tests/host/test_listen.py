@@ -80,6 +80,45 @@ def test_join_uplink_dedup_and_bad_datagrams():
     assert uplink["downlink"]["sent"] and uplink["phy"] == base64.b64encode(up).decode()
 
 
+def _join_request_with(key: bytes, nonce: int) -> bytes:
+    body = b"\x00" + bytes(8) + bytes.fromhex(DEV)[::-1] + nonce.to_bytes(2, "little")
+    return body + crypto.join_mic(key, body)
+
+
+def test_keys_are_read_again_when_a_join_does_not_verify():
+    """A node provisioned after listen started joins; one provisioned again (a new AppKey) too."""
+    store: dict[str, bytes] = {}
+    got: list[dict] = []
+    new_key = bytes(range(16, 32))
+    with Listener({}, port=0, dedup_ms=10, on_frame=got.append, keys_source=lambda: dict(store),
+                  keys_every_s=0) as ls:
+        h = Hotspot(ls.address[1], bytes(range(8)))
+        h.send(st.PULL_DATA)
+        assert h.recv()[3] == st.PULL_ACK
+
+        def join(key: bytes, nonce: int) -> dict:
+            n = len(got)
+            h.rxpk(_join_request_with(key, nonce), 1000 * nonce)
+            assert h.recv()[3] == st.PUSH_ACK
+            end = time.monotonic() + 10
+            while len(got) == n:
+                assert time.monotonic() < end, "the frame was never handled"
+                h.sock.settimeout(0.05)
+                try:
+                    h.recv()  # a Join-Accept PULL_RESP, if any
+                except TimeoutError:
+                    pass
+            h.sock.settimeout(2)
+            return got[-1]
+
+        assert join(KEY, 1)["error"] == f"unknown DevEUI {DEV}"
+        store[DEV] = KEY  # provisioned now
+        assert "error" not in join(KEY, 2) and ls.js.keys[DEV] == KEY
+        store[DEV] = new_key  # provisioned again, with a new key
+        assert "error" not in join(new_key, 3) and ls.js.keys[DEV] == new_key
+        assert "error" in join(bytes(16), 4)  # a key nobody has: still refused
+
+
 def test_keys_files_and_inventory(tmp_path):
     (tmp_path / "k.json").write_text(json.dumps({DEV.lower(): KEY.hex()}))
     (tmp_path / "k.csv").write_text(f"dev_eui,app_key\n{DEV},{KEY.hex()}\n")
@@ -106,8 +145,8 @@ def test_cli_json_lines(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "loraspot.cli", "--json", "listen", "--port", str(port), "--keys",
-                             str(tmp_path / "k.json"), "--duration", "3", "--dedup-ms", "20"],
+    proc = subprocess.Popen([sys.executable, "-m", "loraspot.cli", "--json", "listen", "--udp-port", str(port),
+                             "--keys", str(tmp_path / "k.json"), "--duration", "3", "--dedup-ms", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         h = Hotspot(port, bytes(8))

@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 
 import click
-from rich.table import Table
 
 from loraspot import device
+from loraspot.cli import ui
 
 port_option = click.option("--port", "-p", "url", required=True, help="Serial port path or URL (rfc2217://...).")
 BAUD = click.IntRange(300, 5_000_000)  # what USB serial chips and pyserial take
@@ -27,20 +27,19 @@ def info_cmd(ctx, url: str, baud: int) -> None:
     if ctx.json:
         ctx.emit({"hello": hello, "stats": stats})
         return
-    table = Table("field", "value", show_header=False)
-    for key in ("id", "board", "chip", "role", "name", "fw", "proto", "reset", "boot"):
-        table.add_row(key, str(hello.get(key)))
+    rows: list[tuple[str, object]] = [(key, hello.get(key)) for key in
+                                      ("id", "board", "chip", "role", "name", "fw", "proto", "reset", "boot")]
     crash = hello.get("crash")
-    table.add_row("last crash", crash["error"] if crash else "none")
-    table.add_row("uptime", f"{stats['up_ms'] / 1000:.1f} s")
-    table.add_row("heap free", f"{stats['heap_free']} bytes")
-    table.add_row("locked", "production (REPL off)" if hello.get("production") else "yes" if hello.get("locked")
-                  else "no")
+    rows.append(("last crash", crash["error"] if crash else "none"))
+    rows.append(("uptime", f"{stats['up_ms'] / 1000:.1f} s"))
+    rows.append(("heap free", f"{stats['heap_free']} bytes"))
+    rows.append(("locked", "production (REPL off)" if hello.get("production") else "yes" if hello.get("locked")
+                 else "no"))
     sec = hello.get("security") or {}
     for key, label in (("flash_encryption", "flash encryption"), ("secure_boot", "secure boot")):
-        table.add_row(label, "unknown" if key not in sec else "on" if sec[key] else "off")
-    table.add_row("UART download", str(sec.get("download", "unknown")))
-    ctx.out.print(table)
+        rows.append((label, "unknown" if key not in sec else "on" if sec[key] else "off"))
+    rows.append(("UART download", sec.get("download", "unknown")))
+    ui.record(rows)
     for warning in device.security_warnings(hello):
         ctx.err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from loraspot import boards
+from loraspot.cli import ui
 from loraspot.errors import LoraspotError
 from loraspot.flash import firmware, flasher
+from loraspot.provision.provision import EraseGuard
 
 
 def _ask_board(ctx, target: flasher.Target) -> str:
@@ -33,9 +34,13 @@ def _ask_board(ctx, target: flasher.Target) -> str:
               help="Initial config (JSON) put into the app bundle.")
 @click.option("--baud", type=click.Choice(["921600", "460800", "115200"]), default=None,
               help="Highest baud rate to try (default 921600, falling back to lower ones).")
+@click.option("--force", is_flag=True,
+              help="Flash a board the inventory knows as provisioned (its keys and config are erased).")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Inventory that knows the boards (default: the user's).")
 @click.pass_obj
 def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, image: Path | None,
-              config_file: Path | None, baud: str | None) -> None:
+              config_file: Path | None, baud: str | None, force: bool, inventory: Path | None) -> None:
     """Write MicroPython and the loraspot app to one or more boards, in parallel, in one esptool session each."""
     config = flasher.load_config(config_file) if config_file else None
     targets = flasher.resolve_targets(list(ports), every, board_id)
@@ -61,11 +66,14 @@ def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, im
         def progress(port: str, cur: int, total: int, what: str) -> None:
             bar.update(tasks[port], completed=cur, total=total)
 
-        results = flasher.flash_many(order, bundles, progress, bauds)
+        guard = EraseGuard(inventory, force)
+        results = flasher.flash_many(order, bundles, progress, bauds, guard)
+    for eui in guard.record([r.mac for r in results if r.ok]):
+        ctx.err.print(f"{eui}: erased; the inventory now says `registered`: provision it again", highlight=False)
     if ctx.json:
         ctx.emit([r.as_dict() for r in results])
     else:
-        table = Table("port", "board", "MAC", "result", "seconds", "baud")
+        table = ui.table("port", "board", "MAC", "result", "seconds", "baud")
         for r in results:
             table.add_row(r.port, r.board, r.mac or "-", "[green]ok[/]" if r.ok else f"[red]failed[/]: {r.error}",
                           f"{r.seconds:.1f}", str(r.baud or "-"))
@@ -114,29 +122,65 @@ def firmware_list(ctx) -> None:
     if ctx.json:
         ctx.emit(rows)
         return
-    table = Table("name", "version", "chip", "size", "sha256")
+    table = ui.table("name", "version", "chip", "size", "sha256")
     for r in rows:
-        table.add_row(r["name"], r["version"], r["chip"], str(r["size"]), r["sha256"][:16] + "…")
+        table.add_row(r["name"], r["version"], r["chip"], str(r["size"]), r["sha256"])
     ctx.out.print(table if rows else "the firmware cache is empty")
+
+
+SESSION_BAUD = click.option(
+    "--baud", type=click.Choice(["2000000", "921600", "460800", "115200"]), default=None,
+    help="Highest baud rate to try (default 921600, falling back to lower ones); 2000000 where the USB chip has it.")
+
+
+def _bauds(baud: str | None) -> tuple[int, ...]:
+    top = int(baud) if baud else flasher.BAUDS[0]
+    return (top, *(b for b in flasher.BAUDS if b < top))
+
+
+def _bar(ctx, what: str) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=ctx.err,
+                    disable=ctx.json, transient=False)
 
 
 @click.command("backup")
 @click.option("--port", "-p", "port", required=True, help="Serial port path or URL.")
+@click.option("--include-secrets", is_flag=True,
+              help="Keep the keys (NVS, the secrets store) and the lock in the backup: keep the file safe.")
+@SESSION_BAUD
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-def backup_cmd(ctx, port: str, file: Path) -> None:
-    """Save the board's whole flash to FILE."""
-    res = flasher.backup(port, file)
-    ctx.emit(res.as_dict()) if ctx.json else ctx.out.print(f"saved {res.written} bytes of {res.port} to {file}")
+def backup_cmd(ctx, port: str, include_secrets: bool, baud: int | None, file: Path) -> None:
+    """Save the board's whole flash to FILE (without its keys unless --include-secrets)."""
+    with _bar(ctx, f"{port}: reading") as bar:
+        task = bar.add_task("read", total=None)
+        res = flasher.backup(port, file, _bauds(baud), include_secrets=include_secrets,
+                             progress=lambda cur, n: bar.update(task, completed=cur, total=n))
+    if ctx.json:
+        ctx.emit({**res.as_dict(), "left_out": [x.removeprefix("left out: ") for x in res.log
+                                                if x.startswith("left out: ")]})
+        return
+    ctx.out.print(f"saved {res.written} bytes of {res.port} to {file}", highlight=False)
+    left = [x.removeprefix("left out: ") for x in res.log if x.startswith("left out: ")]
+    if left:
+        ctx.out.print(f"left out: {', '.join(left)}. A board restored from this file has its config and app "
+                      "but no keys: run `loraspot provision --force` on it (new keys, for the network server too); "
+                      "--include-secrets keeps them", highlight=False)
+    elif include_secrets:
+        ctx.err.print(f"[yellow]warning:[/] {file} holds the board's keys in clear: keep it safe", highlight=False)
 
 
 @click.command("restore")
 @click.option("--port", "-p", "port", required=True, help="Serial port path or URL.")
+@SESSION_BAUD
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
-def restore_cmd(ctx, port: str, file: Path) -> None:
+def restore_cmd(ctx, port: str, baud: int | None, file: Path) -> None:
     """Write a backup made by `loraspot backup` back to the board (verified)."""
-    res = flasher.restore(port, file)
+    with _bar(ctx, f"{port}: writing") as bar:
+        task = bar.add_task("write", total=None)
+        res = flasher.restore(port, file, _bauds(baud),
+                              progress=lambda cur, n: bar.update(task, completed=cur, total=n))
     ctx.emit(res.as_dict()) if ctx.json else ctx.out.print(f"restored {res.written} bytes to {res.port}")
 
 

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import click
-from rich.table import Table
 
+from loraspot.cli import ui
 from loraspot.lorawan.crypto import key_check_value
 from loraspot.provision import export, provision
 from loraspot.provision.inventory import Inventory
@@ -31,7 +31,14 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
 @click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
 @click.option("--all", "every", is_flag=True, help="Provision every detected board.")
 @click.option("--role", type=click.Choice(["node", "hotspot"]), required=True)
-@click.option("--region", type=click.Choice(provision.REGIONS), default="EU868", show_default=True)
+@click.option("--region", type=click.Choice(provision.REGIONS), default=None,
+              help="Hotspot: the region it stands in (default EU868). Node: default SINGLE on the channel of the "
+                   "inventory's hotspot, EU868 when it has none.")
+@click.option("--freq", type=click.IntRange(137_000_000, 1_020_000_000), default=None, metavar="HZ",
+              help="The one channel: a hotspot's (default: its region's first), a SINGLE node's.")
+@click.option("--sf", type=click.IntRange(7, 12), default=None, help="The channel's spreading factor (default 7).")
+@click.option("--multi-channel", is_flag=True,
+              help="A node on a full region although the inventory's hotspots are single-channel.")
 @click.option("--join-eui", default=None, help="JoinEUI (default: $LORASPOT_JOIN_EUI or 0000000000000000).")
 @click.option("--name", default=None, help="Device name (default: role and the end of its EUI).")
 @click.option("--vendor-euis", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -45,11 +52,12 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
 @click.option("--no-reboot", is_flag=True, help="Leave the board running its old role until it restarts.")
 @INVENTORY_OPTION
 @click.pass_obj
-def provision_cmd(ctx, ports, every, role, region, join_eui, name, vendor_euis, wifi_ssid, wifi_password, server, force,
-                  no_reboot, inventory) -> None:
+def provision_cmd(ctx, ports, every, role, region, freq, sf, multi_channel, join_eui, name, vendor_euis, wifi_ssid,
+                  wifi_password, server, force, no_reboot, inventory) -> None:
     """Give boards their identity and fresh keys (kept in the inventory), in parallel."""
     opts = provision.Options(
-        role=role, region=region, join_eui=join_eui or os.environ.get("LORASPOT_JOIN_EUI") or "0" * 16, name=name,
+        role=role, region=region, freq=freq, sf=sf, multi_channel=multi_channel,
+        join_eui=join_eui or os.environ.get("LORASPOT_JOIN_EUI") or "0" * 16, name=name,
         wifi_ssid=wifi_ssid, wifi_password=wifi_password or os.environ.get("LORASPOT_WIFI_PASSWORD"),
         server=server, force=force, reboot=not no_reboot,
         vendor=provision.VendorEuis.load(vendor_euis) if vendor_euis else None)
@@ -57,11 +65,15 @@ def provision_cmd(ctx, ports, every, role, region, join_eui, name, vendor_euis, 
     targets = _ports(ports, every)
     if name and len(targets) > 1:
         raise provision.ProvisionError("--name names one board; leave it out for several")
+    with Inventory(inventory) as inv:
+        chosen = provision.plan(opts, inv)
+    if not ctx.json:
+        ctx.err.print(f"plan: {chosen}", highlight=False)
     results = provision.provision_many(targets, opts, inventory)
     if ctx.json:
         ctx.emit([r.as_dict() for r in results])
     else:
-        table = Table("port", "board", "MAC", "EUI", "role", "AppKey KCV", "result", "seconds")
+        table = ui.table("port", "board", "MAC", "EUI", "role", "AppKey KCV", "result", "seconds")
         for r in results:
             table.add_row(r.port, r.board or "-", r.mac or "-", r.dev_eui or "-", r.role or "-", r.kcv or "-",
                           "[green]ok[/]" if r.ok else f"[red]failed[/]: {r.error}", f"{r.seconds:.1f}")
@@ -139,7 +151,7 @@ def list_cmd(ctx) -> None:
     if ctx.json:
         ctx.emit(rows)
         return
-    table = Table("DevEUI", "name", "role", "board", "MAC", "state", "fw", "provisioned", "secrets (KCV)")
+    table = ui.table("DevEUI", "name", "role", "board", "MAC", "state", "fw", "provisioned", "secrets (KCV)")
     for r in rows:
         table.add_row(r["dev_eui"], r["name"] or "", r["role"] or "", r["board"] or "", r["mac"] or "", r["state"],
                       r["fw"] or "", _when(r["provisioned_at"]), " ".join(f"{k}:{v}" for k, v in r["secrets"].items()))
@@ -162,14 +174,14 @@ def show_cmd(ctx, ident: str, reveal_keys: bool) -> None:
     if ctx.json:
         ctx.emit(out)
         return
-    table = Table("field", "value", show_header=False)
+    pairs: list[tuple[str, object]] = []
     for k, v in out.items():
         if k == "secrets":
-            for kind, val in v.items():
-                table.add_row(kind + ("" if reveal_keys else " (KCV)" if kind in AES_KINDS else ""), val)
+            pairs += [(kind + ("" if reveal_keys else " (KCV)" if kind in AES_KINDS else ""), val)
+                      for kind, val in v.items()]
         else:
-            table.add_row(k, _when(v) if k.endswith("_at") else ("" if v is None else str(v)))
-    ctx.out.print(table)
+            pairs.append((k, _when(v) if k.endswith("_at") else v))
+    ui.record(pairs)  # plain lines: a revealed key is never folded or cut, whatever the width
 
 
 def _find(inv: Inventory, ident: str):

@@ -12,22 +12,25 @@ import click
 from loraspot.cli.device import UDP_PORT
 from loraspot.listen.server import Listener, ListenError, inventory_keys, load_keys
 
+COLUMNS = ("device", "type", "FCnt", "RSSI", "SNR", "SF", "heard by", "values")
 
-def _row(f: dict) -> tuple:
+
+def _row(f: dict) -> tuple[str, ...]:
+    """One frame as the table's cells, plain text."""
     g = max(f["gateways"], key=lambda x: x["lsnr"])
     values = ""
     if f.get("decoded"):
         values = ", ".join(f"{v['name']}={v['value']}" for v in f["decoded"])
     elif f.get("error"):
-        values = f"[red]{f['error']}[/]"
+        values = f"error: {f['error']}"
     return (f.get("dev_eui", "?"), f.get("type", "?"), str(f.get("fcnt", "")), str(g["rssi"]), f"{g['lsnr']:.1f}",
             g["datr"].split("BW")[0], str(len(f["gateways"])), values)
 
 
 @click.command("listen")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=UDP_PORT, default=1700, show_default=True,
-              help="UDP port (Semtech packet forwarder protocol).")
+@click.option("--udp-port", "port", type=UDP_PORT, default=1700, show_default=True,
+              help="UDP port of the Semtech packet forwarder protocol (0: any free one).")
 @click.option("--keys", "keys_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="DevEUI/AppKey pairs (JSON object or CSV) instead of the inventory.")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -43,19 +46,31 @@ def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Pat
     """Receive from hotspots over Semtech UDP, answer joins, decrypt and decode uplinks; a live
     table (or one JSON object per frame with --json)."""
     keys = load_keys(keys_file) if keys_file else inventory_keys(inventory)
+    # the inventory is followed as it grows: a node provisioned while this runs joins
+    source = (lambda: load_keys(keys_file)) if keys_file else (lambda: inventory_keys(inventory))
     rows: list[tuple] = []
+    live = not ctx.json and ctx.out.is_terminal  # a live table in a terminal; plain lines into a file or pipe
 
     def on_frame(f: dict) -> None:
         if ctx.json:
             click.echo(json.dumps(f, sort_keys=True))
-            sys.stdout.flush()
-        else:
+        elif live:
             rows.append(_row(f))
+            return
+        else:
+            click.echo("  ".join(f"{c}={v}" for c, v in zip(COLUMNS, _row(f), strict=True) if v))
+        sys.stdout.flush()
 
-    server = Listener(keys, host, port, dedup_ms, on_frame, mqtt=mqtt_url, mqtt_prefix=mqtt_prefix)
+    server = Listener(keys, host, port, dedup_ms, on_frame, mqtt=mqtt_url, mqtt_prefix=mqtt_prefix,
+                      keys_source=source)
     end = time.monotonic() + duration if duration > 0 else float("inf")
+    where = f"{host}:{server.address[1]}"
     try:
-        if ctx.json:
+        if not live:
+            if not ctx.json:
+                click.echo(f"loraspot listen on {where} (Semtech UDP{', MQTT ' + mqtt_url if mqtt_url else ''}), "
+                           f"{len(server.js.keys)} keys; Ctrl-C stops")
+                sys.stdout.flush()
             while time.monotonic() < end:
                 time.sleep(0.1)
         else:
@@ -63,12 +78,12 @@ def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Pat
             from rich.table import Table
 
             def table() -> Table:
-                t = Table(title=f"loraspot listen on {host}:{server.address[1]} ({len(keys)} keys) - "
+                t = Table(title=f"loraspot listen on {where} ({len(server.js.keys)} keys) - "
                           f"{server.counts['frames']} frames, {len(server.gateways)} hotspot(s)")
-                for c in ("device", "type", "FCnt", "RSSI", "SNR", "SF", "heard by", "values"):
-                    t.add_column(c)
+                for c in COLUMNS:
+                    t.add_column(c, overflow="fold")
                 for r in rows[-20:]:
-                    t.add_row(*r)
+                    t.add_row(*r, style="red" if r[-1].startswith("error:") else None)
                 return t
 
             with Live(table(), console=ctx.out, refresh_per_second=4) as live:

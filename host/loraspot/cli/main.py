@@ -17,8 +17,10 @@ from loraspot.errors import LoraspotError
 class Ctx:
     def __init__(self, as_json: bool):
         self.json = as_json
-        self.out = Console()
-        self.err = Console(stderr=True)
+        from loraspot.cli import ui
+
+        self.out = ui.console()
+        self.err = ui.console(stderr=True)
 
     def emit(self, obj: object) -> None:
         """Machine-readable output: one JSON document (or line) on stdout."""

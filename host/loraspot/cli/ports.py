@@ -3,9 +3,9 @@ from __future__ import annotations
 import dataclasses
 
 import click
-from rich.table import Table
 
 from loraspot import transport
+from loraspot.cli import ui
 
 
 @click.command("ports")
@@ -16,7 +16,7 @@ def ports_cmd(ctx) -> None:
     if ctx.json:
         ctx.emit([dataclasses.asdict(p) for p in found])
         return
-    table = Table("port", "description", "USB id", "boards", "device")
+    table = ui.table("port", "description", "USB id", "boards", "device")
     for p in found:
         usb = f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None and p.pid is not None else ""
         table.add_row(p.url, p.description, usb, ", ".join(p.boards) or "-", p.device_id or "")

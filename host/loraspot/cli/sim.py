@@ -125,7 +125,8 @@ def parse_position(text: str) -> tuple[float, float, float]:
 
 
 @sim_group.command("medium")
-@click.option("--port", type=UDP_PORT, default=47800, show_default=True, help="UDP port on 127.0.0.1 (0: any).")
+@click.option("--udp-port", "port", type=UDP_PORT, default=47800, show_default=True,
+              help="UDP port on 127.0.0.1 (0: any free one).")
 @click.option("--speed", default=1, show_default=True, help="World clock speed; boards must use the same --speed.")
 @click.option("--path-loss-exponent", default=2.7, show_default=True, help="2 free space, 2.7-3.5 urban.")
 @click.pass_obj

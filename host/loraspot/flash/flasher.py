@@ -251,7 +251,7 @@ def _connect(port: str, bauds: tuple[int, ...], res: Result, chip_id: str | None
             esp._port.close()
             raise FlashError(f"{port}: the board has an {chip}, the image is for an {espimage.chip_name(chip_id)} "
                              "(wrong --board or --image?)")
-        res.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
+        res.mac = bytes(esp.read_mac()).hex().upper()  # one notation for MACs and EUIs: upper-case hex
         esp = esp.run_stub()
         if baud != CONNECT_BAUD:
             try:
@@ -300,33 +300,58 @@ def _with_session(port: str, bauds: tuple[int, ...], work: Callable[[object, Res
     return res
 
 
-def backup(port: str, path: Path, bauds: tuple[int, ...] = BAUDS) -> Result:
-    """Read the whole flash (its size from the flash ID) into `path` (written only when complete)."""
+def backup(port: str, path: Path, bauds: tuple[int, ...] = BAUDS, include_secrets: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> Result:
+    """Read the whole flash (its size from the flash ID) into `path`, written only when complete,
+    then reset the board into its firmware. Secrets (NVS, the secrets store, the lock) are left
+    out unless `include_secrets`. The output is opened before the board is touched, so that a
+    file that cannot be written fails at once. result.log says what was left out."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    out = open(tmp, "wb")  # noqa: SIM115 (kept open across the session) an OSError here names the file, before the board is touched
+
     def work(esp, res: Result) -> None:
         size = 1 << ((esp.flash_id() >> 16) & 0xFF)
-        data = esp.read_flash(0, size)
-        tmp = Path(path).with_name(Path(path).name + ".part")
-        tmp.write_bytes(data)
+        data = esp.read_flash(0, size, (lambda cur, n, _off: progress(cur, n)) if progress else None)
+        res.stage = "reset"
+        esp.hard_reset()  # back to its firmware, not left in the bootloader
+        if not include_secrets:
+            data, removed = fsimage.without_secrets(data)
+            res.log += [f"left out: {what}" for what in removed]
+        out.write(data)
+        out.close()
         tmp.replace(path)
         res.written = len(data)
 
-    res = _with_session(port, bauds, work)
+    try:
+        res = _with_session(port, bauds, work)
+    finally:
+        out.close()
+        if tmp.exists():
+            tmp.unlink()
     if not res.ok:
         raise FlashError(f"backup failed: {res.error}")
     return res
 
 
-def restore(port: str, path: Path, bauds: tuple[int, ...] = BAUDS) -> Result:
+def restore(port: str, path: Path, bauds: tuple[int, ...] = BAUDS,
+            progress: Callable[[int, int], None] | None = None) -> Result:
     """Write a whole-flash backup back (compressed, verified by MD5), then reset the board."""
     data = Path(path).read_bytes()
+
+    def on_bar(cur: int, n: int, _prefix: str) -> None:
+        if progress and n:
+            progress(int(cur / n * len(data)), len(data))
 
     def work(esp, res: Result) -> None:
         size = 1 << ((esp.flash_id() >> 16) & 0xFF)
         if len(data) != size:
             raise FlashError(f"{path} holds {len(data)} bytes, the board's flash has {size}: not a backup of it")
+        _logger.local.progress = on_bar
         write_flash(esp, [(0, data)], compress=True, flash_size="keep", flash_mode="keep", flash_freq="keep",
                     force=True)
         res.written = len(data)
+        res.stage = "reset"
         esp.hard_reset()
 
     res = _with_session(port, bauds, work)
@@ -337,10 +362,12 @@ def restore(port: str, path: Path, bauds: tuple[int, ...] = BAUDS) -> Result:
 
 def flash_port(port: str, bundle: Bundle, bauds: tuple[int, ...] = BAUDS,
                progress: Callable[[int, int, str], None] | None = None, connect_attempts: int = 3,
-               reset: bool = True) -> Result:
+               reset: bool = True, guard: Callable[[str], None] | None = None) -> Result:
     """Flash one board: connect (auto-reset into download mode), check the chip, upload the stub,
     take the highest baud rate that works, write every region compressed and verify it by MD5,
-    then reset the board into the new firmware. Never raises: the Result says what happened."""
+    then reset the board into the new firmware. Never raises: the Result says what happened.
+    `guard(mac)`, called once the MAC is known and before anything is written, may refuse (raise
+    a LoraspotError): the board is then reset into its old firmware, untouched."""
     total = bundle.size
     starts = [sum(len(r.data) for r in bundle.regions[:i]) for i in range(len(bundle.regions))]
 
@@ -356,6 +383,13 @@ def flash_port(port: str, bundle: Bundle, bauds: tuple[int, ...] = BAUDS,
         progress(starts[i] + int(cur / n * len(bundle.regions[i].data)), total, bundle.regions[i].name)
 
     def work(esp, res: Result) -> None:
+        if guard is not None:
+            try:
+                guard(res.mac)
+            except LoraspotError:
+                res.stage = "reset"
+                esp.hard_reset()  # back to the firmware it runs, nothing written
+                raise
         _logger.local.progress = on_bar
         write_flash(esp, [(r.addr, r.data) for r in bundle.regions], compress=True, flash_size="keep",
                     flash_mode="keep", flash_freq="keep")
@@ -370,12 +404,12 @@ def flash_port(port: str, bundle: Bundle, bauds: tuple[int, ...] = BAUDS,
 
 
 def flash_many(ports: list[str], bundles: dict[str, Bundle],
-               progress: Callable[[str, int, int, str], None] | None = None, bauds: tuple[int, ...] = BAUDS
-               ) -> list[Result]:
+               progress: Callable[[str, int, int, str], None] | None = None, bauds: tuple[int, ...] = BAUDS,
+               guard: Callable[[str], None] | None = None) -> list[Result]:
     """Flash several boards at once (one thread each); results in the order of `ports`."""
     def one(port: str) -> Result:
         cb = (lambda cur, n, what: progress(port, cur, n, what)) if progress else None
-        return flash_port(port, bundles[port], bauds, cb)
+        return flash_port(port, bundles[port], bauds, cb, guard=guard)
 
     with ThreadPoolExecutor(max_workers=max(1, len(ports)), thread_name_prefix="flash") as pool:
         return list(pool.map(one, ports))

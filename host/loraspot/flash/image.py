@@ -268,3 +268,44 @@ def create_flash_image(path: Path, profile: dict, files: dict[str, bytes], firmw
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(image)
     tmp.replace(path)
+
+
+# The files of the app's filesystem that hold secrets or depend on them (firmware/spot/fsnames.py)
+SECRET_FILES = ("secrets.json", "secrets.json.bak", "secrets.json.tmp", "lock", "lock.part")
+
+
+def _walk(fs: LittleFS, top: str = "/") -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for root, _dirs, names in fs.walk(top):
+        for name in names:
+            path = f"{root.rstrip('/')}/{name}".lstrip("/")
+            with fs.open(path, "rb") as f:
+                out[path] = f.read()
+    return out
+
+
+def without_secrets(data: bytes) -> tuple[bytes, list[str]]:
+    """A whole-flash image with its secrets left out: every NVS partition erased (where a real
+    board keeps its keys; ESP-IDF starts an erased NVS afresh) and the filesystem rebuilt from its
+    files minus the secrets store and the lock (rebuilt, not edited: a deleted littlefs file keeps
+    its bytes in blocks nobody refers to). Returns the image and what was left out."""
+    image = bytearray(data)
+    parts = decode_partition_table(bytes(image[TABLE_OFFSET:TABLE_OFFSET + TABLE_MAX]))
+    removed: list[str] = []
+    for pt in parts:
+        if pt.type == TYPE_DATA and pt.subtype == SUB_NVS and pt.offset + pt.size <= len(image):
+            image[pt.offset:pt.offset + pt.size] = b"\xff" * pt.size
+            removed.append(f"NVS partition '{pt.label}'")
+    vfs = vfs_of(parts)
+    try:
+        files = _walk(open_littlefs(bytes(image[vfs.offset:vfs.offset + vfs.size])))
+    except Exception as e:  # not a littlefs this tool can read: erased, rather than kept with its secrets
+        image[vfs.offset:vfs.offset + vfs.size] = b"\xff" * vfs.size
+        removed.append(f"the filesystem (not readable as littlefs: {e})")
+        return bytes(image), removed
+    secret = sorted(p for p in files if p in SECRET_FILES)
+    for p in secret:
+        del files[p]
+    image[vfs.offset:vfs.offset + vfs.size] = build_littlefs(files, vfs.size)
+    removed += ["/" + p for p in secret]
+    return bytes(image), removed

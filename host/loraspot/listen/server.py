@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -97,10 +98,16 @@ class Listener:
     def __init__(self, keys: dict[str, bytes], host: str = "127.0.0.1", port: int = 1700, dedup_ms: float = 200,
                  on_frame: Callable[[dict], None] | None = None, rx1_delay: int = 1, power: int = 14,
                  ack_fport: int | None = None, join_server: JoinServer | None = None, mqtt: str | None = None,
-                 mqtt_prefix: str = "eu868", udp: bool = True):
+                 mqtt_prefix: str = "eu868", udp: bool = True,
+                 keys_source: Callable[[], dict[str, bytes]] | None = None, keys_every_s: float = 1.0):
         self.js = join_server or JoinServer(rx_delay=rx1_delay)  # given: sessions outlive this server
         for eui, key in keys.items():
             self.js.add_device(eui, key)
+        # read again when a Join-Request does not verify with the keys held (a device provisioned,
+        # or provisioned again with new keys, after this server started), at most every keys_every_s
+        self._keys_source = keys_source
+        self._keys_every_s = keys_every_s
+        self._keys_read = time.monotonic()
         self.dedup_s = dedup_ms / 1000
         self.power = power
         self.ack_fport = ack_fport
@@ -248,7 +255,12 @@ class Listener:
         mtype = g.phy[0] >> 5
         try:
             if mtype == 0:
-                accept, session = self.js.join(g.phy)
+                try:
+                    accept, session = self.js.join(g.phy)
+                except JoinError:
+                    if not self._refresh_keys():
+                        raise
+                    accept, session = self.js.join(g.phy)
                 frame.update(type="join", dev_eui=session.dev_eui, devaddr=session.devaddr_hex)
                 frame["downlink"] = self._send(best_eui, best, accept, JOIN_DELAY1_US)
             elif mtype in (2, 4):
@@ -269,6 +281,22 @@ class Listener:
             frame.setdefault("type", "join" if mtype == 0 else "uplink")
             frame["error"] = str(e)
         return frame
+
+    def _refresh_keys(self) -> bool:
+        """Take keys added or changed at the source since it was last read; True if there were any."""
+        now = time.monotonic()
+        if self._keys_source is None or now - self._keys_read < self._keys_every_s:
+            return False
+        self._keys_read = now
+        try:
+            keys = self._keys_source()
+        except (LoraspotError, OSError, sqlite3.Error) as e:
+            self.errors.append(f"keys not read again: {e}")
+            return False
+        fresh = {eui: key for eui, key in keys.items() if self.js.keys.get(eui.upper()) != key}
+        for eui, key in fresh.items():
+            self.js.add_device(eui, key)
+        return bool(fresh)
 
     def _send(self, eui: str, rxpk: dict, phy: bytes, delay_us: int) -> dict:
         """A PULL_RESP to gateway eui: phy at RX1 (the uplink's frequency and data rate)."""

@@ -58,6 +58,12 @@ MIGRATIONS = [
         print BLOB PRIMARY KEY, dev_eui TEXT NOT NULL REFERENCES devices(dev_eui) ON DELETE CASCADE,
         kind TEXT NOT NULL);
     """,
+    # 3: the one channel (frequency in Hz, spreading factor) a single-channel hotspot listens on,
+    # and a SINGLE-plan node sends on: provisioning puts nodes where a hotspot hears them
+    """
+    ALTER TABLE devices ADD COLUMN freq INTEGER;
+    ALTER TABLE devices ADD COLUMN sf INTEGER;
+    """,
 ]
 UNIQUE_KINDS = ("app_key", "nwk_key", "admin_key", "admin_key_pending")  # never the same on two devices
 STATES = ("registered", "provisioning", "provisioned", "locked")
@@ -125,6 +131,8 @@ class Device:
     fw: str | None = None
     provisioned_at: float | None = None
     state: str = "registered"
+    freq: int | None = None
+    sf: int | None = None
 
     def public(self) -> dict:
         """Everything but secrets, for listings and exports."""
@@ -259,7 +267,7 @@ class Inventory:
         return self.device(eui)
 
     _COLUMNS = ("role", "mac", "gateway_eui", "region", "fw", "provisioned_at", "state", "name", "board",
-                "join_eui")
+                "join_eui", "freq", "sf")
 
     def update(self, dev_eui: str, **fields) -> None:
         unknown = set(fields) - set(self._COLUMNS)

@@ -87,7 +87,12 @@ class VendorEuis:
 @dataclass
 class Options:
     role: str = "node"
-    region: str = "EU868"
+    # None: for a hotspot EU868; for a node the SINGLE plan on the channel of the inventory's
+    # hotspots (plan()), or EU868 when the inventory has none (a multi-channel gateway's network)
+    region: str | None = None
+    freq: int | None = None  # the one channel: a hotspot's, or a SINGLE node's (Hz)
+    sf: int | None = None
+    multi_channel: bool = False  # a node on a full region although the inventory's hotspots are single-channel
     join_eui: str = "0000000000000000"
     name: str | None = None  # default: "{role}-" + the last 6 digits of the EUI
     wifi_ssid: str | None = None
@@ -101,7 +106,7 @@ class Options:
     def check(self) -> None:
         if self.role not in ("node", "hotspot"):
             raise ProvisionError(f"role must be node or hotspot, got {self.role!r}")
-        if self.region not in REGIONS:
+        if self.region is not None and self.region not in REGIONS:
             raise ProvisionError(f"unknown region {self.region!r} ({', '.join(REGIONS)})")
         self.join_eui = _hex(self.join_eui, 16, "JoinEUI")
         if self.wifi_password is not None and not 8 <= len(self.wifi_password.encode()) <= 63:
@@ -129,6 +134,72 @@ class Options:
         if u.path.strip("/"):
             cfg["mqtt_prefix"] = u.path.strip("/")
         return cfg, ({"mqtt_password": u.password.encode()} if u.password else {})
+
+
+def _mhz(freq: int) -> str:
+    return f"{freq / 1e6:g} MHz"
+
+
+def plan(opts: Options, inv: Inventory) -> str:
+    """Settle opts.region, freq and sf before any board is touched, so that a node is put where
+    a hotspot hears it: a single-channel hotspot hears one frequency at one SF, a node on a full
+    region hops over channels and data rates and is rarely heard (docs/single-channel.md).
+    Returns what was chosen and why, in words."""
+    from loraspot.resources import firmware_module
+
+    reg = firmware_module("spot/lorawan/region.py")
+    if opts.role == "hotspot":
+        region = opts.region or "EU868"
+        if region == "SINGLE":
+            raise ProvisionError("a hotspot's --region is the region it stands in (EU868, US915, ...); its one "
+                                 "channel is --freq and --sf")
+        r = reg.get(region)
+        freq, sf = opts.freq or r.channels[0][0], opts.sf or 7
+        if not r.band[0] <= freq <= r.band[1]:
+            raise ProvisionError(f"--freq {freq} is outside {region} ({r.band[0]}-{r.band[1]} Hz)")
+        if (sf, 125_000) not in r.drs:
+            raise ProvisionError(f"{region} has no 125 kHz data rate with SF{sf}")
+        opts.region, opts.freq, opts.sf = region, freq, sf
+        return f"{region}, listening on {_mhz(freq)} SF{sf}"
+    hotspots = [d for d in inv.devices() if d.role == "hotspot" and d.state in ("provisioned", "locked")
+                and d.freq and d.sf]
+    channels = sorted({(d.freq, d.sf) for d in hotspots})
+    heard = ", ".join(f"{_mhz(f)} SF{s}" for f, s in channels)
+    if opts.region not in (None, "SINGLE"):
+        if channels and not opts.multi_channel:
+            raise ProvisionError(
+                f"the inventory's hotspots are single-channel ({heard}): a node on {opts.region} hops over channels "
+                "and data rates they do not hear. Leave --region out (the SINGLE plan on their channel), or give "
+                "--multi-channel if a multi-channel gateway serves this node")
+        return f"{opts.region}"
+    if opts.freq or opts.sf:
+        if channels and not any((opts.freq or f, opts.sf or s) == (f, s) for f, s in channels):
+            raise ProvisionError(f"no hotspot of the inventory listens on {_mhz(opts.freq) if opts.freq else ''}"
+                                 f"{' SF' + str(opts.sf) if opts.sf else ''}: they listen on {heard}")
+        match = [(f, s) for f, s in channels if (opts.freq or f, opts.sf or s) == (f, s)]
+        if len(match) > 1:
+            raise ProvisionError(f"the inventory's hotspots listen on {heard}: give both --freq and --sf")
+        freq, sf = match[0] if match else (opts.freq, opts.sf)
+        if freq is None or sf is None:
+            raise ProvisionError("the SINGLE plan needs both --freq and --sf (the hotspot's channel)")
+        why = "as asked"
+    elif len(channels) == 1:
+        (freq, sf), why = channels[0], "the channel of the inventory's hotspot"
+    elif channels:
+        raise ProvisionError(f"the inventory's hotspots listen on {len(channels)} channels ({heard}): give --freq "
+                             "and --sf of the one this node should use")
+    elif opts.region == "SINGLE":
+        raise ProvisionError("the SINGLE plan needs the hotspot's channel: provision the hotspot into this "
+                             "inventory first, or give --freq and --sf")
+    else:
+        opts.region = "EU868"
+        return "EU868 (no single-channel hotspot in the inventory: the full region, for a multi-channel gateway)"
+    try:
+        reg.get("SINGLE", freq=freq, sf=sf)
+    except reg.RegionError as e:
+        raise ProvisionError(str(e)) from None
+    opts.region, opts.freq, opts.sf = "SINGLE", freq, sf
+    return f"SINGLE on {_mhz(freq)} SF{sf} ({why})"
 
 
 @dataclass
@@ -189,8 +260,10 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
             eui = eui64(mac)
         gateway = eui64(mac) if opts.role == "hotspot" else None
         name = opts.name or f"{opts.role}-{eui[-6:].lower()}"
+        single = opts.role == "hotspot" or opts.region == "SINGLE"
         inv.register(eui, mac, role=opts.role, board=hello.get("board"), region=opts.region, fw=hello.get("fw"),
-                     join_eui=opts.join_eui, name=name, gateway_eui=gateway, state="provisioning")
+                     join_eui=opts.join_eui, name=name, gateway_eui=gateway, state="provisioning",
+                     freq=opts.freq if single else None, sf=opts.sf if single else None)
         keys: dict[str, bytes] = {}
         if opts.role == "node":
             keys["app_key"] = secrets.token_bytes(16)
@@ -205,6 +278,8 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
 
     values = {"role": opts.role, "region": opts.region, "name": name, "join_eui": opts.join_eui,
               "dev_eui": eui if opts.role == "node" else ""}
+    if single:
+        values.update(single_freq=opts.freq, single_sf=opts.sf)
     if opts.wifi_ssid is not None:
         values["wifi_ssid"] = opts.wifi_ssid
     values.update(cfg)
@@ -224,6 +299,41 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
     inv.update(eui, state="locked" if locked else "provisioned", provisioned_at=time.time())
     if opts.reboot:
         device.reboot(client)
+
+
+class EraseGuard:
+    """What `flash` asks before it erases a board: one the inventory knows as provisioned (keys and
+    config on it, the network server holding those keys) is refused unless forced, and a forced
+    erase is written down (the row goes back to `registered`: known, without keys on the board)."""
+
+    def __init__(self, inventory: Path | None, force: bool):
+        from loraspot.provision.inventory import default_path
+
+        self.path = Path(inventory) if inventory else default_path()
+        self.force = force
+        self.erased: dict[str, str] = {}  # MAC -> DevEUI of provisioned boards erased by force
+
+    def __call__(self, mac: str) -> None:
+        if not self.path.exists():
+            return  # no inventory: nothing known to lose
+        with Inventory(self.path) as inv:
+            known = inv.by_mac(mac)
+        if known is None or known.state not in ("provisioning", "provisioned", "locked"):
+            return
+        if not self.force:
+            raise ProvisionError(f"the board with MAC {mac} is {known.state} in the inventory as {known.name or ''} "
+                                 f"{known.dev_eui}: flashing erases its keys and config; give --force to do it "
+                                 "anyway (then provision it again)")
+        self.erased[mac] = known.dev_eui
+
+    def record(self, flashed_macs: list[str]) -> list[str]:
+        """Mark the boards erased by force that were flashed; returns their DevEUIs."""
+        done = [self.erased[m] for m in flashed_macs if m in self.erased]
+        if done:
+            with Inventory(self.path) as inv:
+                for eui in done:
+                    inv.update(eui, state="registered")
+        return done
 
 
 def _held_admin_key(client, inv: Inventory, known, port: str) -> bytes:
@@ -249,7 +359,8 @@ def _held_admin_key(client, inv: Inventory, known, port: str) -> bytes:
 def provision_many(ports: list[str], opts: Options, inventory: Path | None = None) -> list[Result]:
     """Several boards at once; one failing does not stop the others. Results in port order."""
     opts.check()
-    Inventory(inventory).close()  # created (and its master key) once, before the threads
+    with Inventory(inventory) as inv:  # created (and its master key) once, before the threads
+        plan(opts, inv)
     if len(ports) == 1:
         return [provision_one(ports[0], opts, inventory)]
     with ThreadPoolExecutor(max_workers=min(16, len(ports))) as pool:

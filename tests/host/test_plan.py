@@ -1,0 +1,57 @@
+"""Which plan `provision` gives a node: one the inventory's single-channel hotspots hear, or a
+refusal that says why (docs/single-channel.md); a hotspot's channel within its region."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from loraspot.provision import provision
+from loraspot.provision.inventory import Inventory
+from loraspot.provision.provision import Options, ProvisionError, plan
+
+
+def _hotspot(inv: Inventory, n: int, freq: int, sf: int, state: str = "provisioned") -> None:
+    inv.register(f"00000000000000{n:02X}", f"0000000000{n:02X}", role="hotspot", region="EU868", freq=freq, sf=sf,
+                 state=state, provisioned_at=time.time())
+
+
+def test_a_node_gets_the_hotspots_channel_or_a_reason(tmp_path):
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        node = Options(role="node")
+        assert plan(node, inv).startswith("EU868") and node.region == "EU868"  # no hotspot: a full region
+        _hotspot(inv, 1, 868_100_000, 7, state="provisioning")  # not done: not counted
+        assert plan(Options(role="node"), inv).startswith("EU868")
+        _hotspot(inv, 2, 868_300_000, 9)
+        node = Options(role="node")
+        assert plan(node, inv) == "SINGLE on 868.3 MHz SF9 (the channel of the inventory's hotspot)"
+        assert (node.region, node.freq, node.sf) == ("SINGLE", 868_300_000, 9)
+        with pytest.raises(ProvisionError, match=r"single-channel \(868.3 MHz SF9\).*--multi-channel"):
+            plan(Options(role="node", region="EU868"), inv)  # the README's old path: refused, with the reason
+        assert plan(Options(role="node", region="EU868", multi_channel=True), inv) == "EU868"
+        with pytest.raises(ProvisionError, match=r"no hotspot of the inventory listens on 868\.5 MHz"):
+            plan(Options(role="node", freq=868_500_000), inv)
+        _hotspot(inv, 3, 868_500_000, 7)
+        with pytest.raises(ProvisionError, match=r"2 channels .*give --freq and --sf"):
+            plan(Options(role="node"), inv)
+        node = Options(role="node", freq=868_500_000)
+        assert plan(node, inv).startswith("SINGLE on 868.5 MHz SF7") and node.sf == 7
+
+
+def test_a_hotspots_channel_is_in_its_region(tmp_path):
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        hs = Options(role="hotspot")
+        assert plan(hs, inv) == "EU868, listening on 868.1 MHz SF7"
+        us = Options(role="hotspot", region="US915")
+        plan(us, inv)
+        assert us.freq == 903_900_000  # the first channel of sub-band 2 (what TTN and ChirpStack use), not EU868
+        with pytest.raises(ProvisionError, match="outside US915"):
+            plan(Options(role="hotspot", region="US915", freq=868_100_000), inv)
+        with pytest.raises(ProvisionError, match="region it stands in"):
+            plan(Options(role="hotspot", region="SINGLE"), inv)
+
+
+def test_single_without_a_channel_is_refused(tmp_path):
+    with Inventory(tmp_path / "inv.sqlite") as inv, pytest.raises(ProvisionError, match="provision the hotspot"):
+        plan(Options(role="node", region="SINGLE"), inv)
+    assert provision.REGIONS[-1] == "SINGLE"
