@@ -14,7 +14,7 @@ class BoardProfileError(LoraspotError):
 
 
 class ImageError(LoraspotError):
-    pass
+    exit_code = 5
 
 
 class PortError(LoraspotError):
@@ -38,19 +38,27 @@ class PortGone(PortError):
 class ProtocolError(LoraspotError):
     """The device said something that does not follow the console protocol."""
 
+    exit_code = 4
+
 
 class DeviceTimeout(LoraspotError):
     exit_code = 4
 
 
+# what the device answers to a value or argument that is not acceptable: the user's input (exit 2)
+INPUT_CODES = ("invalid", "unknown_key", "bad_args", "range", "too_long", "too_big", "not_found", "absent")
+
+
 class DeviceError(LoraspotError):
-    """The device answered a request with an error response."""
+    """The device answered a request with an error response: exit 2 when it refused the user's
+    input (a config value out of range, an unknown key), 4 otherwise (locked, busy, a fault)."""
 
     def __init__(self, code: str, message: str, op: str = ""):
         super().__init__(f"{op + ': ' if op else ''}{message} ({code})")
         self.code = code
         self.message = message
         self.op = op
+        self.exit_code = 2 if code in INPUT_CODES else 4
 
 
 class DeviceReset(LoraspotError):

@@ -17,6 +17,7 @@ import tracemalloc
 
 import paho.mqtt.client as mqtt
 import pytest
+from loraspot import device
 from loraspot.listen.server import Listener
 from loraspot.monitor.monitor import Monitor
 from loraspot.monitor.record import JsonlSink, MqttSink, SqliteSink
@@ -274,6 +275,45 @@ def test_raw_terminal_quits_on_ctrl_bracket(make_board):
         raise
     assert os.WEXITSTATUS(status) == 0
     assert b"rst:" in out  # the board's boot text came through
+
+
+def test_raw_terminal_puts_a_board_left_at_the_prompt_back_to_its_app(make_board):
+    """Ctrl-C in the raw terminal stops the app at the MicroPython prompt (a development board);
+    quitting resets it, and it runs its app again."""
+    h = make_board(pty=True)
+    h.wait_status("boot")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "loraspot.cli", "monitor", "--raw", "--port", h.info["url"]])
+    out = b""
+
+    def until(what: bytes) -> None:
+        nonlocal out
+        end = time.monotonic() + 20
+        while what not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:  # the terminal closed: the child is gone
+                    break
+        assert what in out, out[-500:]
+
+    try:
+        until(b"Ctrl-] quits")
+        os.write(fd, b"\x03")
+        until(b">>> ")
+        os.write(fd, b"\x1d")
+        until(b"reset, its app runs again")
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+    assert os.WEXITSTATUS(status) == 0
+    h.wait_status("boot", count=2)
+    client, hello = device.connect(h.info["url"])
+    client.close()
+    assert hello["proto"] == 1
 
 
 def _reboot_via(fd: int) -> None:

@@ -381,7 +381,7 @@ def test_factory_reset_of_a_locked_board_needs_its_key_and_erases_everything(mak
     assert _run(capsys, "lock", "--port", url, "--inventory", str(inv))[0] == 0
     monkeypatch.setenv("LORASPOT_MASTER_KEY", "66" * 32)  # an inventory without this board
     code, _, err = _run(capsys, "factory-reset", "--port", url, "--yes", "--inventory", str(tmp_path / "o.sqlite"))
-    assert code == 7 and "is not in the inventory" in " ".join(err.split())
+    assert code == 7 and "locked" in err and "give --inventory" in " ".join(err.split())
     monkeypatch.setenv("LORASPOT_MASTER_KEY", MASTER)
     assert _run(capsys, "factory-reset", "--port", url, "--yes", "--inventory", str(inv))[0] == 0
     client, hello = device.connect(url)
@@ -391,3 +391,35 @@ def test_factory_reset_of_a_locked_board_needs_its_key_and_erases_everything(mak
     with Inventory(inv) as db:
         (d,) = db.devices()
         assert d.state == "registered"
+
+
+def test_everyday_commands_on_a_locked_board(make_board, tmp_path, capsys, monkeypatch):
+    """config set signs with the inventory's admin key (or says how); Wi-Fi's password is set as a
+    secret, never shown; reboot; a bad value is bad input (exit 2)."""
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", MASTER)
+    inv = tmp_path / "inv.sqlite"
+    h = make_board(pty=False)
+    url = h.info["url"]
+    assert provision.provision_many([url], provision.Options(role="hotspot", reboot=False), inv)[0].ok
+    assert _run(capsys, "lock", "--port", url, "--inventory", str(inv))[0] == 0
+    code, _, err = _run(capsys, "config", "set", "--port", url, "--inventory", str(tmp_path / "none.sqlite"),
+                        "stats_interval", "30")
+    assert code == 7 and "give --inventory" in " ".join(err.split())
+    code, out, err = _run(capsys, "config", "set", "--port", url, "--inventory", str(inv), "stats_interval", "30")
+    assert (code, out.strip()) == (0, "stats_interval = 30"), err
+    code, _, err = _run(capsys, "config", "set", "--port", url, "--inventory", str(inv), "stats_interval", "1")
+    assert code == 2 and "stats_interval" in err
+    password = "correct horse battery"
+    code, out, err = _run(capsys, "config", "set", "--port", url, "--inventory", str(inv), "wifi_password", password)
+    assert code == 0 and password not in out + err and "(set; never shown)" in out
+    code, _, err = _run(capsys, "config", "set", "--port", url, "--inventory", str(inv), "wifi_password", "short")
+    assert code == 7 and "8 to 63" in err
+    with Inventory(inv) as db:
+        (dev,) = db.devices()
+        assert db.secret(dev.dev_eui, "wifi_password") == password.encode()
+    code, out, err = _run(capsys, "reboot", "--port", url, "--inventory", str(inv))
+    assert code == 0 and "back up as hotspot" in out, err
+    client, hello = device.connect(url)
+    with client:
+        assert hello["locked"] and "wifi_password" in client.request("keys.list")["keys"]
+        assert device.config_get(client, "stats_interval") == {"stats_interval": 30}

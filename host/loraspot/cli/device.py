@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -10,6 +11,8 @@ from loraspot.cli import ui
 port_option = click.option("--port", "-p", "url", required=True, help="Serial port path or URL (rfc2217://...).")
 BAUD = click.IntRange(300, 5_000_000)  # what USB serial chips and pyserial take
 UDP_PORT = click.IntRange(0, 65535)
+INVENTORY = click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                         help="Inventory with the board's admin key, for a locked board (default: the user's).")
 baud_option = click.option("--baud", type=BAUD, default=115200, show_default=True, help="Console baud rate.")
 
 
@@ -77,14 +80,40 @@ def config_get_cmd(ctx, url: str, baud: int, key: str | None) -> None:
             click.echo(f"{k} = {json.dumps(values[k])}")
 
 
+# settings that are secrets: kept in the device's secrets store (never read back) and the inventory
+SECRET_SETTINGS = {"wifi_password": (8, 63), "mqtt_password": (0, 255)}
+
+
+def _connect_signed(url: str, baud: int, inventory: Path | None):
+    """A console client; on a locked board it signs with the admin key from the inventory."""
+    client, hello = device.connect(url, baud)
+    if hello.get("locked"):
+        from loraspot.provision.provision import held_admin_key
+
+        try:
+            client.admin_key, _ = held_admin_key(hello, url, inventory)
+        except BaseException:
+            client.close()
+            raise
+    return client, hello
+
+
 @config_group.command("set")
 @port_option
 @baud_option
+@INVENTORY
 @click.argument("key")
-@click.argument("value")
+@click.argument("value", required=False)
 @click.pass_obj
-def config_set_cmd(ctx, url: str, baud: int, key: str, value: str) -> None:
-    client, _ = device.connect(url, baud)
+def config_set_cmd(ctx, url: str, baud: int, inventory: Path | None, key: str, value: str | None) -> None:
+    """Set KEY to VALUE (JSON or text). wifi_password and mqtt_password go to the secrets store
+    (asked for, hidden, when VALUE is left out); a locked board is signed for with the admin key."""
+    if key in SECRET_SETTINGS:
+        _set_secret(ctx, url, baud, inventory, key, value)
+        return
+    if value is None:
+        raise click.UsageError("give a VALUE")
+    client, _ = _connect_signed(url, baud, inventory)
     try:
         stored = device.config_set(client, {key: _parse_value(value)})
     finally:
@@ -95,6 +124,59 @@ def config_set_cmd(ctx, url: str, baud: int, key: str, value: str) -> None:
         click.echo(f"{key} = {json.dumps(stored[key])}")
 
 
+def _set_secret(ctx, url: str, baud: int, inventory: Path | None, key: str, value: str | None) -> None:
+    from loraspot.provision.provision import ProvisionError
+
+    if value is None:
+        value = click.prompt(key.replace("_", " "), hide_input=True, confirmation_prompt=True)
+    lo, hi = SECRET_SETTINGS[key]
+    if not lo <= len(value.encode()) <= hi:
+        raise ProvisionError(f"{key} must have {lo} to {hi} characters (bytes)")
+    client, hello = _connect_signed(url, baud, inventory)
+    try:
+        client.request("keys.set", {"kind": key, "value": value.encode().hex()})
+    finally:
+        client.close()
+    noted = _note_secret(hello, inventory, key, value.encode())
+    if ctx.json:
+        ctx.emit({key: "set", "inventory": noted})
+    else:
+        click.echo(f"{key} = (set; never shown){'' if noted else ' - not in an inventory'}")
+
+
+def _note_secret(hello: dict, inventory: Path | None, kind: str, value: bytes) -> bool:
+    """Keep the secret with the board's row when an inventory knows the board."""
+    from loraspot.provision.inventory import Inventory, default_path
+
+    path = Path(inventory) if inventory else default_path()
+    if not path.exists():
+        return False
+    with Inventory(path) as inv:
+        known = inv.by_mac(str(hello.get("id", "")))
+        if known is None:
+            return False
+        inv.set_secret(known.dev_eui, kind, value)
+    return True
+
+
+@click.command("reboot")
+@port_option
+@baud_option
+@INVENTORY
+@click.pass_obj
+def reboot_cmd(ctx, url: str, baud: int, inventory: Path | None) -> None:
+    """Restart the board (role and config changes take effect); waits until it is back."""
+    client, _ = _connect_signed(url, baud, inventory)
+    with client:
+        hello = device.reboot(client)
+    if ctx.json:
+        ctx.emit(hello)
+    else:
+        click.echo(f"{url}: back up as {hello.get('role')} (boot {hello.get('boot')}, "
+                   f"reset cause {hello.get('reset')})")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(info_cmd)
     cli.add_command(config_group)
+    cli.add_command(reboot_cmd)

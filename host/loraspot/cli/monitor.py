@@ -23,9 +23,11 @@ from loraspot.cli.device import BAUD
 @click.option("--mqtt", default=None, help="Publish events to mqtt://[user[:password]@]host[:port].")
 @click.option("--mqtt-prefix", default="loraspot", show_default=True, help="Topics: PREFIX/DEVICE/event/TYPE.")
 @click.option("--raw", is_flag=True, help="A plain serial terminal (one port; Ctrl-] quits).")
+@click.option("--keep-repl", is_flag=True,
+              help="With --raw: leave a board stopped at the MicroPython prompt there on quitting (default: reset it).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C).")
 @click.pass_obj
-def monitor_cmd(ctx, ports, every, baud, record, db, mqtt, mqtt_prefix, raw, duration) -> None:
+def monitor_cmd(ctx, ports, every, baud, record, db, mqtt, mqtt_prefix, raw, keep_repl, duration) -> None:
     """Watch boards: a live table per device, a log of lines and events; record them."""
     from loraspot.flash.flasher import resolve_targets
     from loraspot.monitor import record as rec
@@ -36,7 +38,7 @@ def monitor_cmd(ctx, ports, every, baud, record, db, mqtt, mqtt_prefix, raw, dur
             raise rec.MonitorError("--raw takes exactly one --port")
         from loraspot.monitor.raw import run_raw
 
-        run_raw(ports[0], baud)
+        run_raw(ports[0], baud, keep_repl=keep_repl)
         return
     targets = list(ports) if ports else ([] if every else [t.port for t in resolve_targets([], False, None)])
     sinks: list[rec.Sink] = []

@@ -1,5 +1,7 @@
 """`loraspot monitor --raw`: a plain serial terminal. What the board sends goes to standard
-output as it is; what is typed goes to the board; Ctrl-] quits. Opening does not reset the board."""
+output as it is; what is typed goes to the board; Ctrl-] quits. Opening does not reset the board.
+A board left at the MicroPython prompt (a Ctrl-C typed here stops the app) is reset on quitting,
+so that it runs its app again, unless `keep_repl`."""
 
 from __future__ import annotations
 
@@ -15,12 +17,17 @@ from loraspot import transport
 QUIT = 0x1D  # Ctrl-]
 
 
+PROMPT = b">>> "
+RESET = b"\x03\r\nimport machine; machine.reset()\r\n"  # typed at the prompt: a reset, as the RESET button
+
+
 def run_raw(url: str, baud: int = transport.DEFAULT_BAUD, stdin_fd: int | None = None,
-            stdout_fd: int | None = None) -> int:
+            stdout_fd: int | None = None, keep_repl: bool = False) -> int:
     port = transport.open_port(url, baud, timeout=0.05)
     in_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     out_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
     done = threading.Event()
+    tail = bytearray()  # the end of what the board sent: is it waiting at the prompt?
 
     def reader() -> None:
         while not done.is_set():
@@ -32,6 +39,8 @@ def run_raw(url: str, baud: int = transport.DEFAULT_BAUD, stdin_fd: int | None =
                 return
             if data:
                 os.write(out_fd, data)
+                tail.extend(data)
+                del tail[:-64]
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
@@ -59,6 +68,11 @@ def run_raw(url: str, baud: int = transport.DEFAULT_BAUD, stdin_fd: int | None =
                     port.write(data[:cut])
                 break
             port.write(data)
+        if bytes(tail).endswith(PROMPT) and not keep_repl and not done.is_set():
+            port.write(RESET)
+            port.flush()
+            os.write(2, b"\r\n--- the board was at the MicroPython prompt: reset, its app runs again "
+                        b"(--keep-repl leaves it there) ---")
     finally:
         done.set()
         if saved is not None:

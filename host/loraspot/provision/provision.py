@@ -367,19 +367,32 @@ def provision_many(ports: list[str], opts: Options, inventory: Path | None = Non
         return list(pool.map(lambda p: provision_one(p, opts, inventory), ports))
 
 
+def held_admin_key(hello: dict, port: str, inventory: Path | None = None) -> tuple[bytes, str]:
+    """The admin key of the board that said `hello`, from the inventory that provisioned it, and
+    its DevEUI; a ProvisionError saying what to do when the inventory does not hold it."""
+    from loraspot.provision.inventory import default_path
+
+    path = Path(inventory) if inventory else default_path()
+    mac = _hex(str(hello.get("id", "")), 12, "the device's id (its MAC)")
+    if not path.exists():
+        raise ProvisionError(f"{port}: the board is locked; its admin key is in the inventory that provisioned it, "
+                             f"and {path} does not exist: give --inventory")
+    with Inventory(path) as inv:
+        known = inv.by_mac(mac)
+        if known is None:
+            raise ProvisionError(f"{port}: the board is locked and the inventory {path} does not know MAC {mac}: give "
+                                 "--inventory with the one that provisioned it")
+        try:
+            return inv.secret(known.dev_eui, "admin_key"), known.dev_eui
+        except InventoryError:
+            raise ProvisionError(f"{port}: no admin key for {known.dev_eui}: provision it first") from None
+
+
 def _admin_client(port: str, inventory: Path | None, baud: int = 115200):
     client, hello = device.connect(port, baud)
     try:
-        mac = _hex(str(hello.get("id", "")), 12, "the device's id (its MAC)")
-        with Inventory(inventory) as inv:
-            known = inv.by_mac(mac)
-            if known is None:
-                raise ProvisionError(f"{port}: the board with MAC {mac} is not in the inventory")
-            try:
-                client.admin_key = inv.secret(known.dev_eui, "admin_key")
-            except InventoryError:
-                raise ProvisionError(f"{port}: no admin key for {known.dev_eui}: provision it first") from None
-        return client, hello, known.dev_eui
+        client.admin_key, eui = held_admin_key(hello, port, inventory)
+        return client, hello, eui
     except BaseException:
         client.close()
         raise
