@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -43,16 +44,53 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, timeout: float = 0.05) -> seri
     return ser
 
 
-def _classify(url: str, e: BaseException) -> PortError:
+_COM = re.compile(r"(?i)(?:\\\\\.\\)?(com\d+)")
+
+
+def normalise_port(url: str, platform: str = sys.platform) -> str:
+    """A port name as the user typed it, in the one form used everywhere after: URLs as they are;
+    Windows' COMx upper-case (\\\\.\\COMx too); on macOS the call-out device /dev/cu.* for
+    /dev/tty.* (opening tty.* waits for a carrier that USB-serial chips never raise)."""
+    u = url.strip()
+    if "://" in u:
+        return u
+    m = _COM.fullmatch(u)
+    if m and platform == "win32":
+        return m.group(1).upper()
+    if platform == "darwin" and u.startswith("/dev/tty."):
+        return "/dev/cu." + u[len("/dev/tty."):]
+    return u
+
+
+def check_port(url: str, platform: str = sys.platform) -> str:
+    """The normalised port, or PortNotFound when a device path or COM port is not there."""
+    u = normalise_port(url, platform)
+    if not u:
+        raise PortNotFound("the port name is empty")
+    if "://" in u:
+        return u
+    if platform == "win32":
+        if u not in {p.device.upper() for p in serial.tools.list_ports.comports()}:
+            raise PortNotFound(f"{u}: no such serial port (unplugged? `loraspot ports` lists the ones attached)")
+        return u
+    if not os.path.exists(u):
+        raise PortNotFound(f"{u}: no such serial port (unplugged? `loraspot ports` lists the ones attached)")
+    return u
+
+
+def _classify(url: str, e: BaseException, platform: str = sys.platform) -> PortError:
     code = getattr(e, "errno", None)
     text = str(e)
-    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or "No such file" in text:
+    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or "No such file" in text or "FileNotFoundError" in text:
         return PortNotFound(f"{url}: no such serial port")
     if code in (errno.EAGAIN, errno.EBUSY) or "exclusively lock" in text or "busy" in text.lower():
         return PortBusy(f"{url}: port is busy (another program has it open)")
+    if platform == "win32" and ("Access is denied" in text or "PermissionError" in text):
+        return PortBusy(f"{url}: port is busy (another program has it open: a terminal, the Arduino IDE?)")
     if code == errno.EACCES or "Permission denied" in text:
-        group = "dialout" if sys.platform.startswith("linux") else "uucp"
-        return PortError(f"{url}: permission denied; add your user to the '{group}' group and log in again")
+        if platform.startswith("linux"):
+            return PortError(f"{url}: permission denied; add your user to the 'dialout' group and log in again")
+        return PortError(f"{url}: permission denied")
     if url.startswith(("rfc2217://", "socket://")):
         if "refused" in text.lower():
             return PortNotFound(f"{url}: nothing is listening there")
@@ -78,9 +116,14 @@ def list_ports() -> list[PortInfo]:
     from loraspot.sim import registry
 
     ports = []
-    for p in serial.tools.list_ports.comports():
+    listed = serial.tools.list_ports.comports()
+    names = {p.device for p in listed}
+    for p in listed:
+        if sys.platform == "darwin" and p.device.startswith("/dev/tty.") and \
+                "/dev/cu." + p.device[len("/dev/tty."):] in names:
+            continue  # macOS lists each USB port twice: the call-out device is the one to use
         matches = [b["id"] for b in boards.match_usb(p.vid, p.pid)]
-        ports.append(PortInfo(p.device, p.description or "", p.vid, p.pid, p.serial_number, matches))
+        ports.append(PortInfo(normalise_port(p.device), p.description or "", p.vid, p.pid, p.serial_number, matches))
     for info in registry.running():
         pty = info.get("pty")
         url = pty if pty and os.path.exists(pty) else info["url"]
@@ -118,3 +161,36 @@ def open_for_flashing(url: str) -> serial.SerialBase | str:
     except (serial.SerialException, OSError) as e:  # a refused RFC 2217 client sees a broken pipe
         raise _classify(url, e) from None
     return port
+
+
+def _serial_key(text: str | None) -> str:
+    return "".join(c for c in (text or "").upper() if c.isalnum())
+
+
+def port_info(url: str) -> PortInfo | None:
+    """What the listing says about this port (USB ids, serial number), or None."""
+    u = normalise_port(url)
+    return next((p for p in list_ports() if u in (p.url, p.alt_url)), None)
+
+
+def find_again(before: PortInfo) -> PortInfo | None:
+    """The same board after a reset made it enumerate again: a board on native USB (the
+    ESP32-S3's USB-Serial/JTAG, or TinyUSB CDC under MicroPython) may come back under another
+    device name and another USB product id. Its USB serial number, which ESP32-S3 boards derive
+    from their MAC, stays: that is what finds it."""
+    want = _serial_key(before.serial_number)
+    if not want:
+        return None
+    return next((p for p in list_ports() if _serial_key(p.serial_number) == want), None)
+
+
+def wait_again(before: PortInfo, timeout: float = 10.0) -> PortInfo | None:
+    """find_again, while the board takes its time to enumerate (a few seconds after a reset)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while True:
+        found = find_again(before)
+        if (found is not None and found.url != before.url) or time.monotonic() > end:
+            return found
+        time.sleep(0.2)

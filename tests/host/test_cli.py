@@ -44,7 +44,7 @@ def test_ports_lists_json(tmp_path, monkeypatch):
 
 def test_main_returns_codes_instead_of_exiting(tmp_path):
     assert main(["info", "--port", str(tmp_path / "none")]) == 3
-    assert main(["config", "get"]) == 2  # usage error: --port missing
+    assert main(["config", "get", "--port"]) == 2  # usage error: --port without its value
 
 
 def test_sim_board_rejects_bad_medium_and_position(tmp_path):
@@ -110,8 +110,11 @@ def _bad_inputs(tmp_path) -> list[tuple[list[str], int]]:
     rec = tmp_path / "m.jsonl"
     rec.write_text(json.dumps({"device": "a", "kind": "stats", "seq": 1, "t": 0, "data": {}, "host_time": 1}) + "\n")
     nowhere = tmp_path / "missing-dir" / "out"
-    port = str(tmp_path / "ttyNOPE")
+    (tmp_path / "ttyFAKE").touch()  # a port that exists (a missing one is refused first, exit 3)
+    port = str(tmp_path / "ttyFAKE")
     return [
+        (["info", "--port", str(tmp_path / "ttyNOPE")], 3),
+        (["flash", "-p", str(tmp_path / "ttyNOPE")], 3),
         (["flash", "--config", str(tmp_path / "bad.json"), "--port", port], 2),
         (["flash", "--config", str(tmp_path / "list.json"), "--port", port], 2),
         (["flash", "--config", str(rand), "--port", port], 2),

@@ -121,7 +121,7 @@ def test_cli_lists_devices_with_kcvs_never_keys(tmp_path, capsys):
     with Inventory(path) as inv:
         inv.add_device(EUI, name="node-1")
         inv.set_secret(EUI, "app_key", key)
-    assert main(["--json", "inventory", "--inventory", str(path), "list"]) == 0
+    assert main(["--json", "devices", "--inventory", str(path), "list"]) == 0
     out = capsys.readouterr().out
     (row,) = json.loads(out)
     assert row["dev_eui"] == EUI and row["name"] == "node-1" and row["state"] == "registered"
@@ -134,7 +134,7 @@ def test_cli_lists_devices_with_kcvs_never_keys(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["secrets"] == {"app_key": key.hex().upper()}
     os.environ[ENV_KEY] = "33" * 32
     try:
-        assert main(["inventory", "--inventory", str(path), "list"]) == 6
+        assert main(["devices", "--inventory", str(path), "list"]) == 6
         assert "wrong master key" in capsys.readouterr().err
     finally:
         del os.environ[ENV_KEY]

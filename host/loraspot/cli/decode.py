@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from loraspot.cli import ui
 from loraspot.errors import LoraspotError
 from loraspot.lorawan import lpp as cayenne
 from loraspot.lorawan.decode import DecodeError, decode, parse_input
@@ -32,9 +33,9 @@ def _print(ctx, obj: dict, indent: int = 0) -> None:
         elif isinstance(v, list) and v and isinstance(v[0], dict):
             ctx.out.print(f"{pad}{k}:", highlight=False)
             for item in v:
-                ctx.out.print(f"{pad}  - " + ", ".join(f"{a}={b}" for a, b in item.items()), highlight=False)
+                ctx.out.print(f"{pad}  - " + ui.human(item), highlight=False, markup=False)
         else:
-            ctx.out.print(f"{pad}{k}: {v}", highlight=False)
+            ctx.out.print(f"{pad}{k}: {ui.human(v)}", highlight=False, markup=False)
 
 
 @click.command("decode")

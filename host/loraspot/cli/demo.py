@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from loraspot import device
+from loraspot.cli import ui
 
 
 @click.command("demo")
@@ -30,13 +31,12 @@ def demo_cmd(ctx, nodes: int, speed: int, uplink_interval: int, duration: float)
             rows.append(_row({**ev, "gateways": [{"lsnr": ev["snr"], "rssi": ev["rssi"],
                                                   "datr": "SF7BW125"}] * ev.get("heard", 1)}))
         elif ev["event"] in ("join", "backhaul", "downlink"):
-            log.append(f"{ev['device']}: {ev['event']} " + " ".join(f"{k}={v}" for k, v in ev.items()
-                                                                   if k not in ("event", "device")))
+            log.append(f"{ev['device']}: {ev['event']} {ui.fields(ev, ('event', 'device'))}")
 
     def view(world: World) -> Table:
-        t = Table(title=f"loraspot demo: {nodes} nodes, 1 hotspot, loraspot listen - {world.counts}")
+        t = Table(title=f"loraspot demo: {nodes} nodes, 1 hotspot, loraspot listen - {ui.fields(world.counts)}")
         for c in ("device", "type", "FCnt", "RSSI", "SNR", "SF", "heard by", "values"):
-            t.add_column(c)
+            t.add_column(c, overflow="fold")
         for r in rows[-15:]:
             t.add_row(*r)
         t.caption = "\n".join(log[-5:])
@@ -53,7 +53,7 @@ def demo_cmd(ctx, nodes: int, speed: int, uplink_interval: int, duration: float)
                     live.update(view(world))
         except KeyboardInterrupt:
             pass
-        ctx.out.print(world.summary())
+        ctx.out.print(ui.fields(world.summary(), ("event",)), highlight=False)
 
 
 def describe(ev: device.Event) -> str:
@@ -61,7 +61,7 @@ def describe(ev: device.Event) -> str:
     if ev.kind == "stats":
         return (f"up {d.get('up_ms', 0) / 1000:.1f} s, heap free {d.get('heap_free')} B, "
                 f"frames in {d.get('rx_frames')}, bad {d.get('rx_bad')}")
-    return " ".join(f"{k}={v}" for k, v in d.items())
+    return ui.fields(d)
 
 
 def register(cli: click.Group) -> None:

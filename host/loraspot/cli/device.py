@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 
 from loraspot import device
-from loraspot.cli import ui
+from loraspot.cli import options, ui
 
-port_option = click.option("--port", "-p", "url", required=True, help="Serial port path or URL (rfc2217://...).")
+port_option = options.port("url")
 BAUD = click.IntRange(300, 5_000_000)  # what USB serial chips and pyserial take
 UDP_PORT = click.IntRange(0, 65535)
 INVENTORY = click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -30,8 +30,8 @@ def info_cmd(ctx, url: str, baud: int) -> None:
     if ctx.json:
         ctx.emit({"hello": hello, "stats": stats})
         return
-    rows: list[tuple[str, object]] = [(key, hello.get(key)) for key in
-                                      ("id", "board", "chip", "role", "name", "fw", "proto", "reset", "boot")]
+    rows: list[tuple[str, object]] = [("id", str(hello.get("id", "")).upper())]  # a MAC: upper-case hex
+    rows += [(key, hello.get(key)) for key in ("board", "chip", "role", "name", "fw", "proto", "reset", "boot")]
     crash = hello.get("crash")
     rows.append(("last crash", crash["error"] if crash else "none"))
     rows.append(("uptime", f"{stats['up_ms'] / 1000:.1f} s"))
@@ -165,10 +165,23 @@ def _note_secret(hello: dict, inventory: Path | None, kind: str, value: bytes) -
 @INVENTORY
 @click.pass_obj
 def reboot_cmd(ctx, url: str, baud: int, inventory: Path | None) -> None:
-    """Restart the board (role and config changes take effect); waits until it is back."""
+    """Restart the board (role and config changes take effect); waits until it is back, also
+    when a board on native USB comes back under another port name."""
+    from loraspot import transport
+    from loraspot.errors import DeviceReset, DeviceTimeout, PortError
+
+    before = transport.port_info(url)
     client, _ = _connect_signed(url, baud, inventory)
-    with client:
-        hello = device.reboot(client)
+    try:
+        with client:
+            hello = device.reboot(client)
+    except (PortError, DeviceTimeout, DeviceReset, OSError):
+        again = transport.wait_again(before) if before is not None else None
+        if again is None or again.url == url:
+            raise
+        url = again.url
+        client, hello = device.connect(url, baud)
+        client.close()
     if ctx.json:
         ctx.emit(hello)
     else:

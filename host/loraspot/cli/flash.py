@@ -9,7 +9,7 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from loraspot import boards
-from loraspot.cli import ui
+from loraspot.cli import options, ui
 from loraspot.errors import LoraspotError
 from loraspot.flash import firmware, flasher
 from loraspot.provision.provision import EraseGuard
@@ -25,9 +25,9 @@ def _ask_board(ctx, target: flasher.Target) -> str:
 
 
 @click.command("flash")
-@click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
+@options.ports()
 @click.option("--all", "every", is_flag=True, help="Flash every detected board.")
-@click.option("--board", "board_id", default=None, help="Board profile (default: detected from the USB id).")
+@options.board()
 @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="MicroPython image file (default: the cached image for the board).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -77,7 +77,7 @@ def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, im
         for r in results:
             table.add_row(r.port, r.board, r.mac or "-", "[green]ok[/]" if r.ok else f"[red]failed[/]: {r.error}",
                           f"{r.seconds:.1f}", str(r.baud or "-"))
-        ctx.out.print(table)
+        ui.print_table(ctx.out, table)
     failed = [r for r in results if not r.ok]
     if failed:
         raise flasher.FlashError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
@@ -125,7 +125,7 @@ def firmware_list(ctx) -> None:
     table = ui.table("name", "version", "chip", "size", "sha256")
     for r in rows:
         table.add_row(r["name"], r["version"], r["chip"], str(r["size"]), r["sha256"])
-    ctx.out.print(table if rows else "the firmware cache is empty")
+    ui.print_table(ctx.out, table) if rows else ctx.out.print("the firmware cache is empty")
 
 
 SESSION_BAUD = click.option(
@@ -144,7 +144,7 @@ def _bar(ctx, what: str) -> Progress:
 
 
 @click.command("backup")
-@click.option("--port", "-p", "port", required=True, help="Serial port path or URL.")
+@options.port()
 @click.option("--include-secrets", is_flag=True,
               help="Keep the keys (NVS, the secrets store) and the lock in the backup: keep the file safe.")
 @SESSION_BAUD
@@ -171,7 +171,7 @@ def backup_cmd(ctx, port: str, include_secrets: bool, baud: int | None, file: Pa
 
 
 @click.command("restore")
-@click.option("--port", "-p", "port", required=True, help="Serial port path or URL.")
+@options.port()
 @SESSION_BAUD
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
@@ -185,30 +185,53 @@ def restore_cmd(ctx, port: str, baud: int | None, file: Path) -> None:
 
 
 @click.command("deploy")
-@click.option("--port", "-p", "port", required=True, help="Serial port path or URL of a board running loraspot.")
+@options.ports(help="Serial port path or URL of a board running loraspot; repeat for several boards.")
+@click.option("--all", "every", is_flag=True, help="Every detected board.")
 @click.option("--via", type=click.Choice(["console", "mpremote"]), default="console", show_default=True,
               help="console: loraspot's console protocol; mpremote: raw REPL, for stock MicroPython.")
-@click.option("--board", "board_id", default=None, help="Board profile (needed with --via mpremote).")
+@options.board(help="Board profile (needed with --via mpremote).")
 @click.option("--dry-run", is_flag=True, help="Only list the files that would be sent.")
 @click.pass_obj
-def deploy_cmd(ctx, port: str, via: str, board_id: str | None, dry_run: bool) -> None:
-    """Send only the app files that changed, each written atomically, then reboot once."""
+def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str | None, dry_run: bool) -> None:
+    """Send only the app files that changed, each written atomically, then reboot once; several
+    boards in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from loraspot.flash import deploy
 
-    if via == "mpremote":
-        if not board_id:
-            raise click.UsageError("--via mpremote needs --board")
-        res = deploy.via_mpremote(port, boards.get(board_id))
-    else:
-        res = deploy.deploy(port, dry_run=dry_run)
+    targets = [t.port for t in flasher.resolve_targets(list(ports), every, None)]
+    if via == "mpremote" and not board_id:
+        raise click.UsageError("--via mpremote needs --board")
+
+    def one(port: str):
+        try:
+            if via == "mpremote":
+                return deploy.via_mpremote(port, boards.get(board_id or ""))
+            return deploy.deploy(port, dry_run=dry_run)
+        except LoraspotError as e:
+            if len(targets) == 1:
+                raise
+            return e
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        results = list(pool.map(one, targets))
     if ctx.json:
-        ctx.emit(res.as_dict())
-    elif res.sent:
-        verb = "would send" if dry_run else "sent"
-        ctx.out.print(f"{verb} {len(res.sent)} file(s) ({res.bytes_sent} bytes), {res.unchanged} unchanged, "
-                      f"{res.seconds:.1f} s: " + ", ".join(res.sent))
+        ctx.emit([r.as_dict() if not isinstance(r, Exception) else {"port": p, "error": str(r)}
+                  for p, r in zip(targets, results, strict=True)] if len(targets) > 1 else results[0].as_dict())
     else:
-        ctx.out.print(f"up to date ({res.unchanged} files), {res.seconds:.2f} s")
+        for port, res in zip(targets, results, strict=True):
+            where = f"{port}: " if len(targets) > 1 else ""
+            if isinstance(res, Exception):
+                ctx.out.print(f"{where}[red]failed[/]: {res}", highlight=False)
+            elif res.sent:
+                verb = "would send" if dry_run else "sent"
+                ctx.out.print(f"{where}{verb} {len(res.sent)} file(s) ({res.bytes_sent} bytes), {res.unchanged} "
+                              f"unchanged, {res.seconds:.1f} s: " + ", ".join(res.sent), highlight=False)
+            else:
+                ctx.out.print(f"{where}up to date ({res.unchanged} files), {res.seconds:.2f} s", highlight=False)
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        raise flasher.FlashError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
 
 
 def register(cli: click.Group) -> None:

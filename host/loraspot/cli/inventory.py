@@ -1,4 +1,4 @@
-"""`loraspot provision`, `lock`, `unlock`, `factory-reset` and `devices` (alias `inventory`):
+"""`loraspot provision`, `lock`, `unlock`, `factory-reset` and `devices`:
 thin commands over loraspot.provision."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from loraspot.cli import ui
+from loraspot.cli import options, ui
 from loraspot.lorawan.crypto import key_check_value
 from loraspot.provision import export, provision
 from loraspot.provision.inventory import Inventory
@@ -28,7 +28,7 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
 
 
 @click.command("provision")
-@click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
+@options.ports()
 @click.option("--all", "every", is_flag=True, help="Provision every detected board.")
 @click.option("--role", type=click.Choice(["node", "hotspot"]), required=True)
 @click.option("--region", type=click.Choice(provision.REGIONS), default=None,
@@ -77,14 +77,14 @@ def provision_cmd(ctx, ports, every, role, region, freq, sf, multi_channel, join
         for r in results:
             table.add_row(r.port, r.board or "-", r.mac or "-", r.dev_eui or "-", r.role or "-", r.kcv or "-",
                           "[green]ok[/]" if r.ok else f"[red]failed[/]: {r.error}", f"{r.seconds:.1f}")
-        ctx.out.print(table)
+        ui.print_table(ctx.out, table)
     failed = [r for r in results if not r.ok]
     if failed:
         raise provision.ProvisionError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
 
 
 @click.command("lock")
-@click.option("--port", "-p", required=True, help="Serial port path or URL.")
+@options.port()
 @click.option("--production", is_flag=True, help="Also turn the MicroPython REPL off (Ctrl-C does nothing).")
 @INVENTORY_OPTION
 @click.pass_obj
@@ -100,7 +100,7 @@ def lock_cmd(ctx, port: str, production: bool, inventory: Path | None) -> None:
 
 
 @click.command("unlock")
-@click.option("--port", "-p", required=True, help="Serial port path or URL.")
+@options.port()
 @INVENTORY_OPTION
 @click.pass_obj
 def unlock_cmd(ctx, port: str, inventory: Path | None) -> None:
@@ -110,7 +110,7 @@ def unlock_cmd(ctx, port: str, inventory: Path | None) -> None:
 
 
 @click.command("factory-reset")
-@click.option("--port", "-p", required=True, help="Serial port path or URL.")
+@options.port()
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @INVENTORY_OPTION
 @click.pass_obj
@@ -155,7 +155,7 @@ def list_cmd(ctx) -> None:
     for r in rows:
         table.add_row(r["dev_eui"], r["name"] or "", r["role"] or "", r["board"] or "", r["mac"] or "", r["state"],
                       r["fw"] or "", _when(r["provisioned_at"]), " ".join(f"{k}:{v}" for k, v in r["secrets"].items()))
-    ctx.out.print(table if rows else "the inventory is empty")
+    ui.print_table(ctx.out, table) if rows else ctx.out.print("the inventory is empty")
 
 
 @devices_group.command("show")
@@ -262,5 +262,4 @@ def push_chirpstack_cmd(ctx, target, token, application_id, device_profile_id, t
 def register(cli: click.Group) -> None:
     for cmd in (provision_cmd, lock_cmd, unlock_cmd, factory_reset_cmd, devices_group):
         cli.add_command(cmd)
-    cli.add_command(devices_group, "inventory")
 

@@ -27,7 +27,7 @@ class Ctx:
         click.echo(json.dumps(obj, sort_keys=True))
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="loraspot")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")
 @click.pass_context
@@ -46,8 +46,18 @@ def _register() -> None:
 _register()
 
 
+def _json_first(argv: list[str]) -> list[str]:
+    """`--json` is accepted anywhere (`loraspot info --json` as `loraspot --json info`), except
+    after a `--` that ends the options."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--json" not in argv[:end]:
+        return argv
+    return ["--json", *(a for i, a in enumerate(argv) if not (a == "--json" and i < end))]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (library errors are mapped to messages, not tracebacks)."""
+    argv = _json_first(list(sys.argv[1:] if argv is None else argv))
     try:
         cli.main(args=argv, prog_name="loraspot", standalone_mode=False)
     except LoraspotError as e:

@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from loraspot import transport
+from loraspot.cli import options
 from loraspot.cli.device import BAUD
 
 
 @click.command("monitor")
-@click.option("--port", "-p", "ports", multiple=True, help="Serial port path or URL; repeat for several boards.")
+@options.ports()
 @click.option("--all", "every", is_flag=True, help="Every detected board, and boards that appear later.")
 @click.option("--baud", type=BAUD, default=transport.DEFAULT_BAUD, show_default=True)
 @click.option("--record", "record", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -61,10 +62,14 @@ def monitor_cmd(ctx, ports, every, baud, record, db, mqtt, mqtt_prefix, raw, kee
 
             from loraspot.monitor.view import render
 
-            with Live(render(mon), console=ctx.out, refresh_per_second=4, screen=False) as live:
+            def view():
+                size = ctx.out.size  # read each time: the terminal may be resized
+                return render(mon, width=size.width, height=size.height)
+
+            with Live(view(), console=ctx.out, refresh_per_second=4, screen=False) as live:
                 while end is None or time.monotonic() < end:
                     time.sleep(0.25)
-                    live.update(render(mon))
+                    live.update(view())
     except KeyboardInterrupt:
         pass
     finally:

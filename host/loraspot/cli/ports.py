@@ -19,8 +19,8 @@ def ports_cmd(ctx) -> None:
     table = ui.table("port", "description", "USB id", "boards", "device")
     for p in found:
         usb = f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None and p.pid is not None else ""
-        table.add_row(p.url, p.description, usb, ", ".join(p.boards) or "-", p.device_id or "")
-    ctx.out.print(table if found else "no serial ports found")
+        table.add_row(p.url, p.description, usb, ", ".join(p.boards) or "-", (p.device_id or "").upper())
+    ui.print_table(ctx.out, table) if found else ctx.out.print("no serial ports found")
 
 
 def register(cli: click.Group) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from loraspot.cli import ui
 from loraspot.cli.device import BAUD, UDP_PORT
 from loraspot.sim.medium import Medium, MediumError
 from loraspot.sim.vboard import HEAP_KB, BoardOptions, VirtualBoard
@@ -65,9 +66,9 @@ def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_po
                 click.echo(json.dumps(s, sort_keys=True))
             elif s["event"] == "serving":
                 where = " and ".join(x for x in (s.get("pty"), s["url"]) if x)
-                click.echo(f"virtual board {s['id']} ({s['board']}) serving on {where}")
+                click.echo(f"virtual board {s['id'].upper()} ({s['board']}) serving on {where}")
             else:
-                click.echo(" ".join(f"{k}={v}" for k, v in s.items()))
+                click.echo(ui.fields(s))
             sys.stdout.flush()
 
     stop = _stop_on_sigterm()
@@ -173,8 +174,7 @@ def world_cmd(ctx, nodes: int, hotspots: int, region: str, duration: float, spee
         if ctx.json:
             click.echo(json.dumps(ev, sort_keys=True, default=str))
         else:
-            rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("event", "phy"))
-            click.echo(f"{ev['event']:>12} {rest}")
+            click.echo(f"{ev['event']:>12} {ui.fields(ev, ('event', 'phy'))}")
         sys.stdout.flush()
 
     opts = WorldOptions(nodes=nodes, hotspots=hotspots, region=region, speed=speed, forward=forward,
