@@ -22,18 +22,23 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: setup
 	$(VENV)/bin/loraspot demo
 
-# The servers the tests start on loopback. The MQTT broker is Debian's Mosquitto, installed here when
+# What the tests start or drive. The MQTT broker is Debian's Mosquitto, installed here when
 # missing and running as root (as CI does); amqtt from PyPI, in a venv of its own, is always there
 # too: the tests use it where Mosquitto is not installed, and run the broker-restart test on both.
+# The report is looked at in Debian's Chromium (headless), installed the same way; without root
+# and without Chromium, its test fails and says how to get it.
 BROKER := $(VENV)/broker/.stamp
 
 servers: $(BROKER)
-	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing mosquitto (Debian) for the MQTT tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
-	else \
-		echo "Mosquitto is not installed: the MQTT tests use amqtt (PyPI) from $(VENV)/broker"; \
+	@missing=""; \
+	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || missing="mosquitto"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing (Debian) for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	elif [ -n "$$missing" ]; then \
+		echo "not installed:$$missing. The MQTT tests use amqtt (PyPI) from $(VENV)/broker instead of mosquitto;"; \
+		echo "the report's browser test needs chromium: sudo apt-get install chromium"; \
 	fi
 
 $(BROKER): tests/broker-requirements.txt

@@ -57,7 +57,8 @@ def test_a_slow_sink_loses_and_counts_but_never_blocks():
 
 
 def test_recordings_round_trip_and_feed_the_report(tmp_path):
-    records = [rec(0, "boot", {"boot": "b1", "board": "virtual"}, 0)]
+    records = [Record("hs", "hello", -1, 0, {"role": "hotspot", "board": "tbeam-v1.1-sx1262", "name": "roof"},
+                      1_800_000_000.0, "h1"), rec(0, "boot", {"boot": "b1", "board": "virtual"}, 0)]
     records += [rec(i, "rx", {"rssi": -90 - i, "snr": 5.0}, i * 60.0, dev="hs") for i in range(1, 30)]
     records += [rec(i, "uplink", {"airtime_ms": 62, "duty_left_ms": 30000}, i * 120.0) for i in range(1, 10)]
     records += [rec(12, "stats", {"heap_free": 40000}, 900.0)]
@@ -72,7 +73,12 @@ def test_recordings_round_trip_and_feed_the_report(tmp_path):
     assert rep.devices["hs"].rx == 29 and rep.devices["aa"].uplinks == 9 and rep.devices["aa"].gaps == 2  # 9 -> 12
     assert sum(rep.airtime["aa"].values()) == 9 * 62
     summary = write_report(tmp_path / "r.sqlite", tmp_path / "out" / "r.html")
-    assert summary["series"]["signal"] == ["rssi:hs", "snr:hs"] and summary["series"]["duty"] == ["duty:aa"]
+    # the hotspot by its name (from the monitor's hello record), the node by its MAC
+    assert summary["series"]["signal"] == ["rssi:roof", "snr:roof"] and summary["series"]["duty"] == ["duty:AA"]
+    assert summary["empty"] == {"positions": "no GPS readings recorded (boards with a GPS, such as the T-Beam, "
+                                             "report them)"}
+    hs = analyse(load(tmp_path / "r.jsonl")).devices["hs"]
+    assert (hs.role, hs.board, hs.boots, hs.gaps) == ("hotspot", "tbeam-v1.1-sx1262", 1, 0)  # hello is not numbered
     page = (tmp_path / "out" / "r.html").read_text()
     assert json.loads(page.split('id="summary">')[1].split("</script>")[0])["events"] == len(records)
 

@@ -8,6 +8,7 @@ arrives before the first request is answered (boot text, half lines) is shown as
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -20,6 +21,9 @@ from loraspot.monitor.record import Record, Sink
 FIND_EVERY = 0.5  # s between looks for a board that is gone
 DISCOVER_EVERY = 2.0  # s between looks for new boards (--all)
 EARLY_EVENTS = 1000  # events kept from a board that has not yet said who it is (hello)
+
+
+HELLO_KEYS = ("board", "chip", "role", "name", "fw", "boot", "reset", "micropython")
 
 
 class Watcher(threading.Thread):
@@ -105,6 +109,10 @@ class Watcher(threading.Thread):
                 d.reconnects += 1
                 self.mon.fleet.add_log(d.device, f"[back] on {port}")
             self.mon.fleet.hello(d, hello, port)
+            # who the board is, in the recording itself (a board met after its boot event would
+            # be nameless there): not numbered by the device (seq -1)
+            self.mon.emit(Record(d.device, "hello", -1, 0, {k: hello[k] for k in HELLO_KEYS if k in hello},
+                                 time.time(), d.boot, port))
             self.port = port
             self.mon.claimed.add(port)
             with self._lock:
