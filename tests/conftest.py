@@ -19,6 +19,12 @@ HEAP = "112K"
 os.environ.setdefault("LORASPOT_CACHE", str(ROOT / ".venv"))
 
 
+@pytest.fixture(autouse=True)
+def _own_user_data(tmp_path, monkeypatch):
+    """The default inventory of a test is its own, never the user's (~/.local/share/loraspot)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+
+
 def micropython() -> str:
     exe = Path(sys.executable).with_name("micropython")
     return str(exe) if exe.exists() else "micropython"

@@ -57,13 +57,15 @@ def config_set(client: ConsoleClient, values: dict) -> dict:
     return out
 
 
-def reboot(client: ConsoleClient, wait: float = 10.0) -> dict:
-    """Reboot and wait for the device to come back; returns the new hello."""
+def reboot(client: ConsoleClient, wait: float = 10.0, greet: bool = True) -> dict:
+    """Reboot and wait for the device to come back (its boot event); returns the new hello, or
+    with greet=False the boot event's data (a node that starts joining right away may be short of
+    heap for a hello for some seconds: the boot event already says it is back)."""
     while not client.events.empty():  # an older boot event must not count
         client.events.get_nowait()
     client.request("reboot")
-    client.wait_event("boot", timeout=wait)
-    return client.hello()
+    boot = client.wait_event("boot", timeout=wait)
+    return client.hello() if greet else dict(boot.data)
 
 
 def security_warnings(hello: dict) -> list[str]:

@@ -7,6 +7,7 @@ import click
 
 from loraspot import device
 from loraspot.cli import options, ui
+from loraspot.errors import LoraspotError
 
 port_option = options.port("url")
 BAUD = click.IntRange(300, 5_000_000)  # what USB serial chips and pyserial take
@@ -174,7 +175,11 @@ def reboot_cmd(ctx, url: str, baud: int, inventory: Path | None) -> None:
     client, _ = _connect_signed(url, baud, inventory)
     try:
         with client:
-            hello = device.reboot(client)
+            hello = device.reboot(client, greet=False)  # the boot event: it is back
+            try:
+                hello = client.hello()
+            except LoraspotError:  # a node short of heap while it joins: the boot event says enough
+                pass
     except (PortError, DeviceTimeout, DeviceReset, OSError):
         again = transport.wait_again(before) if before is not None else None
         if again is None or again.url == url:
@@ -185,8 +190,8 @@ def reboot_cmd(ctx, url: str, baud: int, inventory: Path | None) -> None:
     if ctx.json:
         ctx.emit(hello)
     else:
-        click.echo(f"{url}: back up as {hello.get('role')} (boot {hello.get('boot')}, "
-                   f"reset cause {hello.get('reset')})")
+        role = f" as {hello['role']}" if hello.get("role") else ""
+        click.echo(f"{url}: back up{role} (boot {hello.get('boot')}, reset cause {hello.get('reset')})")
 
 
 def register(cli: click.Group) -> None:

@@ -145,7 +145,7 @@ def deploy(url: str, files: dict[str, bytes] | None = None, baud: int = 115200, 
         res.sent = changed
         res.bytes_sent = sum(len(files[p]) for p in changed)
         if reboot:
-            device.reboot(client)
+            device.reboot(client, greet=False)
             res.rebooted = True
     finally:
         client.close()

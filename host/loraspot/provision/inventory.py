@@ -155,6 +155,27 @@ def _eui(value: str, what: str = "DevEUI") -> str:
     return hex_id(value, 16, what)
 
 
+def peek_by_mac(path: Path, mac: str) -> Device | None:
+    """The device of a MAC, read without the master key (public columns only, read-only): for a
+    check that must not need the key, such as flash asking whether a board is provisioned."""
+    uri = f"file:{Path(path).resolve()}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=30)
+    except sqlite3.Error as e:
+        raise InventoryError(f"{path}: cannot open the inventory ({e})") from None
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+            db.close()
+            with Inventory(path) as inv:  # an older schema: migrated (this needs the key)
+                return inv.by_mac(mac)
+        row = db.execute("SELECT * FROM devices WHERE mac = ?", (_mac(mac),)).fetchone()
+        return Device(*row) if row else None
+    except sqlite3.DatabaseError as e:
+        raise InventoryError(f"{path}: not a loraspot inventory, or damaged ({e})") from None
+    finally:
+        db.close()
+
+
 class Inventory:
     def __init__(self, path: Path | None = None, key: bytes | None = None):
         self.path = Path(path) if path else default_path()

@@ -298,7 +298,7 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         client.request("lock", {"production": bool(hello.get("production"))})
     inv.update(eui, state="locked" if locked else "provisioned", provisioned_at=time.time())
     if opts.reboot:
-        device.reboot(client)
+        device.reboot(client, greet=False)
 
 
 class EraseGuard:
@@ -314,10 +314,11 @@ class EraseGuard:
         self.erased: dict[str, str] = {}  # MAC -> DevEUI of provisioned boards erased by force
 
     def __call__(self, mac: str) -> None:
+        from loraspot.provision.inventory import peek_by_mac
+
         if not self.path.exists():
             return  # no inventory: nothing known to lose
-        with Inventory(self.path) as inv:
-            known = inv.by_mac(mac)
+        known = peek_by_mac(self.path, mac)  # no master key needed to ask
         if known is None or known.state not in ("provisioning", "provisioned", "locked"):
             return
         if not self.force:
