@@ -94,14 +94,16 @@ def test_four_boards_every_event_recorded_once_then_report(make_board, tmp_path)
         summary = write_report(src, out)
         page = out.read_text()
         assert summary["events"] == len(rows) and set(summary["devices"]) == set(counters)
-        assert f"rssi:{boards[0].board.device_id}" in summary["series"]["signal"]
-        assert {f"packets:{d}" for d in counters} <= set(summary["series"]["packets"])
-        assert f"duty:{boards[1].board.device_id}" in summary["series"]["duty"]
+        names = summary["names"]  # unnamed boards: by their MAC, upper-case hex as everywhere
+        assert names == {d: d.upper() for d in counters}
+        assert f"rssi:{names[boards[0].board.device_id]}" in summary["series"]["signal"]
+        assert {f"packets:{names[d]}" for d in counters} <= set(summary["series"]["packets"])
+        assert f"duty:{names[boards[1].board.device_id]}" in summary["series"]["duty"]
         for name, png in summary["png"].items():
             with open(png, "rb") as f:
                 data = f.read()
             assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, name
-        assert page.count("data:image/png;base64,") == 4 and boards[0].board.device_id in page
+        assert page.count("data:image/png;base64,") == len(summary["png"]) == 5 and boards[0].board.device_id in page
 
 
 def _take_pty(name: str, timeout: float = 10.0) -> tuple[int, ...]:

@@ -152,6 +152,7 @@ def _bar(ctx, what: str) -> Progress:
 @click.pass_obj
 def backup_cmd(ctx, port: str, include_secrets: bool, baud: int | None, file: Path) -> None:
     """Save the board's whole flash to FILE (without its keys unless --include-secrets)."""
+    flasher.check_writable(file)  # before anything is shown or the board touched
     with _bar(ctx, f"{port}: reading") as bar:
         task = bar.add_task("read", total=None)
         res = flasher.backup(port, file, _bauds(baud), include_secrets=include_secrets,

@@ -300,6 +300,17 @@ def _with_session(port: str, bauds: tuple[int, ...], work: Callable[[object, Res
     return res
 
 
+def check_writable(path: Path) -> None:
+    """An OSError naming `path` if a file cannot be written there (checked with its .part file)."""
+    tmp = Path(path).with_name(Path(path).name + ".part")
+    try:
+        with open(tmp, "ab"):
+            pass
+        tmp.unlink()
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+
+
 def backup(port: str, path: Path, bauds: tuple[int, ...] = BAUDS, include_secrets: bool = False,
            progress: Callable[[int, int], None] | None = None) -> Result:
     """Read the whole flash (its size from the flash ID) into `path`, written only when complete,
@@ -308,7 +319,10 @@ def backup(port: str, path: Path, bauds: tuple[int, ...] = BAUDS, include_secret
     file that cannot be written fails at once. result.log says what was left out."""
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
-    out = open(tmp, "wb")  # noqa: SIM115 (kept open across the session) an OSError here names the file, before the board is touched
+    try:  # before the board is touched: a file that cannot be written fails now, naming the user's file
+        out = open(tmp, "wb")  # noqa: SIM115 (kept open across the session)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
     def work(esp, res: Result) -> None:
         size = 1 << ((esp.flash_id() >> 16) & 0xFF)
