@@ -65,6 +65,7 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench
 	$(VENV)/bin/pyright -p pyrightconfig.json
+	$(VENV)/bin/pyright -p pyrightconfig.host.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info .pytest_cache

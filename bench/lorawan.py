@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
 from loraspot.flash.mpy import compiled_firmware  # noqa: E402
-from loraspot.lorawan import frames  # noqa: E402
+from loraspot.lorawan import frame  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     n = 2000
     t0 = time.perf_counter()
     for i in range(n):
-        frames.build(nwk, app, b"\x01\x02\x03\x04", i, uplink=True, fport=2, payload=payload)
+        frame.build(nwk, app, b"\x01\x02\x03\x04", i, uplink=True, fport=2, payload=payload)
     host_us = (time.perf_counter() - t0) / n * 1e6
     print(f"LoRaWAN (unix port, 112K heap): {r['aes_blocks_per_s']} AES blocks/s; uplink of {r['payload']} B: "
           f"{r['uplink_us']:.0f} µs, {r['uplink_heap']:.0f} B heap; downlink parse: {r['downlink_us']:.0f} µs, "

@@ -27,7 +27,7 @@ from loraspot.monitor.record import JsonlSink, Record
 
 # a board that sends stats-like events without pause (the firmware's own frame encoder)
 FLOOD = b"""import sys, select, json, binascii, machine
-from spot import frame
+from spot import codec as frame
 out = sys.stdout.buffer
 poll = select.poll()
 poll.register(sys.stdin, select.POLLIN)

@@ -3,6 +3,14 @@ import sys
 VERSION = "0.1.0"
 
 
+class ConfigError(ValueError):
+    """A config value or key refused (spot.config, spot.schema); code is the console's error code."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+
+
 def eui64(mac_hex):
     """EUI-64 (hex, upper case) from a MAC-48: FF FE inserted in the middle, the usual default
     DevEUI of a node and gateway EUI of a hotspot."""

@@ -12,7 +12,7 @@ from spot.board import Board
 from spot.clock import ticks_diff
 from spot.config import Config
 from spot.console import PROTOCOL, CommandError, Console, arg
-from spot.frame import MAX_FRAME, MAX_REQUEST
+from spot.codec import MAX_FRAME, MAX_REQUEST
 
 
 class App:
@@ -168,6 +168,16 @@ class App:
         self.board.reset()
 
     # --- tasks ----------------------------------------------------------------------------------
+    async def run_node(self):
+        """Build the node (spot.nodeboot, loaded for that only: nothing of spot.node depends on
+        it), then run it."""
+        from spot import nodeboot
+
+        node = nodeboot.build(self)
+        unload("spot.nodeboot")
+        del nodeboot  # the coroutine's frame would keep the module's code alive while the node runs
+        await node.run()
+
     async def heartbeat(self):
         last = self.clock.ticks_ms()
         while True:
@@ -210,9 +220,7 @@ class App:
         else:
             asyncio.create_task(self.heartbeat())
             if role == "node":
-                from spot import node
-
-                asyncio.create_task(node.start(self))
+                asyncio.create_task(self.run_node())
             elif parts is not None:
                 from spot.hotspot import boot
 

@@ -16,7 +16,7 @@ import micropython
 
 from spot.clock import ticks_diff
 from spot.console import CommandError, arg
-from spot.frame import canonical
+from spot.codec import canonical
 from spot.fsnames import LOCK_PATH
 
 NONCE_TTL_MS = 300000

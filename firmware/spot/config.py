@@ -3,18 +3,12 @@
 # fallback copy, then the temporary file is renamed into place (littlefs renames are atomic), so a
 # power cut at any moment leaves the old or the new content, never an empty or partial one.
 
-from spot import unload
+from spot import ConfigError, unload
 from spot.atomic import AtomicJson
 from spot.secretstore import Secrets  # noqa: F401 (the console and tests import it from here)
 
 CONFIG_PATH = "/config.json"
 SECRETS_PATH = "/secrets.json"
-
-
-class ConfigError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
 
 
 class Config:

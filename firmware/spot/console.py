@@ -4,7 +4,7 @@ import gc
 
 from micropython import const
 
-from spot import frame
+from spot import codec
 
 try:
     from typing import Any  # for the type checker only; annotations are not evaluated on the board
@@ -41,7 +41,7 @@ class Console:
         self.port = port
         self.clock = clock
         self._ops = {}
-        self._asm = frame.LineAssembler()
+        self._asm = codec.LineAssembler()
         self._rx = bytearray(_RX_CHUNK)
         self.seq = 0
         self.events_enabled = True
@@ -69,19 +69,19 @@ class Console:
         port = self.port
         try:
             try:
-                frame.write(port, obj)
+                codec.write(port, obj)
             except MemoryError:
                 gc.collect()
-                frame.write(port, obj)
-        except frame.FrameError as e:
-            frame.write(port, {"id": obj.get("id"), "err": {"code": e.code, "msg": str(e)}})
+                codec.write(port, obj)
+        except codec.FrameError as e:
+            codec.write(port, {"id": obj.get("id"), "err": {"code": e.code, "msg": str(e)}})
         except MemoryError:
             # The heap is at a peak (a role starting): the host gets a short refusal it can retry
             # rather than a board that resets; a lost event shows as a gap in seq.
             self.counters["tx_no_memory"] += 1
             if obj.get("id") is None:
                 return
-            frame.write(port, {"id": obj["id"], "err": {"code": "no_memory", "msg": "out of memory: retry"}})
+            codec.write(port, {"id": obj["id"], "err": {"code": "no_memory", "msg": "out of memory: retry"}})
         self.counters["tx_frames"] += 1
 
     def event(self, kind, data=None):
@@ -109,21 +109,21 @@ class Console:
                 start, line = self._asm.feed(rx, start, n)
                 if line is None:
                     continue
-                if line is frame.LineAssembler.TOO_LONG:
+                if line is codec.LineAssembler.TOO_LONG:
                     self.counters["rx_too_long"] += 1
-                    self._error(None, "too_long", "request exceeds %d bytes" % frame.MAX_REQUEST)
+                    self._error(None, "too_long", "request exceeds %d bytes" % codec.MAX_REQUEST)
                     continue
                 await self.handle_line(line)
 
     async def handle_line(self, line):
-        if not frame.is_frame(line):
+        if not codec.is_frame(line):
             # Plain text from the host (a person typing, line noise) is not ours to answer.
             if len(line):
                 self.counters["rx_lines"] += 1
             return
         try:
-            req = frame.decode(line)
-        except frame.FrameError as e:
+            req = codec.decode(line)
+        except codec.FrameError as e:
             self.counters["rx_bad"] += 1
             self._error(None, e.code, str(e))
             return

@@ -19,13 +19,6 @@ try:
 except ImportError:
     pass
 
-# downlink commands on the command port (docs/node.md)
-CMD_INTERVAL = 0x01  # u32 BE seconds
-CMD_STATUS = 0x02  # answer with a status frame on the command port
-CMD_CONFIRM = 0x03  # u8: confirm every Nth uplink (0: never)
-CMD_REJOIN = 0x04
-
-RTC_MAGIC = b"LSN1"
 AWAKE_AFTER_CONSOLE_MS = 30000  # a console request keeps a deep-sleeping node awake this long
 JOIN_RETRY_MS = 15000
 HOUR_MS = 3600000
@@ -79,10 +72,10 @@ class Node:
     def restore_rtc(self, data):
         """Resume from the RTC record written before deep sleep; False when there is none that
         matches the stored session (then flash alone is used, as after a power cut)."""
-        return _aux("nodeboot").restore_rtc(self, data)
+        return _aux("nodesleep").restore_rtc(self, data)
 
     def rtc_record(self, sleep_ms):
-        return _aux("nodeboot").rtc_record(self, sleep_ms)
+        return _aux("nodesleep").rtc_record(self, sleep_ms)
 
     # ---- activation -------------------------------------------------------------------------------
     async def activate(self, rejoin=False):
@@ -249,7 +242,7 @@ class Node:
         return last is not None and ticks_diff(self.clock.ticks_ms(), last) < AWAKE_AFTER_CONSOLE_MS
 
     def sleep(self, ms):
-        _aux("nodeboot").sleep(self, ms)
+        _aux("nodesleep").sleep(self, ms)
 
 
 def _aux(name):
@@ -260,9 +253,3 @@ def _aux(name):
     mod = __import__("spot." + name, None, None, ("x",))
     unload("spot." + name)
     return mod
-
-
-async def start(app):
-    """Build the node (spot.nodeboot, loaded for that only), then run it (the App's node task)."""
-    node = _aux("nodeboot").build(app)
-    await node.run()

@@ -1,8 +1,13 @@
 # The node's downlink commands on the command port (docs/node.md) and its status frame, loaded
-# only when a command arrives (spot.node._aux).
+# only when a command arrives (spot.node._aux). It uses the node's public surface only and imports
+# nothing of spot.node.
 import struct
 
-from spot.node import CMD_CONFIRM, CMD_INTERVAL, CMD_REJOIN, CMD_STATUS
+# downlink commands on the command port (docs/node.md)
+CMD_INTERVAL = 0x01  # u32 BE seconds
+CMD_STATUS = 0x02  # answer with a status frame on the command port
+CMD_CONFIRM = 0x03  # u8: confirm every Nth uplink (0: never)
+CMD_REJOIN = 0x04
 
 
 def downlink(node, r):

@@ -1,6 +1,6 @@
 # The config schema and its validation, loaded only when config is read at boot or changed (the
 # table and its checks would otherwise take heap for the whole run).
-from spot.config import ConfigError
+from spot import ConfigError
 
 # key: (kind, default, constraint). kind: "str" (constraint: max length), "int" ((min, max)),
 # "bool" (None), "enum" (tuple of choices), "hex" (exact number of hex digits, or empty), "list"

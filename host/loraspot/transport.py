@@ -149,13 +149,18 @@ class QuickRfc2217(serial.rfc2217.Serial):
         self._timeout = value
 
 
-def open_for_flashing(url: str) -> serial.SerialBase | str:
-    """What esptool should open: an open QuickRfc2217 for rfc2217:// URLs, the URL otherwise
-    (esptool opens device paths itself, exclusively)."""
-    if not url.startswith("rfc2217://"):
-        return url
-    port = QuickRfc2217(None, baudrate=DEFAULT_BAUD)
-    port.port = url
+def open_for_flashing(url: str) -> serial.SerialBase:
+    """The open port esptool should use: a QuickRfc2217 for rfc2217:// URLs; a device path opened
+    as esptool opens one (exclusively; on Windows with RTS and DTR released first, so that opening
+    does not reset the chip). The caller closes it."""
+    if url.startswith("rfc2217://"):
+        port = QuickRfc2217(None, baudrate=DEFAULT_BAUD)
+        port.port = url
+    else:
+        port = serial.serial_for_url(url, exclusive=True, do_not_open=True)
+        if sys.platform == "win32":
+            port.rts = False
+            port.dtr = False
     try:
         port.open()
     except (serial.SerialException, OSError) as e:  # a refused RFC 2217 client sees a broken pipe

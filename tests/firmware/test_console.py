@@ -6,7 +6,7 @@ import hashlib
 import os
 
 from fwtest import RamFlash, eq, mount
-from spot import frame
+from spot import codec
 from spot.clock import Clock
 from spot.console import CommandError, Console, arg
 from spot.fsops import FileOps
@@ -37,7 +37,7 @@ class ScriptPort:
         out = []
         for line in bytes(self.out).split(b"\n"):
             if line:
-                out.append(frame.decode(line))
+                out.append(codec.decode(line))
         return out
 
 
@@ -73,7 +73,7 @@ def _req(rid, op, args=None):
     msg = {"id": rid, "op": op}
     if args is not None:
         msg["args"] = args
-    return frame.encode(msg)
+    return codec.encode(msg)
 
 
 def test_requests_answered_in_order_across_small_reads():
@@ -89,7 +89,7 @@ def test_errors_carry_codes_and_console_survives():
     bad_crc[-3] = ord("0") if bad_crc[-3] != ord("0") else ord("1")
     too_long = b"~{" + b"x" * 2000 + b"\n"
     data = (_req(1, "nosuch") + bytes(bad_crc) + too_long + _req(2, "echo", {"n": "5"})
-            + _req(4, "boom") + _req(5, "refuse") + frame.encode({"op": "echo"}) + _req(6, "echo", {"n": 9}))
+            + _req(4, "boom") + _req(5, "refuse") + codec.encode({"op": "echo"}) + _req(6, "echo", {"n": 9}))
     c, port = _console(data, piece=64)
     _serve(c, 400)
     got = port.frames()
@@ -107,7 +107,7 @@ def _sized(rid, total):
 
 def test_the_request_bound_counts_the_line_feed_and_ids_are_1_to_2_24_minus_1():
     """docs/console-protocol.md: at most 256 bytes from '~' to LF inclusive; ids 1..2^24-1."""
-    fit, over = _sized(1, frame.MAX_REQUEST), _sized(2, frame.MAX_REQUEST + 1)
+    fit, over = _sized(1, codec.MAX_REQUEST), _sized(2, codec.MAX_REQUEST + 1)
     eq((len(fit), len(over)), (256, 257))
     data = fit + over + b"".join(_req(rid, "echo", {"n": 2}) for rid in (0, -1, 1 << 24, 10 ** 20, True))
     data += _req(0xFFFFFF, "echo", {"n": 3})
@@ -247,7 +247,7 @@ def test_zz_cleanup():
 def test_out_of_memory_answer_is_a_refusal_not_a_crash():
     import spot.console as console_mod
 
-    real = frame.body
+    real = codec.body
     fails = [0]
 
     def tight(obj):  # the heap at its peak: the full answer (and the event) cannot be built
@@ -257,12 +257,12 @@ def test_out_of_memory_answer_is_a_refusal_not_a_crash():
         return real(obj)
 
     c, port = _console(b"")
-    console_mod.frame.body = tight
+    console_mod.codec.body = tight
     try:
         c.send({"id": 5, "ok": {"big": "x" * 400}})
         c.event("stats", {"x": 1})
     finally:
-        console_mod.frame.body = real
+        console_mod.codec.body = real
     eq(port.frames(), [{"id": 5, "err": {"code": "no_memory", "msg": "out of memory: retry"}}])
     eq(fails[0], 4)  # each tried again after a collection
     eq(c.counters["tx_no_memory"], 2)

@@ -59,3 +59,16 @@ def test_region_outside_board_band_refused():
     region.get("EU868").check_radio([862, 1020])
     raises(region.RegionError, region.get("CN470").check_radio, [862, 1020])
     raises(region.RegionError, region.get, "KR920x")
+
+
+def test_one_list_of_region_names():
+    """region.NAMES is the table; the config schema's choices and get() agree with it (the host's
+    provisioning takes its choices from region.NAMES)."""
+    from spot import schema
+
+    eq(tuple(schema.SCHEMA["region"][2]), region.NAMES)
+    for name in region.NAMES:
+        if name == "SINGLE":
+            eq(region.get(name, freq=868100000, sf=9).name, "SINGLE")
+        else:
+            eq(region.get(name).name.replace("_", "-"), name)

@@ -153,12 +153,12 @@ def test_listen_before_talk_waits_for_a_free_channel_then_refuses():
     reg = region.get("AS923-1", lbt=True)
     radio = LbtRadio([-60, -70, -95])
     n = LoRaWAN(reg, radio, Clock(speed=100), Counters("/t/lorawan.json").load(), secrets, "0000000000000001")
-    asyncio.run(n._send(b"x", 923200000, 7, 125000))
+    asyncio.run(n.send_frame(b"x", 923200000, 7, 125000))
     eq((radio.sent, n.stats["lbt_busy"]), (1, 2))
     radio.readings = [-50] * 5
     e = None
     try:
-        asyncio.run(n._send(b"x", 923200000, 7, 125000))
+        asyncio.run(n.send_frame(b"x", 923200000, 7, 125000))
     except ChannelBusy as exc:
         e = exc
     eq((e is not None, radio.sent), (True, 1))

@@ -13,7 +13,8 @@ from spot.lorawan import region
 from spot.lorawan.dutycycle import DutyCycle
 from spot.lorawan.mac import MacState
 from spot.lorawan.store import Counters
-from spot.node import RTC_MAGIC, Node, channels
+from spot.node import Node, channels
+from spot.nodesleep import RTC_MAGIC
 from spot.sensors import SensorError
 
 

@@ -6,7 +6,7 @@ import base64
 import json
 
 from loraspot.cli.main import main
-from loraspot.lorawan import crypto, frames
+from loraspot.lorawan import crypto, frame
 from loraspot.lorawan.decode import decode, mac_commands
 
 from tests.conftest import ROOT
@@ -40,12 +40,12 @@ def test_downlink_ack_and_mac_commands(capsys):
     code, d = run(capsys, c["phy"], "--nwkskey", c["nwkskey"])
     assert d["mhdr"]["mtype"] == "UnconfirmedDataDown" and d["fctrl"]["ack"] is True and d["mic_ok"]
     key = bytes.fromhex(c["nwkskey"])
-    phy = frames.build(key, key, bytes.fromhex("f17dbe49"), 7, uplink=False, fopts=bytes.fromhex("0307ff0001" + "06"))
+    phy = frame.build(key, key, bytes.fromhex("f17dbe49"), 7, uplink=False, fopts=bytes.fromhex("0307ff0001" + "06"))
     code, d = run(capsys, phy.hex(), "--nwkskey", c["nwkskey"])
     assert code == 0
     assert [m["command"] for m in d["mac_commands"]] == ["LinkADRReq", "DevStatusReq"]
     # MAC commands on FPort 0 are encrypted with the NwkSKey
-    phy = frames.build(key, key, bytes.fromhex("f17dbe49"), 8, uplink=True, fport=0, payload=bytes.fromhex("0602ff"))
+    phy = frame.build(key, key, bytes.fromhex("f17dbe49"), 8, uplink=True, fport=0, payload=bytes.fromhex("0602ff"))
     code, d = run(capsys, phy.hex(), "--nwkskey", c["nwkskey"])
     assert code == 0
     assert d["mac_commands"] == [{"cid": 6, "command": "DevStatusAns", "payload": "02ff"}]
@@ -83,7 +83,7 @@ def test_truncated_and_unknown_mac_commands():
 def test_lpp_payload_decoded(capsys):
     nwk, app = bytes(range(16)), bytes(range(16, 32))
     vec = json.loads((ROOT / "tests" / "vectors" / "lpp.json").read_text())["examples"][0]
-    phy = frames.build(nwk, app, bytes.fromhex("04030201"), 7, uplink=True, fport=2, payload=bytes.fromhex(vec["hex"]))
+    phy = frame.build(nwk, app, bytes.fromhex("04030201"), 7, uplink=True, fport=2, payload=bytes.fromhex(vec["hex"]))
     code, d = run(capsys, phy.hex(), "--nwkskey", nwk.hex(), "--appskey", app.hex(), "--lpp")
     assert code == 0
     assert [(v["channel"], v["name"], v["value"], v["unit"]) for v in d["lpp"]] == [
@@ -91,6 +91,6 @@ def test_lpp_payload_decoded(capsys):
     # without the AppSKey there is nothing to decode, and a payload that is not LPP is refused
     code, err = run(capsys, phy.hex(), "--lpp")
     assert code == 2 and "--appskey" in err
-    bad = frames.build(nwk, app, bytes.fromhex("04030201"), 8, uplink=True, fport=2, payload=b"\x03\xfe\x00")
+    bad = frame.build(nwk, app, bytes.fromhex("04030201"), 8, uplink=True, fport=2, payload=b"\x03\xfe\x00")
     code, err = run(capsys, bad.hex(), "--nwkskey", nwk.hex(), "--appskey", app.hex(), "--lpp")
     assert code == 2 and "unknown type 254" in err

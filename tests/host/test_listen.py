@@ -15,7 +15,7 @@ import time
 import pytest
 from loraspot.listen import semtech as st
 from loraspot.listen.server import Listener, ListenError, inventory_keys, load_keys
-from loraspot.lorawan import crypto, frames, lpp
+from loraspot.lorawan import crypto, frame, lpp
 from loraspot.provision.inventory import Inventory
 
 DEV = "70B3D57ED0001234"
@@ -63,7 +63,7 @@ def test_join_uplink_dedup_and_bad_datagrams():
         assert (txpk["tmst"], txpk["freq"], txpk["datr"], txpk["ipol"]) == (5000 + 5_000_000, 868.1, "SF7BW125", True)
         session = ls.js.sessions[next(iter(ls.js.sessions))]
         payload = lpp.encode([(1, 103, 21.5)])
-        up = frames.build(session.nwkskey, session.appskey, session.devaddr, 0, uplink=True, fport=2,
+        up = frame.build(session.nwkskey, session.appskey, session.devaddr, 0, uplink=True, fport=2,
                           payload=payload, confirmed=True)
         a.rxpk(up, 2_000_000)
         assert a.recv()[3] == st.PUSH_ACK

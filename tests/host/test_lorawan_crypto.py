@@ -98,17 +98,17 @@ def _firmware_uplinks(cases: list[dict]) -> list[str]:
 @settings(max_examples=5, deadline=None)
 @given(st.lists(UPLINK, min_size=20, max_size=20))
 def test_firmware_uplinks_decode_and_verify_in_the_host_twin(cases):
-    from loraspot.lorawan import frames
+    from loraspot.lorawan import frame
 
     wire = [{k: (v.hex() if isinstance(v, bytes) else v) for k, v in c.items()} for c in cases]
     for c, phy_hex in zip(cases, _firmware_uplinks(wire), strict=True):
         phy = bytes.fromhex(phy_hex)
-        f = frames.decode(phy, c["nwk"], c["app"], fcnt=c["fcnt"])
+        f = frame.decode(phy, c["nwk"], c["app"], fcnt=c["fcnt"])
         assert f.mic_ok and f.uplink
         assert (f.fport, f.payload, f.fopts, f.fcnt16) == (c["fport"], c["payload"], c["fopts"], c["fcnt"] & 0xFFFF)
         mtype = "ConfirmedDataUp" if c["confirmed"] else "UnconfirmedDataUp"
         assert (f.adr, f.ack, f.mtype) == (c["adr"], c["ack"], mtype)
-        assert phy == frames.build(c["nwk"], c["app"], c["devaddr"], c["fcnt"], uplink=True, fport=c["fport"],
+        assert phy == frame.build(c["nwk"], c["app"], c["devaddr"], c["fcnt"], uplink=True, fport=c["fport"],
                                    payload=c["payload"], fopts=c["fopts"], confirmed=c["confirmed"], adr=c["adr"],
                                    ack=c["ack"])
 
@@ -125,11 +125,11 @@ DOWNLINK = st.fixed_dictionaries({
 @settings(max_examples=5, deadline=None)
 @given(st.lists(DOWNLINK, min_size=20, max_size=20))
 def test_host_downlinks_parse_in_the_firmware(cases):
-    from loraspot.lorawan import frames
+    from loraspot.lorawan import frame
 
     wire = []
     for c in cases:
-        phy = frames.build(c["nwk"], c["app"], c["devaddr"], c["fcnt"], uplink=False, fport=c["fport"],
+        phy = frame.build(c["nwk"], c["app"], c["devaddr"], c["fcnt"], uplink=False, fport=c["fport"],
                            payload=c["payload"] if c["fport"] is not None else b"", fopts=c["fopts"],
                            confirmed=c["confirmed"], ack=c["ack"], bit4=c["fpending"])
         wire.append({"nwk": c["nwk"].hex(), "app": c["app"].hex(), "devaddr": c["devaddr"].hex(), "phy": phy.hex(),

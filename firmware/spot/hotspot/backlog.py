@@ -134,9 +134,3 @@ class Backlog:
         k = min(k, self.count)
         self.head = (self.head + k) % self.size
         self.count -= k
-
-    def age_ms(self, now_ms):
-        """Age of the oldest entry, 0 when empty."""
-        if not self.count:
-            return 0
-        return ticks_diff(now_ms, self.meta[self.head * F + MS])

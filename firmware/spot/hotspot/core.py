@@ -143,9 +143,48 @@ class Hotspot:
         gc.collect()
         self.stats["nomem"] += 1
 
+    # ---- the backhaul interface: what a backhaul (udp.py, mqtt.py) tells the hotspot -------------
+    # A backhaul asks the hotspot for what to send (self.backlog: peek, then pop what went out),
+    # hands it downlinks (schedule: the TX_ACK result) and tells it what happened through these;
+    # the counters and the up/down state are the hotspot's own.
+    def link(self, up, kind, server):
+        """The backhaul is up or down: one state for every backhaul, an event when it changes."""
+        state = "up" if up else "down"
+        if state == self.backhaul:
+            return
+        self.backhaul = state
+        ev = {"state": state, "kind": kind, "server": server}  # type: dict[str, Any]
+        if not up:
+            ev["queued"] = len(self.backlog)
+        self.console.event("backhaul", ev)
+
     def forwarded(self, n):
+        """n received packets went out to the server (they leave the backlog)."""
         self.stats["forwarded"] += n
         self.interval["rxfw"] += n
+
+    def sent(self):
+        """An uplink message went out; acked() follows when the server acknowledges it."""
+        self.stats["up_sent"] += 1
+        self.interval["up_sent"] += 1
+
+    def acked(self):
+        self.stats["up_acked"] += 1
+        self.interval["up_acked"] += 1
+
+    def downlink_in(self, ok=True):
+        """A downlink message arrived from the server; ok=False: it could not be read."""
+        self.stats["down"] += 1
+        self.interval["dwnb"] += 1
+        if not ok:
+            self.stats["down_bad"] += 1
+
+    def downlink_bad(self):
+        """A downlink message that was counted in, found unusable later."""
+        self.stats["down_bad"] += 1
+
+    def bad_datagram(self):
+        self.stats["bad_datagrams"] += 1
 
     # ---- downlinks ------------------------------------------------------------------------------
     def start_of(self, t):

@@ -296,7 +296,6 @@ class ChirpStackMqtt:
         self.stat_ms = stat_s * 1000
         self.w = semtech.Writer(1024)
         self.uplink_id = int.from_bytes(os.urandom(3), "big")
-        self.up = False
         self.downlinks = []  # DownlinkFrame JSON received, handled by the run loop
         self.ctx = bytearray(4)
 
@@ -305,14 +304,7 @@ class ChirpStackMqtt:
         return json.dumps({"gatewayId": self.gid, "state": state})
 
     def _set_up(self, up):
-        if up == self.up:
-            return
-        self.up = up
-        self.hs.backhaul = "up" if up else "down"
-        ev = {"state": "up" if up else "down", "kind": "mqtt", "server": self.server}  # type: dict[str, Any]
-        if not up:
-            ev["queued"] = len(self.hs.backlog)
-        self.console.event("backhaul", ev)
+        self.hs.link(up, "mqtt", self.server)
 
     async def _connect(self):
         backoff = 1000
@@ -343,8 +335,6 @@ class ChirpStackMqtt:
 
     def _downlink(self, text):
         hs = self.hs
-        hs.stats["down"] += 1
-        hs.interval["dwnb"] += 1
         try:
             frame = json.loads(text)
             items = frame["items"]
@@ -352,9 +342,10 @@ class ChirpStackMqtt:
             if not isinstance(items, list) or not items:
                 raise ValueError("no items")
         except (ValueError, KeyError, TypeError) as e:
-            hs.stats["down_bad"] += 1
+            hs.downlink_in(False)
             self.console.event("log", {"level": "warn", "msg": "downlink dropped: %s" % e})
             return
+        hs.downlink_in()
         statuses = []
         done = False
         for item in items:  # RX1 first, RX2 as the fallback: the first one queued wins
@@ -364,7 +355,7 @@ class ChirpStackMqtt:
             try:
                 t = txpk_of(item)
             except (ValueError, KeyError, TypeError) as e:
-                hs.stats["down_bad"] += 1
+                hs.downlink_bad()
                 self.console.event("log", {"level": "warn", "msg": "downlink item refused: %s" % e})
                 statuses.append("INTERNAL_ERROR")
                 continue
@@ -467,14 +458,12 @@ class ChirpStackMqtt:
                         b.pop(1)
                         continue
                     n = self.uplink_json(b, i)
-                    hs.stats["up_sent"] += 1
-                    hs.interval["up_sent"] += 1
+                    hs.sent()
                     pid = c.publish(self.t_up, self.w.buf, n, qos=1)
                     if await self._wait_ack(pid):
                         b.pop(1)
                         hs.forwarded(1)
-                        hs.stats["up_acked"] += 1
-                        hs.interval["up_acked"] += 1
+                        hs.acked()
                         continue
                     self._lost()
                     continue

@@ -45,7 +45,6 @@ class SemtechUdp:
         self.pull_token = -1
         self.stat_token = -1
         self.misses = 0
-        self.up = False
         # Two sockets, as Semtech's forwarder has, both connected to the server (so datagrams from
         # any other address, a PULL_RESP included, are dropped by the network stack): "up" for
         # PUSH_DATA and its PUSH_ACKs, "down" for PULL_DATA / PULL_RESP / TX_ACK. Datagrams are read
@@ -96,25 +95,22 @@ class SemtechUdp:
         except OSError:  # e.g. ECONNREFUSED reported for an earlier datagram: the server is away
             return False
 
+    def _where(self):
+        host, port = self.servers[self.current]
+        return "%s:%d" % (host, port)
+
     def _answered(self):
         self.misses = 0
-        if not self.up:
-            self.up = True
-            self.hs.backhaul = "up"
-            host, port = self.servers[self.current]
-            self.console.event("backhaul", {"state": "up", "kind": "udp", "server": "%s:%d" % (host, port)})
+        if self.hs.backhaul != "up":  # the server's name is made only when the state changes
+            self.hs.link(True, "udp", self._where())
 
     def _missed(self):
         self.misses += 1
         if self.misses < DOWN_AFTER:
             return
         self.misses = 0
-        host, port = self.servers[self.current]
-        if self.up:
-            self.up = False
-            self.hs.backhaul = "down"
-            self.console.event("backhaul", {"state": "down", "kind": "udp", "server": "%s:%d" % (host, port),
-                                            "queued": len(self.hs.backlog)})
+        if self.hs.backhaul != "down":
+            self.hs.link(False, "udp", self._where())
         if len(self.servers) > 1:
             self.current = (self.current + 1) % len(self.servers)
             self.resolve()
@@ -138,10 +134,10 @@ class SemtechUdp:
         try:
             ident, token, _ = semtech.parse(buf, n)
         except semtech.ProtocolError:
-            self.hs.stats["bad_datagrams"] += 1
+            self.hs.bad_datagram()
             return
         if ident != semtech.PUSH_ACK:
-            self.hs.stats["bad_datagrams"] += 1
+            self.hs.bad_datagram()
         elif token == self.push_token:
             self.push_acked = True
             self._acked()
@@ -165,7 +161,7 @@ class SemtechUdp:
             except OSError:
                 continue
             except MemoryError:
-                self.hs.stats["nomem"] += 1
+                self.hs.out_of_memory()
                 try:
                     self.sock.readinto(self.small)  # drop it
                 except OSError:
@@ -174,7 +170,7 @@ class SemtechUdp:
             try:
                 self.handle(data, len(data))
             except MemoryError:
-                self.hs.stats["nomem"] += 1
+                self.hs.out_of_memory()
             data = None
             gc.collect()
             try:
@@ -187,10 +183,10 @@ class SemtechUdp:
         try:
             ident, token, body = semtech.parse(data, n)
         except semtech.ProtocolError:
-            hs.stats["bad_datagrams"] += 1
+            hs.bad_datagram()
             return
         if ident == semtech.PUSH_ACK:
-            hs.stats["bad_datagrams"] += 1  # PUSH_ACKs come on the up socket
+            hs.bad_datagram()  # PUSH_ACKs come on the up socket
             return
         if ident == semtech.PULL_ACK:
             if token == self.pull_token:
@@ -198,27 +194,24 @@ class SemtechUdp:
                 self._answered()
             return
         # PULL_RESP (the socket is connected: only the server's reach it)
-        hs.stats["down"] += 1
-        hs.interval["dwnb"] += 1
         try:
             t = semtech.parse_txpk(body)
         except semtech.ProtocolError as e:
-            hs.stats["down_bad"] += 1
+            hs.downlink_in(False)
             self.console.event("log", {"level": "warn", "msg": "PULL_RESP dropped: %s" % e})
             return
+        hs.downlink_in()
         err = hs.schedule(t)
         n = semtech.tx_ack(self.small, token, self.eui, err)
         self._send(self.small, n)
 
     def _acked(self):
-        self.hs.stats["up_acked"] += 1
-        self.hs.interval["up_acked"] += 1
+        self.hs.acked()
         self._answered()
 
     # ---- send -------------------------------------------------------------------------------------
     def _push(self, buf, n):
-        self.hs.stats["up_sent"] += 1
-        self.hs.interval["up_sent"] += 1
+        self.hs.sent()
         return self._send_up(buf, n)
 
     def build(self, token):

@@ -38,6 +38,14 @@ class DutyCycle:
         if band is not None:
             self._free[band[0]] = ticks_add(end_ms, ((airtime_us + 999) // 1000) * (band[2] - 1))
 
+    def off_times(self, now_ms):
+        """[[band low edge, ms it stays closed]] of the closed bands (for a deep-sleep record)."""
+        return [[b, ticks_diff(free, now_ms)] for b, free in self._free.items() if ticks_diff(free, now_ms) > 0]
+
+    def restore(self, band, left_ms, now_ms):
+        """Band (its low edge) closed for left_ms more from now_ms (after a deep sleep)."""
+        self._free[band] = ticks_add(now_ms, left_ms)
+
 
 class JoinBackoff:
     """Aggregated Join-Request airtime since the first attempt, within the spec's budgets."""

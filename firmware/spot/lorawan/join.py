@@ -39,72 +39,72 @@ def derive(appkey, appnonce_netid, devnonce):
     return nwk, app
 
 
-async def attempt(node, dr):
-    """One OTAA attempt of `node` (a LoRaWAN): Join-Request, then RX1 (5 s) and RX2 (6 s)."""
-    appkey_raw = node.secrets.get("app_key")
+async def attempt(lw, dr):
+    """One OTAA attempt of `lw` (a LoRaWAN): Join-Request, then RX1 (5 s) and RX2 (6 s)."""
+    appkey_raw = lw.secrets.get("app_key")
     if appkey_raw is None:
         raise JoinFailed("no app_key stored: set it with keys.set")
     appkey = crypto.Key(appkey_raw)
-    node.join_attempts += 1
+    lw.join_attempts += 1
     if dr is not None:
-        node.mac.dr = dr
-    elif node.mac.fixed_plan and node.region.name == "US915":
+        lw.mac.dr = dr
+    elif lw.mac.fixed_plan and lw.region.name == "US915":
         # RP002 US915: Join-Requests alternate between a 125 kHz channel at DR0 and the
         # sub-band's 500 kHz channel at DR4
-        node.mac.dr = 4 if node.join_attempts % 2 == 0 else 0
-    sf, bw = node.region.dr(node.mac.dr)
-    ch = node._channel()
+        lw.mac.dr = 4 if lw.join_attempts % 2 == 0 else 0
+    sf, bw = lw.region.dr(lw.mac.dr)
+    ch = lw.pick_channel()
     req = bytearray(23)
-    req[1:9] = node.join_eui
-    req[9:17] = node.dev_eui
-    airtime = node._airtime(23, sf, bw)
-    await node._wait_duty(ch[0], airtime, join=True)
-    nonce = node.counters.next_devnonce()  # on flash before the radio sends it
+    req[1:9] = lw.join_eui
+    req[9:17] = lw.dev_eui
+    airtime = lw.frame_airtime_us(23, sf, bw)
+    await lw.wait_duty(ch[0], airtime, join=True)
+    nonce = lw.counters.next_devnonce()  # on flash before the radio sends it
     req[17] = nonce & 0xFF
     req[18] = nonce >> 8
     mic = join_mic(appkey, memoryview(req)[:19])
     req[19:23] = mic.to_bytes(4, "little")
-    _start, end = await node._send(req, ch[0], sf, bw)
-    node.join_backoff.record(airtime, node.clock.ticks_ms())
-    d1, d2 = node.region.join_delays
-    rx1 = (ch[0], node.region.rx1_dr(node.mac.dr, 0))
-    for delay, (freq, rdr) in ((d1, rx1), (d2, (node.mac.rx2_freq, node.mac.rx2_dr))):
-        p = await node._window(end, delay, freq, rdr)
-        if p is not None and accept(node, appkey, p, req):
-            node.stats["joins"] += 1
+    _start, end = await lw.send_frame(req, ch[0], sf, bw)
+    lw.join_backoff.record(airtime, lw.clock.ticks_ms())
+    d1, d2 = lw.region.join_delays
+    rx1 = (ch[0], lw.region.rx1_dr(lw.mac.dr, 0))
+    for delay, (freq, rdr) in ((d1, rx1), (d2, (lw.mac.rx2_freq, lw.mac.rx2_dr))):
+        p = await lw.rx_window(end, delay, freq, rdr)
+        if p is not None and accept(lw, appkey, p, req):
+            lw.stats["joins"] += 1
             return True
-    node.stats["join_fail"] += 1
+    lw.stats["join_fail"] += 1
     return False
 
 
-def accept(node, appkey, p, req):
-    """Check and apply a received Join-Accept; False (counted in node.rejects) when it is not one
+def accept(lw, appkey, p, req):
+    """Check and apply a received Join-Accept; False (counted in lw.rejects) when it is not one
     for this Join-Request."""
     n = p.length
     if n not in (17, 33) or p.buf[0] >> 5 != frame.JOIN_ACCEPT:
-        node._reject("join_accept")
+        lw.reject("join_accept")
         return False
     plain = decrypt_join_accept(appkey, bytes(p.payload()))
     mic = plain[n - 4] | (plain[n - 3] << 8) | (plain[n - 2] << 16) | (plain[n - 1] << 24)
     if join_mic(appkey, memoryview(plain)[: n - 4]) != mic:
-        node._reject("join_mic")
+        lw.reject("join_mic")
         return False
     nwk, app = derive(appkey, plain[1:7], req[17:19])
-    node.secrets.put("nwk_s_key", nwk)
-    node.secrets.put("app_s_key", app)
-    node.devaddr = bytes(plain[7:11])
-    node.session = crypto.Session(nwk, app)
-    node.counters.new_session(hexlify(node.devaddr).decode())
+    lw.secrets.put("nwk_s_key", nwk)
+    lw.secrets.put("app_s_key", app)
+    lw.devaddr = bytes(plain[7:11])
+    lw.session = crypto.Session(nwk, app)
+    lw.counters.new_session(hexlify(lw.devaddr).decode())
     dl, delay = plain[11], plain[12] & 0x0F
-    dr = node.mac.dr  # uplinks go on at the data rate that joined until ADR says otherwise
-    state = mac.MacState(node.region)
-    node.mac = state
+    dr = lw.mac.dr  # uplinks go on at the data rate that joined until ADR says otherwise
+    state = mac.MacState(lw.region)
+    lw.mac = state
     state.dr = dr
     state.rx1_dr_offset = (dl >> 4) & 7
     state.rx2_dr = dl & 0x0F
     state.rx1_delay = delay or 1
-    if n == 33 and node.region.name != "SINGLE":  # the single-channel plan ignores a CFList
-        if node.region.cflist and plain[28] == 0:  # type 0: up to 5 more frequencies
+    if n == 33 and lw.region.name != "SINGLE":  # the single-channel plan ignores a CFList
+        if lw.region.cflist and plain[28] == 0:  # type 0: up to 5 more frequencies
             for i in range(5):
                 f = (plain[13 + 3 * i] | (plain[14 + 3 * i] << 8) | (plain[15 + 3 * i] << 16)) * 100
                 if f:
@@ -113,6 +113,6 @@ def accept(node, appkey, p, req):
             for i in range(min(len(state.channels), 80)):
                 m = plain[13 + 2 * (i // 16)] | (plain[14 + 2 * (i // 16)] << 8)
                 state.channels.on[i] = m >> (i % 16) & 1
-    node.adr_ack_cnt = 0
-    node.join_attempts = 0
+    lw.adr_ack_cnt = 0
+    lw.join_attempts = 0
     return True

@@ -85,7 +85,7 @@ class LoRaWAN:
         if self.counters.devaddr != hexlify(self.devaddr).decode():
             self.counters.new_session(hexlify(self.devaddr).decode())
 
-    def _channel(self):
+    def pick_channel(self):
         """(uplink frequency, downlink frequency or 0) of a random enabled channel for the DR."""
         ch, dr = self.mac.channels, self.mac.dr
         idx = [i for i in ch.enabled() if ch.lo[i] <= dr <= ch.hi[i]]
@@ -121,17 +121,17 @@ class LoRaWAN:
         if rest and not payload and fport != 0:
             fport, payload, fopts, rest = 0, self.pending_answers, b"", b""
         self.pending_answers = rest or self.mac.sticky
-        ch = self._channel()
+        ch = self.pick_channel()
         size = 8 + len(fopts) + 1 + len(payload) + 4
-        airtime = self._airtime(size, sf, bw)
-        await self._wait_duty(ch[0], airtime)
+        airtime = self.frame_airtime_us(size, sf, bw)
+        await self.wait_duty(ch[0], airtime)
         self.adr_ack_cnt += 1
         fcnt = self.counters.next_fcnt_up()  # reserved on flash before the radio sends it
         n = frame.build_uplink(self._buf, self.session, self.devaddr, fcnt, fport, payload, fopts, confirmed,
                                self.adr, False, self.adr and self.adr_ack_cnt >= ADR_ACK_LIMIT)
         res = Result()
         res.fcnt = fcnt
-        res.start_us, res.end_us = await self._send(memoryview(self._buf)[:n], ch[0], sf, bw)
+        res.start_us, res.end_us = await self.send_frame(memoryview(self._buf)[:n], ch[0], sf, bw)
         res.airtime_us = airtime
         res.freq, res.dr = ch[0], self.mac.dr
         self.stats["uplinks"] += 1
@@ -142,7 +142,7 @@ class LoRaWAN:
             rx1f = ch[1] or ch[0]
         delay = self.mac.rx1_delay
         for w, d, (freq, dr) in ((1, delay, (rx1f, rx1dr)), (2, delay + 1, (self.mac.rx2_freq, self.mac.rx2_dr))):
-            p = await self._window(res.end_us, d, freq, dr)
+            p = await self.rx_window(res.end_us, d, freq, dr)
             if p is not None and self._downlink(p, res, confirmed):
                 res.window = w
                 break
@@ -155,7 +155,7 @@ class LoRaWAN:
         try:
             d = frame.parse_downlink(self._rx, n, self.session, self.devaddr, self.counters.fcnt_down)
         except frame.FrameError as e:
-            self._reject(e.code)
+            self.reject(e.code)
             return False
         self.counters.accept_down(d.fcnt)
         self.stats["downlinks"] += 1
@@ -180,15 +180,15 @@ class LoRaWAN:
         elif self.mac.dr > 0:
             self.mac.dr -= 1
 
-    def _reject(self, code):
+    def reject(self, code):
         self.stats["down_rejected"] += 1
         self.rejects[code] = self.rejects.get(code, 0) + 1
 
     # ---- radio --------------------------------------------------------------------------------
-    def _airtime(self, size, sf, bw):
+    def frame_airtime_us(self, size, sf, bw):
         return airtime.time_on_air_us(size, sf, bw, 5, 8, True, True, None, self.radio.CHIP)
 
-    async def _wait_duty(self, freq, airtime, join=False):
+    async def wait_duty(self, freq, airtime, join=False):
         while True:
             now = self.clock.ticks_ms()
             wait = self.duty.wait_ms(freq, airtime, now, 400 if self.mac.uplink_dwell and self.region.dwell_ms else 0)
@@ -198,14 +198,14 @@ class LoRaWAN:
                 return
             await self.clock.sleep_ms(wait)
 
-    async def _send(self, data, freq, sf, bw):
+    async def send_frame(self, data, freq, sf, bw):
         power = min(self.region.tx_power(self.mac.tx_power), self.mac.max_eirp, self.radio.max_power)
         self.radio.configure(freq=freq, sf=sf, bw=bw, cr=5, preamble=8, sync=0x34, iq_inverted=False, crc=True,
                              power=power)
         if self.region.lbt:
             await self._listen_before_talk()
         start, end = await self.radio.transmit_at(data)
-        self.duty.record(freq, self._airtime(len(data), sf, bw), self.clock.ticks_ms())
+        self.duty.record(freq, self.frame_airtime_us(len(data), sf, bw), self.clock.ticks_ms())
         return start, end
 
     async def _listen_before_talk(self):
@@ -220,7 +220,7 @@ class LoRaWAN:
             await self.clock.sleep_ms(10 + os.urandom(1)[0] % 100)
         raise ChannelBusy("channel busy (listen before talk) after %d tries" % LBT_TRIES)
 
-    async def _window(self, tx_end, delay_s, freq, dr):
+    async def rx_window(self, tx_end, delay_s, freq, dr):
         sf, bw = self.region.dr(dr)
         self.radio.configure(freq=freq, sf=sf, bw=bw, iq_inverted=True, crc=False)
         sym = self.radio.symbols_us(1)

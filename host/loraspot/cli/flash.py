@@ -150,7 +150,7 @@ def _bar(ctx, what: str) -> Progress:
 @SESSION_BAUD
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-def backup_cmd(ctx, port: str, include_secrets: bool, baud: int | None, file: Path) -> None:
+def backup_cmd(ctx, port: str, include_secrets: bool, baud: str | None, file: Path) -> None:
     """Save the board's whole flash to FILE (without its keys unless --include-secrets)."""
     flasher.check_writable(file)  # before anything is shown or the board touched
     with _bar(ctx, f"{port}: reading") as bar:
@@ -176,7 +176,7 @@ def backup_cmd(ctx, port: str, include_secrets: bool, baud: int | None, file: Pa
 @SESSION_BAUD
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
-def restore_cmd(ctx, port: str, baud: int | None, file: Path) -> None:
+def restore_cmd(ctx, port: str, baud: str | None, file: Path) -> None:
     """Write a backup made by `loraspot backup` back to the board (verified)."""
     with _bar(ctx, f"{port}: writing") as bar:
         task = bar.add_task("write", total=None)
@@ -217,8 +217,9 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
         results = list(pool.map(one, targets))
     if ctx.json:
-        ctx.emit([r.as_dict() if not isinstance(r, Exception) else {"port": p, "error": str(r)}
-                  for p, r in zip(targets, results, strict=True)] if len(targets) > 1 else results[0].as_dict())
+        rows = [{"port": p, "error": str(r)} if isinstance(r, Exception) else r.as_dict()
+                for p, r in zip(targets, results, strict=True)]
+        ctx.emit(rows if len(targets) > 1 else rows[0])
     else:
         for port, res in zip(targets, results, strict=True):
             where = f"{port}: " if len(targets) > 1 else ""

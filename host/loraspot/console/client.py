@@ -134,6 +134,7 @@ class ConsoleClient:
             if auth is not None:
                 msg["auth"] = auth
             line = codec.encode(msg, self.max_request)
+            slot: list = [threading.Event(), None]
             for _attempt in range(resends + 1):
                 slot: list = [threading.Event(), None]
                 with self._state_lock:
@@ -220,7 +221,7 @@ class ConsoleClient:
         buf = bytearray()
         while not self._closed:
             try:
-                data = self.port.read(self.port.in_waiting or 1)
+                data = self.port.read(getattr(self.port, "in_waiting", 0) or 1)
             except (serial.SerialException, OSError, TypeError, AttributeError) as e:
                 if not self._closed:
                     self._fail_all(e)

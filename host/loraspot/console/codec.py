@@ -1,4 +1,4 @@
-"""Console frame codec (host side); twin of firmware/spot/frame.py, checked by the same vectors.
+"""Console frame codec (host side); twin of firmware/spot/codec.py, checked by the same vectors.
 
     frame = "~" body "|" crc "\\n"   body: compact JSON object, printable ASCII only
     crc   = CRC-32 of body as 8 lowercase hex digits

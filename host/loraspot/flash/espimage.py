@@ -19,7 +19,7 @@ from esptool.util import FatalError
 
 from loraspot import __version__
 from loraspot.errors import ImageError
-from loraspot.flash import image as fsimage
+from loraspot.flash import partitions as fsimage
 
 MAGIC = 0xE9
 APP_DESC_MAGIC = 0xABCD5432
@@ -88,6 +88,8 @@ def read_image(data: bytes, chip: str | None = None) -> EspImage:
         img = LoadFirmwareImage(found, data)
     except (FatalError, struct.error, ValueError) as e:
         raise ImageError(f"image header or segments are corrupt: {e}") from None
+    if not isinstance(img, ESP32FirmwareImage):  # the ESP8266 kinds: not a chip of ours
+        raise ImageError("not an ESP32-family image")
     if img.checksum != img.calculate_checksum():
         raise ImageError("image checksum mismatch")
     if img.append_digest and img.stored_digest != img.calc_digest:

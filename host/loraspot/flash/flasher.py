@@ -29,7 +29,6 @@ from loraspot.flash.mpy import compiled_firmware
 BAUDS = (921600, 460800, 115200)
 CONNECT_BAUD = 115200
 
-Progress = Callable[[int, int], None]  # bytes written so far, bytes in total
 
 
 class FlashError(LoraspotError):
@@ -179,7 +178,7 @@ def _install_logger() -> None:
     """Once per process: esptool's logger cannot be swapped again once a custom one is set."""
     with _logger_lock:
         if not _installed[0]:
-            log.set_logger(_logger)
+            log.set_logger(_logger)  # pyright: ignore[reportAttributeAccessIssue] (EspLogger's, typed as its base)
             _installed[0] = True
 
 
@@ -231,34 +230,33 @@ def explain(e: BaseException, port: str, stage: str) -> str:
 def _open(port: str, connect_attempts: int):
     from loraspot.transport import open_for_flashing
 
-    target = open_for_flashing(port)
+    ser = open_for_flashing(port)  # ours: opened and closed here, never through esptool's insides
     try:
-        return detect_chip(target, CONNECT_BAUD, "default-reset", False, connect_attempts)  # type: ignore[arg-type]
+        return detect_chip(ser, CONNECT_BAUD, "default-reset", False, connect_attempts), ser  # type: ignore[arg-type]
     except BaseException:
-        if not isinstance(target, str):
-            target.close()
+        ser.close()
         raise
 
 
 def _connect(port: str, bauds: tuple[int, ...], res: Result, chip_id: str | None, connect_attempts: int = 3):
     """Reset into download mode, check the chip, run the stub at the highest baud rate that works
     (each failed rate costs a reconnect, as the stub then listens at a rate the host cannot use)."""
-    esp = None
+    esp = ser = None
     for i, baud in enumerate(bauds):
-        esp = _open(port, connect_attempts)
+        esp, ser = _open(port, connect_attempts)
         chip = getattr(esp, "CHIP_NAME", "?")
         if chip_id is not None and chip != espimage.chip_name(chip_id):
-            esp._port.close()
+            ser.close()
             raise FlashError(f"{port}: the board has an {chip}, the image is for an {espimage.chip_name(chip_id)} "
                              "(wrong --board or --image?)")
-        res.mac = bytes(esp.read_mac()).hex().upper()  # one notation for MACs and EUIs: upper-case hex
+        res.mac = bytes(esp.read_mac("BASE_MAC")).hex().upper()  # one notation for MACs and EUIs: upper-case hex
         esp = esp.run_stub()
         if baud != CONNECT_BAUD:
             try:
                 esp.change_baud(baud)
                 esp.flash_id()  # a command at the new rate: the link carries it or it times out
             except (FatalError, serial.SerialException, OSError):
-                esp._port.close()
+                ser.close()
                 esp = None
                 if i + 1 < len(bauds):
                     res.log.append(f"{baud} baud failed; trying {bauds[i + 1]}")
@@ -266,8 +264,8 @@ def _connect(port: str, bauds: tuple[int, ...], res: Result, chip_id: str | None
                 raise
         res.baud = baud
         break
-    assert esp is not None
-    return esp
+    assert esp is not None and ser is not None
+    return esp, ser
 
 
 def _with_session(port: str, bauds: tuple[int, ...], work: Callable[[object, Result], None],
@@ -278,9 +276,9 @@ def _with_session(port: str, bauds: tuple[int, ...], work: Callable[[object, Res
     res = Result(port, board)
     _logger.local.lines = res.log
     start = time.monotonic()
-    esp = None
+    ser = None
     try:
-        esp = _connect(port, bauds, res, chip, connect_attempts)
+        esp, ser = _connect(port, bauds, res, chip, connect_attempts)
         res.stage = "write"
         work(esp, res)
         res.ok = True
@@ -291,9 +289,9 @@ def _with_session(port: str, bauds: tuple[int, ...], work: Callable[[object, Res
     finally:
         _logger.local.progress = None
         _logger.local.lines = None
-        if esp is not None:
+        if ser is not None:
             try:
-                esp._port.close()  # type: ignore[attr-defined]
+                ser.close()
             except Exception:
                 pass
         res.seconds = time.monotonic() - start
@@ -326,7 +324,8 @@ def backup(port: str, path: Path, bauds: tuple[int, ...] = BAUDS, include_secret
 
     def work(esp, res: Result) -> None:
         size = 1 << ((esp.flash_id() >> 16) & 0xFF)
-        data = esp.read_flash(0, size, (lambda cur, n, _off: progress(cur, n)) if progress else None)
+        report = progress
+        data = esp.read_flash(0, size, (lambda cur, n, _off: report(cur, n)) if report else None)
         res.stage = "reset"
         esp.hard_reset()  # back to its firmware, not left in the bootloader
         if not include_secrets:
@@ -422,7 +421,8 @@ def flash_many(ports: list[str], bundles: dict[str, Bundle],
                guard: Callable[[str], None] | None = None) -> list[Result]:
     """Flash several boards at once (one thread each); results in the order of `ports`."""
     def one(port: str) -> Result:
-        cb = (lambda cur, n, what: progress(port, cur, n, what)) if progress else None
+        report = progress
+        cb = (lambda cur, n, what: report(port, cur, n, what)) if report else None
         return flash_port(port, bundles[port], bauds, cb, guard=guard)
 
     with ThreadPoolExecutor(max_workers=max(1, len(ports)), thread_name_prefix="flash") as pool:

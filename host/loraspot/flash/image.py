@@ -9,98 +9,40 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 from littlefs import LittleFS, UserContext
 
 from loraspot import resources
 from loraspot.errors import ImageError
+from loraspot.flash import espimage
+from loraspot.flash.partitions import (  # noqa: F401 (image.X of these is used across the project)
+    SUB_FAT,
+    SUB_NVS,
+    SUB_PHY,
+    SUB_ROMFS,
+    TABLE_MAX,
+    TABLE_OFFSET,
+    TYPE_APP,
+    TYPE_DATA,
+    Partition,
+    decode_partition_table,
+    encode_partition_table,
+    partitions_for,
+    romfs_of,
+    vfs_of,
+)
 
-TABLE_OFFSET = 0x8000
-TABLE_MAX = 0xC00
 BLOCK = 4096
-_ENTRY = struct.Struct("<2sBBII16sI")
-_MAGIC = b"\xaa\x50"
-_MD5_MAGIC = b"\xeb\xeb" + b"\xff" * 14
-
-TYPE_APP, TYPE_DATA = 0x00, 0x01
-SUB_FACTORY, SUB_NVS, SUB_PHY, SUB_FAT = 0x00, 0x02, 0x01, 0x81
-SUB_ROMFS = 0x8F  # MicroPython's esp32 port finds the partition by its label "romfs"
 ROMFS_MAGIC = b"\xd2\xcd\x31"  # MicroPython ROMFS header (followed by the length as a varuint)
 ROMFS_DIR = "lib/"  # the part of the application that goes into the ROMFS (as /rom/lib)
-LFS_GEOMETRY = dict(block_size=BLOCK, read_size=32, prog_size=32, lookahead_size=32)
 LFS_DISK_VERSION = 0x00020000
-
-
-@dataclass(frozen=True)
-class Partition:
-    label: str
-    type: int
-    subtype: int
-    offset: int
-    size: int
-
-
-def partitions_for(profile: dict) -> list[Partition]:
-    """The MicroPython partition layout described by a board profile."""
-    p = profile["flash"]["partitions"]
-    parts = [Partition("nvs", TYPE_DATA, SUB_NVS, *p["nvs"])]
-    nvs_end = p["nvs"][0] + p["nvs"][1]
-    if nvs_end <= 0xF000 and p["app"][0] >= 0x10000:
-        parts.append(Partition("phy_init", TYPE_DATA, SUB_PHY, 0xF000, 0x1000))
-    parts.append(Partition("factory", TYPE_APP, SUB_FACTORY, *p["app"]))
-    if p.get("romfs"):
-        parts.append(Partition("romfs", TYPE_DATA, SUB_ROMFS, *p["romfs"]))
-    parts.append(Partition("vfs", TYPE_DATA, SUB_FAT, *p["vfs"]))
-    return sorted(parts, key=lambda pt: pt.offset)
-
-
-def encode_partition_table(parts: list[Partition]) -> bytes:
-    rows = b"".join(
-        _ENTRY.pack(_MAGIC, pt.type, pt.subtype, pt.offset, pt.size, pt.label.encode()[:16], 0) for pt in parts
-    )
-    rows += _MD5_MAGIC + hashlib.md5(rows).digest()
-    return rows + b"\xff" * (TABLE_MAX - len(rows))
-
-
-def decode_partition_table(data: bytes) -> list[Partition]:
-    """Parse a partition table; raise ImageError if it is absent or its MD5 row does not match."""
-    parts = []
-    for i in range(0, min(len(data), TABLE_MAX), _ENTRY.size):
-        row = data[i : i + _ENTRY.size]
-        if row[:2] == _MAGIC:
-            _, ptype, sub, off, size, label, _ = _ENTRY.unpack(row)
-            parts.append(Partition(label.rstrip(b"\0").decode(errors="replace"), ptype, sub, off, size))
-        elif row[:16] == _MD5_MAGIC:
-            if hashlib.md5(data[:i]).digest() != row[16:32]:
-                raise ImageError("partition table MD5 mismatch")
-            break
-        else:
-            break
-    if not parts:
-        raise ImageError(f"no partition table at 0x{TABLE_OFFSET:x}")
-    return parts
 
 
 def read_partitions(image_path: Path) -> list[Partition]:
     with open(image_path, "rb") as f:
         f.seek(TABLE_OFFSET)
         return decode_partition_table(f.read(TABLE_MAX))
-
-
-def vfs_of(parts: list[Partition]) -> Partition:
-    """The filesystem partition of a table, found by label as MicroPython does."""
-    for pt in parts:
-        if pt.type == TYPE_DATA and pt.label in ("vfs", "ffat"):
-            return pt
-    raise ImageError("the partition table has no 'vfs' partition")
-
-
-def romfs_of(parts: list[Partition]) -> Partition | None:
-    """The ROMFS partition (label "romfs") of a table, or None."""
-    return next((pt for pt in parts if pt.type == TYPE_DATA and pt.label == "romfs"), None)
 
 
 def find_vfs(image_path: Path) -> Partition:
@@ -172,7 +114,8 @@ def build_littlefs(files: dict[str, bytes], size: int, used: set[int] | None = N
     numbers of the blocks littlefs wrote are added to it: the others hold nothing it refers to,
     so a flasher may leave them as they are on the board."""
     ctx = _TrackingContext(size)
-    fs = LittleFS(ctx, block_count=size // BLOCK, disk_version=LFS_DISK_VERSION, **LFS_GEOMETRY)
+    fs = LittleFS(ctx, block_count=size // BLOCK, disk_version=LFS_DISK_VERSION, block_size=BLOCK, read_size=32,
+                  prog_size=32, lookahead_size=32)  # MicroPython's littlefs geometry
     for path in sorted(files):
         parts = path.strip("/").split("/")
         for depth in range(1, len(parts)):
@@ -200,7 +143,8 @@ def block_runs(blocks: set[int], gap: int = 2) -> list[tuple[int, int]]:
 
 
 def open_littlefs(data: bytes) -> LittleFS:
-    fs = LittleFS(block_count=len(data) // BLOCK, mount=False, **LFS_GEOMETRY)
+    fs = LittleFS(block_count=len(data) // BLOCK, mount=False, block_size=BLOCK, read_size=32, prog_size=32,
+                  lookahead_size=32)
     fs.context.buffer[:] = data
     fs.mount()
     return fs
@@ -249,8 +193,6 @@ def create_flash_image(path: Path, profile: dict, files: dict[str, bytes], firmw
     """Write a whole flash image: erased (0xFF) flash, the MicroPython image (by default the
     virtual board's placeholder for the profile's chip) with its partition table, littlefs vfs
     (and the library as a ROMFS when the profile has a romfs partition)."""
-    from loraspot.flash import espimage
-
     size = profile["flash"]["size"]
     parts = partitions_for(profile)
     vfs = next(pt for pt in parts if pt.label == "vfs")

@@ -8,17 +8,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-from typing import TYPE_CHECKING
+from collections import deque
 from urllib.parse import urlparse
 
 import paho.mqtt.client as paho
 from chirpstack_api import gw as gwpb
 from google.protobuf import json_format
+from paho.mqtt.enums import CallbackAPIVersion
 
 from loraspot.errors import LoraspotError
-
-if TYPE_CHECKING:
-    from loraspot.listen.server import Gateway, Listener
+from loraspot.listen.gateways import KEEP_FRAMES, Gateway, Network
 
 
 class MqttListenError(LoraspotError):
@@ -33,19 +32,20 @@ def parse_url(url: str) -> tuple[str, int]:
 
 
 class MqttSide:
-    def __init__(self, listener: Listener, url: str, prefix: str):
+    def __init__(self, listener: Network, url: str, prefix: str):
         self.ls = listener
         self.prefix = prefix
-        self.messages: list[tuple[str, dict]] = []  # (topic, JSON) of everything received, for checks
+        # (topic, JSON) of the newest messages received, for checks; bounded like the server's frames
+        self.messages: deque[tuple[str, dict]] = deque(maxlen=KEEP_FRAMES)
         self.conn: dict[str, str] = {}  # gateway id -> ONLINE / OFFLINE
         self.stats: dict[str, dict] = {}
         self._ids = 0
         host, port = parse_url(url)
         # a persistent session: what hotspots publish while this client is away (a broker restart
         # included, when the broker keeps sessions) is delivered when it is back
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"loraspot-listen-{os.getpid()}",
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"loraspot-listen-{os.getpid()}",
                                   clean_session=False)
-        self.client.reconnect_delay_set(0.05, 1)
+        self.client.reconnect_delay_set(0.05, 1)  # pyright: ignore[reportArgumentType] (paho takes seconds as a float)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         try:
@@ -67,22 +67,18 @@ class MqttSide:
                  ("event", "ack"): gwpb.DownlinkTxAck, ("state", "conn"): gwpb.ConnState}
         t = types.get((kind, name))
         ls = self.ls
-        with ls._lock:
-            ls.counts["datagrams"] += 1
+        with ls.lock:
+            ls.datagram()
             if t is None:
                 return
             try:
                 body = json.loads(msg.payload)
                 json_format.Parse(msg.payload, t())  # strict: unknown fields and wrong types fail
             except (ValueError, json_format.ParseError) as e:
-                ls.counts["malformed"] += 1
-                ls.errors.append(f"{msg.topic}: {e}")
+                ls.malformed(f"{msg.topic}: {e}")
                 return
             self.messages.append((msg.topic, body))
-            from loraspot.listen.server import Gateway
-
-            gw = ls.gateways.setdefault(gid.upper(), Gateway(gid.upper(), transport="mqtt"))
-            gw.transport = "mqtt"
+            gw = ls.gateway(gid, "mqtt")
             if name == "conn":
                 self.conn[gid] = body.get("state", "ONLINE")
             elif name == "stats":
@@ -105,7 +101,7 @@ class MqttSide:
              "codr": lora.get("codeRate", "CR_4_5")[3:].replace("_", "/"), "rssi": rx.get("rssi", 0),
              "lsnr": rx.get("snr", 0.0), "chan": rx.get("channel", 0), "time": rx.get("gwTime"),
              "stat": 1 if rx.get("crcStatus") == "CRC_OK" else -1, "context": rx.get("context", "")}
-        ls._heard(gw, base64.b64decode(up["phyPayload"]), p)
+        ls.heard(gw, base64.b64decode(up["phyPayload"]), p)
 
     def send(self, gw: Gateway, p: dict, phy: bytes, delay_us: int) -> dict:
         sf, bw = p["datr"][2:].split("BW")
@@ -123,7 +119,7 @@ class MqttSide:
         frame = {"downlinkId": self._ids, "gatewayId": gw.eui.lower(), "items": items}
         json_format.ParseDict(frame, gwpb.DownlinkFrame())  # what we send is valid too
         self.client.publish(f"{self.prefix}/gateway/{gw.eui.lower()}/command/down", json.dumps(frame), qos=0)
-        self.ls.counts["pull_resp"] += 1
+        self.ls.downlink_sent()
         return {"sent": True, "gateway": gw.eui, "downlink_id": self._ids, "size": len(phy), "items": len(items),
                 "tmst": (p["tmst"] + delay_us) & 0xFFFFFFFF}
 

@@ -29,8 +29,8 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
     if r.band[0] < lo or r.band[1] > hi:
         raise RegionExportError(f"region {r.name} is outside the radio band of board {board_id} "
                                 f"({profile['radio']['band_mhz'][0]}-{profile['radio']['band_mhz'][1]} MHz)")
-    freq = freq or r.channels[0][0]
-    sf = sf or 7
+    freq = int(freq or r.channels[0][0])
+    sf = int(sf or 7)
     if not r.band[0] <= freq <= r.band[1]:
         raise RegionExportError(f"{freq} Hz is outside {r.name} ({r.band[0]}-{r.band[1]} Hz)")
     drs = [i for i, d in enumerate(r.drs) if d == (sf, 125_000)]

@@ -16,12 +16,14 @@ import socket
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from loraspot.errors import LoraspotError
 from loraspot.listen import semtech
+from loraspot.listen.gateways import KEEP_ERRORS, KEEP_FRAMES, Gateway
 from loraspot.lorawan import lpp
 from loraspot.lorawan.joinserver import JoinError, JoinServer
 
@@ -30,19 +32,6 @@ JOIN_DELAY1_US = 5_000_000
 
 class ListenError(LoraspotError):
     exit_code = 2
-
-
-@dataclass
-class Gateway:
-    eui: str
-    transport: str = "udp"  # or "mqtt"
-    pull_addr: tuple | None = None  # where PULL_RESP go (the PULL_DATA source)
-    push_addr: tuple | None = None
-    pushes: int = 0
-    pulls: int = 0
-    rxpk: int = 0
-    last_stat: dict | None = None
-    tx_acks: dict = field(default_factory=dict)  # error -> count
 
 
 @dataclass
@@ -112,15 +101,16 @@ class Listener:
         self.power = power
         self.ack_fport = ack_fport
         self.on_frame = on_frame or (lambda _f: None)
-        self.frames: list[dict] = []
+        # the newest frames and errors: a long-running listen keeps a bounded window, the counts say the rest
+        self.frames: deque[dict] = deque(maxlen=KEEP_FRAMES)
         self.gateways: dict[str, Gateway] = {}
-        self.errors: list[str] = []  # malformed datagrams (what was wrong)
+        self.errors: deque[str] = deque(maxlen=KEEP_ERRORS)  # malformed datagrams (what was wrong)
         self.counts = {"datagrams": 0, "malformed": 0, "rxpk": 0, "duplicates": 0, "crc_failed": 0, "frames": 0,
                        "pull_resp": 0, "internal_errors": 0, "empty": 0}
         self._groups: dict[bytes, _Group] = {}
         self._tokens = 0
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self.sock.bind((host, port) if udp else ("127.0.0.1", 0))
@@ -165,12 +155,12 @@ class Listener:
             try:
                 data, addr = self.sock.recvfrom(65535)
             except TimeoutError:
-                data = None
+                data, addr = None, None
             except OSError:
                 if self._stop.is_set():
                     return
                 continue
-            with self._lock:
+            with self.lock:
                 if data is not None:
                     self._guarded(self._datagram, data, addr)
                 self._flush(time.monotonic())
@@ -185,14 +175,13 @@ class Listener:
             self.errors.append(f"internal error ({type(e).__name__}): {e}")
 
     def _datagram(self, data: bytes, addr: tuple) -> None:
-        self.counts["datagrams"] += 1
+        self.datagram()
         try:
             up = semtech.decode(data)
         except semtech.ProtocolError as e:
-            self.counts["malformed"] += 1
-            self.errors.append(str(e))
+            self.malformed(str(e))
             return
-        gw = self.gateways.setdefault(up.eui.upper(), Gateway(up.eui.upper()))
+        gw = self.gateway(up.eui)
         if up.ident == semtech.PULL_DATA:
             gw.pulls += 1
             gw.pull_addr = addr
@@ -208,9 +197,28 @@ class Listener:
         if up.stat is not None:
             gw.last_stat = up.stat
         for p in up.rxpk or ():
-            self._heard(gw, base64.b64decode(p["data"]), p)
+            self.heard(gw, base64.b64decode(p["data"]), p)
 
-    def _heard(self, gw: Gateway, phy: bytes, p: dict) -> None:
+    # ---- what a backhaul side (Semtech UDP here, MQTT in listen/mqtt.py) tells the server -----
+    def datagram(self) -> None:
+        """One message arrived from a gateway (a datagram, an MQTT message)."""
+        self.counts["datagrams"] += 1
+
+    def malformed(self, what: str) -> None:
+        """A message that could not be read; what was wrong with it."""
+        self.counts["malformed"] += 1
+        self.errors.append(what)
+
+    def gateway(self, eui: str, transport: str = "udp") -> Gateway:
+        """The gateway of this EUI, known from now on, reached over `transport`."""
+        gw = self.gateways.setdefault(eui.upper(), Gateway(eui.upper(), transport=transport))
+        gw.transport = transport
+        return gw
+
+    def downlink_sent(self) -> None:
+        self.counts["pull_resp"] += 1
+
+    def heard(self, gw: Gateway, phy: bytes, p: dict) -> None:
         """A frame gateway gw received (p: its rxpk, or the same fields made from an MQTT uplink),
         counted; CRC-failed ones go no further."""
         gw.rxpk += 1
@@ -266,7 +274,7 @@ class Listener:
             elif mtype in (2, 4):
                 session, f = self.js.uplink(g.phy)
                 frame.update(type="uplink", dev_eui=session.dev_eui, devaddr=session.devaddr_hex, fcnt=session.fcnt_up,
-                             fport=f.fport, confirmed=mtype == 4, payload=f.payload.hex(), adr=f.adr)
+                             fport=f.fport, confirmed=mtype == 4, payload=(f.payload or b"").hex(), adr=f.adr)
                 if f.fport and f.payload:
                     try:
                         frame["decoded"] = lpp.decode(f.payload)
@@ -310,9 +318,9 @@ class Listener:
                 "size": len(phy), "data": base64.b64encode(phy).decode(), "ncrc": True}
         self._tokens = (self._tokens + 1) & 0xFFFF
         self.sock.sendto(semtech.pull_resp(self._tokens, txpk), gw.pull_addr)
-        self.counts["pull_resp"] += 1
+        self.downlink_sent()
         return {"sent": True, "gateway": eui, "token": self._tokens, "tmst": txpk["tmst"], "size": len(phy)}
 
     def snapshot(self) -> dict:
-        with self._lock:
+        with self.lock:
             return {"counts": dict(self.counts), "gateways": {k: vars(v).copy() for k, v in self.gateways.items()}}

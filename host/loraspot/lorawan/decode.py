@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from loraspot.lorawan import crypto, frames
+from loraspot.lorawan import crypto, frame
 
 # CID -> (name, payload length), per direction (LoRaWAN 1.0.3 table 4 / section 5)
 MAC_UP = {0x02: ("LinkCheckReq", 0), 0x03: ("LinkADRAns", 1), 0x04: ("DutyCycleAns", 0), 0x05: ("RXParamSetupAns", 1),
@@ -65,7 +65,7 @@ def decode(phy: bytes, appkey: bytes | None = None, nwkskey: bytes | None = None
     if len(phy) > MAX_PHY:
         raise DecodeError(f"{len(phy)} bytes: a LoRa PHYPayload has at most {MAX_PHY}")
     mtype = phy[0] >> 5
-    out: dict = {"mhdr": {"mtype": frames.MTYPES[mtype], "major": phy[0] & 3}, "size": len(phy)}
+    out: dict = {"mhdr": {"mtype": frame.MTYPES[mtype], "major": phy[0] & 3}, "size": len(phy)}
     if mtype == 0:
         if len(phy) != 23:
             raise DecodeError(f"Join-Request must be 23 bytes, got {len(phy)}")
@@ -101,8 +101,8 @@ def decode(phy: bytes, appkey: bytes | None = None, nwkskey: bytes | None = None
         out["proprietary"] = phy[1:].hex()
         return out
     try:
-        f = frames.decode(phy, nwkskey, appskey)
-    except frames.FrameError as e:
+        f = frame.decode(phy, nwkskey, appskey)
+    except frame.FrameError as e:
         raise DecodeError(str(e)) from None
     up = f.uplink
     out.update(dev_addr=f.devaddr, fctrl={"adr": f.adr, "ack": f.ack, ("adr_ack_req" if up else "rfu"): f.fctrl_bit6,

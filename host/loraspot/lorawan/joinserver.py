@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from loraspot.lorawan import crypto, frames
+from loraspot.lorawan import crypto, frame
 
 
 class JoinError(ValueError):
@@ -71,7 +71,7 @@ class JoinServer:
         self.sessions[devaddr] = session
         return crypto.encrypt_join_accept(key, plain), session
 
-    def uplink(self, phy: bytes) -> tuple[Session, frames.DataFrame]:
+    def uplink(self, phy: bytes) -> tuple[Session, frame.DataFrame]:
         """Verify and decrypt a data uplink of a known session; the 32-bit FCnt is rebuilt."""
         if len(phy) < 12:
             raise JoinError("frame too short")
@@ -82,7 +82,7 @@ class JoinServer:
         fcnt = (max(s.fcnt_up, 0) & ~0xFFFF) | low
         if fcnt <= s.fcnt_up:
             fcnt += 0x10000
-        f = frames.decode(phy, s.nwkskey, s.appskey, fcnt=fcnt)
+        f = frame.decode(phy, s.nwkskey, s.appskey, fcnt=fcnt)
         if not f.mic_ok:
             raise JoinError("MIC does not verify")
         s.fcnt_up = fcnt
@@ -91,7 +91,7 @@ class JoinServer:
 
     def downlink(self, s: Session, *, ack: bool = False, fport: int | None = None, payload: bytes = b"",
                  fopts: bytes = b"", confirmed: bool = False) -> bytes:
-        phy = frames.build(s.nwkskey, s.appskey, s.devaddr, s.fcnt_down, uplink=False, fport=fport, payload=payload,
+        phy = frame.build(s.nwkskey, s.appskey, s.devaddr, s.fcnt_down, uplink=False, fport=fport, payload=payload,
                            fopts=fopts, confirmed=confirmed, ack=ack)
         s.fcnt_down += 1
         return phy

@@ -32,7 +32,7 @@ def run_raw(url: str, baud: int = transport.DEFAULT_BAUD, stdin_fd: int | None =
     def reader() -> None:
         while not done.is_set():
             try:
-                data = port.read(port.in_waiting or 1)
+                data = port.read(getattr(port, "in_waiting", 0) or 1)
             except (serial.SerialException, OSError, TypeError):
                 os.write(2, b"\r\n--- the port is gone ---\r\n")
                 done.set()

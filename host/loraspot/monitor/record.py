@@ -195,13 +195,14 @@ class MqttSink(Sink):
     def __init__(self, url: str, prefix: str = "loraspot", size: int = QUEUE_SIZE, client_id: str | None = None,
                  connect_timeout: float = 5.0):
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         super().__init__(size)
         u = urlsplit(url)
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise MonitorError(f"--mqtt needs mqtt://[user[:password]@]host[:port], got {url!r}")
         self.prefix = prefix
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"loraspot-monitor-{id(self)}", clean_session=False)
         if u.username:
             self.client.username_pw_set(u.username, u.password)
@@ -209,7 +210,7 @@ class MqttSink(Sink):
             self.client.tls_set()
         self.client.max_queued_messages_set(0)  # unbounded in paho: our queue bounds the total
         self.client.max_inflight_messages_set(100)
-        self.client.reconnect_delay_set(0.2, 2)
+        self.client.reconnect_delay_set(0.2, 2)  # pyright: ignore[reportArgumentType] (paho takes seconds as a float)
         connected = threading.Event()
         refused: list[str] = []
 
@@ -244,13 +245,3 @@ class MqttSink(Sink):
             time.sleep(0.05)
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def sink_for(spec: str) -> Sink:
-    """A sink from a command-line value: *.jsonl, *.sqlite/*.db, mqtt://..."""
-    if spec.startswith(("mqtt://", "mqtts://")):
-        return MqttSink(spec)
-    p = Path(spec)
-    if p.suffix in (".sqlite", ".db", ".sqlite3"):
-        return SqliteSink(p)
-    return JsonlSink(p)

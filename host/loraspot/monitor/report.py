@@ -232,7 +232,7 @@ def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
             ax.bar([mdates.date2num(when(e)) + i * width for e in edges], [counts.get(e, 0) for e in edges],
                    width=width, align="edge", label=label(dev))
             series.append(f"packets:{label(dev)}")
-        ax.set_xlim(mdates.date2num(when(first)), mdates.date2num(when(last + size)))
+        ax.set_xlim(float(mdates.date2num(when(first))), float(mdates.date2num(when(last + size))))
         time_axis(ax)
         ax.set_ylabel(f"packets per {unit}")
         ax.legend(fontsize=8)
@@ -251,7 +251,7 @@ def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
             ax.bar([mdates.date2num(when(h * 3600)) + i * width for h in hs],
                    [100 * per_hour.get(h, 0) / DUTY_BUDGET_MS for h in hs], width=width, align="edge", label=label(dev))
             series.append(f"duty:{label(dev)}")
-        ax.set_xlim(mdates.date2num(when(first * 3600)), mdates.date2num(when((last + 1) * 3600)))
+        ax.set_xlim(float(mdates.date2num(when(first * 3600))), float(mdates.date2num(when((last + 1) * 3600))))
     ax.set_title("Duty-cycle use per hour (airtime of uplinks)")
     if series:
         ax.axhline(100, color="red", linestyle="--", linewidth=1, label="the budget")
@@ -264,7 +264,8 @@ def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
     fig, ax = plt.subplots(figsize=(10, 3.5))
     series = []
     for dev, pts in sorted(rep.heap.items()):
-        ax.plot([when(t) for t, _ in pts], [v / 1024 for _, v in pts], ".-", label=label(dev), markersize=3)
+        ax.plot([when(t) for t, _ in pts], [v / 1024 for _, v in pts], ".-", label=label(dev),  # pyright: ignore[reportArgumentType]
+                markersize=3)  # (matplotlib draws datetimes; its stubs say arrays)
         series.append(f"heap:{label(dev)}")
     ax.set_title("Free heap")
     if series:

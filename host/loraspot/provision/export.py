@@ -162,7 +162,7 @@ def push_chirpstack(target: str, token: str, items: list[Entry], *, application_
     need("grpc", "chirpstack", "push-chirpstack (ChirpStack's gRPC API)")
     need("chirpstack_api.api", "chirpstack", "push-chirpstack (ChirpStack's gRPC API)")
     import grpc
-    from chirpstack_api import api, common
+    from chirpstack_api import api
 
     nodes = [e for e in items if e.device.role != "hotspot"]
     hotspots = [e for e in items if e.device.role == "hotspot"]
@@ -194,10 +194,9 @@ def push_chirpstack(target: str, token: str, items: list[Entry], *, application_
                 raise ExportError("devices of several regions: give --device-profile-id per region")
             (r,) = region
             profile = api.DeviceProfile(
-                tenant_id=tenant_id, name=f"loraspot {r}", region=common.Region.Value(CS_REGIONS[r]),
-                mac_version=common.MacVersion.Value("LORAWAN_1_0_3"),
-                reg_params_revision=common.RegParamsRevision.Value("A"), supports_otaa=True,
-                payload_codec_runtime=api.CodecRuntime.Value("CAYENNE_LPP"), uplink_interval=300)
+                tenant_id=tenant_id, name=f"loraspot {r}", region=CS_REGIONS[r], mac_version="LORAWAN_1_0_3",
+                reg_params_revision="A", supports_otaa=True, payload_codec_runtime="CAYENNE_LPP",
+                uplink_interval=300)  # enum fields by name, as protobuf takes them
             resp = call("the device profile", api.DeviceProfileServiceStub(channel).Create,
                         api.CreateDeviceProfileRequest(device_profile=profile))
             device_profile_id = resp.id

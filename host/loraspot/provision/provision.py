@@ -19,9 +19,11 @@ from loraspot import device
 from loraspot.errors import DeviceError, LoraspotError
 from loraspot.lorawan.crypto import key_check_value
 from loraspot.provision.inventory import Inventory, InventoryError, hex_id
+from loraspot.resources import firmware_module
 
-# the firmware's regions; SINGLE is one channel (single_freq, single_sf), for single-channel hotspots
-REGIONS = ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470", "SINGLE")
+# the firmware's regions (its own table); SINGLE is one channel (single_freq, single_sf), for
+# single-channel hotspots
+REGIONS: tuple[str, ...] = tuple(firmware_module("spot/lorawan/region.py").NAMES)
 AES_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key")
 
 
@@ -30,9 +32,8 @@ class ProvisionError(LoraspotError):
 
 
 def eui64(mac: str) -> str:
-    """The EUI-64 of a MAC-48 (FF FE inserted in the middle), as the firmware derives it."""
-    m = _hex(mac, 12, "MAC")
-    return m[:6] + "FFFE" + m[6:]
+    """The EUI-64 of a MAC-48, by the firmware's own function (spot.eui64: FF FE in the middle)."""
+    return firmware_module("spot/__init__.py").eui64(_hex(mac, 12, "MAC"))
 
 
 def _hex(text: str, digits: int, what: str) -> str:
@@ -136,8 +137,8 @@ class Options:
         return cfg, ({"mqtt_password": u.password.encode()} if u.password else {})
 
 
-def _mhz(freq: int) -> str:
-    return f"{freq / 1e6:g} MHz"
+def _mhz(freq: int | None) -> str:
+    return f"{(freq or 0) / 1e6:g} MHz"
 
 
 def plan(opts: Options, inv: Inventory) -> str:
@@ -145,8 +146,6 @@ def plan(opts: Options, inv: Inventory) -> str:
     a hotspot hears it: a single-channel hotspot hears one frequency at one SF, a node on a full
     region hops over channels and data rates and is rarely heard (docs/single-channel.md).
     Returns what was chosen and why, in words."""
-    from loraspot.resources import firmware_module
-
     reg = firmware_module("spot/lorawan/region.py")
     if opts.role == "hotspot":
         region = opts.region or "EU868"

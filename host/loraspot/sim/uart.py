@@ -398,7 +398,7 @@ class Rfc2217Endpoint:
                 with send_lock:
                     conn.sendall(data)
 
-        manager = serial.rfc2217.PortManager(self.control, _Conn())
+        manager = serial.rfc2217.PortManager(self.control, _Conn())  # pyright: ignore[reportArgumentType] (duck-typed)
 
         def sink(data: bytes) -> None:
             try:

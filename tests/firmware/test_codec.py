@@ -3,7 +3,7 @@ import binascii
 import json
 
 from fwtest import eq, raises
-from spot import frame
+from spot import codec as frame
 
 VECTORS = "../vectors/console.json"
 

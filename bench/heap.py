@@ -1,0 +1,50 @@
+"""The heap figures a refactoring must not make worse (printed, and with --json written as one
+object): heap per forwarded packet on the hotspot's path, with and without packet events; the
+hotspot's free heap while forwarding (resident); the node role's heap held while running.
+`bench/heap-baseline.json` holds the figures of the tree before the seams were cut (issue
+"Seams"); this prints the change against it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import hotspot  # noqa: E402
+import node  # noqa: E402
+
+BASELINE = ROOT / "bench" / "heap-baseline.json"
+BLOCK = 16  # a heap block of the 64-bit unix port (8 on an ESP32)
+
+
+def figures() -> dict:
+    fwd = hotspot.firmware("forward")
+    ev = hotspot.firmware("forward-events")
+    return {"hotspot_bytes_per_packet": round(fwd["bytes_per_packet"], 1),
+            "hotspot_bytes_per_packet_events": round(ev["bytes_per_packet"], 1),
+            "hotspot_free_heap_min": min(fwd["free_heap"]), "node_heap_used": node.node_heap(False)}
+
+
+def main() -> None:
+    now = figures()
+    if "--json" in sys.argv:
+        print(json.dumps(now, sort_keys=True))
+        return
+    base = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    for key, value in now.items():
+        was = base.get(key)
+        change = "" if was is None or value is None else f" (baseline {was}, change {value - was:+.1f})"
+        print(f"{key}: {value}{change}")
+    if base:
+        per_packet_ok = all(now[k] - base[k] <= BLOCK for k in ("hotspot_bytes_per_packet",
+                                                               "hotspot_bytes_per_packet_events"))
+        resident_ok = (base["hotspot_free_heap_min"] - now["hotspot_free_heap_min"] <= 1024 and
+                       (now["node_heap_used"] or 0) - (base["node_heap_used"] or 0) <= 1024)
+        print(f"within one heap block per packet: {per_packet_ok}; within 1 KB resident: {resident_ok}")
+
+
+if __name__ == "__main__":
+    main()
