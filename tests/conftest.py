@@ -77,7 +77,9 @@ class FirmwareModule(pytest.File):
 
     def results(self) -> dict[str, tuple[str, str]]:
         if self._results is None:
-            names = [item.name for item in self.collect()]
+            # only what was selected (-k, a node id): not the whole module
+            names = [item.name for item in self.session.items if item.parent is self] or \
+                [item.name for item in self.collect()]
             proc = run_micropython(ROOT / "tests" / "mp_runner.py", self.path.stem, *names)
             self._results = parse_runner_output(proc.stdout + proc.stderr, names, proc.returncode)
         return self._results

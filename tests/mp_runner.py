@@ -21,3 +21,12 @@ for name in names:
         print("\n@@RESULT %s FAIL" % name)
     else:
         print("\n@@RESULT %s PASS" % name)
+
+# module-level clean-up, as pytest's teardown_module: after the tests, never counted as one
+teardown = getattr(mod, "teardown_module", None)
+if teardown is not None:
+    try:
+        teardown()
+    except Exception as e:
+        print("\n@@TEARDOWN failed")
+        sys.print_exception(e)

@@ -10,9 +10,9 @@ import micropython
 from spot import VERSION, crashlog, unload
 from spot.board import Board
 from spot.clock import ticks_diff
+from spot.codec import MAX_FRAME, MAX_REQUEST
 from spot.config import Config
 from spot.console import PROTOCOL, CommandError, Console, arg
-from spot.codec import MAX_FRAME, MAX_REQUEST
 
 
 class App:

@@ -15,8 +15,8 @@ import os
 import micropython
 
 from spot.clock import ticks_diff
-from spot.console import CommandError, arg
 from spot.codec import canonical
+from spot.console import CommandError, arg
 from spot.fsnames import LOCK_PATH
 
 NONCE_TTL_MS = 300000

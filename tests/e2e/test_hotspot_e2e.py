@@ -5,8 +5,6 @@ confirmed uplinks are acknowledged, and LPP values arrive as the virtual sensors
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from loraspot.listen.server import JOIN_DELAY1_US, Listener
 from loraspot.sim.medium import Medium
@@ -30,7 +28,9 @@ def test_three_nodes_join_and_send_through_the_hotspot_to_listen(tmp_path, make_
             flash = node_image(tmp_path / f"n{i}.bin", eui, key, confirm_every=2)
             nodes.append(make_board(flash, speed=SPEED, medium=medium.address, register=False,
                                     position=(100.0 * (i + 1), 0, 0), hardware={"seed": i, "bme280": {}}))
-            time.sleep(0.7)  # boots 7 s of device time apart: the three joins do not collide
+            # the next node starts once this one has joined: the three joins do not collide
+            assert wait(lambda eui=eui: any(f.get("type") == "join" and f.get("dev_eui") == eui and "error" not in f
+                                            for f in frames), 60), frames
         first = Events(nodes[0].info["url"])
 
         def uplinks(eui):
@@ -40,6 +40,7 @@ def test_three_nodes_join_and_send_through_the_hotspot_to_listen(tmp_path, make_
         for n in nodes:  # quiet air, then every accepted downlink has gone out
             n.stop()
         wait(lambda: hs_events.client.request("stats")["downlinks_queued"] == 0, 10, 0.2)
+        hs_stats = hs_events.client.request("stats")
         hs_events.close()
         first.close()
     assert ok, [(f.get("type"), f.get("dev_eui"), f.get("error")) for f in frames]
@@ -52,7 +53,9 @@ def test_three_nodes_join_and_send_through_the_hotspot_to_listen(tmp_path, make_
     tx_acks = ls.snapshot()["gateways"]
     (gw,) = tx_acks.values()
     assert set(gw["tx_acks"]) == {"NONE"} and gw["tx_acks"]["NONE"] == sum("downlink" in f for f in frames)
-    assert gw["last_stat"] is not None and gw["last_stat"]["rxok"] >= 0
+    # the stat object carries the interval counters; the hotspot forwarded every frame listen got
+    assert gw["last_stat"] is not None and {"rxnb", "rxok", "rxfw", "ackr", "dwnb", "txnb"} <= set(gw["last_stat"])
+    assert hs_stats["forwarded"] >= len(frames) and hs_stats["rx"] >= hs_stats["forwarded"]
     # every node's uplinks: consecutive FCnts, BME280 values as its virtual sensor measured them
     for node, eui in zip(nodes, devices, strict=True):
         ups = uplinks(eui)

@@ -59,7 +59,7 @@ def forwarding(n=10000, events=False):
     from spot.hotspot.udp import SemtechUdp
 
     clock = Clock()
-    hs = Hotspot(Radio(), clock, Console(), 868100000, 7, (863000000, 870000000), 16, packet_events=events)
+    hs = Hotspot(Radio(), clock, Console(), 868100000, 7, (863000000, 870000000), queue_size=16, packet_events=events)
     hs.utc.sync()
     server, port = server_socket(47810)
     server.setblocking(False)
@@ -111,7 +111,7 @@ def rate(n=2000):
     from spot.hotspot.udp import SemtechUdp
 
     clock = Clock()
-    hs = Hotspot(Radio(), clock, Console(), 868100000, 7, (863000000, 870000000), 16, packet_events=True)
+    hs = Hotspot(Radio(), clock, Console(), 868100000, 7, (863000000, 870000000), queue_size=16, packet_events=True)
     hs.utc.sync()
     server, port = server_socket(47910)
     link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
@@ -137,7 +137,7 @@ def tx_error(n=200):
     m = SX1276Model()
     clock = Clock()
     r = SX127x(FakeSPI(m), m.pins(), clock, PROFILE)
-    hs = Hotspot(r, clock, Console(), 868100000, 7, (863000000, 870000000), 4, packet_events=False)
+    hs = Hotspot(r, clock, Console(), 868100000, 7, (863000000, 870000000), queue_size=4, packet_events=False)
     hs.listen()
 
     errs = []

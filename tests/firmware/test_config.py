@@ -149,5 +149,5 @@ def test_atomic_json_load_missing():
     eq(AtomicJson("/t/none.json").load(), (None, None))
 
 
-def test_zz_cleanup():
+def teardown_module():
     close_flashes("/t")

@@ -235,7 +235,7 @@ def test_wrong_offset_and_protected_paths():
         eq(e.code, "not_found")
 
 
-def test_zz_cleanup():
+def teardown_module():
     import vfs
 
     vfs.umount("/f")

@@ -101,7 +101,7 @@ class FakeConsole:
 def _hotspot():
     src = Src()
     clock = Clock(us_source=src, ms_source=lambda: src.t // 1000)
-    return src, Hotspot(FakeRadio(), clock, FakeConsole(), 868100000, 7, (863000000, 870000000), 4)
+    return src, Hotspot(FakeRadio(), clock, FakeConsole(), 868100000, 7, (863000000, 870000000), queue_size=4)
 
 
 def _txpk(**kw):

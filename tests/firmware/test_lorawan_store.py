@@ -83,5 +83,5 @@ def test_devnonce_exhaustion_is_an_error():
     raises(ValueError, c.next_devnonce)
 
 
-def test_zz_cleanup():
+def teardown_module():
     _fresh()

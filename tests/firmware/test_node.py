@@ -252,6 +252,6 @@ def test_rtc_record_restores_session_mac_duty_and_schedule():
     eq(json.loads(rec[4:])["up"], 3)
 
 
-def test_zz_cleanup():
+def teardown_module():
     close_flashes("/n")
     asyncio.new_event_loop()

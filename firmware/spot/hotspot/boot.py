@@ -43,8 +43,9 @@ def build(app):
     gc.threshold(4096)
     radio = board.radio(clock)
     hs = Hotspot(radio, clock, console, config.get("single_freq"), config.get("single_sf"),
-                 channel_band(config, radio), config.get("queue_size"), config.get("queue_max_age"),
-                 config.get("forward_crc_errors"), config.get("packet_events"))
+                 channel_band(config, radio), queue_size=config.get("queue_size"),
+                 max_age_s=config.get("queue_max_age"), forward_crc=config.get("forward_crc_errors"),
+                 packet_events=config.get("packet_events"))
     hs.position = position(config.get("position"))
     from spot.hotspot.semtech import gateway_eui
 
@@ -52,9 +53,10 @@ def build(app):
     if backhaul == "mqtt":
         from spot.hotspot.mqtt import ChirpStackMqtt
 
-        link = ChirpStackMqtt(hs, eui, config.get("mqtt_host"), config.get("mqtt_port"), config.get("mqtt_prefix"),
-                              config.get("mqtt_user"), app.secrets.get("mqtt_password"), config.get("mqtt_tls"),
-                              config.get("gw_stat_interval"))
+        link = ChirpStackMqtt(hs, eui, config.get("mqtt_host"), config.get("mqtt_port"),
+                              prefix=config.get("mqtt_prefix"), user=config.get("mqtt_user"),
+                              password=app.secrets.get("mqtt_password"), tls=config.get("mqtt_tls"),
+                              stat_s=config.get("gw_stat_interval"))
     else:
         from spot.hotspot.udp import SemtechUdp
 

@@ -70,7 +70,7 @@ class Utc:
 
 
 class Hotspot:
-    def __init__(self, radio, clock, console, freq, sf, band, queue_size=32, max_age_s=3600, forward_crc=False,
+    def __init__(self, radio, clock, console, freq, sf, band, *, queue_size=32, max_age_s=3600, forward_crc=False,
                  packet_events=True):
         self.radio = radio
         self.clock = clock

@@ -277,7 +277,7 @@ def txpk_of(item):
 
 
 class ChirpStackMqtt:
-    def __init__(self, hs, eui, host, port, prefix, user="", password=None, tls=False, stat_s=30):
+    def __init__(self, hs, eui, host, port, *, prefix="eu868", user="", password=None, tls=False, stat_s=30):
         self.hs = hs
         self.clock = hs.clock
         self.console = hs.console
