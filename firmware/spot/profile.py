@@ -16,7 +16,7 @@ SCHEMA = {
     "id": "str",
     "name": "str",
     "chip": CHIPS,
-    "image": {"name": "str", "offset": "int"},
+    "image": {"name": "str", "offset": "int", "placeholder?": "bool"},  # placeholder: no image from micropython.org
     "flash": {
         "size": "int",
         "partitions": {"nvs": ["int"], "app": ["int"], "vfs": ["int"], "romfs?": ["int"]},

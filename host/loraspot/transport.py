@@ -106,14 +106,13 @@ class PortInfo:
     pid: int | None = None
     serial_number: str | None = None
     boards: list[str] = field(default_factory=list)
-    virtual: bool = False
-    device_id: str | None = None
-    alt_url: str | None = None
+    reset_url: str | None = None  # where the board is reset when url cannot (a pty has no DTR/RTS)
 
 
 def list_ports() -> list[PortInfo]:
-    """USB serial ports with the board profiles their VID/PID match, then running virtual boards."""
-    from loraspot.sim import registry
+    """Serial ports with the board profiles their USB VID/PID match: the system's, then the ones
+    local programs announce (loraspot.localports; a virtual board is one)."""
+    from loraspot import localports
 
     ports = []
     listed = serial.tools.list_ports.comports()
@@ -124,11 +123,14 @@ def list_ports() -> list[PortInfo]:
             continue  # macOS lists each USB port twice: the call-out device is the one to use
         matches = [b["id"] for b in boards.match_usb(p.vid, p.pid)]
         ports.append(PortInfo(normalise_port(p.device), p.description or "", p.vid, p.pid, p.serial_number, matches))
-    for info in registry.running():
-        pty = info.get("pty")
-        url = pty if pty and os.path.exists(pty) else info["url"]
-        ports.append(PortInfo(url, "loraspot virtual board", boards=[info["board"]], virtual=True,
-                              device_id=info["id"], alt_url=info["url"] if url != info["url"] else None))
+    for info in localports.announced():
+        url = info["url"]
+        if not url.startswith(("rfc2217://", "socket://")) and not os.path.exists(url):
+            url = info.get("reset_url") or url  # the pty is gone: its RFC 2217 twin serves the same board
+        vid, pid = info.get("vid"), info.get("pid")
+        ports.append(PortInfo(url, info.get("description", ""), vid, pid, info.get("serial_number"),
+                              [b["id"] for b in boards.match_usb(vid, pid)],
+                              info.get("reset_url") if info.get("reset_url") != url else None))
     return ports
 
 
@@ -175,7 +177,7 @@ def _serial_key(text: str | None) -> str:
 def port_info(url: str) -> PortInfo | None:
     """What the listing says about this port (USB ids, serial number), or None."""
     u = normalise_port(url)
-    return next((p for p in list_ports() if u in (p.url, p.alt_url)), None)
+    return next((p for p in list_ports() if u in (p.url, p.reset_url)), None)
 
 
 def find_again(before: PortInfo) -> PortInfo | None:

@@ -249,13 +249,15 @@ def test_crash_is_logged_and_reported_after_reset(board):
         assert device.reboot(client)["crash"]["error"] == "RuntimeError: sensor bus stuck"
 
 
-def test_registered_while_running(board):
+def test_listed_as_a_port_while_running(board):
+    """A virtual board is announced as a port like a USB one (the virtual profile's USB id, its id
+    as serial number), found by the profile matching, and gone when it stops."""
     from loraspot import transport
 
-    ports = [p for p in transport.list_ports() if p.virtual]
-    assert [p.device_id for p in ports] == [board.board.device_id]
+    ports = [p for p in transport.list_ports() if p.serial_number == board.board.device_id]
+    assert [(p.vid, p.pid, p.boards) for p in ports] == [(0x1209, 0x4C53, ["virtual"])]
     board.stop()
-    assert not [p for p in transport.list_ports() if p.virtual]
+    assert not [p for p in transport.list_ports() if p.serial_number == board.board.device_id]
 
 
 def test_cli_says_busy_without_traceback(board):

@@ -46,7 +46,7 @@ def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, im
     targets = flasher.resolve_targets(list(ports), every, board_id)
     chosen = {t.port: _ask_board(ctx, t) for t in targets}
     if image is None:  # the pinned release for each kind of board, downloaded if the cache has none yet
-        for bid in sorted(set(chosen.values()) - {"virtual"}):
+        for bid in sorted(b for b in set(chosen.values()) if not boards.get(b)["image"].get("placeholder")):
             fetched = firmware.ensure_cached(boards.get(bid))
             if fetched:
                 ctx.err.print(f"fetched MicroPython {fetched['version']} for {bid} ({fetched['name']}): "

@@ -20,7 +20,7 @@ def complete_ports(ctx, param, incomplete: str) -> list[CompletionItem]:
         return []
     items = []
     for p in found:
-        for url in filter(None, (p.url, p.alt_url)):
+        for url in filter(None, (p.url, p.reset_url)):
             if url.startswith(incomplete):
                 items.append(CompletionItem(url, help=", ".join(p.boards) or p.description))
     return items

@@ -16,10 +16,10 @@ def ports_cmd(ctx) -> None:
     if ctx.json:
         ctx.emit([dataclasses.asdict(p) for p in found])
         return
-    table = ui.table("port", "description", "USB id", "boards", "device")
+    table = ui.table("port", "description", "USB id", "boards", "serial number")
     for p in found:
         usb = f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None and p.pid is not None else ""
-        table.add_row(p.url, p.description, usb, ", ".join(p.boards) or "-", (p.device_id or "").upper())
+        table.add_row(p.url, p.description, usb, ", ".join(p.boards) or "-", p.serial_number or "")
     ui.print_table(ctx.out, table) if found else ctx.out.print("no serial ports found")
 
 

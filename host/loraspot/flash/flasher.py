@@ -67,7 +67,7 @@ def load_firmware(profile: dict, image_path: Path | None) -> tuple[bytes, espima
             data = Path(image_path).read_bytes()
         except OSError as e:
             raise ImageError(f"cannot read the image {image_path}: {e.strerror}") from None
-    elif profile["id"] == "virtual":
+    elif profile["image"].get("placeholder"):  # a board that runs no image from micropython.org
         data = espimage.placeholder(profile)
     else:
         data = firmware.cached_image(profile)
@@ -448,8 +448,8 @@ def resolve_targets(ports: list[str], every: bool, board_id: str | None) -> list
     by_url: dict[str, transport.PortInfo] = {}
     for info in found:
         by_url[info.url] = info
-        if info.alt_url:
-            by_url[info.alt_url] = info
+        if info.reset_url:
+            by_url[info.reset_url] = info
     if not ports:
         detected = [p for p in found if p.boards]
         if not detected:
@@ -457,12 +457,12 @@ def resolve_targets(ports: list[str], every: bool, board_id: str | None) -> list
         if len(detected) > 1 and not every:
             names = ", ".join(p.url for p in detected)
             raise PortError(f"several boards are connected ({names}): give --port (repeatable) or --all")
-        ports = [p.alt_url if p.virtual and p.alt_url else p.url for p in detected]
+        ports = [p.reset_url or p.url for p in detected]
     out = []
     for port in ports:
         info = by_url.get(port)
-        if info is not None and info.virtual and info.alt_url and port == info.url:
-            port = info.alt_url  # a virtual board resets through RFC 2217 (a pty has no DTR/RTS)
+        if info is not None and info.reset_url and port == info.url:
+            port = info.reset_url  # where the board can be reset (a pty has no DTR/RTS)
         cands = [board_id] if board_id else (list(info.boards) if info else [])
         out.append(Target(port, cands))
     return out

@@ -102,7 +102,7 @@ class Watcher(threading.Thread):
                     if client.gone or self.mon.stopping.wait(2.0):
                         return False
             d = self.mon.fleet.device(str(hello.get("id", port)))
-            info = next((p for p in transport.list_ports() if port in (p.url, p.alt_url)), None)
+            info = transport.port_info(port)
             if info is not None and info.serial_number:
                 d.serial_number = info.serial_number
             if d.state == "gone":
@@ -140,15 +140,13 @@ class Watcher(threading.Thread):
         if d is None:
             return None
         ports = transport.list_ports()
-        for p in ports:
-            if p.virtual and p.device_id == d.device:
-                return p.url
+        for p in ports:  # a port with a serial number is found by it (a virtual board's is its id)
             if d.serial_number and p.serial_number == d.serial_number:
                 return p.url
         if d.serial_number:
             return None
         for p in ports:
-            if p.virtual or not p.boards or p.url in self.mon.claimed:
+            if p.serial_number or not p.boards or p.url in self.mon.claimed:
                 continue
             try:
                 client = ConsoleClient(transport.open_port(p.url, self.mon.baud), timeout=1.0, keep_events=False)
@@ -205,11 +203,11 @@ class Monitor:
         """--all: boards that appear later are watched too (once: a known device is found again
         by its own watcher)."""
         while not self.stopping.is_set():
-            known = {d.device for d in self.fleet.devices.values()}
+            serials = {d.serial_number for d in self.fleet.devices.values() if d.serial_number}
             for p in transport.list_ports():
-                if not p.boards or p.url in self.claimed or (p.alt_url and p.alt_url in self.claimed):
+                if not p.boards or p.url in self.claimed or (p.reset_url and p.reset_url in self.claimed):
                     continue
-                if p.virtual and p.device_id in known:
+                if p.serial_number and p.serial_number in serials:
                     continue
                 self._watch(p.url)
             self.stopping.wait(DISCOVER_EVERY)

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loraspot import boards, resources
+from loraspot import boards, localports, resources
 from loraspot.errors import ImageError
 from loraspot.flash import image
 from loraspot.flash.mpy import compiled_firmware
-from loraspot.sim import registry, romloader
+from loraspot.sim import romloader
 from loraspot.sim.uart import LineControl, PtyEndpoint, Rfc2217Endpoint, Uart
 
 HEAP_KB = 112  # the ESP32's MicroPython heap as the firmware sees it (tests use the same limit)
@@ -178,8 +178,13 @@ class VirtualBoard:
         self.rfc = Rfc2217Endpoint(self.uart, self.control, self.opts.rfc2217_port, pty=self.pty)
         info = {"event": "serving", "id": self.device_id, "board": self.opts.board, "pty": self.pty and self.pty.path,
                 "url": self.rfc.url, "flash": str(flash), "pid": os.getpid()}
-        if self.opts.register:
-            self._reg_path = registry.register(info)
+        if self.opts.register:  # listed as a port, as a USB board would be (the profile's USB id)
+            usb = self.profile["usb"][0]
+            url = info["pty"] or info["url"]
+            self._reg_path = localports.announce({
+                "url": url, "reset_url": info["url"] if url != info["url"] else None,
+                "description": "loraspot virtual board", "vid": int(usb["vid"], 16), "pid": int(usb["pid"], 16),
+                "serial_number": self.device_id, "process": os.getpid()})
         self._thread = threading.Thread(target=self._supervise, name="firmware", daemon=True)
         self._thread.start()
         self._status(info)
@@ -199,7 +204,7 @@ class VirtualBoard:
                 ep.close()
         self.uart.close()
         if self._reg_path:
-            registry.unregister(self._reg_path)
+            localports.withdraw(self._reg_path)
 
     def __enter__(self) -> VirtualBoard:
         self.start()

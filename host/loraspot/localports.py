@@ -1,5 +1,8 @@
-"""Running virtual boards register themselves (one JSON file each in a runtime folder) so that
-`loraspot ports` lists them beside USB ports and a restarted board is found by its identity."""
+"""Serial ports served by local programs (one JSON file each in a runtime folder), listed by the
+transport beside the USB ports the system knows: a program that serves a board on a pty or over
+RFC 2217 announces the port as a USB port would appear (its URL, a description, a USB VID/PID, a
+serial number) and withdraws it when it stops. The transport does not know what serves it; the
+virtual board (loraspot.sim) is one such program."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ def runtime_dir() -> Path:
         base = Path(platformdirs.user_runtime_dir("loraspot"))
     else:
         base = Path(tempfile.gettempdir()) / f"loraspot-{os.getuid()}"
-    path = base / "boards"
+    path = base / "ports"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -35,27 +38,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def register(info: dict) -> Path:
-    path = runtime_dir() / f"{info['id']}.json"
+def announce(info: dict) -> Path:
+    """Announce a port: {"url", "description", "vid", "pid", "serial_number", "reset_url" (where
+    the board can be reset when url cannot, e.g. a pty has no DTR/RTS), "process" (its pid)}."""
+    path = runtime_dir() / f"{info['serial_number']}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
     tmp.replace(path)
     return path
 
 
-def unregister(path: Path) -> None:
+def withdraw(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def running() -> list[dict]:
-    """Registered boards whose process is alive; stale entries are removed."""
+def announced() -> list[dict]:
+    """Announced ports whose program is alive; stale entries are removed."""
     boards = []
     for path in sorted(runtime_dir().glob("*.json")):
         try:
             info = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if not _alive(int(info.get("pid", 0))):
+        if not _alive(int(info.get("process", 0))):
             path.unlink(missing_ok=True)
             continue
         boards.append(info)
