@@ -148,11 +148,14 @@ class Hotspot:
     # hands it downlinks (schedule: the TX_ACK result) and tells it what happened through these;
     # the counters and the up/down state are the hotspot's own.
     def link(self, up, kind, server):
-        """The backhaul is up or down: one state for every backhaul, an event when it changes."""
+        """The backhaul is up or down: one state for every backhaul, an event when it changes.
+        server: "host:port" or (host, port), formatted only then."""
         state = "up" if up else "down"
         if state == self.backhaul:
             return
         self.backhaul = state
+        if not isinstance(server, str):
+            server = "%s:%d" % server
         ev = {"state": state, "kind": kind, "server": server}  # type: dict[str, Any]
         if not up:
             ev["queued"] = len(self.backlog)

@@ -95,22 +95,16 @@ class SemtechUdp:
         except OSError:  # e.g. ECONNREFUSED reported for an earlier datagram: the server is away
             return False
 
-    def _where(self):
-        host, port = self.servers[self.current]
-        return "%s:%d" % (host, port)
-
     def _answered(self):
         self.misses = 0
-        if self.hs.backhaul != "up":  # the server's name is made only when the state changes
-            self.hs.link(True, "udp", self._where())
+        self.hs.link(True, "udp", self.servers[self.current])  # nothing allocated unless the state changes
 
     def _missed(self):
         self.misses += 1
         if self.misses < DOWN_AFTER:
             return
         self.misses = 0
-        if self.hs.backhaul != "down":
-            self.hs.link(False, "udp", self._where())
+        self.hs.link(False, "udp", self.servers[self.current])
         if len(self.servers) > 1:
             self.current = (self.current + 1) % len(self.servers)
             self.resolve()
