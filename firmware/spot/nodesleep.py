@@ -8,6 +8,8 @@ import json
 from array import array
 from binascii import hexlify, unhexlify
 
+from spot.clock import ticks_add, ticks_diff
+
 RTC_MAGIC = b"LSN1"
 
 
@@ -43,7 +45,7 @@ def restore_rtc(node, data):
     now = node.clock.ticks_ms()
     for band, left in st["duty"]:
         if left > slept:
-            lw.duty.restore(band, left - slept, now)
+            lw.duty.off_until[band] = ticks_add(now, left - slept)
     node.base_ms = st["t"] + slept
     node.count, node.missed, node.last_down = st["n"], st["miss"], st["down"]
     node.hour_start, node.hour_used_ms = st["hs"], st["hu"]
@@ -53,7 +55,7 @@ def restore_rtc(node, data):
 def rtc_record(node, sleep_ms):
     lw, m = node.lw, node.lw.mac
     now = node.clock.ticks_ms()
-    duty = lw.duty.off_times(now)
+    duty = [[b, ticks_diff(t, now)] for b, t in lw.duty.off_until.items() if ticks_diff(t, now) > 0]
     t = m.channels
     if m.fixed_plan:
         ch = [hexlify(t.on).decode()]

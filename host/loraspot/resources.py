@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -49,5 +50,12 @@ def firmware_module(relpath: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location("loraspot_fw_" + path.stem, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # its own imports of the firmware's plain modules (`from spot import ConfigError`) resolve to
+    # the firmware's files, under their own name, for the time of the load
+    saved = sys.path[:]
+    sys.path.insert(0, str(firmware_dir()))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
     return module

@@ -4,11 +4,12 @@
 import json
 
 from fwtest import eq, raises
+from spot import mqttc
 from spot.hotspot import mqtt
 
 
 def test_mqtt_client_parses_packets_split_and_joined():
-    c = mqtt.Client("h", 1, "id")
+    c = mqttc.Client("h", 1, "id")
     got = []
     c.on_message = lambda topic, payload: got.append((topic, bytes(payload)))
 
@@ -33,7 +34,7 @@ def test_mqtt_client_parses_packets_split_and_joined():
     eq(c.acked, 0x1234)
     eq(c.rn, 0)
     c.sock = Sock([b"\x30\xff\xff\x03"])  # 65535 bytes: larger than any downlink
-    raises(mqtt.MqttError, lambda: [c.feed() for _ in range(2)])
+    raises(mqttc.MqttError, lambda: [c.feed() for _ in range(2)])
 
 
 def test_chirpstack_downlink_items():

@@ -166,25 +166,20 @@ class Hotspot:
         self.stats["forwarded"] += n
         self.interval["rxfw"] += n
 
-    def sent(self):
-        """An uplink message went out; acked() follows when the server acknowledges it."""
-        self.stats["up_sent"] += 1
-        self.interval["up_sent"] += 1
-
-    def acked(self):
-        self.stats["up_acked"] += 1
-        self.interval["up_acked"] += 1
+    def sent(self, acked=False):
+        """An uplink message went out (acked=False), or the server acknowledged one (acked=True)."""
+        k = "up_acked" if acked else "up_sent"
+        self.stats[k] += 1
+        self.interval[k] += 1
 
     def downlink_in(self, ok=True):
-        """A downlink message arrived from the server; ok=False: it could not be read."""
-        self.stats["down"] += 1
-        self.interval["dwnb"] += 1
+        """A downlink message arrived from the server; ok=False: it could not be read; ok=None:
+        an item of one counted already was unusable."""
+        if ok is not None:
+            self.stats["down"] += 1
+            self.interval["dwnb"] += 1
         if not ok:
             self.stats["down_bad"] += 1
-
-    def downlink_bad(self):
-        """A downlink message that was counted in, found unusable later."""
-        self.stats["down_bad"] += 1
 
     def bad_datagram(self):
         self.stats["bad_datagrams"] += 1

@@ -41,7 +41,7 @@ class SemtechUdp:
         self.small = bytearray(64)  # PULL_DATA and TX_ACK
         self.token = int.from_bytes(os.urandom(2), "big")
         self.push_token = -1
-        self.push_acked = False
+        self.ack_flag = asyncio.ThreadSafeFlag()  # set when the PUSH_ACK of the pending push arrives
         self.pull_token = -1
         self.stat_token = -1
         self.misses = 0
@@ -133,7 +133,7 @@ class SemtechUdp:
         if ident != semtech.PUSH_ACK:
             self.hs.bad_datagram()
         elif token == self.push_token:
-            self.push_acked = True
+            self.ack_flag.set()
             self._acked()
         elif token == self.stat_token:
             self.stat_token = -1
@@ -200,7 +200,7 @@ class SemtechUdp:
         self._send(self.small, n)
 
     def _acked(self):
-        self.hs.acked()
+        self.hs.sent(acked=True)
         self._answered()
 
     # ---- send -------------------------------------------------------------------------------------
@@ -257,15 +257,16 @@ class SemtechUdp:
             if not written:
                 hs.backlog.pop(covered)
                 continue
-            self.push_acked = False
             self.push_token = token
+            self.ack_flag.clear()
             self._push(self.w.buf, self.w.n)
-            for _ in range(ACK_TIMEOUT_MS):
-                if self.push_acked:
-                    break
-                await asyncio.sleep_ms(1)
+            acked = True
+            try:  # the up socket's reader sets the flag: no polling while the server answers
+                await asyncio.wait_for_ms(self.ack_flag.wait(), ACK_TIMEOUT_MS)
+            except asyncio.TimeoutError:
+                acked = False
             self.push_token = -1
-            if self.push_acked:
+            if acked:
                 hs.backlog.pop(covered)
                 hs.forwarded(written)
                 backoff = 1000

@@ -15,7 +15,8 @@ class DutyCycleError(ValueError):
 class DutyCycle:
     def __init__(self, region):
         self.region = region
-        self._free = {}  # band low edge -> ms tick when the band opens again
+        # band low edge -> ms tick when the band opens again; public: the deep-sleep record keeps it
+        self.off_until = {}
         self.enforced = True
 
     def wait_ms(self, freq, airtime_us, now_ms, uplink_dwell=None):
@@ -28,7 +29,7 @@ class DutyCycle:
         band = self.region.duty_band(freq)
         if band is None or not self.enforced:
             return 0
-        free = self._free.get(band[0])
+        free = self.off_until.get(band[0])
         if free is None:
             return 0
         return max(0, ticks_diff(free, now_ms))
@@ -36,15 +37,7 @@ class DutyCycle:
     def record(self, freq, airtime_us, end_ms):
         band = self.region.duty_band(freq)
         if band is not None:
-            self._free[band[0]] = ticks_add(end_ms, ((airtime_us + 999) // 1000) * (band[2] - 1))
-
-    def off_times(self, now_ms):
-        """[[band low edge, ms it stays closed]] of the closed bands (for a deep-sleep record)."""
-        return [[b, ticks_diff(free, now_ms)] for b, free in self._free.items() if ticks_diff(free, now_ms) > 0]
-
-    def restore(self, band, left_ms, now_ms):
-        """Band (its low edge) closed for left_ms more from now_ms (after a deep sleep)."""
-        self._free[band] = ticks_add(now_ms, left_ms)
+            self.off_until[band[0]] = ticks_add(end_ms, ((airtime_us + 999) // 1000) * (band[2] - 1))
 
 
 class JoinBackoff:

@@ -115,10 +115,6 @@ class _CN470(Region):
 _AS923 = {1: 0, 2: -1800000, 3: -6600000, 4: -5900000}
 
 
-# the plans get() knows, by name (the config schema's region choices are checked against this)
-NAMES = ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470", "SINGLE")
-
-
 def get(name, subband=2, lbt=None, freq=None, sf=None):
     """The plan by name: EU868, US915 (sub-band), AS923-1..4 (lbt for Japan/Korea), CN470, or
     SINGLE (a single-channel hotspot's frequency and SF)."""

@@ -23,7 +23,7 @@ from loraspot.resources import firmware_module
 
 # the firmware's regions (its own table); SINGLE is one channel (single_freq, single_sf), for
 # single-channel hotspots
-REGIONS: tuple[str, ...] = tuple(firmware_module("spot/lorawan/region.py").NAMES)
+REGIONS: tuple[str, ...] = tuple(firmware_module("spot/schema.py").SCHEMA["region"][2])
 AES_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key")
 
 
