@@ -4,6 +4,7 @@ and a flood on the line, MQTT through a real Mosquitto that restarts, and the re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -252,31 +253,43 @@ def test_mqtt_through_a_restarting_broker(make_board, tmp_path, kind):
         assert seqs == list(range(seqs[0], seqs[-1] + 1)), (boot, seqs)
 
 
-def test_raw_terminal_quits_on_ctrl_bracket(make_board):
-    h = make_board(pty=True)
-    h.wait_status("boot")
+@contextlib.contextmanager
+def _raw_terminal(url: str):
+    """`loraspot monitor --raw` in a pseudo-terminal: (pid, fd, read_until); killed if the test fails."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: loraspot in a terminal
-        os.execv(sys.executable, [sys.executable, "-m", "loraspot.cli", "monitor", "--raw", "--port", h.info["url"]])
-    out = b""
+        os.execv(sys.executable, [sys.executable, "-m", "loraspot.cli", "monitor", "--raw", "--port", url])
+    out = bytearray()
+
+    def read_until(what: bytes, timeout: float = 20) -> bytes:
+        end = time.monotonic() + timeout
+        while what not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out.extend(os.read(fd, 4096))
+                except OSError:  # the terminal closed: the child is gone
+                    break
+        assert what in out, bytes(out[-500:])
+        return bytes(out)
+
     try:
-        end = time.monotonic() + 10
-        while b"Ctrl-] quits" not in out and time.monotonic() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                out += os.read(fd, 4096)
-        _reboot_via(fd)
-        end = time.monotonic() + 10
-        while b"rst:" not in out and time.monotonic() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                out += os.read(fd, 4096)
-        os.write(fd, b"\x1d")
-        _, status = os.waitpid(pid, 0)
+        yield pid, fd, read_until
     except BaseException:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         raise
+
+
+def test_raw_terminal_quits_on_ctrl_bracket(make_board):
+    h = make_board(pty=True)
+    h.wait_status("boot")
+    with _raw_terminal(h.info["url"]) as (pid, fd, read_until):
+        read_until(b"Ctrl-] quits")
+        _reboot_via(fd)
+        read_until(b"rst:")  # the board's boot text came through
+        os.write(fd, b"\x1d")
+        _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
-    assert b"rst:" in out  # the board's boot text came through
 
 
 def test_raw_terminal_puts_a_board_left_at_the_prompt_back_to_its_app(make_board):
@@ -284,33 +297,13 @@ def test_raw_terminal_puts_a_board_left_at_the_prompt_back_to_its_app(make_board
     quitting resets it, and it runs its app again."""
     h = make_board(pty=True)
     h.wait_status("boot")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(sys.executable, [sys.executable, "-m", "loraspot.cli", "monitor", "--raw", "--port", h.info["url"]])
-    out = b""
-
-    def until(what: bytes) -> None:
-        nonlocal out
-        end = time.monotonic() + 20
-        while what not in out and time.monotonic() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    out += os.read(fd, 4096)
-                except OSError:  # the terminal closed: the child is gone
-                    break
-        assert what in out, out[-500:]
-
-    try:
-        until(b"Ctrl-] quits")
+    with _raw_terminal(h.info["url"]) as (pid, fd, read_until):
+        read_until(b"Ctrl-] quits")
         os.write(fd, b"\x03")
-        until(b">>> ")
+        read_until(b">>> ")
         os.write(fd, b"\x1d")
-        until(b"reset, its app runs again")
+        read_until(b"reset, its app runs again")
         _, status = os.waitpid(pid, 0)
-    except BaseException:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        raise
     assert os.WEXITSTATUS(status) == 0
     h.wait_status("boot", count=2)
     client, hello = device.connect(h.info["url"])

@@ -181,6 +181,13 @@ def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
         ax.xaxis.set_major_locator(loc)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
 
+    def over_time(ax, ylabel: str) -> None:
+        """A figure of values over time, with data: its label, legend, grid and time axis."""
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        time_axis(ax)
+
     out: dict[str, tuple[bytes, list[str], str]] = {}
 
     def save(fig, name: str, series: list[str], axes) -> None:
@@ -255,10 +262,7 @@ def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
     ax.set_title("Duty-cycle use per hour (airtime of uplinks)")
     if series:
         ax.axhline(100, color="red", linestyle="--", linewidth=1, label="the budget")
-        ax.set_ylabel("% of the 1 % duty-cycle budget")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        time_axis(ax)
+        over_time(ax, "% of the 1 % duty-cycle budget")
     save(fig, "duty", series, [ax])
 
     fig, ax = plt.subplots(figsize=(10, 3.5))
@@ -269,10 +273,7 @@ def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
         series.append(f"heap:{label(dev)}")
     ax.set_title("Free heap")
     if series:
-        ax.set_ylabel("free heap (KB)")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        time_axis(ax)
+        over_time(ax, "free heap (KB)")
     save(fig, "heap", series, [ax])
 
     fig, ax = plt.subplots(figsize=(7, 6))
