@@ -150,6 +150,20 @@ class Board:
     def deepsleep(self, ms):
         machine.deepsleep(ms)
 
+    def network(self, ssid):
+        """The interface the hotspot's backhaul runs over, shaped as network.WLAN: the ESP32's
+        Wi-Fi station (None without a network to join), or on the virtual board the host's
+        network (always connected)."""
+        if _vboard is not None:
+            return _vboard.HostNetwork()
+        if not ssid:
+            return None
+        import network  # pyright: ignore[reportMissingImports]
+
+        wlan = network.WLAN(network.STA_IF)
+        wlan.active(True)
+        return wlan
+
     def secrets(self):
         """The secrets store: a file on the virtual board, the ESP32's NVS on a real one."""
         if self.virtual:

@@ -78,10 +78,10 @@ async def start(app, parts):
     console = app.console
     console.event("hotspot", {"gateway_eui": hexlify(eui).decode().upper(), "freq": hs.freq, "sf": hs.sf,
                               "backhaul": app.config.get("backhaul"), "band": list(hs.band)})
-    await net.up(app, hs)
+    network = net.link(app, hs)
     hs.listen()
     for coro in link.tasks():
         asyncio.create_task(coro)
     asyncio.create_task(hs.rx_loop())
     asyncio.create_task(hs.tx_loop())
-    asyncio.create_task(net.watch(app, hs))
+    asyncio.create_task(net.watch(app, hs, network))

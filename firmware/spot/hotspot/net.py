@@ -1,8 +1,9 @@
-# The hotspot's network and watchdog. On a board: Wi-Fi (network.WLAN) kept up with back-off on
-# reconnects and a "network" event on each change, the clock set by NTP (ntptime) once connected
-# and every hour; until then the rxpk and stat time fields are left out. On the virtual board the
-# host's network and (NTP-synced) clock are used. A watchdog (machine.WDT) fed by this task resets
-# a board whose main loop is stuck; the reset cause is in the boot event.
+# The hotspot's network and watchdog. The interface comes from the board (Board.network: Wi-Fi on
+# an ESP32, the host's network on the virtual board), kept up with back-off on reconnects and a
+# "network" event on each change; the clock is set by NTP (ntptime, or the interface's own
+# settime) once connected and every hour; until then the rxpk and stat time fields are left out.
+# A watchdog (machine.WDT) fed by this task resets a board whose main loop is stuck; the reset
+# cause is in the boot event.
 from micropython import const
 
 from spot.clock import ticks_add, ticks_diff
@@ -13,17 +14,14 @@ CONNECT_TIMEOUT_MS = const(20000)
 MAX_BACKOFF_MS = const(300000)
 
 
-async def up(app, hs):
-    if app.board.virtual:
-        ok = hs.utc.sync()
-        app.console.event("network", {"state": "up", "kind": "host", "utc": ok})
-
-
-def _ntp(hs):
+def _ntp(hs, wlan):
     try:
-        import ntptime  # pyright: ignore[reportMissingImports]
+        settime = getattr(wlan, "settime", None)
+        if settime is None:
+            import ntptime  # pyright: ignore[reportMissingImports]
 
-        ntptime.settime()
+            settime = ntptime.settime
+        settime()
     except (ImportError, OSError, OverflowError, IndexError):
         return False
     return hs.utc.sync()
@@ -32,7 +30,7 @@ def _ntp(hs):
 class Wifi:
     """Connection state machine stepped once a second (never blocks the loop)."""
 
-    def __init__(self, app, hs, wlan, ssid, password):
+    def __init__(self, app, hs, wlan, ssid, password):  # wlan: Board.network()
         self.app = app
         self.hs = hs
         self.wlan = wlan
@@ -44,6 +42,7 @@ class Wifi:
         self.tried_at = 0
         self.last_ntp = None
         self.attempts = 0
+        self.kind = getattr(wlan, "KIND", "wifi")
 
     def step(self, now):
         w = self.wlan
@@ -56,18 +55,19 @@ class Wifi:
                     ip = w.ifconfig()[0]
                 except (OSError, IndexError):
                     ip = None
-                ev("network", {"state": "up", "kind": "wifi", "ssid": self.ssid, "ip": ip, "attempts": self.attempts})
+                ev("network", {"state": "up", "kind": self.kind, "ssid": self.ssid, "ip": ip,
+                               "attempts": self.attempts})
                 self.attempts = 0
                 self.last_ntp = None
             if self.last_ntp is None or ticks_diff(now, self.last_ntp) >= NTP_EVERY_MS:
                 self.last_ntp = now
-                if not _ntp(self.hs):
+                if not _ntp(self.hs, w):
                     ev("log", {"level": "warn", "msg": "NTP failed: rxpk/stat times left out until it works"})
             return
         if self.state == "up":
             self.state = "down"
             self.next_try = None
-            ev("network", {"state": "down", "kind": "wifi", "ssid": self.ssid})
+            ev("network", {"state": "down", "kind": self.kind, "ssid": self.ssid})
         if self.state == "connecting" and ticks_diff(now, self.tried_at) < CONNECT_TIMEOUT_MS:
             return
         if self.next_try is not None and ticks_diff(now, self.next_try) < 0:
@@ -84,26 +84,25 @@ class Wifi:
         try:
             w.connect(self.ssid, self.password)
         except OSError as e:
-            ev("network", {"state": "error", "kind": "wifi", "msg": str(e)})
+            ev("network", {"state": "error", "kind": self.kind, "msg": str(e)})
 
 
-def wifi(app, hs):
+def link(app, hs):
+    """The network link of the board (stepped at once: a link that is up says so before the
+    backhaul starts), or None when it needs a Wi-Fi network and none is configured."""
     ssid = app.config.get("wifi_ssid")
-    if app.board.virtual or not ssid:
-        return None
-    import network  # pyright: ignore[reportMissingImports]
-
-    wlan = network.WLAN(network.STA_IF)
-    wlan.active(True)
-    pw = app.secrets.get("wifi_password")
-    return Wifi(app, hs, wlan, ssid, pw.decode() if pw else "")
-
-
-async def watch(app, hs, wdt_ms=WDT_TIMEOUT_MS):
-    clock = app.clock
-    link = wifi(app, hs)
-    if link is None and not app.board.virtual:
+    wlan = app.board.network(ssid)
+    if wlan is None:
         app.console.event("log", {"level": "error", "msg": "no wifi_ssid in config: the hotspot has no backhaul"})
+        return None
+    pw = app.secrets.get("wifi_password")
+    w = Wifi(app, hs, wlan, ssid, pw.decode() if pw else "")
+    w.step(app.clock.ticks_ms())
+    return w
+
+
+async def watch(app, hs, link, wdt_ms=WDT_TIMEOUT_MS):
+    clock = app.clock
     dog = app.board.watchdog(wdt_ms)
     while True:
         dog.feed()
