@@ -61,6 +61,7 @@ bench: setup
 	$(PY) bench/flash.py
 	$(PY) bench/provision.py
 	$(PY) bench/monitor.py
+	$(PY) bench/heap.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench
