@@ -186,7 +186,10 @@ class App:
             now = self.clock.ticks_ms()
             if ticks_diff(now, last) >= self.config.get("stats_interval") * 1000:
                 last = now
-                self.console.event("stats", self.stats_data())
+                try:
+                    self.console.event("stats", self.stats_data())
+                except MemoryError:  # a heap peak: this stats event is lost (a gap in seq), not the board
+                    self.console.counters["tx_no_memory"] += 1
 
     def _task_failed(self, loop, context):
         # An unhandled exception in a background task is a crash, as in main().

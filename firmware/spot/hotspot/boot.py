@@ -84,4 +84,4 @@ async def start(app, parts):
         asyncio.create_task(coro)
     asyncio.create_task(hs.rx_loop())
     asyncio.create_task(hs.tx_loop())
-    asyncio.create_task(net.watch(app, hs, network))
+    asyncio.create_task(net.watch(app, hs, network, link))

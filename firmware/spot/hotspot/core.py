@@ -85,7 +85,8 @@ class Hotspot:
         self.utc = Utc(clock)
         self.backlog = Backlog(queue_size)
         self.jit = jit.JitQueue()
-        self.up_flag = asyncio.ThreadSafeFlag()  # set when a packet was queued
+        # wakes the backhaul's sender: a packet was queued (the backhaul sets it too for news of its own)
+        self.up_flag = asyncio.ThreadSafeFlag()
         self.tx_flag = asyncio.ThreadSafeFlag()  # set when a downlink was queued
         self.position = None  # type: tuple | None  # (lat, lon, alt) for the stat object
         # cumulative counters (console stats) and the ones of the current stat interval

@@ -11,6 +11,7 @@ from binascii import hexlify
 
 from micropython import const
 
+from spot.aio import readable
 from spot.b64 import b64decode
 from spot.clock import ticks_diff
 from spot.hotspot import semtech
@@ -22,8 +23,7 @@ try:
 except ImportError:
     pass
 
-ACK_TIMEOUT_MS = const(2000)
-POLL_MS = const(10)  # network time: how often the broker's socket is read when idle
+ACK_TIMEOUT_MS = const(2000)  # network time
 MAX_BACKOFF_MS = const(60000)
 _CR = ("CR_4_5", "CR_4_6", "CR_4_7", "CR_4_8")
 _CRB = (b"CR_4_5", b"CR_4_6", b"CR_4_7", b"CR_4_8")
@@ -87,7 +87,7 @@ class ChirpStackMqtt:
         self.t_stats = base + "event/stats"
         self.t_ack = base + "event/ack"
         self.t_conn = base + "state/conn"
-        self.t_down = base + "command/down"
+        self.t_down = (base + "command/down").encode()
         self.server = "%s:%d" % (host, port)
         self.client = Client(host, port, "loraspot-" + self.gid, user, password.decode() if password else None, tls,
                              clock=hs.clock)
@@ -95,8 +95,11 @@ class ChirpStackMqtt:
         self.stat_ms = stat_s * 1000
         self.w = semtech.Writer(1024)
         self.uplink_id = int.from_bytes(os.urandom(3), "big")
-        self.downlinks = []  # DownlinkFrame JSON received, handled by the run loop
         self.ctx = bytearray(4)
+        self.pending = -1  # packet id of the uplink waiting for its PUBACK
+        self.sent_ms = 0  # when it was published
+        self.last_stat = hs.clock.ticks_ms()
+        self.rtask = None  # type: Any  # the reader of the current connection
 
     # ---- connection ---------------------------------------------------------------------------
     def _conn(self, state):
@@ -124,13 +127,23 @@ class ChirpStackMqtt:
             backoff = min(MAX_BACKOFF_MS, backoff * 2)
 
     def _lost(self):
+        t = self.rtask
+        self.rtask = None
+        if t is not None:
+            t.cancel()  # out of asyncio's poller before its socket is closed
         self.client.drop()
         self._set_up(False)
+        self.hs.up_flag.set()  # wake the sender: it reconnects
 
     # ---- incoming -------------------------------------------------------------------------------
     def _message(self, topic, payload):
-        if topic == self.t_down.encode():
-            self.downlinks.append(bytes(payload))
+        """A PUBLISH of a subscribed topic, payload a view into the client's receive buffer: a
+        downlink is scheduled and acknowledged at once (json reads the view; nothing is copied)."""
+        if topic == self.t_down:
+            try:
+                self._downlink(payload)
+            except MemoryError:  # a fragmented heap: this downlink is lost, the connection kept
+                self.hs.out_of_memory()
 
     def _downlink(self, text):
         hs = self.hs
@@ -223,62 +236,91 @@ class ChirpStackMqtt:
         self.console.event("gwstat", {"rxnb": iv["rxnb"], "rxok": iv["rxok"], "dwnb": iv["dwnb"], "txnb": iv["txnb"]})
         return json.dumps(out)
 
-    async def _wait_ack(self, pid):
+    async def _reader(self, sock):
+        """Park on the broker's socket until it has data, then handle what arrived: the awaited
+        PUBACK wakes the sender, downlinks are scheduled at once. One reader per connection; when
+        the connection ends the link goes down and the sender is woken to reconnect."""
         c = self.client
-        for _ in range(ACK_TIMEOUT_MS // 2):
-            if c.acked == pid:
-                return True
-            if not c.feed():
-                return False
-            await asyncio.sleep_ms(2)
-        return False
+        while c.sock is sock:
+            await readable(sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+            try:
+                if not c.feed():
+                    break
+            except (OSError, ValueError) as e:
+                self.console.event("log", {"level": "warn", "msg": "MQTT: %s" % e})
+                break
+            except MemoryError:
+                self.hs.out_of_memory()
+            if c.acked == self.pending:
+                self.hs.up_flag.set()  # wake the sender
+        if c.sock is sock:
+            self.rtask = None  # this task ends here: nothing to cancel
+            self._lost()
 
     async def run(self):
+        """The sender: connects, then publishes the backlog one uplink at a time, each taken off on
+        its PUBACK. It sleeps on the hotspot's up flag while the backlog is empty."""
         hs, c, clock = self.hs, self.client, self.clock
-        last_stat = clock.ticks_ms()
         while True:
             if c.sock is None:
                 await self._connect()
+            if self.rtask is None:
+                self.rtask = asyncio.create_task(self._reader(c.sock))
+            b = hs.backlog
+            if not len(b):
+                await hs.up_flag.wait()
+                continue
             try:
-                if not c.feed():
-                    self._lost()
+                i = b.index(0)
+                if not b.usable(i, clock.ticks_ms(), hs.max_age_ms):
+                    b.pop(1)
                     continue
-                while self.downlinks:
-                    self._downlink(self.downlinks.pop(0))
-                now = clock.ticks_ms()
-                hs.tmst.advance()
-                if ticks_diff(now, last_stat) >= self.stat_ms:
-                    last_stat = now
-                    c.publish(self.t_stats, self.stats_json())
-                b = hs.backlog
-                if len(b):
-                    i = b.index(0)
-                    if not b.usable(i, now, hs.max_age_ms):
-                        b.pop(1)
-                        continue
-                    n = self.uplink_json(b, i)
-                    hs.sent()
-                    pid = c.publish(self.t_up, self.w.buf, n, qos=1)
-                    if await self._wait_ack(pid):
-                        b.pop(1)
-                        hs.forwarded(1)
-                        hs.sent(acked=True)
-                        continue
-                    self._lost()
-                    continue
-                if ticks_diff(clock.ticks_ms(), c.last_tx) > KEEPALIVE_S * 500:
-                    c.ping()
+                n = self.uplink_json(b, i)
+                hs.sent()
+                self.pending = c.publish(self.t_up, self.w.buf, n, qos=1)
+                self.sent_ms = clock.ticks_ms()
             except (OSError, ValueError) as e:
                 self.console.event("log", {"level": "warn", "msg": "MQTT: %s" % e})
                 self._lost()
                 continue
             except MemoryError:
                 # a fragmented heap: keep the connection and the queue, try again shortly
-                self.hs.out_of_memory()
-                await self.clock.sleep_ms(100)
+                hs.out_of_memory()
+                await clock.sleep_ms(100)
                 continue
-            if not len(hs.backlog):
-                await asyncio.sleep_ms(POLL_MS)
+            # the reader sets the flag on the PUBACK; a lost link (found by the reader, or by step()
+            # when the PUBACK is overdue) sets it too; so does a packet queued meanwhile
+            while c.sock is not None and c.acked != self.pending:
+                await hs.up_flag.wait()
+            acked = c.acked == self.pending and c.sock is not None
+            self.pending = -1
+            if acked:
+                b.pop(1)
+                hs.forwarded(1)
+                hs.sent(acked=True)
+
+    def step(self, now):
+        """Called by the hotspot's clock loop about once a second (device time): the stats on their
+        interval, a ping before the keepalive runs out, and the PUBACK deadline: an uplink
+        unacknowledged for ACK_TIMEOUT_MS of network time means the link is lost (the connection
+        is dropped; the sender reconnects and sends it again)."""
+        c = self.client
+        if c.sock is None:
+            return
+        try:
+            if self.pending >= 0 and ticks_diff(now, self.sent_ms) > ACK_TIMEOUT_MS * self.clock.speed:
+                self._lost()
+                return
+            if ticks_diff(now, self.last_stat) >= self.stat_ms:
+                self.last_stat = now
+                c.publish(self.t_stats, self.stats_json())
+            if ticks_diff(now, c.last_tx) > KEEPALIVE_S * 500:
+                c.ping()
+        except OSError as e:
+            self.console.event("log", {"level": "warn", "msg": "MQTT: %s" % e})
+            self._lost()
+        except MemoryError:
+            self.hs.out_of_memory()
 
     def tasks(self):
         return (self.run(),)

@@ -101,11 +101,17 @@ def link(app, hs):
     return w
 
 
-async def watch(app, hs, link, wdt_ms=WDT_TIMEOUT_MS):
+async def watch(app, hs, link, backhaul, wdt_ms=WDT_TIMEOUT_MS):
+    """The hotspot's clock loop, about once a second: feeds the watchdog, steps the network link,
+    keeps the packet counter's epoch and steps the backhaul's timers (keepalives, stats and
+    acknowledgement deadlines)."""
     clock = app.clock
     dog = app.board.watchdog(wdt_ms)
     while True:
         dog.feed()
+        now = clock.ticks_ms()
         if link is not None:
-            link.step(clock.ticks_ms())
+            link.step(now)
+        hs.tmst.advance()
+        backhaul.step(now)
         await clock.sleep_ms(1000)

@@ -44,6 +44,8 @@ class SemtechUdp:
         self.ack_flag = asyncio.ThreadSafeFlag()  # set when the PUSH_ACK of the pending push arrives
         self.pull_token = -1
         self.stat_token = -1
+        self.last_pull = None  # type: int | None  # when the last PULL_DATA / stat went out
+        self.last_stat = None  # type: int | None
         self.misses = 0
         # Two sockets, as Semtech's forwarder has, both connected to the server (so datagrams from
         # any other address, a PULL_RESP included, are dropped by the network stack): "up" for
@@ -296,27 +298,21 @@ class SemtechUdp:
         self._push(data, len(data))
         self.console.event("gwstat", counters)
 
-    async def timers(self):
-        """PULL_DATA every keepalive, stat every stat interval (the first of each at once)."""
-        clock = self.clock
-        hs = self.hs
-        last_pull = last_stat = None
-        while True:
-            now = clock.ticks_ms()
-            hs.tmst.advance()
-            try:
-                if self.addr is None:
-                    self.resolve()
-                if last_pull is None or ticks_diff(now, last_pull) >= self.keepalive_ms:
-                    last_pull = now
-                    self.pull()
-                if last_stat is None or ticks_diff(now, last_stat) >= self.stat_ms:
-                    last_stat = now
-                    self.stat()
-            except MemoryError:
-                hs.out_of_memory()
-            await clock.sleep_ms(250)
+    def step(self, now):
+        """Called by the hotspot's clock loop about once a second (device time): PULL_DATA every
+        keepalive, stat every stat interval (the first of each at once)."""
+        try:
+            if self.addr is None:
+                self.resolve()
+            if self.last_pull is None or ticks_diff(now, self.last_pull) >= self.keepalive_ms:
+                self.last_pull = now
+                self.pull()
+            if self.last_stat is None or ticks_diff(now, self.last_stat) >= self.stat_ms:
+                self.last_stat = now
+                self.stat()
+        except MemoryError:
+            self.hs.out_of_memory()
 
     def tasks(self):
         self.resolve()
-        return (self.up_reader(), self.reader(), self.pusher(), self.timers())
+        return (self.up_reader(), self.reader(), self.pusher())
