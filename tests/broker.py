@@ -9,6 +9,7 @@ across a restart, as a production broker does; neither is ever skipped silently.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -46,9 +47,10 @@ class Broker:
         self.port = port or free_port()
         if kind == "mosquitto":
             conf = workdir / "mosquitto.conf"
-            # sessions and queued QoS 1 messages are saved on shutdown and restored on start
+            # sessions and queued QoS 1 messages are saved on shutdown and restored on start; started
+            # as root, mosquitto would drop to its own user, which cannot write into a test's folder
             conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                            f"persistence_location {workdir}/\n")
+                            f"persistence_location {workdir}/\nuser {pwd.getpwuid(os.geteuid()).pw_name}\n")
             self.argv = [str(mosquitto_exe()), "-c", str(conf)]
         else:
             conf = workdir / "amqtt.yaml"
