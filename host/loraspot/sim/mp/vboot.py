@@ -13,7 +13,6 @@ import sys
 import _vboard
 import _vmachine
 import _vrepl  # the REPL is C on a board: imported here, it counts against the boot allowance
-import _vside
 import vfs
 from _vflash import FlashPartition
 
@@ -22,7 +21,7 @@ side = open("/dev/fd/%d" % cfg["side_fd"], "wb")
 
 
 def _power_cut(ops):
-    _vside.tell(_vside.POWERCUT, ops)
+    _vmachine.tell(b"powercut %d" % ops)
     _vmachine.halt()
 
 
@@ -47,7 +46,7 @@ try:
     vfs.mount(vfs.VfsLfs2(bdev), "/")
 except OSError:
     print("The filesystem appears to be corrupted or empty; flash the board again.")
-    _vside.tell(_vside.NOFS)
+    _vmachine.tell(b"nofs")
     while True:
         pass
 os.chdir("/")
@@ -73,7 +72,7 @@ del cfg
 gc.collect()
 _excess = gc.mem_free() - _target
 if _excess < 0:
-    _vside.tell(_vside.HEAPSHORT, -_excess)
+    _vmachine.tell(b"heapshort %d" % -_excess)
 _ballast = bytearray(_excess - 48) if _excess > 1024 else None
 del _excess
 gc.collect()
@@ -101,7 +100,7 @@ def _run(path):
     micropython.kbd_intr(-1)
 
 
-_vside.tell(_vside.SCRIPTS)  # from here on a Ctrl-C on the line may interrupt (the UART's cue)
+_vmachine.tell(b"scripts")  # from here on a Ctrl-C on the line may interrupt (the UART's cue)
 _run("boot.py")
 if _repl_mode != "raw":
     _run("main.py")
@@ -109,8 +108,8 @@ if _repl_mode != "raw":
 try:
     _mode = _vrepl.Repl(_main).run(_repl_mode)
 except EOFError:
-    _vside.tell(_vside.RESET, _vside.VM)
+    _vmachine.tell(b"reset vm")
     _vmachine.halt()
 sys.stdout.buffer.write(b"MPY: soft reboot\n")
-_vside.tell(_vside.SOFTREBOOT, _mode.encode())
+_vmachine.tell(b"softreboot " + _mode.encode())
 _vmachine.halt()
