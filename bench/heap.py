@@ -16,8 +16,45 @@ sys.path.insert(0, str(ROOT / "bench"))
 import hotspot  # noqa: E402
 import node  # noqa: E402
 
+SAMPLES = 8  # stats requests per live board, after its backhaul is up
+
 BASELINE = ROOT / "bench" / "heap-baseline.json"
 BLOCK = 16  # a heap block of the 64-bit unix port (8 on an ESP32)
+
+
+def live_hotspot_free(backhaul: str) -> int:
+    """The least free heap a running virtual hotspot reports (stats, after a collection) with its
+    backhaul up: Semtech UDP to `loraspot listen`, or MQTT to a real broker."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT))
+    from loraspot.listen.server import Listener
+    from loraspot.sim.medium import Medium
+
+    from tests.broker import Broker
+    from tests.e2e.conftest import BoardOptions, Harness
+    from tests.e2e.hotspot_world import Events, hotspot_image, wait
+
+    tmp = Path(tempfile.mkdtemp(prefix="heap-"))
+    broker = Broker(tmp) if backhaul == "mqtt" else None
+    ls = Listener({}, port=0, udp=broker is None, mqtt=broker.url if broker else None)
+    try:
+        conf = {"backhaul": "mqtt", "mqtt_port": broker.port} if broker else {"server_port": ls.address[1]}
+        with Medium(speed=10) as medium:
+            h = Harness(BoardOptions(flash=hotspot_image(tmp / "hs.bin", gw_stat_interval=10, **conf), speed=10,
+                                     medium=medium.address, register=False))
+            ev = Events(h.info["url"])
+            try:
+                if not wait(lambda: ev.client.request("stats").get("backhaul") == "up", 30, 0.5):
+                    raise RuntimeError(f"the {backhaul} backhaul did not come up")
+                return min(ev.client.request("stats")["heap_free"] for _ in range(SAMPLES))
+            finally:
+                ev.close()
+                h.board.stop()
+    finally:
+        ls.close()
+        if broker:
+            broker.stop()
 
 
 def figures() -> dict:
@@ -25,7 +62,9 @@ def figures() -> dict:
     ev = hotspot.firmware("forward-events")
     return {"hotspot_bytes_per_packet": round(fwd["bytes_per_packet"], 1),
             "hotspot_bytes_per_packet_events": round(ev["bytes_per_packet"], 1),
-            "hotspot_free_heap_min": min(fwd["free_heap"]), "node_heap_used": node.node_heap(False)}
+            "hotspot_free_heap_min": min(fwd["free_heap"]), "node_heap_used": node.node_heap(False),
+            "hotspot_udp_running_free": live_hotspot_free("udp"),
+            "hotspot_mqtt_running_free": live_hotspot_free("mqtt")}
 
 
 def main() -> None:

@@ -71,9 +71,8 @@ def test_chirpstack_downlink_items():
 
 def _broker_pair():
     """A connected pair of non-blocking TCP sockets on loopback: (the hotspot's end, the broker's)."""
-    import socket
-
     import os
+    import socket
 
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     while True:  # the unix port's socket has no getsockname(): a free port found by trying
