@@ -71,18 +71,15 @@ class FirmwareFailure(Exception):
 class FirmwareModule(pytest.File):
     def collect(self):
         names = re.findall(r"^def (test_\w+)\(", self.path.read_text(), re.M)
-        self._results: dict[str, tuple[str, str]] | None = None
         for name in names:
             yield FirmwareItem.from_parent(self, name=name)
 
-    def results(self) -> dict[str, tuple[str, str]]:
-        if self._results is None:
-            # only what was selected (-k, a node id): not the whole module
-            names = [item.name for item in self.session.items if item.parent is self] or \
-                [item.name for item in self.collect()]
-            proc = run_micropython(ROOT / "tests" / "mp_runner.py", self.path.stem, *names)
-            self._results = parse_runner_output(proc.stdout + proc.stderr, names, proc.returncode)
-        return self._results
+    def result(self, name: str) -> tuple[str, str]:
+        """One test function in an interpreter of its own: it starts with the board's fresh heap, as
+        on a board, not with what the tests before it left (module set-up and teardown_module run
+        around it)."""
+        proc = run_micropython(ROOT / "tests" / "mp_runner.py", self.path.stem, name)
+        return parse_runner_output(proc.stdout + proc.stderr, [name], proc.returncode)[name]
 
 
 def parse_runner_output(text: str, names: list[str], returncode: int) -> dict[str, tuple[str, str]]:
@@ -110,7 +107,8 @@ def parse_runner_output(text: str, names: list[str], returncode: int) -> dict[st
 
 class FirmwareItem(pytest.Item):
     def runtest(self):
-        status, output = self.parent.results()[self.name]
+        assert isinstance(self.parent, FirmwareModule)
+        status, output = self.parent.result(self.name)
         if status != "PASS":
             raise FirmwareFailure(f"{status}\n{output}")
 

@@ -1,6 +1,7 @@
 # Helpers for firmware tests under MicroPython: assertions, a flash in a temporary file that can
 # lose power, a littlefs mounted on it.
 import asyncio
+import gc
 
 import vfs
 from _vflash import FlashPartition
@@ -71,8 +72,14 @@ _mounted = []
 
 
 def fresh_flash(point, blocks=16):
-    """A new empty RamFlash formatted and mounted at `point` (the previous one is dropped)."""
+    """A new empty RamFlash formatted and mounted at `point` (the previous one is dropped, and its
+    filesystem's buffers freed, before the new one takes heap)."""
     close_flashes()
+    try:
+        vfs.umount(point)
+    except OSError:
+        pass
+    gc.collect()
     flash = RamFlash(blocks)
     _mounted.append(flash)
     mount(flash, point, mkfs=True)
