@@ -35,26 +35,27 @@ def live_hotspot_free(backhaul: str) -> int:
     from tests.e2e.conftest import BoardOptions, Harness
     from tests.e2e.hotspot_world import Events, hotspot_image, wait
 
-    tmp = Path(tempfile.mkdtemp(prefix="heap-"))
-    broker = Broker(tmp) if backhaul == "mqtt" else None
-    ls = Listener({}, port=0, udp=broker is None, mqtt=broker.url if broker else None)
-    try:
-        conf = {"backhaul": "mqtt", "mqtt_port": broker.port} if broker else {"server_port": ls.address[1]}
-        with Medium(speed=10) as medium:
-            h = Harness(BoardOptions(flash=hotspot_image(tmp / "hs.bin", gw_stat_interval=10, **conf), speed=10,
-                                     medium=medium.address, register=False))
-            ev = Events(h.info["url"])
-            try:
-                if not wait(lambda: ev.client.request("stats").get("backhaul") == "up", 30, 0.5):
-                    raise RuntimeError(f"the {backhaul} backhaul did not come up")
-                return min(ev.client.request("stats")["heap_free"] for _ in range(SAMPLES))
-            finally:
-                ev.close()
-                h.board.stop()
-    finally:
-        ls.close()
-        if broker:
-            broker.stop()
+    with tempfile.TemporaryDirectory(prefix="heap-") as folder:
+        tmp = Path(folder)
+        broker = Broker(tmp) if backhaul == "mqtt" else None
+        ls = Listener({}, port=0, udp=broker is None, mqtt=broker.url if broker else None)
+        try:
+            conf = {"backhaul": "mqtt", "mqtt_port": broker.port} if broker else {"server_port": ls.address[1]}
+            with Medium(speed=10) as medium:
+                h = Harness(BoardOptions(flash=hotspot_image(tmp / "hs.bin", gw_stat_interval=10, **conf),
+                                         speed=10, medium=medium.address, register=False))
+                ev = Events(h.info["url"])
+                try:
+                    if not wait(lambda: ev.client.request("stats").get("backhaul") == "up", 30, 0.5):
+                        raise RuntimeError(f"the {backhaul} backhaul did not come up")
+                    return min(ev.client.request("stats")["heap_free"] for _ in range(SAMPLES))
+                finally:
+                    ev.close()
+                    h.stop()
+        finally:
+            ls.close()
+            if broker:
+                broker.stop()
 
 
 def figures() -> dict:
