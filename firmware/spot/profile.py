@@ -21,6 +21,8 @@ SCHEMA = {
         "size": "int",
         "partitions": {"nvs": ["int"], "app": ["int"], "vfs": ["int"], "romfs?": ["int"]},
     },
+    # PSRAM bytes; the MicroPython heap (KB) the image gives a program with Wi-Fi on and off (docs/boards.md)
+    "memory": {"psram": "int", "heap_kb": {"wifi": "int", "no_wifi": "int"}},
     "radio": {
         "chip": RADIOS,
         "band_mhz": ["num"],

@@ -41,9 +41,31 @@ def config_get(client: ConsoleClient, key: str | None = None) -> dict:
     return {key: client.request("config.get", {"key": key})["value"]}
 
 
-def config_set(client: ConsoleClient, values: dict) -> dict:
+def role_fits(board_id: object, role: str, backhaul: str | None = None) -> None:
+    """Refuse (budget.RoleDoesNotFit) a role the board's heap cannot hold, before anything is
+    written; a board whose profile this host does not have is left to its own firmware."""
+    from loraspot import boards, budget
+    from loraspot.errors import BoardProfileError
+
+    if role not in ("node", "hotspot"):
+        return  # idle holds nothing; a role the firmware does not know it refuses itself
+    try:
+        profile = boards.get(str(board_id))
+    except BoardProfileError:
+        return
+    budget.check(profile, role, backhaul)
+
+
+def config_set(client: ConsoleClient, values: dict, check_fit: bool = True) -> dict:
     """Set config values, in as few requests as the device's request size allows (each one is
-    applied atomically; room is left for an admin envelope when the client signs)."""
+    applied atomically; room is left for an admin envelope when the client signs). A new role or
+    backhaul is checked against the board's heap budget first (role_fits)."""
+    if check_fit and ("role" in values or "backhaul" in values):
+        role = values.get("role") or client.request("config.get", {"key": "role"})["value"]
+        backhaul = values.get("backhaul")
+        if role == "hotspot" and backhaul is None:
+            backhaul = client.request("config.get", {"key": "backhaul"})["value"]
+        role_fits(client.hello().get("board"), str(role), backhaul)
     room = client.max_request - (200 if client.admin_key is not None else 48)
     out: dict = {}
     group: dict = {}

@@ -1,0 +1,97 @@
+"""Does a role fit a board? The heap each role holds while running (measured) against the heap the
+board's MicroPython image gives it (the profile's `memory`, docs/boards.md), with headroom.
+
+A role is refused for a board before anything is written to it (provisioning, `sim board`), with
+the budget, the need and the ways out in the message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loraspot.errors import LoraspotError
+
+# The smallest heap, in KB, each role was measured to run in on the virtual board (MicroPython's
+# 64-bit unix port): with its library loaded from littlefs into the heap (a stock image) or run in
+# place from a ROMFS partition; the node joined and sending with all its sensors (BME280, GPS,
+# battery), the hotspot with its backhaul up; 4 KB less and it did not (bench/roles.py prints what
+# each role holds; tests/e2e/test_budget_e2e.py runs each one at exactly NEED_KB + HEADROOM_KB).
+# That is more than what a role holds once running: its start needs room at its peak, and
+# MicroPython's table of names grows in one block (15 KB on this port at the step from 640 to 1280
+# names) that must be found whole.
+NEED_KB = {
+    ("node", "littlefs"): 184,
+    ("node", "romfs"): 134,
+    ("hotspot-udp", "littlefs"): 146,
+    ("hotspot-udp", "romfs"): 106,
+    ("hotspot-mqtt", "littlefs"): 156,
+    ("hotspot-mqtt", "romfs"): 106,
+}
+# Heap a board's budget must give beyond that: console requests under load, a config write, a
+# downlink (the console also keeps its own 4 KB reserve, inside NEED_KB).
+HEADROOM_KB = 6
+
+WAYS_OUT = ("a board with PSRAM (tbeam-v1.1-sx1276, tbeam-v1.1-sx1262, lilygo-t3-s3), or a MicroPython image "
+            "built with ROMFS (docs/boards.md, \"An image with ROMFS\")")
+
+
+class RoleDoesNotFit(LoraspotError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Fit:
+    role: str  # node, hotspot-udp, hotspot-mqtt
+    board: str
+    budget_kb: int
+    need_kb: int
+    code: str  # littlefs or romfs
+    wifi: bool
+
+    @property
+    def margin_kb(self) -> int:
+        return self.budget_kb - self.need_kb
+
+    @property
+    def fits(self) -> bool:
+        return self.margin_kb >= HEADROOM_KB
+
+    def message(self) -> str:
+        heap = "with Wi-Fi on" if self.wifi else "without Wi-Fi"
+        code = "the library loaded into the heap (no ROMFS)" if self.code == "littlefs" else "the library in ROMFS"
+        return (f"the {self.role} role does not fit board {self.board}: it needs {self.need_kb} KB of heap to "
+                f"run ({code}) and {HEADROOM_KB} KB of headroom beside it, but the board's MicroPython image "
+                f"gives {self.budget_kb} KB {heap}; use {WAYS_OUT}")
+
+
+def role_key(role: str, backhaul: str | None = None) -> str:
+    if role == "hotspot":
+        return "hotspot-mqtt" if backhaul == "mqtt" else "hotspot-udp"
+    return role
+
+
+def fit(profile: dict, role: str, backhaul: str | None = None) -> Fit:
+    """How `role` (node, hotspot) fits the board of `profile`: the hotspot runs Wi-Fi, the node
+    does not; code runs from ROMFS where the profile has a `romfs` partition."""
+    key = role_key(role, backhaul)
+    wifi = key.startswith("hotspot")
+    code = "romfs" if profile["flash"]["partitions"].get("romfs") else "littlefs"
+    budget = profile["memory"]["heap_kb"]["wifi" if wifi else "no_wifi"]
+    return Fit(key, profile["id"], budget, NEED_KB[(key, code)], code, wifi)
+
+
+def check(profile: dict, role: str, backhaul: str | None = None) -> Fit:
+    """The fit, or RoleDoesNotFit naming the budget, the need and the ways out."""
+    f = fit(profile, role, backhaul)
+    if role != "idle" and not f.fits:
+        raise RoleDoesNotFit(f.message())
+    return f
+
+
+def tightest_budget_kb(profiles: dict[str, dict], role: str, backhaul: str | None = None,
+                       code: str = "littlefs") -> int:
+    """The smallest budget among the profiles (with code loaded the given way) the role fits."""
+    budgets = [f.budget_kb for p in profiles.values()
+               if (f := fit(p, role, backhaul)).fits and f.code == code]
+    if not budgets:
+        raise RoleDoesNotFit(f"no board profile offers the {role} role with its library in {code}")
+    return min(budgets)
