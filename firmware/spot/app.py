@@ -7,6 +7,11 @@ import sys
 
 import micropython
 
+try:
+    from typing import Any  # noqa: F401 (for the type checker only)
+except ImportError:
+    pass
+
 from spot import VERSION, crashlog, unload
 from spot.board import Board
 from spot.clock import ticks_diff
@@ -28,9 +33,11 @@ class App:
         self.security = board.security()  # read once: a hello then costs no module load
         self._groups = {}  # command modules loaded on first use: "fs" -> FileOps, "keys" -> KeyOps
         self.safe_mode = False
-        self.node = None
+        self.node = None  # type: Any
         self.hotspot = None
         self.role_stats = None  # the role's counters for stats (the hotspot's)
+        self.radio_fault = None  # the hotspot's radio failure while it waits to open it again
+        self.radio_faults = 0
         self.lock = b""  # spot.fsnames.LOCK_PATH's content: b"L" locked, b"P" locked in production
 
     def register(self):
@@ -114,7 +121,18 @@ class App:
             # what a deploy checks its bytecode against (the arch bits of _mpy masked)
             "micropython": "%d.%d.%d" % sys.implementation.version[:3],
             "mpy": "%d.%d" % (sys.implementation._mpy & 0xFF, sys.implementation._mpy >> 8 & 3),
+            "radio": self.radio_status(),
         }
+
+    def radio_status(self):
+        """"ok", "starting", "fault: <why>", or None when the role uses no radio (idle)."""
+        if self.node is not None:
+            return self.node.radio_status()
+        if self.hotspot is not None:
+            return "ok"
+        if self.radio_fault is not None:
+            return "fault: " + self.radio_fault
+        return "starting" if self.config.get("role") != "idle" and not self.safe_mode else None
 
     def stats_data(self):
         gc.collect()
@@ -124,6 +142,7 @@ class App:
             "heap_free": gc.mem_free(),
             "heap_alloc": gc.mem_alloc(),
             "events": self.console.seq,
+            "radio_faults": self.node.radio_faults if self.node is not None else self.radio_faults,
         }
         data.update(self.console.counters)
         if self.role_stats is not None:
@@ -170,13 +189,29 @@ class App:
     # --- tasks ----------------------------------------------------------------------------------
     async def run_node(self):
         """Build the node (spot.nodeboot, loaded for that only: nothing of spot.node depends on
-        it), then run it."""
+        it), then run it. The heap running short is a pause, never a reset: what was being done
+        is tried again a little later (the session, counters and schedule stay)."""
+        while True:
+            try:
+                node = self.node
+                if node is None:
+                    node = self._build_node()
+                    node.report_start()
+                await node.run()
+                return
+            except MemoryError:
+                gc.collect()
+                self.console.counters["role_no_memory"] = self.console.counters.get("role_no_memory", 0) + 1
+                self.console.event("log", {"level": "error", "msg": "node: out of memory, again in 5 s"})
+                await self.clock.sleep_ms(5000)
+
+    def _build_node(self):
         from spot import nodeboot
 
-        node = nodeboot.build(self)
-        unload("spot.nodeboot")
-        del nodeboot  # the coroutine's frame would keep the module's code alive while the node runs
-        await node.run()
+        try:
+            return nodeboot.build(self)
+        finally:
+            unload("spot.nodeboot")
 
     async def heartbeat(self):
         last = self.clock.ticks_ms()
@@ -204,17 +239,27 @@ class App:
         asyncio.get_event_loop().set_exception_handler(self._task_failed)
         role = self.config.get("role")
         parts = None
+        if not self.safe_mode:
+            _enter_names(role)
         if role == "hotspot" and not self.safe_mode:
             # the hotspot's long-lived buffers first, while the heap is still in one piece
-            from spot.hotspot import boot
-
-            parts = boot.build(self)
+            parts = self._build_hotspot()
+        elif role == "node" and not self.safe_mode:
+            # the node too: its modules (and the names they add to MicroPython's string table,
+            # which grows in one large block) and buffers before anything can fragment the heap
+            try:
+                self._build_node()
+            except MemoryError:
+                gc.collect()  # run_node tries again
         self.register()
         self.apply_lock(self.lock)
+        self.console.hold()  # the console's reserve, while the heap is still in one piece
         self.console.event("boot", {"boot": self.boot_id, "fw": VERSION, "reset": self.reset_cause,
                                     "board": self.board.id, "crash": self.last_crash})
         for w in self.config.warnings:
             self.console.event("log", {"level": "warn", "msg": w})
+        if self.node is not None:
+            self.node.report_start()
         if self.safe_mode:
             # Crashed again and again right after start: serve only the console so the host can
             # read the crash log and repair files.
@@ -225,11 +270,42 @@ class App:
             if role == "node":
                 asyncio.create_task(self.run_node())
             elif parts is not None:
-                from spot.hotspot import boot
-
-                asyncio.create_task(boot.start(self, parts))
-                unload("spot.hotspot.boot")
+                self._start_hotspot(parts)
+            elif role == "hotspot":
+                asyncio.create_task(self._hotspot_retry())
         await self.console.serve()
+
+    def _build_hotspot(self):
+        from spot.hotspot import boot
+        from spot.radio import RadioError
+
+        try:
+            return boot.build(self)
+        except RadioError as e:  # absent or silent: reported, opened again later; the console stays
+            self.radio_fault = str(e) or type(e).__name__
+            self.radio_faults += 1
+            return None
+
+    def _start_hotspot(self, parts):
+        from spot.hotspot import boot
+
+        self.radio_fault = None
+        self.console.event("radio", {"ok": True, "chip": self.board.profile["radio"]["chip"]})
+        asyncio.create_task(boot.start(self, parts))
+        unload("spot.hotspot.boot")
+
+    async def _hotspot_retry(self):
+        """The hotspot's radio was out at boot: try again, 5 s doubling to 5 min."""
+        wait = 5000
+        while True:
+            self.console.event("radio", {"ok": False, "error": self.radio_fault, "faults": self.radio_faults,
+                                         "retry_ms": wait})
+            await self.clock.sleep_ms(wait)
+            wait = min(2 * wait, 300000)
+            parts = self._build_hotspot()
+            if parts is not None:
+                self._start_hotspot(parts)
+                return
 
 
 def _sweep():
@@ -248,6 +324,26 @@ def _lock_state():
             return f.read(1)
     except OSError:
         return b""
+
+
+# Modules a role loads only now and then and drops again. Their names are entered in MicroPython's
+# name table at boot, while the heap is in one piece: that table grows by a block of twice its
+# entries when full (15 KB on the virtual board, about 9 KB on an ESP32, at the step from 640 to
+# 1280 names), and a step taken later, in a heap the running role has cut up, fails however much
+# is free in pieces.
+LATER = {
+    "node": ("spot.nodesleep", "spot.nodecmd", "spot.lorawan.join", "spot.schema", "spot.fsops", "spot.keys",
+             "spot.auth"),
+    "hotspot": ("spot.schema", "spot.schema_hotspot", "spot.fsops", "spot.keys", "spot.auth"),
+}
+
+
+def _enter_names(role):
+    for name in LATER.get(role, ()):
+        if name not in sys.modules:
+            __import__(name)
+            unload(name)
+    gc.collect()
 
 
 CONFIG_PAGE = 12  # config values per config.get answer

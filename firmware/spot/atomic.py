@@ -40,9 +40,8 @@ class AtomicJson:
         return None, None
 
     def save(self, obj):
-        data = json.dumps(obj)
         with open(self.tmp, "w") as f:
-            f.write(data)
+            json.dump(obj, f)  # written as it is encoded: no copy of the whole text in the heap
         if exists(self.path):
             remove(self.bak)
             os.rename(self.path, self.bak)

@@ -13,6 +13,8 @@ except ImportError:
 
 PROTOCOL = const(1)
 _RX_CHUNK = const(128)
+RESERVE = const(4096)  # heap held for the console while the role runs: released when a request
+# or its answer finds the heap short, so that it is answered; taken again afterwards
 
 
 class CommandError(Exception):
@@ -55,7 +57,26 @@ class Console:
         self.envelope: Any = None  # the "auth" member of the request being handled
         self.kbd_char = 3  # the interrupt character to restore after raw transfers (-1: production)
         self.counters = {"rx_frames": 0, "rx_bad": 0, "rx_too_long": 0, "rx_lines": 0, "tx_frames": 0, "errors": 0,
-                         "tx_no_memory": 0}
+                         "tx_no_memory": 0, "reserve_used": 0}
+        self.reserve = None  # type: bytearray | None
+
+    def hold(self):
+        """Take the console's reserve (again) if the heap has room for it: True when held."""
+        if self.reserve is None:
+            try:
+                self.reserve = bytearray(RESERVE)
+            except MemoryError:
+                return False
+        return True
+
+    def _release(self):
+        """Give the reserve back to the heap for the work at hand: True if there was one."""
+        if self.reserve is None:
+            return False
+        self.reserve = None
+        self.counters["reserve_used"] += 1
+        gc.collect()
+        return True
 
     def register(self, op, handler, auth=False):
         """handler: async def(args) -> result (JSON-able); auth: needs the admin envelope once locked."""
@@ -71,7 +92,8 @@ class Console:
             try:
                 codec.write(port, obj)
             except MemoryError:
-                gc.collect()
+                if not self._release():
+                    gc.collect()
                 codec.write(port, obj)
         except codec.FrameError as e:
             codec.write(port, {"id": obj.get("id"), "err": {"code": e.code, "msg": str(e)}})
@@ -116,6 +138,29 @@ class Console:
                 await self.handle_line(line)
 
     async def handle_line(self, line):
+        """One request line, answered; a heap too short for it uses the reserve (then retries)."""
+        try:
+            await self._handle_line(line)
+        except MemoryError:
+            if self._release():
+                try:
+                    await self._handle_line(line)
+                except MemoryError:
+                    self._no_memory(line)
+            else:
+                self._no_memory(line)
+        self.hold()
+
+    def _no_memory(self, line):
+        gc.collect()
+        self.counters["tx_no_memory"] += 1
+        try:
+            rid = codec.decode(line).get("id")
+        except Exception:
+            rid = None
+        self._error(rid if isinstance(rid, int) else None, "no_memory", "out of memory: retry")
+
+    async def _handle_line(self, line):
         if not codec.is_frame(line):
             # Plain text from the host (a person typing, line noise) is not ours to answer.
             if len(line):
@@ -154,9 +199,7 @@ class Console:
             return
         except MemoryError:
             self.after = None
-            gc.collect()
-            self._error(rid, "no_memory", "out of memory: retry")
-            return
+            raise  # handle_line: the reserve, then one more try
         except Exception as e:  # a handler bug must not take the console down
             self.after = None
             code = getattr(e, "code", None)
@@ -169,4 +212,8 @@ class Console:
         after = self.after
         if after is not None:
             self.after = None
-            await after()
+            try:
+                await after()
+            except MemoryError:  # a raw transfer cut short: the host sees it and sends again
+                gc.collect()
+                self.counters["tx_no_memory"] += 1

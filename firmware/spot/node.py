@@ -9,7 +9,7 @@ from binascii import hexlify
 
 from spot import lpp
 from spot.clock import ticks_diff
-from spot.lorawan import JoinFailed
+from spot.lorawan import ChannelBusy, JoinFailed
 from spot.lorawan.dutycycle import DutyCycleError
 from spot.radio import RadioError
 from spot.sensors import SensorError
@@ -21,6 +21,8 @@ except ImportError:
 
 AWAKE_AFTER_CONSOLE_MS = 30000  # a console request keeps a deep-sleeping node awake this long
 JOIN_RETRY_MS = 15000
+RADIO_RETRY_MS = 5000  # a radio that is out is opened again after this, doubling up to
+RADIO_RETRY_MAX_MS = 300000  # five minutes
 HOUR_MS = 3600000
 
 # LPP types of each sensor's values (GPS: one value of three numbers)
@@ -63,6 +65,11 @@ class Node:
         self.hour_used_ms = 0
         self.status_due = False
         self.rejoin_asked = False
+        self.open_radio = None  # type: Any  # makes the radio driver (RadioError while the radio is out)
+        self.radio_fault = None  # what the radio last failed with, None while it works
+        self.radio_faults = 0
+        self._radio_wait = RADIO_RETRY_MS
+        self.notes = []  # (kind, data) of events from its start, sent by report_start()
 
     # ---- time and state -------------------------------------------------------------------------
     def now(self):
@@ -86,9 +93,14 @@ class Node:
         attempt = 0
         while True:
             attempt += 1
+            if self.lw.radio is None:
+                await self.radio_ready()
             try:
                 ok = await lw.join(self.join_dr(attempt))
-            except (JoinFailed, DutyCycleError, RadioError, ValueError, OSError) as e:
+            except RadioError as e:
+                self.radio_lost(e)
+                ok = False
+            except (JoinFailed, DutyCycleError, ChannelBusy, ValueError, OSError) as e:
                 self.console.event("join", {"ok": False, "attempt": attempt, "error": str(e)})
                 ok = False
             if ok:
@@ -99,6 +111,60 @@ class Node:
                 return
             self.console.event("join", {"ok": False, "attempt": attempt})
             await self.clock.sleep_ms(JOIN_RETRY_MS + os.urandom(1)[0] * 20)
+
+    # ---- the radio: a fault is a state (reported, counted, retried), never a crash ------------------
+    async def radio_ready(self):
+        """Return once the stack has a radio: one that is out is opened again with back-off (5 s
+        doubling to 5 min) while the console goes on answering."""
+        lw = self.lw
+        while lw.radio is None:
+            try:
+                lw.set_radio(self.open_radio())
+            except RadioError as e:
+                self.radio_lost(e, self._radio_wait)
+                await self.clock.sleep_ms(self._radio_wait)
+                self._radio_wait = min(2 * self._radio_wait, RADIO_RETRY_MAX_MS)
+                continue
+            self._radio_wait = RADIO_RETRY_MS
+            self.radio_fault = None
+            self.report_radio()
+
+    def radio_lost(self, e, retry_ms=0, report=True):
+        """The radio failed (absent, silent, timed out): reported and dropped, so that the next
+        use opens it again (a fresh reset of the chip)."""
+        self.radio_fault = str(e) or type(e).__name__
+        self.radio_faults += 1
+        lw = self.lw
+        if lw.radio is not None:
+            close = getattr(lw.radio, "close", None)
+            if close is not None:
+                close()
+            lw.set_radio(None)
+        if report:
+            self.report_radio(retry_ms)
+
+    def report_start(self):
+        """What the node's start found (power rails, sensors), then its radio, as events: sent once
+        the boot event is out."""
+        for kind, data in self.notes:
+            self.console.event(kind, data)
+        self.notes = []
+        self.report_radio()
+
+    def report_radio(self, retry_ms=0):
+        """The radio's state as a `radio` event (what provisioning waits for after a restart)."""
+        if self.radio_fault is None:
+            self.console.event("radio", {"ok": True, "chip": self.lw.radio.profile["chip"]})
+            return
+        ev = {"ok": False, "error": self.radio_fault, "faults": self.radio_faults}
+        if retry_ms:
+            ev["retry_ms"] = retry_ms
+        self.console.event("radio", ev)
+
+    def radio_status(self):
+        if self.radio_fault is not None:
+            return "fault: " + self.radio_fault
+        return "ok" if self.lw.radio is not None else "starting"
 
     def join_dr(self, attempt):
         """The configured data rate, or automatic: the region's own rule where it has one (US915,
@@ -165,10 +231,14 @@ class Node:
     async def send(self, fport, data, confirmed):
         """One uplink, reported; the Result, or None when it could not be sent."""
         lw = self.lw
+        if self.lw.radio is None:
+            await self.radio_ready()
         try:
             r = await lw.send(fport, data, confirmed)
-        except (DutyCycleError, RadioError, ValueError, OSError) as e:  # a radio fault is reported, not fatal
+        except (DutyCycleError, RadioError, ChannelBusy, ValueError, OSError) as e:  # reported, not fatal
             self.console.event("uplink", {"fport": fport, "bytes": len(data), "error": str(e)})
+            if isinstance(e, RadioError):
+                self.radio_lost(e)
             return None
         self._spend(r.airtime_us)
         sf, bw = lw.region.dr(r.dr)

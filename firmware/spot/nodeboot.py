@@ -13,21 +13,36 @@ def build(app):
     from spot.lorawan.store import Counters
 
     board, config, clock, console = app.board, app.config, app.clock, app.console
+    notes = []  # events for after the boot event (the node is built before it, App.run)
     try:
         board.power_on()
     except (SensorError, OSError, ValueError) as e:
-        console.event("log", {"level": "error", "msg": "power rails: %s" % e})
-    radio = board.radio(clock)
+        notes.append(("log", {"level": "error", "msg": "power rails: %s" % e}))
+    from spot.radio import RadioError
+
+    def open_radio():
+        return board.radio(clock)
+
+    try:
+        radio = open_radio()
+    except RadioError as e:  # absent or silent: the node reports it and opens it again later
+        radio, fault = None, e
+    else:
+        fault = None
     plan = region.get(config.get("region"), config.get("sub_band"), freq=config.get("single_freq"),
                       sf=config.get("single_sf"))
     from spot.sensors import setup
 
     sensors, report = setup.build(board, clock, config.get("sensors"))
     unload("spot.sensors.setup")
-    console.event("sensors", report)
+    notes.append(("sensors", report))
     lw = LoRaWAN(plan, radio, clock, Counters().load(), app.secrets, config.get("dev_eui") or
                  eui64(board.device_id()), config.get("join_eui"))
     node = Node(board, config, clock, console, lw, sensors)
+    node.open_radio = open_radio
+    node.notes = notes
+    if fault is not None:
+        node.radio_lost(fault, report=False)  # reported once the boot is (App.run)
     app.node = node
     if app.reset_cause == "deepsleep" and lw.restore():
         from spot.nodesleep import restore_rtc

@@ -77,6 +77,10 @@ class FakeStack:
         self.acks = []  # ack for each uplink in turn (missing: False)
         self.downs = {}  # uplink index -> Down
         self.joins = 0
+        self.radio = object()  # a radio that works (tests/firmware/test_node_faults.py: real drivers)
+
+    def set_radio(self, radio):
+        self.radio = radio
 
     async def send(self, fport, payload, confirmed=False):
         limit = self.region.max_payload(self.mac.dr)

@@ -3,3 +3,7 @@
 
 class JoinFailed(Exception):
     """A join cannot even be attempted (no AppKey stored, ...)."""
+
+
+class ChannelBusy(Exception):
+    """Listen before talk found the channel busy on every try: the uplink waits for a later cycle."""

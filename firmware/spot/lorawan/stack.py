@@ -5,7 +5,7 @@ from binascii import hexlify, unhexlify
 
 from spot import unload
 from spot.clock import ticks_add
-from spot.lorawan import JoinFailed, crypto, frame, mac  # noqa: F401 (JoinFailed: re-exported)
+from spot.lorawan import ChannelBusy, JoinFailed, crypto, frame, mac  # noqa: F401 (both re-exported)
 from spot.lorawan.dutycycle import DutyCycle, JoinBackoff
 from spot.radio import airtime
 
@@ -18,10 +18,6 @@ EARLY_SYMBOLS = 2  # and opens this much before the downlink is due
 LBT_THRESHOLD = -80  # dBm (ARIB STD-T108)
 LBT_US = 5000
 LBT_TRIES = 5
-
-
-class ChannelBusy(Exception):
-    pass
 
 
 class Result:
@@ -65,7 +61,14 @@ class LoRaWAN:
         self.rejects = {}
         self._buf = bytearray(255)
         self._rx = bytearray(255)
-        region.check_radio(radio.profile["band_mhz"])
+        if radio is not None:
+            self.set_radio(radio)
+
+    def set_radio(self, radio):
+        """The radio this stack sends with (None while it is out: the node opens it again)."""
+        if radio is not None:
+            self.region.check_radio(radio.profile["band_mhz"])
+        self.radio = radio
 
     # ---- activation --------------------------------------------------------------------------------
     def restore(self):

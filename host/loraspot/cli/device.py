@@ -35,6 +35,8 @@ def info_cmd(ctx, url: str, baud: int) -> None:
     rows += [(key, hello.get(key)) for key in ("board", "chip", "role", "name", "fw", "proto", "reset", "boot")]
     crash = hello.get("crash")
     rows.append(("last crash", crash["error"] if crash else "none"))
+    if hello.get("radio") is not None:  # "ok", "starting" or "fault: <why>" (absent for an idle board)
+        rows.append(("radio", f"{hello['radio']} ({stats.get('radio_faults', 0)} faults since boot)"))
     rows.append(("uptime", f"{stats['up_ms'] / 1000:.1f} s"))
     rows.append(("heap free", f"{stats['heap_free']} bytes"))
     rows.append(("locked", "production (REPL off)" if hello.get("production") else "yes" if hello.get("locked")

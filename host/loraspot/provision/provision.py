@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from loraspot import device
-from loraspot.errors import DeviceError, LoraspotError
+from loraspot.errors import DeviceError, DeviceTimeout, LoraspotError
 from loraspot.lorawan.crypto import key_check_value
 from loraspot.provision.inventory import Inventory, InventoryError, hex_id
 from loraspot.resources import firmware_module
@@ -250,6 +250,8 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         client.admin_key = _held_admin_key(client, inv, known, res.port)
 
     cfg, extra = opts.backhaul()
+    # a role the board's heap cannot hold is refused before any key is made or written
+    device.role_fits(hello.get("board"), opts.role, cfg.get("backhaul", "udp") if opts.role == "hotspot" else None)
     with inv.transaction():
         if known is not None:
             eui = known.dev_eui
@@ -282,7 +284,7 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
     if opts.wifi_ssid is not None:
         values["wifi_ssid"] = opts.wifi_ssid
     values.update(cfg)
-    device.config_set(client, values)
+    device.config_set(client, values, check_fit=False)
     for kind, value in (*keys.items(), ("admin_key", admin)):  # the admin key last
         out = client.request("keys.set", {"kind": kind, "value": value.hex()})
         if kind in AES_KINDS:
@@ -295,9 +297,29 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
     client.admin_key = admin
     if locked:
         client.request("lock", {"production": bool(hello.get("production"))})
-    inv.update(eui, state="locked" if locked else "provisioned", provisioned_at=time.time())
     if opts.reboot:
+        # the new role starts: it is provisioned once its radio answers (a failed run leaves the
+        # row in `provisioning`, the keys kept, and says why)
         device.reboot(client, greet=False)
+        fault = _radio_fault(client)
+        if fault:
+            raise ProvisionError(f"{res.port}: keys and config are on the board, but its radio does not work after "
+                                 f"the restart: {fault}. Fix the radio (module fitted, wiring, board profile) and "
+                                 "run again with --force")
+    inv.update(eui, state="locked" if locked else "provisioned", provisioned_at=time.time())
+
+
+RADIO_REPORT_S = 30.0  # a role reports its radio within this after its boot event (slow machines included)
+
+
+def _radio_fault(client) -> str | None:
+    """What the restarted role reports of its radio: None when it answers, else the fault."""
+    try:
+        ev = client.wait_event("radio", timeout=RADIO_REPORT_S)
+    except DeviceTimeout:  # console events turned off: hello says it too
+        state = str(client.hello().get("radio"))
+        return None if state == "ok" else state.removeprefix("fault: ")
+    return None if ev.data.get("ok") else str(ev.data.get("error") or "radio fault")
 
 
 class EraseGuard:
