@@ -62,6 +62,7 @@ bench: setup
 	$(PY) bench/provision.py
 	$(PY) bench/monitor.py
 	$(PY) bench/heap.py
+	$(PY) bench/roles.py
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

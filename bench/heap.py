@@ -22,18 +22,22 @@ BASELINE = ROOT / "bench" / "heap-baseline.json"
 BLOCK = 16  # a heap block of the 64-bit unix port (8 on an ESP32)
 
 
-def live_hotspot_free(backhaul: str) -> int:
+def live_hotspot_free(backhaul: str, romfs: bool = True, heap_kb: int | None = None) -> int:
     """The least free heap a running virtual hotspot reports (stats, after a collection) with its
-    backhaul up: Semtech UDP to `loraspot listen`, or MQTT to a real broker."""
+    backhaul up: Semtech UDP to `loraspot listen`, or MQTT to a real broker; the library in ROMFS (the
+    virtual board's image) or loaded from littlefs (a stock image); at the profile's budget or heap_kb."""
     import tempfile
 
     sys.path.insert(0, str(ROOT))
+    from loraspot import boards
+    from loraspot.flash import image
+    from loraspot.flash.mpy import compiled_firmware
     from loraspot.listen.server import Listener
     from loraspot.sim.medium import Medium
 
     from tests.broker import Broker
     from tests.e2e.conftest import BoardOptions, Harness
-    from tests.e2e.hotspot_world import Events, hotspot_image, wait
+    from tests.e2e.hotspot_world import FREQ, SF, Events, wait
 
     with tempfile.TemporaryDirectory(prefix="heap-") as folder:
         tmp = Path(folder)
@@ -41,9 +45,16 @@ def live_hotspot_free(backhaul: str) -> int:
         ls = Listener({}, port=0, udp=broker is None, mqtt=broker.url if broker else None)
         try:
             conf = {"backhaul": "mqtt", "mqtt_port": broker.port} if broker else {"server_port": ls.address[1]}
+            profile = boards.get("virtual")
+            if not romfs:
+                del profile["flash"]["partitions"]["romfs"]
+            cfg = {"role": "hotspot", "single_freq": FREQ, "single_sf": SF, "stats_interval": 5,
+                   "gw_stat_interval": 10, **conf}
+            files = image.app_files(profile, cfg, mpy_dir=compiled_firmware(ROOT / ".venv" / "mpy-cache"))
+            image.create_flash_image(tmp / "hs.bin", profile, files)
             with Medium(speed=10) as medium:
-                h = Harness(BoardOptions(flash=hotspot_image(tmp / "hs.bin", gw_stat_interval=10, **conf),
-                                         speed=10, medium=medium.address, register=False))
+                h = Harness(BoardOptions(flash=tmp / "hs.bin", speed=10, medium=medium.address, register=False,
+                                         heap_kb=heap_kb))
                 ev = Events(h.info["url"])
                 try:
                     if not wait(lambda: ev.client.request("stats").get("backhaul") == "up", 30, 0.5):
@@ -56,6 +67,13 @@ def live_hotspot_free(backhaul: str) -> int:
             ls.close()
             if broker:
                 broker.stop()
+
+
+def live_hotspot_held(backhaul: str, romfs: bool = True, heap_kb: int = 112) -> int:
+    """Bytes a running virtual hotspot holds: a fresh interpreter's free heap less its free heap."""
+    from loraspot.sim import vboard
+
+    return vboard.fresh_free(heap_kb) - live_hotspot_free(backhaul, romfs, heap_kb)
 
 
 def figures() -> dict:

@@ -13,7 +13,7 @@ import click
 from loraspot.cli import ui
 from loraspot.cli.device import BAUD, UDP_PORT
 from loraspot.sim.medium import Medium, MediumError
-from loraspot.sim.vboard import HEAP_KB, BoardOptions, VirtualBoard
+from loraspot.sim.vboard import BoardOptions, VirtualBoard
 
 
 @click.group("sim")
@@ -37,13 +37,14 @@ def sim_group() -> None:
 @click.option("--sensors", default="", metavar="LIST",
               help="Virtual sensors on the board: any of bme280,gps,battery,axp192 (comma-separated).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the virtual sensors' values.")
-@click.option("--heap-kb", default=HEAP_KB, show_default=True, help="Firmware heap in KB (an ESP32 has 112).")
+@click.option("--heap-kb", type=click.IntRange(32, 8192), default=None,
+              help="Firmware heap in KB (default: the board profile's budget, docs/boards.md).")
 @click.option("--blank", is_flag=True, help="A missing flash image starts erased, as a new board (flash it first).")
 @click.option("--max-baud", default=0, help="The USB-serial chip's highest baud rate (0: no limit).")
 @click.pass_obj
 def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_port: int, no_pty: bool,
               powercut_after: int, clock_start_us: int | None, clock_start_ms: int | None, medium: str | None,
-              position: str, sensors: str, seed: int, heap_kb: int, blank: bool, max_baud: int) -> None:
+              position: str, sensors: str, seed: int, heap_kb: int | None, blank: bool, max_baud: int) -> None:
     """Run one virtual board until interrupted; prints the serial URLs it serves."""
     hardware: dict = {}
     for name in filter(None, (x.strip() for x in sensors.split(","))):

@@ -125,7 +125,9 @@ class BoardOptions:
     medium: tuple[str, int] | None = None  # the RF medium's UDP address
     position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # metres, for path loss
     extra_env: dict = field(default_factory=dict)
-    heap_kb: int = HEAP_KB  # the firmware's heap (the ESP32's 112 KB unless a test says otherwise)
+    # the firmware's heap in KB; None: the profile's budget (docs/boards.md) for the role in the
+    # board's config at each boot: with Wi-Fi on for a hotspot, without for a node
+    heap_kb: int | None = None
     hardware: dict = field(default_factory=dict)  # virtual sensors: {"bme280": {...}, "gps": {...}, ...}
     blank: bool = False  # a missing flash image starts erased (a board fresh from the factory)
     auto_reset: bool = True  # False: no DTR/RTS reset circuit (download mode only by the BOOT button)
@@ -136,6 +138,7 @@ class VirtualBoard:
     def __init__(self, opts: BoardOptions, on_status: Callable[[dict], None] | None = None):
         self.opts = opts
         self.profile = boards.get(opts.board)
+        self.heap_kb = opts.heap_kb or self.profile["memory"]["heap_kb"]["no_wifi"]
         self._status = on_status or (lambda _s: None)
         self.uart = Uart(opts.baud)
         self.uart.max_baud = opts.max_baud
@@ -257,7 +260,7 @@ class VirtualBoard:
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
                "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
                "romfs": romfs, "repl": self._soft_reboot or None,
-               "target_free": fresh_free(self.opts.heap_kb), "efuse": self._efuse_words(),
+               "target_free": fresh_free(self.heap_kb), "efuse": self._efuse_words(),
                "hw": dict(self.opts.hardware, boot=self.boots) if self.opts.hardware else None}
         env = dict(os.environ)
         env["LORASPOT_VBOARD"] = json.dumps(cfg)
@@ -268,6 +271,20 @@ class VirtualBoard:
         """The security eFuse words the firmware reads through machine.mem32 ([address, value])."""
         chip = romloader.CHIPS.get(self.profile["chip"])
         return [] if chip is None else [[a, v] for a, v in chip.security_words(self.efuse.get("security")).items()]
+
+    def _budget_kb(self) -> int:
+        """The firmware's heap for this boot: as the test set it, else the profile's budget for the
+        role in the board's config (a hotspot runs Wi-Fi, which takes its share of the RAM)."""
+        if self.opts.heap_kb:
+            return self.opts.heap_kb
+        budget = self.profile["memory"]["heap_kb"]
+        try:
+            fs = image.read_vfs(Path(self.opts.flash))  # kept while its file is read
+            with fs.open("/config.json", "r") as f:
+                role = json.loads(f.read()).get("role")
+        except Exception:  # no config yet, an erased or half-written filesystem (littlefs's own errors)
+            role = None
+        return budget["wifi"] if role == "hotspot" else budget["no_wifi"]
 
     def _romfs_span(self) -> list[int] | None:
         """[offset, length] of the ROMFS image in the flash file (read when the board boots, as
@@ -357,10 +374,11 @@ class VirtualBoard:
         # The ROMFS is memory-mapped flash on a board: here it is read into the interpreter's heap
         # before the firmware starts, so the heap is made larger by its size (outside the board's).
         rom = self._romfs_span()
+        self.heap_kb = self._budget_kb()
         env = self._env(side_w, rom)
         self._soft_reboot = ""
         rom_kb = (rom[1] + 1023) // 1024 + 1 if rom else 0
-        heap = f"heapsize={self.opts.heap_kb + BOOT_ALLOWANCE_KB + rom_kb}K"
+        heap = f"heapsize={self.heap_kb + BOOT_ALLOWANCE_KB + rom_kb}K"
         cmd = [*micropython_command(), "-X", heap, str(resources.sim_mp_dir() / "vboot.py")]
         with self._proc_lock:
             if self._stop:  # stop() came first: never start a process nobody will stop

@@ -1,0 +1,92 @@
+"""The heap figures the tool judges boards by (loraspot.budget.NEED_KB) hold: each role, with its
+library loaded from littlefs (a stock image) or in ROMFS, runs on a virtual board whose heap is
+exactly what it is said to hold plus the headroom, the smallest budget that `budget.fit` accepts:
+the node joins and sends, the hotspot's backhaul comes up, and neither resets or runs short."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from loraspot import boards, budget
+from loraspot.flash import image
+from loraspot.flash.mpy import compiled_firmware
+from loraspot.listen.server import Listener
+from loraspot.lorawan.joinserver import JoinServer
+from loraspot.sim.medium import Medium
+
+from tests.broker import Broker
+from tests.e2e.hotspot_world import FREQ, SF, Events, wait
+from tests.host.lorawan_gateway import Gateway
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+SPEED = 10
+
+
+def _image(path: Path, code: str, cfg: dict, secret: dict | None = None) -> Path:
+    profile = boards.get("virtual")
+    if code == "littlefs":
+        del profile["flash"]["partitions"]["romfs"]  # a stock image: the library goes to littlefs
+    files = image.app_files(profile, cfg, mpy_dir=compiled_firmware(ROOT / ".venv" / "mpy-cache"))
+    if secret:
+        files["secrets.json"] = json.dumps({k: v.hex() for k, v in secret.items()}).encode()
+    image.create_flash_image(path, profile, files)
+    return path
+
+
+def _heap_kb(key: tuple[str, str]) -> int:
+    return budget.NEED_KB[key] + budget.HEADROOM_KB
+
+
+def _steady(ev: Events) -> None:
+    stats = ev.client.request("stats")
+    assert stats.get("role_no_memory", 0) == 0 and stats["tx_no_memory"] == 0, stats
+    assert not [e for e in ev.events if e.kind == "boot"]  # no reset since the events were followed
+
+
+@pytest.mark.parametrize("code", ["littlefs", "romfs"])
+def test_the_node_runs_in_the_heap_it_is_said_to_need(make_board, tmp_path, code):
+    eui, key = "70B3D57ED00000A1", bytes(range(16))
+    js = JoinServer()
+    js.add_device(eui, key)
+    cfg = {"role": "node", "dev_eui": eui, "sensors": "bme280,gps,battery", "uplink_interval": 10}
+    with Medium(speed=SPEED) as medium:
+        gw = Gateway(medium, js, SPEED)
+        try:
+            h = make_board(_image(tmp_path / "n.bin", code, cfg, {"app_key": key}), speed=SPEED,
+                           medium=medium.address, register=False, heap_kb=_heap_kb(("node", code)),
+                           hardware={"bme280": {}, "gps": {}, "battery": {}})
+            ev = Events(h.info["url"])
+            try:
+                assert wait(lambda: sum("uplink" in e for e in gw.log) >= 2, 60), (gw.log, ev.events[-5:])
+                assert ev.client.hello()["radio"] == "ok"
+                _steady(ev)
+            finally:
+                ev.close()
+        finally:
+            gw.close()
+
+
+@pytest.mark.parametrize("backhaul", ["udp", "mqtt"])
+@pytest.mark.parametrize("code", ["littlefs", "romfs"])
+def test_the_hotspot_runs_in_the_heap_it_is_said_to_need(make_board, tmp_path, code, backhaul):
+    broker = Broker(tmp_path) if backhaul == "mqtt" else None
+    try:
+        with Listener({}, port=0, udp=broker is None, mqtt=broker.url if broker else None) as ls:
+            conf = {"backhaul": "mqtt", "mqtt_port": broker.port} if broker else {"server_port": ls.address[1]}
+            cfg = {"role": "hotspot", "single_freq": FREQ, "single_sf": SF, "gw_stat_interval": 10, **conf}
+            with Medium(speed=SPEED) as medium:
+                h = make_board(_image(tmp_path / "h.bin", code, cfg), speed=SPEED, medium=medium.address,
+                               register=False, heap_kb=_heap_kb((f"hotspot-{backhaul}", code)))
+                ev = Events(h.info["url"])
+                try:
+                    assert wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60), ev.events[-5:]
+                    assert ev.client.hello()["radio"] == "ok"
+                    _steady(ev)
+                finally:
+                    ev.close()
+    finally:
+        if broker:
+            broker.stop()
