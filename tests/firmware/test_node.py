@@ -7,6 +7,7 @@ import json
 import struct
 
 from fwtest import close_flashes, eq, fresh_flash
+from nodefakes import Clock, Console
 from spot import eui64
 from spot.config import Config
 from spot.lorawan import region
@@ -16,33 +17,6 @@ from spot.lorawan.store import Counters
 from spot.node import Node, channels
 from spot.nodesleep import RTC_MAGIC
 from spot.sensors import SensorError
-
-
-class Clock:
-    def __init__(self):
-        self.ms = 1000
-
-    def ticks_ms(self):
-        return self.ms
-
-    def uptime_ms(self):
-        return self.ms - 1000
-
-    async def sleep_ms(self, ms):
-        self.ms += max(0, ms)
-        await asyncio.sleep_ms(0)
-
-
-class Console:
-    def __init__(self):
-        self.events = []
-        self.last_rx_ms = None
-
-    def event(self, kind, data=None):
-        self.events.append((kind, data))
-
-    def of(self, kind):
-        return [d for k, d in self.events if k == kind]
 
 
 class Down:

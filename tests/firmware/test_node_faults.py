@@ -5,6 +5,7 @@ import asyncio
 
 from fakehw import FakeSPI
 from fwtest import eq, fresh_flash
+from nodefakes import Clock, Console
 from spot.clock import Clock as ChipClock
 from spot.config import Config
 from spot.lorawan import region
@@ -15,33 +16,6 @@ from spot.radio.sx127x import SX127x
 from sx1276_model import SX1276Model
 
 PROFILE = {"chip": "sx1276", "band_mhz": [862, 1020], "max_power_dbm": 20, "pa_boost": True}
-
-
-class Clock:
-    def __init__(self):
-        self.ms = 1000
-
-    def ticks_ms(self):
-        return self.ms
-
-    def uptime_ms(self):
-        return self.ms - 1000
-
-    async def sleep_ms(self, ms):
-        self.ms += max(0, ms)
-        await asyncio.sleep_ms(0)
-
-
-class Console:
-    def __init__(self):
-        self.events = []
-        self.last_rx_ms = None
-
-    def event(self, kind, data=None):
-        self.events.append((kind, data))
-
-    def of(self, kind):
-        return [d for k, d in self.events if k == kind]
 
 
 class Stack:
