@@ -57,7 +57,7 @@ class Fit:
 
     def message(self) -> str:
         heap = "with Wi-Fi on" if self.wifi else "without Wi-Fi"
-        code = "the library loaded into the heap (no ROMFS)" if self.code == "littlefs" else "the library in ROMFS"
+        code = "its library loaded into the heap, no ROMFS" if self.code == "littlefs" else "its library in ROMFS"
         return (f"the {self.role} role does not fit board {self.board}: it needs {self.need_kb} KB of heap to "
                 f"run ({code}) and {HEADROOM_KB} KB of headroom beside it, but the board's MicroPython image "
                 f"gives {self.budget_kb} KB {heap}; use {WAYS_OUT}")

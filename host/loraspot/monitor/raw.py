@@ -38,9 +38,10 @@ def run_raw(url: str, baud: int = transport.DEFAULT_BAUD, stdin_fd: int | None =
                 done.set()
                 return
             if data:
-                os.write(out_fd, data)
+                # noted before it is shown: a quit typed right after the prompt appears must find it
                 tail.extend(data)
                 del tail[:-64]
+                os.write(out_fd, data)
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
