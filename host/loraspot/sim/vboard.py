@@ -21,6 +21,7 @@ from loraspot.errors import ImageError
 from loraspot.flash import image
 from loraspot.flash.mpy import compiled_firmware
 from loraspot.sim import romloader
+from loraspot.sim.mp import _vside
 from loraspot.sim.uart import LineControl, PtyEndpoint, Rfc2217Endpoint, Uart
 
 HEAP_KB = 112  # the ESP32's MicroPython heap as the firmware sees it (tests use the same limit)
@@ -411,26 +412,28 @@ class VirtualBoard:
             proc.stdout.close()
         self._after_exit(messages)
 
-    def _read_side(self, fd: int) -> list[str]:
+    def _read_side(self, fd: int) -> list[tuple[bytes, str]]:
+        """Act on the side channel's messages (sim/mp/_vside.py) until the interpreter is gone; the
+        ones that say why it stopped are returned, in order."""
         messages = []
         with os.fdopen(fd, "rb") as side:
             for raw in side:
-                msg = raw.decode(errors="replace").strip()
-                if msg == "scripts":
+                kind, arg = _vside.parse(raw)
+                if kind == _vside.SCRIPTS:
                     self.uart.scripts_started()
-                elif msg.startswith("rtc "):
-                    self._rtc = bytes.fromhex(msg[4:])
-                elif msg.startswith("sensor "):  # a virtual sensor was read: what it measured
+                elif kind == _vside.RTC:
+                    self._rtc = bytes.fromhex(arg)
+                elif kind == _vside.SENSOR:  # a virtual sensor was read: what it measured
                     with contextlib.suppress(ValueError):
-                        self._status({"event": "sensor", **json.loads(msg[7:])})
-                elif msg.startswith("wdt"):  # the watchdog started ("wdt MS") or fed ("wdt")
-                    if msg != "wdt":
-                        self._wdt_ms = int(msg.split()[1])
+                        self._status({"event": "sensor", **json.loads(arg)})
+                elif kind == _vside.WDT:  # the watchdog started (with its timeout) or was fed
+                    if arg:
+                        self._wdt_ms = int(arg)
                     self._wdt_due = time.monotonic() + self._wdt_ms / 1000.0 / self.opts.speed
-                elif msg.startswith("heapshort "):  # the boot code outgrew its allowance
-                    self._status({"event": "heapshort", "bytes": int(msg.split()[1])})
+                elif kind == _vside.HEAPSHORT:  # the boot code outgrew its allowance
+                    self._status({"event": "heapshort", "bytes": int(arg)})
                 else:
-                    messages.append(msg)
+                    messages.append((kind, arg))
         return messages
 
     def _watchdog(self, proc: subprocess.Popen) -> None:
@@ -443,31 +446,31 @@ class VirtualBoard:
                 return
             time.sleep(0.02)
 
-    def _after_exit(self, messages: list[str]) -> None:
-        last = messages[-1] if messages else ""
+    def _after_exit(self, messages: list[tuple[bytes, str]]) -> None:
+        kind, arg = messages[-1] if messages else (b"", "")
         if self._stop or self._held or self._mode == "download":
             return
         if self._wdt_fired:
             self._cause = "watchdog"
             self._status({"event": "watchdog", "timeout_ms": self._wdt_ms})
-        elif last.startswith("powercut"):
+        elif kind == _vside.POWERCUT:
             self._powercut_after = 0
             self._rtc = b""
             self._cause = "power_on"
-            self._status({"event": "powercut", "flash_ops": int(last.split()[1])})
-        elif last == "reset soft":
+            self._status({"event": "powercut", "flash_ops": int(arg)})
+        elif kind == _vside.RESET and arg == _vside.SOFT.decode():
             self._cause = "soft"
-        elif last.startswith("softreboot "):  # Ctrl-D in the REPL: back to the same REPL kind
-            self._soft_reboot = last.split()[1]
-        elif last == "reset vm":
+        elif kind == _vside.SOFTREBOOT:  # Ctrl-D in the REPL: back to the same REPL kind
+            self._soft_reboot = arg
+        elif kind == _vside.RESET and arg == _vside.VM.decode():
             pass  # the interpreter restarts; the chip's reset cause stays
-        elif last.startswith("deepsleep"):
-            ms = int(last.split()[1])
+        elif kind == _vside.DEEPSLEEP:
+            ms = int(arg)
             self._cause = "deepsleep"
             self._status({"event": "deepsleep", "ms": ms})
             self._wake.wait(ms / 1000.0 / self.opts.speed)
             self._wake.clear()
-        elif last == "nofs":
+        elif kind == _vside.NOFS:
             self._status({"event": "nofs"})
             self._wake.wait()
             self._wake.clear()

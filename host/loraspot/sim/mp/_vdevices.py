@@ -6,7 +6,7 @@ import json
 import time
 
 import _vhw
-import _vmachine
+import _vside
 
 CAL = (27504, 26435, -1000, 36477, -10685, 3024, 2855, 140, -7, 15500, -14600, 6000, 75, 362, 0, 313, 50, 30)
 STATE = {"i2c": None, "uart": {}, "adc": {}, "speed": 1}
@@ -24,7 +24,7 @@ class _Rand:
 
 
 def _tell(obj):
-    _vmachine.tell(b"sensor " + json.dumps(obj).encode())
+    _vside.tell(_vside.SENSOR, json.dumps(obj).encode())
 
 
 class VirtualBME280(_vhw.BME280Model):

@@ -3,17 +3,19 @@
 import binascii
 import os
 
+import _vside
+
 PWRON_RESET = 1
 HARD_RESET = 2
 WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
-_state = {"side": None, "cause": PWRON_RESET, "mac": b"\x02LS\x00\x00\x01", "rtc": b"", "freq": 160000000}
+_state = {"cause": PWRON_RESET, "mac": b"\x02LS\x00\x00\x01", "rtc": b"", "freq": 160000000}
 
 
 def setup(side, cause, mac, rtc, efuse=None):
-    _state["side"] = side
+    _vside.open_channel(side)
     _state["cause"] = cause
     _state["mac"] = mac
     _state["rtc"] = rtc
@@ -38,12 +40,6 @@ class _Mem32:
 mem32 = _Mem32()
 
 
-def tell(msg):
-    side = _state["side"]
-    if side is not None:
-        side.write(msg + b"\n")
-
-
 def halt():
     """Stop this interpreter at once, as a board stops when power goes or the chip resets."""
     os.system("kill -9 $PPID")
@@ -53,13 +49,13 @@ def halt():
 
 def reset():
     # esp_restart(): the chip reports a software reset (SOFT_RESET) afterwards.
-    tell(b"reset soft")
+    _vside.tell(_vside.RESET, _vside.SOFT)
     halt()
 
 
 def soft_reset():
     # Restarts the interpreter only; the chip's reset cause stays what it was.
-    tell(b"reset vm")
+    _vside.tell(_vside.RESET, _vside.VM)
     halt()
 
 
@@ -78,7 +74,7 @@ def freq(hz=None):
 
 
 def deepsleep(ms=0):
-    tell(b"deepsleep %d" % ms)
+    _vside.tell(_vside.DEEPSLEEP, ms)
     halt()
 
 
@@ -99,10 +95,10 @@ class WDT:
     def __init__(self, id=0, timeout=5000):
         if not 1 <= timeout:
             raise ValueError("watchdog timeout must be positive")
-        tell(b"wdt %d" % timeout)
+        _vside.tell(_vside.WDT, timeout)
 
     def feed(self):
-        tell(b"wdt")
+        _vside.tell(_vside.WDT)
 
 
 class RTC:
@@ -113,12 +109,11 @@ class RTC:
             raise ValueError("RTC memory holds 2048 bytes")
         data = data if isinstance(data, bytes) else bytes(data)
         _state["rtc"] = data
-        side = _state["side"]
+        side = _vside.begin(_vside.RTC)
         if side is not None:  # in small pieces: this is C on a board, it must not need heap
-            side.write(b"rtc ")
             for i in range(0, len(data), 48):
                 side.write(binascii.hexlify(data[i : i + 48]))
-            side.write(b"\n")
+            _vside.end()
 
 
 # ---- peripherals: the virtual board's sensors (set up by _vdevices) ---------------------------------

@@ -13,6 +13,7 @@ import sys
 import _vboard
 import _vmachine
 import _vrepl  # the REPL is C on a board: imported here, it counts against the boot allowance
+import _vside
 import vfs
 from _vflash import FlashPartition
 
@@ -21,7 +22,7 @@ side = open("/dev/fd/%d" % cfg["side_fd"], "wb")
 
 
 def _power_cut(ops):
-    _vmachine.tell(b"powercut %d" % ops)
+    _vside.tell(_vside.POWERCUT, ops)
     _vmachine.halt()
 
 
@@ -46,7 +47,7 @@ try:
     vfs.mount(vfs.VfsLfs2(bdev), "/")
 except OSError:
     print("The filesystem appears to be corrupted or empty; flash the board again.")
-    _vmachine.tell(b"nofs")
+    _vside.tell(_vside.NOFS)
     while True:
         pass
 os.chdir("/")
@@ -72,7 +73,7 @@ del cfg
 gc.collect()
 _excess = gc.mem_free() - _target
 if _excess < 0:
-    _vmachine.tell(b"heapshort %d" % -_excess)
+    _vside.tell(_vside.HEAPSHORT, -_excess)
 _ballast = bytearray(_excess - 48) if _excess > 1024 else None
 del _excess
 gc.collect()
@@ -100,7 +101,7 @@ def _run(path):
     micropython.kbd_intr(-1)
 
 
-_vmachine.tell(b"scripts")  # from here on a Ctrl-C on the line may interrupt (the UART's cue)
+_vside.tell(_vside.SCRIPTS)  # from here on a Ctrl-C on the line may interrupt (the UART's cue)
 _run("boot.py")
 if _repl_mode != "raw":
     _run("main.py")
@@ -108,8 +109,8 @@ if _repl_mode != "raw":
 try:
     _mode = _vrepl.Repl(_main).run(_repl_mode)
 except EOFError:
-    _vmachine.tell(b"reset vm")
+    _vside.tell(_vside.RESET, _vside.VM)
     _vmachine.halt()
 sys.stdout.buffer.write(b"MPY: soft reboot\n")
-_vmachine.tell(b"softreboot " + _mode.encode())
+_vside.tell(_vside.SOFTREBOOT, _mode.encode())
 _vmachine.halt()
