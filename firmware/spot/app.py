@@ -240,17 +240,16 @@ class App:
         role = self.config.get("role")
         parts = None
         if not self.safe_mode:
+            # the names of occasional modules, then the role's modules and long-lived buffers,
+            # while the heap is still in one piece (MicroPython's name table grows in one block)
             _enter_names(role)
-        if role == "hotspot" and not self.safe_mode:
-            # the hotspot's long-lived buffers first, while the heap is still in one piece
-            parts = self._build_hotspot()
-        elif role == "node" and not self.safe_mode:
-            # the node too: its modules (and the names they add to MicroPython's string table,
-            # which grows in one large block) and buffers before anything can fragment the heap
-            try:
-                self._build_node()
-            except MemoryError:
-                gc.collect()  # run_node tries again
+            if role == "hotspot":
+                parts = self._build_hotspot()
+            elif role == "node":
+                try:
+                    self._build_node()
+                except MemoryError:
+                    gc.collect()  # run_node tries again
         self.register()
         self.apply_lock(self.lock)
         self.console.hold()  # the console's reserve, while the heap is still in one piece
@@ -295,13 +294,15 @@ class App:
         unload("spot.hotspot.boot")
 
     async def _hotspot_retry(self):
-        """The hotspot's radio was out at boot: try again, 5 s doubling to 5 min."""
-        wait = 5000
+        """The hotspot's radio was out at boot: try again, 5 s doubling to 5 min (as the node)."""
+        from spot.radio import RETRY_MAX_MS, RETRY_MS
+
+        wait = RETRY_MS
         while True:
             self.console.event("radio", {"ok": False, "error": self.radio_fault, "faults": self.radio_faults,
                                          "retry_ms": wait})
             await self.clock.sleep_ms(wait)
-            wait = min(2 * wait, 300000)
+            wait = min(2 * wait, RETRY_MAX_MS)
             parts = self._build_hotspot()
             if parts is not None:
                 self._start_hotspot(parts)

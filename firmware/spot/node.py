@@ -11,7 +11,7 @@ from spot import lpp
 from spot.clock import ticks_diff
 from spot.lorawan import ChannelBusy, JoinFailed
 from spot.lorawan.dutycycle import DutyCycleError
-from spot.radio import RadioError
+from spot.radio import RETRY_MAX_MS, RETRY_MS, RadioError
 from spot.sensors import SensorError
 
 try:
@@ -21,8 +21,6 @@ except ImportError:
 
 AWAKE_AFTER_CONSOLE_MS = 30000  # a console request keeps a deep-sleeping node awake this long
 JOIN_RETRY_MS = 15000
-RADIO_RETRY_MS = 5000  # a radio that is out is opened again after this, doubling up to
-RADIO_RETRY_MAX_MS = 300000  # five minutes
 HOUR_MS = 3600000
 
 # LPP types of each sensor's values (GPS: one value of three numbers)
@@ -65,10 +63,9 @@ class Node:
         self.hour_used_ms = 0
         self.status_due = False
         self.rejoin_asked = False
-        self.open_radio = None  # type: Any  # makes the radio driver (RadioError while the radio is out)
         self.radio_fault = None  # what the radio last failed with, None while it works
         self.radio_faults = 0
-        self._radio_wait = RADIO_RETRY_MS
+        self._radio_wait = RETRY_MS
         self.notes = []  # (kind, data) of events from its start, sent by report_start()
 
     # ---- time and state -------------------------------------------------------------------------
@@ -123,11 +120,15 @@ class Node:
             except RadioError as e:
                 self.radio_lost(e, self._radio_wait)
                 await self.clock.sleep_ms(self._radio_wait)
-                self._radio_wait = min(2 * self._radio_wait, RADIO_RETRY_MAX_MS)
+                self._radio_wait = min(2 * self._radio_wait, RETRY_MAX_MS)
                 continue
-            self._radio_wait = RADIO_RETRY_MS
+            self._radio_wait = RETRY_MS
             self.radio_fault = None
             self.report_radio()
+
+    def open_radio(self):
+        """A fresh driver for the board's radio (RadioError while it is out)."""
+        return self.board.radio(self.clock)
 
     def radio_lost(self, e, retry_ms=0, report=True):
         """The radio failed (absent, silent, timed out): reported and dropped, so that the next
@@ -231,7 +232,7 @@ class Node:
     async def send(self, fport, data, confirmed):
         """One uplink, reported; the Result, or None when it could not be sent."""
         lw = self.lw
-        if self.lw.radio is None:
+        if lw.radio is None:  # checked here: no coroutine made per uplink while the radio works
             await self.radio_ready()
         try:
             r = await lw.send(fport, data, confirmed)

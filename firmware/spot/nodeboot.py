@@ -20,11 +20,8 @@ def build(app):
         notes.append(("log", {"level": "error", "msg": "power rails: %s" % e}))
     from spot.radio import RadioError
 
-    def open_radio():
-        return board.radio(clock)
-
     try:
-        radio = open_radio()
+        radio = board.radio(clock)
     except RadioError as e:  # absent or silent: the node reports it and opens it again later
         radio, fault = None, e
     else:
@@ -39,7 +36,6 @@ def build(app):
     lw = LoRaWAN(plan, radio, clock, Counters().load(), app.secrets, config.get("dev_eui") or
                  eui64(board.device_id()), config.get("join_eui"))
     node = Node(board, config, clock, console, lw, sensors)
-    node.open_radio = open_radio
     node.notes = notes
     if fault is not None:
         node.radio_lost(fault, report=False)  # reported once the boot is (App.run)

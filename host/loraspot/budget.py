@@ -1,8 +1,8 @@
-"""Does a role fit a board? The heap each role holds while running (measured) against the heap the
+"""Does a role fit a board? The smallest heap each role was measured to run in against the heap the
 board's MicroPython image gives it (the profile's `memory`, docs/boards.md), with headroom.
 
-A role is refused for a board before anything is written to it (provisioning, `sim board`), with
-the budget, the need and the ways out in the message."""
+A role is refused for a board before anything is written to it (`provision`, `config set role`),
+with the budget, the need and the ways out in the message."""
 
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ NEED_KB = {
 # downlink (the console also keeps its own 4 KB reserve, inside NEED_KB).
 HEADROOM_KB = 6
 
-WAYS_OUT = ("a board with PSRAM (tbeam-v1.1-sx1276, tbeam-v1.1-sx1262, lilygo-t3-s3), or a MicroPython image "
-            "built with ROMFS (docs/boards.md, \"An image with ROMFS\")")
+
+def ways_out() -> str:
+    """What to use instead: the profiles with PSRAM, or an image with ROMFS."""
+    from loraspot import boards
+
+    psram = ", ".join(b for b, p in boards.all_boards().items() if p["memory"]["psram"])
+    return (f"a board with PSRAM ({psram}), or a MicroPython image built with ROMFS "
+            '(docs/boards.md, "An image with ROMFS")')
 
 
 class RoleDoesNotFit(LoraspotError):
@@ -60,7 +66,7 @@ class Fit:
         code = "its library loaded into the heap, no ROMFS" if self.code == "littlefs" else "its library in ROMFS"
         return (f"the {self.role} role does not fit board {self.board}: it needs {self.need_kb} KB of heap to "
                 f"run ({code}) and {HEADROOM_KB} KB of headroom beside it, but the board's MicroPython image "
-                f"gives {self.budget_kb} KB {heap}; use {WAYS_OUT}")
+                f"gives {self.budget_kb} KB {heap}; use {ways_out()}")
 
 
 def role_key(role: str, backhaul: str | None = None) -> str:
@@ -82,16 +88,7 @@ def fit(profile: dict, role: str, backhaul: str | None = None) -> Fit:
 def check(profile: dict, role: str, backhaul: str | None = None) -> Fit:
     """The fit, or RoleDoesNotFit naming the budget, the need and the ways out."""
     f = fit(profile, role, backhaul)
-    if role != "idle" and not f.fits:
+    if not f.fits:
         raise RoleDoesNotFit(f.message())
     return f
 
-
-def tightest_budget_kb(profiles: dict[str, dict], role: str, backhaul: str | None = None,
-                       code: str = "littlefs") -> int:
-    """The smallest budget among the profiles (with code loaded the given way) the role fits."""
-    budgets = [f.budget_kb for p in profiles.values()
-               if (f := fit(p, role, backhaul)).fits and f.code == code]
-    if not budgets:
-        raise RoleDoesNotFit(f"no board profile offers the {role} role with its library in {code}")
-    return min(budgets)

@@ -11,7 +11,8 @@ from spot.config import Config
 from spot.lorawan import region
 from spot.lorawan.mac import MacState
 from spot.lorawan.store import Counters
-from spot.node import RADIO_RETRY_MS, Node
+from spot.node import Node
+from spot.radio import RETRY_MS
 from spot.radio.sx127x import SX127x
 from sx1276_model import SX1276Model
 
@@ -98,7 +99,7 @@ def test_an_absent_radio_is_reported_retried_with_back_off_and_uplinks_resume():
     faults = [e for e in n.console.of("radio") if not e["ok"]]
     eq(len(faults), 3)
     eq("RegVersion reads 0x00" in faults[0]["error"], True, faults[0]["error"])
-    eq([e["retry_ms"] for e in faults], [RADIO_RETRY_MS, 2 * RADIO_RETRY_MS, 4 * RADIO_RETRY_MS])
+    eq([e["retry_ms"] for e in faults], [RETRY_MS, 2 * RETRY_MS, 4 * RETRY_MS])
     eq(n.console.of("radio")[-1], {"ok": True, "chip": "sx1276"})
     eq(n.radio_faults, 3)
     eq(n.radio_status(), "ok")

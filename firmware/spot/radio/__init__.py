@@ -10,6 +10,11 @@ class RadioTimeout(RadioError):
     """The radio did not signal completion in time (its IRQ never came)."""
 
 
+# A radio that is out (absent, silent on SPI, timing out) is opened again after RETRY_MS, the wait
+# doubling up to RETRY_MAX_MS: the node's and the hotspot's rule.
+RETRY_MS = 5000
+RETRY_MAX_MS = 300000
+
 PUBLIC_SYNC = 0x34  # LoRaWAN public networks (SX126x registers: 0x3444)
 PRIVATE_SYNC = 0x12  # (SX126x: 0x1424)
 

@@ -139,7 +139,7 @@ class VirtualBoard:
     def __init__(self, opts: BoardOptions, on_status: Callable[[dict], None] | None = None):
         self.opts = opts
         self.profile = boards.get(opts.board)
-        self.heap_kb = opts.heap_kb or self.profile["memory"]["heap_kb"]["no_wifi"]
+        self.heap_kb = self._budget_kb()  # again at each boot: the role may have changed
         self._status = on_status or (lambda _s: None)
         self.uart = Uart(opts.baud)
         self.uart.max_baud = opts.max_baud
