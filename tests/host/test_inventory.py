@@ -180,3 +180,23 @@ def test_backup_is_a_complete_database(tmp_path):
     with Inventory(tmp_path / "copy.sqlite", key=key) as copy:
         assert len(copy.devices()) == 20 and len(copy.secret(f"70B3D57ED00000{19:02X}", "app_key")) == 16
         assert copy.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_processes_opening_the_same_new_inventory_at_once_all_succeed(tmp_path):
+    """`sim world` writes an inventory while `listen` (another process) reads it the moment the file
+    appears: both may create the schema and the key check at once; each is done once, and every
+    opener gets a working inventory with the same key."""
+    import subprocess
+    import sys
+
+    key = "5a" * 32
+    code = ("import sys\nfrom loraspot.provision.inventory import Inventory\n"
+            "with Inventory(sys.argv[1]) as inv:\n    inv.add_device('70B3D57ED0000001')\n")
+    for trial in range(6):
+        path = tmp_path / f"inv{trial}.sqlite"
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], env=dict(os.environ, **{ENV_KEY: key}),
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors
+        with Inventory(path, key=bytes.fromhex(key)) as inv:
+            assert inv.schema_version() > 0 and [d.dev_eui for d in inv.devices()] == ["70B3D57ED0000001"]

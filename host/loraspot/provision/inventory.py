@@ -147,6 +147,19 @@ def hex_id(value: str, digits: int, what: str, error: type[LoraspotError] = Inve
     return v
 
 
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration, one by one (a script run with executescript would commit
+    the transaction it is part of): split where sqlite says a statement is complete."""
+    out, part = [], ""
+    for piece in script.split(";"):
+        part += piece + ";"
+        if sqlite3.complete_statement(part):
+            if part.strip(" \n;"):
+                out.append(part.strip())
+            part = ""
+    return out
+
+
 def _mac(value: str) -> str:
     return hex_id(value, 12, "MAC")
 
@@ -216,8 +229,21 @@ class Inventory:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise InventoryError(f"{self.path} was written by a newer loraspot (schema {version}); upgrade loraspot")
-        for n in range(version, len(MIGRATIONS)):
-            self.db.executescript("BEGIN;" + MIGRATIONS[n] + f"PRAGMA user_version = {n + 1}; COMMIT;")
+        if version == len(MIGRATIONS):
+            return
+        # another process may be opening the same new inventory: the version is read again under
+        # the write lock, so each migration runs once
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for n in range(version, len(MIGRATIONS)):
+                for statement in _statements(MIGRATIONS[n]):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {n + 1}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -230,8 +256,10 @@ class Inventory:
         if row is None:
             nonce = secrets.token_bytes(12)
             sealed = nonce + self._aead.encrypt(nonce, _CHECK, b"key_check")
-            self.db.execute("INSERT INTO meta VALUES ('key_check', ?)", (sealed,))
-            return
+            # another process opening the same new inventory may have written its check first:
+            # then that one is verified like any other
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('key_check', ?)", (sealed,))
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
         blob = bytes(row[0])
         try:
             self._aead.decrypt(blob[:12], blob[12:], b"key_check")
