@@ -36,7 +36,7 @@ def test_hello_config_across_reboot_and_events(board):
         assert {"hello", "config.get", "config.set", "reboot", "fs.put", "fs.get", "stats"} <= set(hello["caps"])
         device.config_set(client, {"name": "pump-7", "stats_interval": 5})
         again = device.reboot(client)
-        assert again["reset"] == "soft" and again["boot"] != hello["boot"]
+        assert again["reset"] == "hard" and again["boot"] != hello["boot"]  # machine.reset(): HARD_RESET
         values = device.config_get(client)
         assert (values["name"], values["stats_interval"]) == ("pump-7", 5)
         assert device.config_get(client, "name") == {"name": "pump-7"}

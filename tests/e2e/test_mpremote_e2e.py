@@ -57,9 +57,9 @@ def test_mpremote_ls_cp_exec_and_reset(board, tmp_path):
     p = mpremote(pty, "reset")
     assert p.returncode == 0, p.stdout + p.stderr
     # mpremote soft-resets the interpreter when it takes the raw REPL, then machine.reset()
-    # restarts the chip, which reports a software reset and runs main.py again.
+    # restarts the chip (esp_restart: MicroPython's HARD_RESET), which runs main.py again.
     s = board.wait_status("boot", count=boots + 2)
-    assert s["cause"] == "soft"
+    assert s["cause"] == "hard"
 
 
 def test_ctrl_c_interrupts_main_and_the_repl_runs_code(make_board, tmp_path):
@@ -76,3 +76,53 @@ def test_ctrl_c_interrupts_main_and_the_repl_runs_code(make_board, tmp_path):
     assert h.board.uart.counters["interrupts"] >= 1
     p = mpremote(h.info["pty"], "exec", "print('n' in globals())")  # soft reset first: a fresh interpreter
     assert p.returncode == 0 and p.stdout.split() == ["False"], p.stdout + p.stderr
+
+
+def test_mpremote_again_and_again_leaves_the_board_alone(board):
+    """mpremote opens and closes the port once per run. Over RFC 2217 its open asserts DTR then
+    RTS and its close releases RTS then DTR: through a real board's two-transistor auto-reset
+    circuit neither resets the chip, so five runs in a row never reach download mode nor power
+    the chip on again; each run's soft reset is what the board reports (SOFT_RESET)."""
+    board.wait_status("boot")
+    boots = board.board.boots
+    for via in ("url", "pty"):
+        for i in range(5):
+            p = mpremote(board.info[via], "exec", "import machine; print('cause', machine.reset_cause())",
+                         "+", "fs", "ls")
+            assert p.returncode == 0, f"{via} run {i + 1}: {p.stdout + p.stderr}"
+            assert "cause 5" in p.stdout and "main.py" in p.stdout, p.stdout  # machine.SOFT_RESET is 5
+    booted = [s for s in board.status if s["event"] == "boot"][boots:]
+    assert booted and all(s["mode"] == "run" and s["cause"] == "soft" for s in booted), booted
+    assert board.board.boots == boots + 10  # each run's raw-REPL soft reset, nothing else
+
+
+def test_reset_circuit_over_rfc2217(board):
+    """The DTR/RTS levels a client sets over RFC 2217 go through the two-transistor circuit: an
+    open and close as mpremote makes them resets nothing, esptool's classic sequence (DTR off +
+    RTS on, then DTR on + RTS off, a moment apart) boots into download mode, and an RTS pulse
+    with DTR off (esptool's hard reset) boots the app with a power-on reset."""
+    import serial
+
+    board.wait_status("boot")
+    url = board.info["url"]
+
+    def boots() -> list[dict]:
+        return [s for s in board.status if s["event"] == "boot"]
+
+    before = len(boots())
+    with serial.serial_for_url(url, 115200, timeout=0.2) as port:  # opens with DTR, then RTS, asserted
+        port.rts = False  # mpremote's close: RTS released first
+        port.dtr = False
+    with serial.serial_for_url(url, 115200, timeout=0.2) as port:
+        port.dtr = False  # EN low: held in reset
+        port.rts = True
+        port.dtr = True  # both asserted for an instant
+        port.rts = False  # EN rises with IO0 low
+        s = board.wait_status("boot", count=before + 1)
+        assert s["mode"] == "download", boots()  # the first boot since: the open and close reset nothing
+        port.dtr = False
+        port.rts = True  # hard reset: EN pulsed with IO0 high
+        port.rts = False
+        s = board.wait_status("boot", count=before + 2)
+        assert (s["mode"], s["cause"]) == ("run", "power_on"), boots()
+    assert len(boots()) == before + 2, boots()  # the download and the app: no other reset

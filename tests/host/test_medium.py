@@ -16,6 +16,7 @@ from loraspot.sim.medium import (
     MediumError,
     Reception,
     airtime_module,
+    chip_reading,
 )
 
 EU = Cfg(868_100_000, 7, 125_000, 5, 8, F_CRC, 0x34, 14)
@@ -62,6 +63,27 @@ def test_exchange_rx_done_is_start_plus_time_on_air(radios):
     assert a.tx_done() == (t, t + toa(11))
     assert -100 < got.rssi < 0 and got.snr_x4 > 0
     assert got.cfg.sf == 7 and got.cfg.freq == 868_100_000
+
+
+def test_a_near_node_reads_as_a_real_chip_reads_it(medium, radios):
+    """A node a metre away has an SNR of about 100 dB; the chip's estimate saturates around
+    +10..+14 dB (never the register's +31.75) and its RSSI is within the register's range."""
+    a, b = radios("a"), radios("b", (1, 0, 0))
+    b.listen(EU)
+    a.transmit(b"near", EU, a.now() + LEAD)
+    got = b.receive()
+    assert isinstance(got, Reception)
+    true_rssi, true_snr = medium.frames[-1].heard_by["b"]
+    assert true_snr > 80  # the signal itself
+    assert 10 < got.snr_x4 / 4 <= 13 and got.rssi == true_rssi and -157 <= got.rssi <= 0
+
+
+def test_chip_reading_ranges():
+    # weak packets read as they are (to the quarter dB); strong ones compress but still rise
+    assert chip_reading(-130.4, -12.6) == (-130, -12.5)
+    readings = [chip_reading(-60, snr)[1] for snr in (2, 5, 10, 20, 40, 80)]
+    assert readings == sorted(readings) and readings[0] == 2.0 and max(readings) <= 13.0
+    assert chip_reading(12.0, 150.0)[0] == 0 and chip_reading(-170.0, -20.0)[0] == -157
 
 
 @pytest.mark.parametrize("other", [cfg(sf=8), cfg(freq=868_300_000), cfg(bw=250_000), cfg(flags=F_CRC | F_IQ_INVERTED),

@@ -37,6 +37,13 @@ NOW = -1  # "transmit now" instead of a deadline
 # datasheets; the receiver's noise floor is -174 dBm/Hz + 10 log10(BW) + a 6 dB noise figure.
 SNR_LIMIT = {5: -2.5, 6: -5.0, 7: -7.5, 8: -10.0, 9: -12.5, 10: -15.0, 11: -17.5, 12: -20.0}
 NOISE_FIGURE_DB = 6.0
+# What the chip reads back for a packet, as opposed to the signal itself: the LoRa demodulator's
+# SNR estimate saturates (Semtech AN1200.22 gives -20..+10 dB as the typical range; packets from
+# a node next to a gateway read about +10 to +14 dB on SX127x/SX126x, never the register's
+# +31.75), and RSSI is the SX127x HF-port reading, -157 dBm + an 8-bit register, here capped at
+# 0 dBm (SX126x: RssiPkt = -register/2, 0 .. -127.5 dBm).
+SNR_READ_MAX_DB = 13.0
+RSSI_READ_DBM = (-157, 0)
 CAPTURE_DB = 6.0
 LOCK_SYMBOLS = 4  # preamble symbols a receiver needs to lock; a window may open this late
 # A radio hands its transmission over well before the deadline on a board (a gateway's concentrator
@@ -44,6 +51,16 @@ LOCK_SYMBOLS = 4  # preamble symbols a receiver needs to lock; a window may open
 # seconds) are still honoured, and a window's outcome is decided this long after it closes, so
 # what is heard never depends on how promptly a loaded machine schedules a process.
 GRACE_S = 0.25
+
+
+def chip_reading(rssi: float, snr: float) -> tuple[int, float]:
+    """(RSSI dBm, SNR dB in quarter dB steps) a receiving chip reports for a packet whose signal
+    is (rssi, snr): SNR above 0 dB compresses smoothly towards SNR_READ_MAX_DB (still rising with
+    the signal, so nearer is never read as weaker), below 0 dB it is read as it is."""
+    if snr > 0:
+        snr = SNR_READ_MAX_DB * math.tanh(snr / SNR_READ_MAX_DB)
+    low, high = RSSI_READ_DBM
+    return max(low, min(high, round(rssi))), max(-32.0, min(31.75, round(snr * 4) / 4))
 
 
 class MediumError(LoraspotError):
@@ -387,8 +404,9 @@ class Medium:
             seg.done = True
         radio.rx_frames += 1
         self.routed += 1
-        q = max(-128, min(127, round(snr * 4)))
-        self._send(radio.addr, b"P" + RX.pack(frame.end, round(rssi), q) + frame.cfg.pack() + frame.payload)
+        read_rssi, read_snr = chip_reading(rssi, snr)
+        self._send(radio.addr, b"P" + RX.pack(frame.end, read_rssi, round(read_snr * 4)) + frame.cfg.pack()
+                   + frame.payload)
 
     def _loss(self, frame: Frame, radio: RadioState) -> str:
         rssi, snr = self.signal(frame, radio)

@@ -43,7 +43,7 @@ def fresh_free(heap_kb: int = HEAP_KB) -> int:
 CAUSES = {"power_on": 1, "hard": 2, "watchdog": 3, "deepsleep": 4, "soft": 5}
 ROM_BANNER = {
     "power_on": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
-    "soft": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    "hard": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
     "deepsleep": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
     "download": b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),"
     b"boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n",
@@ -235,22 +235,23 @@ class VirtualBoard:
 
     # --- reset circuit ------------------------------------------------------------------------------
     def _lines_changed(self, old_dtr: bool, old_rts: bool, dtr: bool, rts: bool) -> None:
-        """Classic two-transistor auto-reset: EN is held low while RTS is asserted and DTR is not;
-        the boot mode is decided on the edge where RTS is released (download if DTR is asserted)."""
+        """The classic two-transistor auto-reset circuit of ESP32 boards: EN is pulled low only
+        while RTS is asserted and DTR is not, IO0 only while DTR is asserted and RTS is not, and
+        the boot mode is IO0's level when EN rises. Lines that change together (esptool's DTR on,
+        then RTS off, a moment apart) pass through "both asserted": the capacitor on EN keeps the
+        chip in reset over that instant, so the mode is read once RTS is released. Releasing RTS
+        while the chip was not held (mpremote closing the port: RTS, then DTR) resets nothing."""
         if not self.opts.auto_reset:
             return
-        if rts and not dtr and not self._held:
-            self._held = True
-            self._cause = "power_on"
-            self._kill()
-        elif old_rts and not rts:
-            self._mode = "download" if dtr else "run"
-            self._cause = "power_on"
-            if self._held:
-                self._held = False
-                self._wake.set()
-            else:
+        if rts and not dtr:
+            if not self._held:
+                self._held = True
+                self._cause = "power_on"  # the EN pin: the ROM reports POWERON_RESET
                 self._kill()
+        elif self._held and not rts:
+            self._held = False
+            self._mode = "download" if dtr else "run"
+            self._wake.set()
 
     # --- firmware supervisor ------------------------------------------------------------------------
     def _env(self, side_fd: int, romfs: list[int] | None) -> dict:
@@ -370,7 +371,7 @@ class VirtualBoard:
         # board's console port does, instead of waiting for a full buffer.
         in_r, in_w = os.pipe()
         os.set_blocking(in_r, False)
-        if not self._soft_reboot:  # a soft reset restarts the interpreter, not the chip
+        if self._cause != "soft":  # a soft reset restarts the interpreter, not the chip: no ROM banner
             self.uart.emit(ROM_BANNER.get(self._cause, ROM_BANNER["power_on"]))
         # The ROMFS is memory-mapped flash on a board: here it is read into the interpreter's heap
         # before the firmware starts, so the heap is made larger by its size (outside the board's).
@@ -459,11 +460,16 @@ class VirtualBoard:
             self._cause = "power_on"
             self._status({"event": "powercut", "flash_ops": int(arg)})
         elif kind == _vside.RESET and arg == _vside.SOFT.decode():
-            self._cause = "soft"
+            # machine.reset() is esp_restart(): the ROM says SW_CPU_RESET and MicroPython's
+            # machine.reset_cause() HARD_RESET (ports/esp32/modmachine.c maps ESP_RST_SW there)
+            self._cause = "hard"
         elif kind == _vside.SOFTREBOOT:  # Ctrl-D in the REPL: back to the same REPL kind
             self._soft_reboot = arg
+            self._cause = "soft"
         elif kind == _vside.RESET and arg == _vside.VM.decode():
-            pass  # the interpreter restarts; the chip's reset cause stays
+            # machine.soft_reset(): only the interpreter restarts, and MicroPython reports
+            # SOFT_RESET from then on (machine_deinit() sets is_soft_reset)
+            self._cause = "soft"
         elif kind == _vside.DEEPSLEEP:
             ms = int(arg)
             self._cause = "deepsleep"

@@ -48,7 +48,7 @@ def halt():
 
 
 def reset():
-    # esp_restart(): the chip reports a software reset (SOFT_RESET) afterwards.
+    # esp_restart(): the ROM reports SW_CPU_RESET, MicroPython HARD_RESET afterwards.
     _vside.tell(_vside.RESET, _vside.SOFT)
     halt()
 
