@@ -74,7 +74,17 @@ class FirmwareFailure(Exception):
 ROLE_MODULES = {"test_node": "node", "test_node_faults": "node"}
 
 
+# The self-test runs in a test boot, where no role is loaded and Wi-Fi is off: the smallest heap a
+# real board gives then (its profile's no_wifi budget), with the chip and bus models beside it.
+NO_ROLE_MODULES = ("test_selftest",)
+
+
 def module_heap(stem: str) -> str:
+    if stem in NO_ROLE_MODULES:
+        from loraspot import boards
+
+        real = [p for bid, p in boards.all_boards().items() if bid != "virtual"]
+        return f"{min(p['memory']['heap_kb']['no_wifi'] for p in real)}K"
     role = ROLE_MODULES.get(stem)
     if role is None:
         return HEAP

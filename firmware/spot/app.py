@@ -33,6 +33,7 @@ class App:
         self.security = board.security()  # read once: a hello then costs no module load
         self._groups = {}  # command modules loaded on first use: "fs" -> FileOps, "keys" -> KeyOps
         self.safe_mode = False
+        self.test_boot = False  # restarted for the self-test: the role does not start (spot.selftest)
         self.node = None  # type: Any
         self.hotspot = None
         self.role_stats = None  # the role's counters for stats (the hotspot's)
@@ -54,6 +55,7 @@ class App:
         for group, ops in (("fs", fsnames.OPS), ("keys", keys.OPS), ("auth", keys.AUTH_OPS)):
             for op, method, auth in ops:
                 c.register(op, self._lazy(group, method), auth)
+        c.register("selftest", self.selftest)
         unload("spot.fsnames")
         unload("spot.keys")
 
@@ -74,6 +76,10 @@ class App:
                 from spot.auth import Auth
 
                 obj = Auth(self)
+            elif group == "selftest":
+                from spot.selftest import SelfTest
+
+                obj = SelfTest(self)
             else:
                 from spot.keys import KeyOps
 
@@ -114,6 +120,7 @@ class App:
             "caps": self.console.ops(),
             "config_origin": self.config.origin,
             "safe_mode": self.safe_mode,
+            "test_boot": self.test_boot,
             "locked": bool(self.lock),
             "production": self.lock == b"P",
             "security": {"flash_encryption": bool(self.security & 1), "secure_boot": bool(self.security & 2),
@@ -178,6 +185,16 @@ class App:
         self.console.events_enabled = self.config.get("console_events")
         return {"values": {k: self.config.get(k) for k in changes}}
 
+    async def selftest(self, args):
+        """The factory self-test (spot.selftest). A running role holds the radio and the sensors:
+        the board restarts once into a test boot, where the role does not start, and says so."""
+        if not (self.test_boot or self.safe_mode or self.config.get("role") == "idle"):
+            with open(TEST_FLAG, "wb") as f:
+                f.write(b"1")
+            await self.reboot(args)
+            return {"restart": True}
+        return await self._group("selftest").run(args)  # pyright: ignore[reportAttributeAccessIssue]
+
     async def reboot(self, args):
         asyncio.create_task(self._reboot_soon())
         return {"in_ms": 100}
@@ -240,6 +257,8 @@ class App:
         role = self.config.get("role")
         parts = None
         if not self.safe_mode:
+            self.test_boot = _take_test_flag()
+        if not self.safe_mode and not self.test_boot:
             # the names of occasional modules, then the role's modules and long-lived buffers,
             # while the heap is still in one piece (MicroPython's name table grows in one block)
             _enter_names(role)
@@ -264,6 +283,8 @@ class App:
             # read the crash log and repair files.
             self.console.event("fault", {"error": "safe mode after %d crashes" % self.board.crash_streak,
                                          "crash": self.last_crash})
+        elif self.test_boot:
+            asyncio.create_task(self.heartbeat())
         else:
             asyncio.create_task(self.heartbeat())
             if role == "node":
@@ -317,6 +338,17 @@ def _sweep():
         fsnames.sweep_parts()
     except OSError:
         pass
+
+
+TEST_FLAG = "/selftest"  # present at boot: a test boot (removed as it is read, so only one)
+
+
+def _take_test_flag():
+    try:
+        os.remove(TEST_FLAG)
+        return True
+    except OSError:
+        return False
 
 
 def _lock_state():

@@ -257,5 +257,5 @@ def test_carrier_sense_sees_a_frame_on_air(radios, medium):
     a.transmit(b"x" * 40, EU, t)
     busy = b.sense(EU.freq, t + 10_000, 5_000)
     assert busy == round(14 - medium.path_loss_db((0, 0, 0), (100, 0, 0), EU.freq))
-    assert b.sense(868_300_000, t + 10_000, 5_000) == -200  # another channel is free
-    assert b.sense(EU.freq, b.now() + LEAD + 500_000, 5_000) == -200  # after the frame
+    assert b.sense(868_300_000, t + 10_000, 5_000) == -117  # another channel is free: its noise floor (125 kHz)
+    assert b.sense(EU.freq, b.now() + LEAD + 500_000, 5_000) == -117  # after the frame

@@ -196,7 +196,48 @@ def reboot_cmd(ctx, url: str, baud: int, inventory: Path | None) -> None:
         click.echo(f"{url}: back up{role} (boot {hello.get('boot')}, reset cause {hello.get('reset')})")
 
 
+class SelftestFailed(LoraspotError):
+    exit_code = 1
+
+
+@click.command("selftest")
+@options.ports(help="Serial port path or URL of a board running loraspot; repeat for several boards.")
+@click.option("--all", "every", is_flag=True, help="Every detected board.")
+@INVENTORY
+@click.pass_obj
+def selftest_cmd(ctx, ports: tuple[str, ...], every: bool, inventory: Path | None) -> None:
+    """Factory self-test, several boards in parallel: radio identity and register read-back, the
+    noise floor on the board's channel (receive only), I2C scan, one reading of each sensor, a
+    filesystem write and read-back, free heap, battery, GPS sentences. A board running a role
+    restarts into a test boot and back. Results are kept in the inventory; the exit status is 1
+    if any board fails."""
+    from loraspot import selftest
+    from loraspot.flash import flasher
+
+    targets = [t.port for t in flasher.resolve_targets(list(ports), every, None)]
+    results = selftest.run_all(targets)
+    selftest.keep(results, inventory)
+    if ctx.json:
+        ctx.emit([r.as_dict() for r in results] if len(results) > 1 else results[0].as_dict())
+    else:
+        table = ui.table("port", "board", "id", "result", "checks")
+        for r in results:
+            if r.error:
+                detail = r.error
+            elif r.ok:
+                detail = ", ".join(c["name"] for c in r.checks)
+            else:
+                detail = "; ".join(f"{c['name']}: {c.get('detail', '')}" for c in r.failed())
+            verdict = "[green]pass[/]" if r.ok else "[red]FAIL[/]"
+            table.add_row(r.port, r.board, r.mac, verdict, detail)
+        ui.print_table(ctx.out, table)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise SelftestFailed(f"{len(failed)} of {len(results)} boards failed the self-test")
+
+
 def register(cli: click.Group) -> None:
+    cli.add_command(selftest_cmd)
     cli.add_command(info_cmd)
     cli.add_command(config_group)
     cli.add_command(reboot_cmd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sqlite3
@@ -63,6 +64,12 @@ MIGRATIONS = [
     """
     ALTER TABLE devices ADD COLUMN freq INTEGER;
     ALTER TABLE devices ADD COLUMN sf INTEGER;
+    """,
+    # 4: factory self-test results, by board (MAC): a board is tested before it has a DevEUI
+    """
+    CREATE TABLE selftests (
+        mac TEXT NOT NULL, board TEXT, at REAL NOT NULL, ok INTEGER NOT NULL, result TEXT NOT NULL);
+    CREATE INDEX selftests_mac ON selftests(mac, at);
     """,
 ]
 UNIQUE_KINDS = ("app_key", "nwk_key", "admin_key", "admin_key_pending")  # never the same on two devices
@@ -329,6 +336,22 @@ class Inventory:
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE devices SET {sets}, updated_at = ? WHERE dev_eui = ?",
                         (*fields.values(), time.time(), _eui(dev_eui)))
+
+    def add_selftest(self, mac: str, board: str | None, ok: bool, checks: list, at: float | None = None) -> None:
+        """Keep one self-test result (the checks as the board answered them) for the board of mac."""
+        with self.transaction():
+            self.db.execute("INSERT INTO selftests (mac, board, at, ok, result) VALUES (?, ?, ?, ?, ?)",
+                            (_mac(mac), board, time.time() if at is None else at, int(ok), json.dumps(checks)))
+
+    def selftests(self, mac: str | None = None) -> list[dict]:
+        """Self-test results, oldest first: {mac, board, at, ok, checks}."""
+        query = "SELECT mac, board, at, ok, result FROM selftests"
+        args: tuple = ()
+        if mac is not None:
+            query += " WHERE mac = ?"
+            args = (_mac(mac),)
+        rows = self.db.execute(query + " ORDER BY at, rowid", args).fetchall()
+        return [{"mac": m, "board": b, "at": at, "ok": bool(ok), "checks": json.loads(r)} for m, b, at, ok, r in rows]
 
     @contextlib.contextmanager
     def transaction(self):

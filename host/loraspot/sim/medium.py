@@ -272,7 +272,7 @@ class Medium:
                     raise ValueError("carrier sense of %d µs" % duration)
                 self._stop_listening(radio, now)
                 start = max(start, now)
-                self._at(start + duration, self._sense, radio, cfg.freq, start, start + duration)
+                self._at(start + duration, self._sense, radio, cfg, start, start + duration)
             elif kind == b"S":
                 self._stop_listening(radio, now)
             elif kind == b"B":
@@ -367,9 +367,10 @@ class Medium:
         seg.done = True
         self._send(radio.addr, b"O" + TIME.pack(seg.close))
 
-    def _sense(self, radio: RadioState, freq: int, start: int, end: int) -> None:
+    def _sense(self, radio: RadioState, cfg: Cfg, start: int, end: int) -> None:
         """Answer a carrier sense: the strongest frame on freq overlapping [start, end] at radio."""
-        best = -200
+        freq = cfg.freq
+        best = round(-174 + 10 * math.log10(cfg.bw) + NOISE_FIGURE_DB)  # a quiet channel reads its noise
         for f in self.frames[-200:]:
             if f.sender != radio.id and f.cfg.freq == freq and f.start < end and f.end > start:
                 best = max(best, round(self.signal(f, radio)[0]))

@@ -97,6 +97,7 @@ def setup(hw, speed):
         bus.devices[dev.addr] = dev
     if "pmu" in hw:
         bus.devices[0x34] = _vhw.AXPModel(hw["pmu"].get("chip", "axp192"))
+    bus.stuck = bool(hw.get("i2c_stuck"))  # SDA held low: every transfer times out
     STATE["i2c"] = bus
     if "gps" in hw:
         STATE["uart"][hw["gps"].get("uart", 1)] = VirtualGPS(hw["gps"], rand)
