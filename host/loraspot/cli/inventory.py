@@ -259,7 +259,58 @@ def push_chirpstack_cmd(ctx, target, token, application_id, device_profile_id, t
         raise export.ExportError(f"{len(res.failed)} of {len(items)} failed")
 
 
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give a date and time as 2026-12-05 or 2026-12-05T14:30",
+                                 param_hint="--since") from None
+
+
+@click.command("labels")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The sheet: a .pdf (all pages) or a .png (one file per page).")
+@click.option("--inventory", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Inventory file (default: inventory.sqlite in the user data folder).")
+@click.option("--dev-eui", "dev_euis", multiple=True, help="Only these boards (repeatable).")
+@click.option("--since", default=None,
+              help="Only boards provisioned since then (a provisioning run), e.g. 2026-12-05T14:00.")
+@click.option("--profile-id", default="00000000", show_default=True,
+              help="TR005 profile ID in the QR code: your LoRa Alliance VendorID and ModelID (8 hex digits).")
+@click.option("--with-app-key", is_flag=True, help="Put each node's AppKey in its QR code (a label is not a safe place "
+              "for it: only when the boxes stay with you).")
+@click.pass_obj
+def labels_cmd(ctx, out: Path, path: Path | None, dev_euis: tuple[str, ...], since: str | None, profile_id: str,
+               with_app_key: bool) -> None:
+    """Printable labels for a batch: name, DevEUI or gateway EUI, the LoRa Alliance TR005 QR code
+    (JoinEUI, DevEUI, profile) and the pairing code of each provisioned board."""
+    from loraspot import labels
+    from loraspot.provision.inventory import hex_id
+
+    after = _since(since)
+    wanted = {hex_id(e, 16, "DevEUI", labels.LabelError) for e in dev_euis}
+    with Inventory(path) as inv:
+        devices = [d for d in inv.devices() if (d.dev_eui in wanted if wanted else d.state in ("provisioned", "locked"))
+                   and (after is None or (d.provisioned_at or 0) >= after)]
+        missing = wanted - {d.dev_eui for d in devices}
+        if missing:
+            raise labels.LabelError(f"not in the inventory: {', '.join(sorted(missing))}")
+        if not devices:
+            raise labels.LabelError("no provisioned boards to label (provision some, or give --dev-eui)")
+        with inv.transaction():
+            data = [labels.label_data(inv, d, profile_id, with_app_key) for d in devices]
+    files = labels.render(data, out)
+    if ctx.json:
+        ctx.emit({"files": [str(f) for f in files], "labels": [{"dev_eui": d["dev_eui"], "qr": d["qr"]} for d in data]
+                  if with_app_key is False else [{"dev_eui": d["dev_eui"]} for d in data]})
+    else:
+        ctx.out.print(f"{len(data)} label(s) on {len(files)} page(s): " + ", ".join(str(f) for f in files),
+                      highlight=False)
+
+
 def register(cli: click.Group) -> None:
-    for cmd in (provision_cmd, lock_cmd, unlock_cmd, factory_reset_cmd, devices_group):
+    for cmd in (provision_cmd, lock_cmd, unlock_cmd, factory_reset_cmd, devices_group, labels_cmd):
         cli.add_command(cmd)
 

@@ -29,8 +29,8 @@ from loraspot.errors import LoraspotError
 
 ENV_KEY = "LORASPOT_MASTER_KEY"
 _CHECK = b"loraspot inventory master key check"
-SECRET_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "admin_key_pending", "wifi_password",
-                "mqtt_password")
+SECRET_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "admin_key_pending", "pairing_code",
+                "wifi_password", "mqtt_password")
 
 MIGRATIONS = [
     # 1: devices and their secrets
