@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def node_image(path: Path, dev_eui: str, appkey: bytes, **config) -> Path:
 
 def fresh_devices(n: int) -> dict[str, bytes]:
     return {f"70B3D57ED00{i:05X}": secrets.token_bytes(16) for i in range(1, n + 1)}
+
+
+def free_udp_port() -> int:
+    """A UDP port on loopback that nothing listens on (a server that is not there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait(pred, timeout: float, step: float = 0.05) -> bool:

@@ -5,7 +5,6 @@ heap cannot hold is refused before anything is written to the board."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from loraspot import device
@@ -13,7 +12,7 @@ from loraspot.cli.main import main
 from loraspot.provision.inventory import Inventory
 from loraspot.sim.medium import Medium
 
-from tests.e2e.hotspot_world import Events, hotspot_image, node_image, wait
+from tests.e2e.hotspot_world import Events, free_udp_port, hotspot_image, node_image, wait
 
 pytestmark = pytest.mark.e2e
 SPEED = 10
@@ -24,14 +23,9 @@ def _master_key(monkeypatch):
     monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_a_node_without_its_radio_stays_up_reports_it_and_resumes_when_it_returns(make_board, tmp_path):
-    port = _free_udp_port()  # the RF medium the board is wired to is not there yet: its radio is out
+    port = free_udp_port()  # the RF medium the board is wired to is not there yet: its radio is out
     h = make_board(node_image(tmp_path / "n.bin", "70B3D57ED0000001", bytes(16)), speed=SPEED, register=False,
                    medium=("127.0.0.1", port))
     ev = Events(h.info["url"])
@@ -55,8 +49,8 @@ def test_a_node_without_its_radio_stays_up_reports_it_and_resumes_when_it_return
 
 
 def test_a_hotspot_without_its_radio_keeps_its_console_and_starts_when_it_returns(make_board, tmp_path):
-    port = _free_udp_port()
-    h = make_board(hotspot_image(tmp_path / "h.bin", server_port=_free_udp_port()), speed=SPEED, register=False,
+    port = free_udp_port()
+    h = make_board(hotspot_image(tmp_path / "h.bin", server_port=free_udp_port()), speed=SPEED, register=False,
                    medium=("127.0.0.1", port))
     ev = Events(h.info["url"])
     try:

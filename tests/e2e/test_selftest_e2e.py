@@ -6,7 +6,6 @@ status 1; every result is kept in the inventory."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from loraspot import device
@@ -14,7 +13,7 @@ from loraspot.cli.main import main
 from loraspot.provision.inventory import Inventory
 from loraspot.sim.medium import Medium
 
-from tests.e2e.hotspot_world import node_image
+from tests.e2e.hotspot_world import free_udp_port, node_image
 
 pytestmark = pytest.mark.e2e
 SPEED = 10
@@ -26,11 +25,6 @@ def _master_key(monkeypatch):
     monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_a_batch_self_test(make_board, tmp_path, capsys):
     inv = tmp_path / "inv.sqlite"
@@ -41,7 +35,7 @@ def test_a_batch_self_test(make_board, tmp_path, capsys):
             return make_board(flash, speed=SPEED, register=False, medium=medium_at or medium.address,
                               hardware=hardware)
 
-        boards = {"healthy": board("healthy", HW), "no_radio": board("no_radio", HW, ("127.0.0.1", _free_udp_port())),
+        boards = {"healthy": board("healthy", HW), "no_radio": board("no_radio", HW, ("127.0.0.1", free_udp_port())),
                   "stuck_i2c": board("stuck_i2c", {**HW, "i2c_stuck": True}),
                   "no_sensor": board("no_sensor", {"gps": {}, "battery": {}}),
                   "low_battery": board("low_battery", {**HW, "battery": {"mv": 3100}})}
