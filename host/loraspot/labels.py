@@ -70,7 +70,10 @@ def label_data(inv: Inventory, d: Device, profile_id: str, with_app_key: bool) -
 
 def render(labels: list[dict], out: Path) -> list[Path]:
     """Draw the labels on A4 pages: out.pdf (all pages) or out.png (out-2.png ... for more pages)."""
-    import segno
+    from loraspot.extras import need
+
+    segno = need("segno", "labels", "loraspot labels")
+    need("PIL", "labels", "loraspot labels")
     from PIL import Image, ImageDraw, ImageFont
 
     if out.suffix.lower() not in (".pdf", ".png"):
