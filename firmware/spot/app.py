@@ -283,11 +283,11 @@ class App:
             # read the crash log and repair files.
             self.console.event("fault", {"error": "safe mode after %d crashes" % self.board.crash_streak,
                                          "crash": self.last_crash})
-        elif self.test_boot:
-            asyncio.create_task(self.heartbeat())
         else:
             asyncio.create_task(self.heartbeat())
-            if role == "node":
+            if self.test_boot:
+                pass  # restarted for the self-test: the role stays off (spot.selftest)
+            elif role == "node":
                 asyncio.create_task(self.run_node())
             elif parts is not None:
                 self._start_hotspot(parts)

@@ -20,7 +20,6 @@ RANGES = {
     "ds18b20": (("temperature", -55, 125),),
 }
 READBACK = {"sx1276": 0x21, "sx1261": 0x06C0, "sx1262": 0x06C0}  # preamble LSB / GFSK sync word 0
-I2C_ADDR = {"bme280": 0x76, "sht31": 0x44, "aht20": 0x38}
 
 
 def _check(out, name, ok, detail, value=None):
@@ -44,8 +43,7 @@ class SelfTest:
         app = self.app
         out = []
         await self._radio(out)
-        sensors = self._i2c(out)
-        await self._sensors(out, sensors)
+        await self._sensors(out)
         self._fs(out)
         gc.collect()
         free = gc.mem_free()
@@ -110,51 +108,46 @@ class SelfTest:
             except Exception:
                 pass
 
-    def _i2c(self, out):
-        """The sensor list to read: the config's, or for "auto" what the scan finds."""
-        from spot.sensors import setup
+    def _i2c(self, out, spec):
+        """The scan against the profile's own parts and the configured I2C sensors."""
+        from spot.sensors.setup import I2C_DEFAULT, parse
 
         board = self.app.board
-        spec = self.app.config.get("sensors")
-        wanted = [] if spec == "auto" else setup.parse(spec)
-        if board.profile.get("i2c"):
-            expect = list(board.reserved_i2c())
-            for name, where in wanted:
-                if name in I2C_ADDR:
-                    expect.append(where or I2C_ADDR[name])
-            try:
-                found = board.i2c().scan()
-                missing = [a for a in expect if a not in found]
-                listed = " ".join("0x%02x" % a for a in found) or "nothing"
-                if missing:
-                    _check(out, "i2c", False, "found %s; missing %s" % (
-                        listed, " ".join("0x%02x" % a for a in missing)))
-                else:
-                    _check(out, "i2c", True, "found " + listed)
-            except OSError as e:  # each configured sensor is still tried (and fails on its own)
-                _check(out, "i2c", False, "bus error (errno %s): bus stuck or wiring fault"
-                       % (e.args[0] if e.args else "?"))
-                if spec == "auto":
-                    return []
-        if spec == "auto":
-            sensors, _ = setup.build(board, self.app.clock, "auto")
-            return [s for s in sensors if s.NAME not in ("gps", "battery")]
-        return [item for item in wanted if item[0] not in ("gps", "battery")]
+        if not board.profile.get("i2c"):
+            return
+        expect = list(board.reserved_i2c())
+        if spec != "auto":
+            expect += [where or I2C_DEFAULT[name] for name, where in parse(spec) if name in I2C_DEFAULT]
+        try:
+            found = board.i2c().scan()
+        except OSError as e:  # each configured sensor is still tried (and fails on its own)
+            errno = e.args[0] if e.args else "?"
+            _check(out, "i2c", False, "bus error (errno %s): bus stuck or wiring fault" % errno)
+            return
+        missing = [a for a in expect if a not in found]
+        listed = " ".join("0x%02x" % a for a in found) or "nothing"
+        if missing:
+            _check(out, "i2c", False, "found %s; missing %s" % (listed, " ".join("0x%02x" % a for a in missing)))
+        else:
+            _check(out, "i2c", True, "found " + listed)
 
-    async def _sensors(self, out, wanted):
+    async def _sensors(self, out):
+        """The sensors as the node would set them up (spot.sensors.setup), each read once; the
+        battery and GPS of a profile that has them even when the config leaves them out."""
         from spot.sensors import setup
 
         app = self.app
-        for item in wanted:
-            if isinstance(item, tuple):
-                name, where = item
-                try:
-                    s = setup._make(app.board, app.clock, name, where, app.board.i2c)
-                except Exception as e:
-                    _check(out, name, False, _err(e))
-                    continue
-            else:
-                s = item
+        prof = app.board.profile
+        spec = app.config.get("sensors")
+        self._i2c(out, spec)
+        sensors, report = setup.build(app.board, app.clock, spec)
+        for name, why in report["errors"].items():
+            if name != "i2c":  # the scan's own error is the i2c check
+                _check(out, name, False, why)
+        by_name = {s.NAME: s for s in sensors}
+        for s in sensors:
+            if s.NAME in ("gps", "battery"):
+                continue
             try:
                 values = await s.read()
                 if not isinstance(values, tuple):
@@ -169,12 +162,14 @@ class SelfTest:
                 if not lo <= v <= hi:
                     bad.append("%s %.1f outside %d..%d" % (field, v, lo, hi))
             _check(out, s.NAME, not bad, ", ".join(bad or shown))
-        prof = app.board.profile
-        if prof.get("battery"):
+        if prof.get("battery") and "battery" not in report["errors"]:
             try:
-                from spot.sensors.battery import Battery
+                battery = by_name.get("battery")
+                if battery is None:
+                    from spot.sensors.battery import Battery
 
-                volts = (await Battery(app.board.battery_adc(), prof["battery"]["divider"]).read())[0]
+                    battery = Battery(app.board.battery_adc(), prof["battery"]["divider"])
+                volts = (await battery.read())[0]
                 if volts < BATTERY_ABSENT_V:
                     _check(out, "battery", True, "no cell (%.2f V): powered over USB" % volts, volts)
                 else:
@@ -182,17 +177,19 @@ class SelfTest:
                         volts, " (low: below %.1f V)" % BATTERY_LOW_V if volts < BATTERY_LOW_V else ""), volts)
             except Exception as e:
                 _check(out, "battery", False, _err(e))
-        if prof.get("gps"):
+        if prof.get("gps") and "gps" not in report["errors"]:
             try:
-                from spot.sensors.gps import GPS
+                gps = by_name.get("gps")
+                if gps is None:
+                    from spot.sensors.gps import GPS
 
-                gps = GPS(app.board.gps_uart(), app.clock)
+                    gps = GPS(app.board.gps_uart(), app.clock)
                 try:
                     await gps.read(GPS_WAIT_MS)
                     _check(out, "gps", True, "%d NMEA sentences, position fix" % gps.nmea.sentences)
                 except Exception as e:
                     n = gps.nmea.sentences
-                    _check(out, "gps", n > 0, "%d NMEA sentences%s" % (n, ", no fix yet" if n else ": " + _err(e)))
+                    _check(out, "gps", n > 0, "%d NMEA sentences, no fix yet" % n if n else _err(e))
             except Exception as e:
                 _check(out, "gps", False, _err(e))
 

@@ -290,6 +290,7 @@ def labels_cmd(ctx, out: Path, path: Path | None, dev_euis: tuple[str, ...], sin
     from loraspot.provision.inventory import hex_id
 
     after = _since(since)
+    profile_id = hex_id(profile_id, 8, "profile ID (VendorID + ModelID)", labels.LabelError)
     wanted = {hex_id(e, 16, "DevEUI", labels.LabelError) for e in dev_euis}
     with Inventory(path) as inv:
         devices = [d for d in inv.devices() if (d.dev_eui in wanted if wanted else d.state in ("provisioned", "locked"))
@@ -303,8 +304,9 @@ def labels_cmd(ctx, out: Path, path: Path | None, dev_euis: tuple[str, ...], sin
             data = [labels.label_data(inv, d, profile_id, with_app_key) for d in devices]
     files = labels.render(data, out)
     if ctx.json:
-        ctx.emit({"files": [str(f) for f in files], "labels": [{"dev_eui": d["dev_eui"], "qr": d["qr"]} for d in data]
-                  if with_app_key is False else [{"dev_eui": d["dev_eui"]} for d in data]})
+        # the QR text carries the AppKey when asked: it stays on the sheet only
+        ctx.emit({"files": [str(f) for f in files],
+                  "labels": [{"dev_eui": d["dev_eui"], **({} if with_app_key else {"qr": d["qr"]})} for d in data]})
     else:
         ctx.out.print(f"{len(data)} label(s) on {len(files)} page(s): " + ", ".join(str(f) for f in files),
                       highlight=False)

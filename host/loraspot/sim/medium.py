@@ -34,7 +34,7 @@ RX = struct.Struct("<qhh")  # rx-done, rssi dBm, snr in quarter dB
 NOW = -1  # "transmit now" instead of a deadline
 
 # Demodulation floor (SNR in dB at which a packet is still received), Semtech SX1276/SX1262
-# datasheets; the receiver's noise floor is -174 dBm/Hz + 10 log10(BW) + a 6 dB noise figure.
+# datasheets; the receiver's noise floor (noise_floor) is -174 dBm/Hz + 10 log10(BW) + a 6 dB noise figure.
 SNR_LIMIT = {5: -2.5, 6: -5.0, 7: -7.5, 8: -10.0, 9: -12.5, 10: -15.0, 11: -17.5, 12: -20.0}
 NOISE_FIGURE_DB = 6.0
 # What the chip reads back for a packet, as opposed to the signal itself: the LoRa demodulator's
@@ -51,6 +51,11 @@ LOCK_SYMBOLS = 4  # preamble symbols a receiver needs to lock; a window may open
 # seconds) are still honoured, and a window's outcome is decided this long after it closes, so
 # what is heard never depends on how promptly a loaded machine schedules a process.
 GRACE_S = 0.25
+
+
+def noise_floor(bw: int) -> float:
+    """The receiver's noise (dBm) over a bandwidth of bw Hz."""
+    return -174 + 10 * math.log10(bw) + NOISE_FIGURE_DB
 
 
 def chip_reading(rssi: float, snr: float) -> tuple[int, float]:
@@ -340,8 +345,7 @@ class Medium:
         tx = self.radios.get(frame.sender)
         pos = tx.pos if tx is not None else rx.pos
         rssi = frame.cfg.power - self.path_loss_db(pos, rx.pos, frame.cfg.freq)
-        noise = -174 + 10 * math.log10(frame.cfg.bw) + NOISE_FIGURE_DB
-        return rssi, rssi - noise
+        return rssi, rssi - noise_floor(frame.cfg.bw)
 
     def _catches(self, seg: Segment, frame: Frame) -> bool:
         """Was seg listening the way that lets it lock on frame's preamble and keep it to the end?"""
@@ -369,10 +373,9 @@ class Medium:
 
     def _sense(self, radio: RadioState, cfg: Cfg, start: int, end: int) -> None:
         """Answer a carrier sense: the strongest frame on freq overlapping [start, end] at radio."""
-        freq = cfg.freq
-        best = round(-174 + 10 * math.log10(cfg.bw) + NOISE_FIGURE_DB)  # a quiet channel reads its noise
+        best = round(noise_floor(cfg.bw))  # a quiet channel reads its noise
         for f in self.frames[-200:]:
-            if f.sender != radio.id and f.cfg.freq == freq and f.start < end and f.end > start:
+            if f.sender != radio.id and f.cfg.freq == cfg.freq and f.start < end and f.end > start:
                 best = max(best, round(self.signal(f, radio)[0]))
         self._send(radio.addr, b"Q" + struct.pack("<h", best))
 

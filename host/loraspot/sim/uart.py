@@ -49,7 +49,7 @@ class Pacer:
 class LineControl:
     """Serial settings and control lines as pyserial's RFC 2217 PortManager expects them."""
 
-    def __init__(self, baud: int, on_lines: Callable[[bool, bool, bool, bool], None], on_baud: Callable[[int], None]):
+    def __init__(self, baud: int, on_lines: Callable[[bool, bool], None], on_baud: Callable[[int], None]):
         self._baud = baud
         self._on_lines = on_lines
         self._on_baud = on_baud
@@ -86,9 +86,8 @@ class LineControl:
         self._set_lines(self._dtr, bool(value))
 
     def _set_lines(self, dtr: bool, rts: bool) -> None:
-        old_dtr, old_rts = self._dtr, self._rts
         self._dtr, self._rts = dtr, rts
-        self._on_lines(old_dtr, old_rts, dtr, rts)
+        self._on_lines(dtr, rts)
 
     def reset_input_buffer(self) -> None:
         pass

@@ -234,7 +234,7 @@ class VirtualBoard:
                     p.kill()
 
     # --- reset circuit ------------------------------------------------------------------------------
-    def _lines_changed(self, old_dtr: bool, old_rts: bool, dtr: bool, rts: bool) -> None:
+    def _lines_changed(self, dtr: bool, rts: bool) -> None:
         """The classic two-transistor auto-reset circuit of ESP32 boards: EN is pulled low only
         while RTS is asserted and DTR is not, IO0 only while DTR is asserted and RTS is not, and
         the boot mode is IO0's level when EN rises. Lines that change together (esptool's DTR on,
