@@ -26,8 +26,8 @@ def build(app):
         radio, fault = None, e
     else:
         fault = None
-    plan = region.get(config.get("region"), config.get("sub_band"), freq=config.get("single_freq"),
-                      sf=config.get("single_sf"))
+    plan = region.get(config.get("region"), config.get("sub_band"), config.get("lbt"), freq=config.get("single_freq"),
+                      sf=config.get("single_sf"), base=config.get("single_region"))
     from spot.sensors import setup
 
     sensors, report = setup.build(board, clock, config.get("sensors"))

@@ -48,9 +48,23 @@ def test_as923_variants_and_cn470():
 
 
 def test_single_channel_plan():
+    """Uplinks on the one channel at its SF; downlinks by the region's rules (RX1 on the
+    channel's downlink frequency and DR, RX2 on the region's default)."""
     s = region.get("SINGLE", freq=868100000, sf=9)
-    eq((s.channels, s.rx2, s.cflist, s.rx1_dr(3, 0)), ([(868100000, 3, 3)], (868100000, 3), False, 3))
+    eq((s.channels, s.rx2, s.cflist, s.rx1_dr(3, 0), s.rx1_freq_of(868100000)),
+       ([(868100000, 3, 3)], (869525000, 0), False, 3, 868100000))
     raises(region.RegionError, region.get, "SINGLE")
+    # US915: SF10 is DR0 there; RX1 on 923.3 + 0.6 x (channel mod 8) MHz at DR10..13, RX2 923.3 DR8
+    u = region.get("SINGLE", freq=903900000, sf=10, base="US915")
+    eq((u.channels, u.rx2, u.rx1_dr(0, 0), u.rx1_freq_of(903900000), u.rx1_freq_of(905300000)),
+       ([(903900000, 0, 0)], (923300000, 8), 10, 923300000, 927500000))
+    eq(u.dr(u.rx1_dr(3, 0)), (7, 500000))
+    c = region.get("SINGLE", freq=470500000, sf=12, base="CN470")
+    eq((c.channels[0][1], c.rx1_freq_of(470500000)), (0, 500500000))
+    a = region.get("SINGLE", freq=923400000, sf=10, base="AS923-1")
+    eq((a.channels, a.rx2, a.dwell_ms), ([(923400000, 2, 2)], (923200000, 2), 400))
+    raises(region.RegionError, region.get, "SINGLE", freq=868100000, sf=9, base="US915")  # outside it
+    raises(region.RegionError, region.get, "SINGLE", freq=868100000, sf=9, base="SINGLE")
 
 
 def test_region_outside_board_band_refused():

@@ -2,7 +2,7 @@
 from binascii import unhexlify
 
 import cryptolib
-from fwtest import RamFlash, eq, mount
+from fwtest import RamFlash, eq, fresh_flash, mount
 from spot.clock import Clock
 from spot.lorawan import crypto, frame, join, region
 from spot.lorawan.stack import LoRaWAN, Result
@@ -203,4 +203,50 @@ def test_us915_join_requests_alternate_125khz_dr0_and_500khz_dr4():
         ok = 903900000 <= f <= 905300000 if bw == 125000 else f == 904600000
         eq(ok, True, "channel %d outside sub-band 2" % f)
     eq(n.stats["join_fail"], 4)
+    asyncio.new_event_loop()
+
+
+class WindowRadio(RecordingRadio):
+    """Records the channel and data rate each receive window listens on."""
+
+    def __init__(self):
+        super().__init__()
+        self.rx = []
+
+    async def receive_window(self, start, symbols):
+        self.rx.append((self.cfg["freq"], self.cfg["sf"], self.cfg["bw"], self.cfg["iq_inverted"]))
+        return None
+
+
+def test_join_windows_follow_the_regional_rx1_rule():
+    """A US915 Join-Request on 903.9 MHz SF10 (channel 8, DR0) is answered on 923.3 MHz SF10/500 kHz
+    (DR10) in RX1 and 923.3 MHz SF12/500 kHz (DR8) in RX2, on the full region and on the single
+    channel alike; an EU868 single channel keeps its RX1 on the uplink channel."""
+    import asyncio
+
+    for reg, want in ((region.get("SINGLE", freq=903900000, sf=10, base="US915"),
+                       [(923300000, 10, 500000, True), (923300000, 12, 500000, True)]),
+                      (region.get("SINGLE", freq=868300000, sf=9),
+                       [(868300000, 9, 125000, True), (869525000, 12, 125000, True)])):
+        fresh_flash("/t")
+        secrets = Secrets("/t/secrets.json")
+        secrets.put("app_key", APPKEY)
+        radio = WindowRadio()
+        n = LoRaWAN(reg, radio, Clock(speed=100), Counters("/t/lorawan.json").load(), secrets, "0000000000000001")
+        eq(asyncio.run(n.join()), False)
+        eq(radio.tx, [(reg.channels[0][0], want[0][1] if reg.base.name == "EU868" else 10, 125000)])
+        eq(radio.rx, want)
+        asyncio.new_event_loop()
+    # the full US915 region: a join on a 125 kHz channel, RX1 on that channel's downlink frequency
+    n = radio = None
+    fresh_flash("/t")
+    secrets = Secrets("/t/secrets.json")
+    secrets.put("app_key", APPKEY)
+    radio = WindowRadio()
+    n = LoRaWAN(region.get("US915", subband=2), radio, Clock(speed=100), Counters("/t/lorawan.json").load(), secrets,
+                "0000000000000001")
+    eq(asyncio.run(n.join()), False)
+    f, sf, bw = radio.tx[0]
+    eq((sf, bw), (10, 125000))
+    eq(radio.rx[0], (923300000 + 600000 * ((f - 902300000) // 200000 % 8), 10, 500000, True))
     asyncio.new_event_loop()

@@ -67,7 +67,7 @@ async def attempt(lw, dr):
     _start, end = await lw.send_frame(req, ch[0], sf, bw)
     lw.join_backoff.record(airtime, lw.clock.ticks_ms())
     d1, d2 = lw.region.join_delays
-    rx1 = (ch[0], lw.region.rx1_dr(lw.mac.dr, 0))
+    rx1 = (lw.region.rx1_freq_of(ch[0]), lw.region.rx1_dr(lw.mac.dr, 0))
     for delay, (freq, rdr) in ((d1, rx1), (d2, (lw.mac.rx2_freq, lw.mac.rx2_dr))):
         p = await lw.rx_window(end, delay, freq, rdr)
         if p is not None and accept(lw, appkey, p, req):

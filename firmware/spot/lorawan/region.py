@@ -53,6 +53,11 @@ class Region:
     def rx1_freq(self, up_freq, channel):
         return up_freq
 
+    def rx1_freq_of(self, up_freq):
+        """The RX1 frequency after an uplink on up_freq (regions with fixed channels number it)."""
+        ch = getattr(self, "uplink_channel", None)
+        return self.rx1_freq(up_freq, ch(up_freq)) if ch else up_freq
+
     def check_radio(self, band_mhz):
         lo, hi = int(band_mhz[0] * 1000000), int(band_mhz[1] * 1000000)
         if self.band[0] < lo or self.band[1] > hi:
@@ -111,13 +116,37 @@ class _CN470(Region):
         return (freq - 470300000) // 200000
 
 
+class _Single(Region):
+    """One uplink channel and SF inside a region (a single-channel hotspot's): uplinks only there,
+    at that data rate, ADR off; downlinks follow the region (RX1 on the channel's downlink
+    frequency and DR, RX2 on the region's default until the network moves it)."""
+
+    def __init__(self, base, freq, sf):
+        drs = [i for i in range(len(base.drs)) if base.drs[i] == (sf, 125000)]
+        if not drs:
+            raise RegionError("%s has no 125 kHz data rate with SF%d" % (base.name, sf))
+        if not base.band[0] <= freq <= base.band[1]:
+            raise RegionError("%d Hz is outside %s" % (freq, base.name))
+        dr = drs[0]
+        super().__init__("SINGLE", base.band, base.drs, base.max_n, [(freq, dr, dr)], base.rx2, base.max_eirp,
+                         base.duty, base.dwell_ms, base.max_n_dwell, base.lbt, False, base.rx1_offsets,
+                         base.tx_power_step, base.tx_power_max_index)
+        self.base = base
+
+    def rx1_dr(self, up_dr, offset):
+        return self.base.rx1_dr(up_dr, offset)
+
+    def rx1_freq_of(self, up_freq):
+        return self.base.rx1_freq_of(up_freq)
+
+
 # AS923 variants: the frequency offset from AS923-1 (RP002 2.8)
 _AS923 = {1: 0, 2: -1800000, 3: -6600000, 4: -5900000}
 
 
-def get(name, subband=2, lbt=None, freq=None, sf=None):
+def get(name, subband=2, lbt=None, freq=None, sf=None, base="EU868"):
     """The plan by name: EU868, US915 (sub-band), AS923-1..4 (lbt for Japan/Korea), CN470, or
-    SINGLE (a single-channel hotspot's frequency and SF)."""
+    SINGLE (a single-channel hotspot's frequency and SF within the region `base`)."""
     n = name.upper()
     if n == "EU868":
         duty = ((863000000, 868000000, 100), (868000000, 868600000, 100), (868700000, 869200000, 1000),
@@ -141,8 +170,7 @@ def get(name, subband=2, lbt=None, freq=None, sf=None):
     if n == "SINGLE":
         if freq is None or sf is None:
             raise RegionError("the single-channel plan needs the hotspot's frequency and SF")
-        dr = 12 - sf
-        r = Region("SINGLE", (freq - 62500, freq + 62500), _SF125, (51, 51, 51, 115, 242, 242), [(freq, dr, dr)],
-                   (freq, dr), 16, cflist=False, rx1_offsets=1)
-        return r
+        if base.upper() == "SINGLE":
+            raise RegionError("the single-channel plan lies within a region (EU868, US915, AS923-1..4, CN470)")
+        return _Single(get(base, subband, lbt), freq, sf)
     raise RegionError("unknown region %r (EU868, US915, AS923-1..4, CN470, SINGLE)" % name)

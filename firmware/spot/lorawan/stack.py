@@ -139,10 +139,7 @@ class LoRaWAN:
         res.freq, res.dr = ch[0], self.mac.dr
         self.stats["uplinks"] += 1
         rx1dr = self.region.rx1_dr(self.mac.dr, self.mac.rx1_dr_offset)
-        if hasattr(self.region, "uplink_channel"):
-            rx1f = self.region.rx1_freq(ch[0], self.region.uplink_channel(ch[0]))
-        else:
-            rx1f = ch[1] or ch[0]
+        rx1f = ch[1] or self.region.rx1_freq_of(ch[0])  # ch[1]: a DlChannelReq's frequency
         delay = self.mac.rx1_delay
         for w, d, (freq, dr) in ((1, delay, (rx1f, rx1dr)), (2, delay + 1, (self.mac.rx2_freq, self.mac.rx2_dr))):
             p = await self.rx_window(res.end_us, d, freq, dr)

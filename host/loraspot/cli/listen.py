@@ -39,10 +39,12 @@ def _row(f: dict) -> tuple[str, ...]:
 @click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST:PORT",
               help="Also take hotspots' ChirpStack Gateway Bridge JSON from this MQTT broker.")
 @click.option("--mqtt-prefix", default="eu868", show_default=True, help="Topic prefix of the hotspots' MQTT topics.")
+@click.option("--region", default="EU868", show_default=True,
+              help="Region of the hotspots: downlinks follow its RX1 and RX2 rules.")
 @click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 @click.pass_obj
 def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Path | None, dedup_ms: float,
-               mqtt_url: str | None, mqtt_prefix: str, duration: float) -> None:
+               mqtt_url: str | None, mqtt_prefix: str, region: str, duration: float) -> None:
     """Receive from hotspots over Semtech UDP, answer joins, decrypt and decode uplinks; a live
     table (or one JSON object per frame with --json)."""
     keys = load_keys(keys_file) if keys_file else inventory_keys(inventory)
@@ -62,7 +64,7 @@ def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Pat
         sys.stdout.flush()
 
     server = Listener(keys, host, port, dedup_ms, on_frame, mqtt=mqtt_url, mqtt_prefix=mqtt_prefix,
-                      keys_source=source)
+                      keys_source=source, region=region)
     end = time.monotonic() + duration if duration > 0 else float("inf")
     where = f"{host}:{server.address[1]}"
     try:
@@ -104,25 +106,50 @@ def hotspot_group() -> None:
 @hotspot_group.command("region")
 @click.option("--board", "board_id", default="virtual", show_default=True, help="Board profile (its radio band).")
 @click.option("--region", default="EU868", show_default=True, help="Region the hotspot is in.")
+@click.option("--sub-band", type=click.IntRange(1, 8), default=2, show_default=True, help="US915 sub-band.")
 @click.option("--freq", type=int, default=None, help="The hotspot's channel in Hz (default: the region's first).")
 @click.option("--sf", type=int, default=None, help="The hotspot's spreading factor (default 7).")
+@click.option("--backhaul", type=click.Choice(["udp", "mqtt"]), default="udp", show_default=True,
+              help="udp: through the ChirpStack Gateway Bridge (its TOML is written too); mqtt: direct.")
+@click.option("--mqtt-server", default="tcp://localhost:1883", show_default=True,
+              help="The MQTT broker ChirpStack (and the bridge) connect to.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the files into this directory instead of printing them.")
 @click.pass_obj
-def region_cmd(ctx, board_id: str, region: str, freq: int | None, sf: int | None) -> None:
-    """Print the ChirpStack region config and The Things Stack frequency plan matching the
-    hotspot's single channel."""
+def region_cmd(ctx, board_id: str, region: str, sub_band: int, freq: int | None, sf: int | None, backhaul: str,
+               mqtt_server: str, out_dir: Path | None) -> None:
+    """The network-server files for the hotspot's single channel: ChirpStack v4's region file and
+    enabled_regions line, the ChirpStack Gateway Bridge's TOML (UDP), and The Things Stack's plan
+    (stock plan named; a custom plan and its index entry for self-hosted deployments)."""
     from loraspot.listen.region import RegionExportError, export
 
     try:
-        out = export(board_id, region, freq, sf)
+        out = export(board_id, region, freq, sf, backhaul=backhaul, mqtt_server=mqtt_server, sub_band=sub_band)
     except RegionExportError as e:
         raise ListenError(str(e)) from None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for f in out["files"]:
+            (out_dir / f["file"]).write_text(f["text"])
+        out["written"] = str(out_dir)
     if ctx.json:
         ctx.emit(out)
-    else:
-        click.echo("# ChirpStack v4: region configuration (e.g. region_eu868_single.toml)\n")
-        click.echo(out["chirpstack_toml"])
-        click.echo("\n# The Things Stack: custom frequency plan (lorawan-frequency-plans YAML)\n")
-        click.echo(out["ttn_frequency_plan_yaml"])
+        return
+    cs = out["chirpstack"]
+    click.echo(f"# {out['region']} {out['frequency'] / 1e6:.3f} MHz SF{out['sf']} = DR{out['dr']}: ChirpStack "
+               f"channel {cs['channel']}{' (an extra channel)' if cs['extra_channel'] else ''}, region id "
+               f"{cs['region_id']}, MQTT topic prefix {cs['topic_prefix']}")
+    click.echo(f"# downlinks: RX1 {out['rx1']['frequency'] / 1e6:.3f} MHz DR{out['rx1']['dr']}, "
+               f"RX2 {out['rx2']['frequency'] / 1e6:.3f} MHz DR{out['rx2']['dr']}")
+    click.echo("# hotspot config: " + json.dumps(out["hotspot_config"]))
+    click.echo("# node config:    " + json.dumps(out["node_config"]))
+    click.echo("# The Things Stack: " + out["tts"]["note"])
+    for f in out["files"]:
+        if out_dir is not None:
+            click.echo(f"wrote {out_dir / f['file']}  ({f['program']}: {f['where']})")
+        else:
+            click.echo(f"\n# ---- {f['program']}: {f['file']} ({f['where']})\n")
+            click.echo(f["text"].rstrip("\n"))
 
 
 def register(cli: click.Group) -> None:

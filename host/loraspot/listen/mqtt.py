@@ -104,24 +104,27 @@ class MqttSide:
         ls.heard(gw, base64.b64decode(up["phyPayload"]), p)
 
     def send(self, gw: Gateway, p: dict, phy: bytes, delay_us: int) -> dict:
-        sf, bw = p["datr"][2:].split("BW")
-        lora = {"bandwidth": int(bw) * 1000, "spreadingFactor": int(sf), "codeRate": "CR_4_5",
-                "polarizationInversion": True}
         items = []
-        for extra in (0, 1_000_000):  # RX1, then RX2 one second later (same channel on a single-channel plan)
+        # RX1 by the region's rules for the uplink's channel, then RX2 (the region's) a second later
+        for extra, (freq, datr) in ((0, self.ls.rx1(p)), (1_000_000, self.ls.rx2())):
+            sf, bw = datr[2:].split("BW")
+            lora = {"bandwidth": int(bw) * 1000, "spreadingFactor": int(sf), "codeRate": "CR_4_5",
+                    "polarizationInversion": True}
             d = delay_us + extra
             items.append({"phyPayload": base64.b64encode(phy).decode(),
-                          "txInfo": {"frequency": round(p["freq"] * 1e6), "power": self.ls.power,
+                          "txInfo": {"frequency": freq, "power": self.ls.power,
                                      "modulation": {"lora": lora},
                                      "timing": {"delay": {"delay": f"{d // 1_000_000}.{d % 1_000_000:06d}s"}},
                                      "context": p["context"]}})
+        lora1 = items[0]["txInfo"]["modulation"]["lora"]
         self._ids += 1
         frame = {"downlinkId": self._ids, "gatewayId": gw.eui.lower(), "items": items}
         json_format.ParseDict(frame, gwpb.DownlinkFrame())  # what we send is valid too
         self.client.publish(f"{self.prefix}/gateway/{gw.eui.lower()}/command/down", json.dumps(frame), qos=0)
         self.ls.downlink_sent()
         return {"sent": True, "gateway": gw.eui, "downlink_id": self._ids, "size": len(phy), "items": len(items),
-                "tmst": (p["tmst"] + delay_us) & 0xFFFFFFFF}
+                "tmst": (p["tmst"] + delay_us) & 0xFFFFFFFF, "freq": items[0]["txInfo"]["frequency"],
+                "datr": "SF{spreadingFactor}BW{bw}".format(bw=lora1["bandwidth"] // 1000, **lora1)}
 
     def close(self) -> None:
         self.client.loop_stop()

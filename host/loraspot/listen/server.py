@@ -26,6 +26,7 @@ from loraspot.listen import semtech
 from loraspot.listen.gateways import KEEP_ERRORS, KEEP_FRAMES, Gateway
 from loraspot.lorawan import lpp
 from loraspot.lorawan.joinserver import JoinError, JoinServer
+from loraspot.resources import firmware_module
 
 JOIN_DELAY1_US = 5_000_000
 
@@ -88,8 +89,15 @@ class Listener:
                  on_frame: Callable[[dict], None] | None = None, rx1_delay: int = 1, power: int = 14,
                  ack_fport: int | None = None, join_server: JoinServer | None = None, mqtt: str | None = None,
                  mqtt_prefix: str = "eu868", udp: bool = True,
-                 keys_source: Callable[[], dict[str, bytes]] | None = None, keys_every_s: float = 1.0):
-        self.js = join_server or JoinServer(rx_delay=rx1_delay)  # given: sessions outlive this server
+                 keys_source: Callable[[], dict[str, bytes]] | None = None, keys_every_s: float = 1.0,
+                 region: str = "EU868"):
+        reg = firmware_module("spot/lorawan/region.py")
+        try:
+            self.region = reg.get(region)  # downlinks follow its RX1 and RX2 rules
+        except reg.RegionError as e:
+            raise ListenError(str(e)) from None
+        # given: sessions outlive this server
+        self.js = join_server or JoinServer(rx_delay=rx1_delay, rx2_dr=self.region.rx2[1])
         for eui, key in keys.items():
             self.js.add_device(eui, key)
         # read again when a Join-Request does not verify with the keys held (a device provisioned,
@@ -306,20 +314,45 @@ class Listener:
             self.js.add_device(eui, key)
         return bool(fresh)
 
+    def _datr(self, dr: int) -> str:
+        sf, bw = self.region.dr(dr)
+        return f"SF{sf}BW{bw // 1000}"
+
+    def rx1(self, rxpk: dict) -> tuple[int, str]:
+        """(frequency Hz, datr) of RX1 after the uplink rxpk, by the region's rules (RX1DROffset 0)."""
+        freq = round(rxpk["freq"] * 1e6)
+        sf, bw = (int(x) for x in rxpk["datr"][2:].split("BW"))
+        up = self.region.drs.index((sf, bw * 1000)) if (sf, bw * 1000) in self.region.drs else None
+        if up is None:
+            raise JoinError(f"{rxpk['datr']} is not a data rate of {self.region.name}")
+        return self.region.rx1_freq_of(freq), self._datr(self.region.rx1_dr(up, 0))
+
+    def rx2(self) -> tuple[int, str]:
+        freq, dr = self.region.rx2
+        return freq, self._datr(dr)
+
     def _send(self, eui: str, rxpk: dict, phy: bytes, delay_us: int) -> dict:
-        """A PULL_RESP to gateway eui: phy at RX1 (the uplink's frequency and data rate)."""
+        """A PULL_RESP to gateway eui: phy at RX1 (the region's RX1 frequency and data rate for the
+        uplink's channel and data rate)."""
         gw = self.gateways[eui]
+        try:
+            freq, datr = self.rx1(rxpk)
+        except JoinError as e:
+            return {"sent": False, "error": str(e)}
         if gw.transport == "mqtt" and self.mqtt is not None:
             return self.mqtt.send(gw, rxpk, phy, delay_us)
         if gw.pull_addr is None:
             return {"sent": False, "error": "the gateway has not sent PULL_DATA (no downlink path)"}
-        txpk = {"imme": False, "tmst": (rxpk["tmst"] + delay_us) & 0xFFFFFFFF, "freq": rxpk["freq"], "rfch": 0,
-                "powe": self.power, "modu": "LORA", "datr": rxpk["datr"], "codr": rxpk["codr"], "ipol": True,
+        # no ncrc: downlinks go without a payload CRC (LoRaWAN), which Semtech's forwarder does only
+        # when told, as here
+        txpk = {"imme": False, "tmst": (rxpk["tmst"] + delay_us) & 0xFFFFFFFF, "freq": freq / 1e6, "rfch": 0,
+                "powe": self.power, "modu": "LORA", "datr": datr, "codr": rxpk["codr"], "ipol": True,
                 "size": len(phy), "data": base64.b64encode(phy).decode(), "ncrc": True}
         self._tokens = (self._tokens + 1) & 0xFFFF
         self.sock.sendto(semtech.pull_resp(self._tokens, txpk), gw.pull_addr)
         self.downlink_sent()
-        return {"sent": True, "gateway": eui, "token": self._tokens, "tmst": txpk["tmst"], "size": len(phy)}
+        return {"sent": True, "gateway": eui, "token": self._tokens, "tmst": txpk["tmst"], "size": len(phy),
+                "freq": freq, "datr": datr}
 
     def snapshot(self) -> dict:
         with self.lock:

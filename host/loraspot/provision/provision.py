@@ -93,6 +93,7 @@ class Options:
     region: str | None = None
     freq: int | None = None  # the one channel: a hotspot's, or a SINGLE node's (Hz)
     sf: int | None = None
+    single_region: str | None = None  # the region a SINGLE node's channel lies in (its RX1/RX2 rules)
     multi_channel: bool = False  # a node on a full region although the inventory's hotspots are single-channel
     join_eui: str = "0000000000000000"
     name: str | None = None  # default: "{role}-" + the last 6 digits of the EUI
@@ -141,6 +142,19 @@ def _mhz(freq: int | None) -> str:
     return f"{(freq or 0) / 1e6:g} MHz"
 
 
+def _region_of(reg, freq: int) -> str:
+    """The region a channel lies in when no hotspot of the inventory says: the one whose band holds
+    it; where bands overlap (US915 and AS923 at 915-928 MHz) the one with it as a default channel."""
+    names = [n for n in REGIONS if n != "SINGLE"]
+    inside = [n for n in names if reg.get(n).band[0] <= freq <= reg.get(n).band[1]]
+    if len(inside) > 1:
+        inside = [n for n in inside if freq in [c[0] for c in reg.get(n).channels]] or inside
+    if len(inside) != 1:
+        raise ProvisionError(f"{_mhz(freq)} lies in {' and '.join(inside) or 'no region'}: provision the hotspot "
+                             "into this inventory first (its region settles it)")
+    return inside[0]
+
+
 def plan(opts: Options, inv: Inventory) -> str:
     """Settle opts.region, freq and sf before any board is touched, so that a node is put where
     a hotspot hears it: a single-channel hotspot hears one frequency at one SF, a node on a full
@@ -163,6 +177,7 @@ def plan(opts: Options, inv: Inventory) -> str:
     hotspots = [d for d in inv.devices() if d.role == "hotspot" and d.state in ("provisioned", "locked")
                 and d.freq and d.sf]
     channels = sorted({(d.freq, d.sf) for d in hotspots})
+    region_of = {(d.freq, d.sf): d.region for d in hotspots if d.region}
     heard = ", ".join(f"{_mhz(f)} SF{s}" for f, s in channels)
     if opts.region not in (None, "SINGLE"):
         if channels and not opts.multi_channel:
@@ -193,11 +208,12 @@ def plan(opts: Options, inv: Inventory) -> str:
     else:
         opts.region = "EU868"
         return "EU868 (no single-channel hotspot in the inventory: the full region, for a multi-channel gateway)"
+    base = region_of.get((freq, sf)) or _region_of(reg, freq)
     try:
-        reg.get("SINGLE", freq=freq, sf=sf)
+        reg.get("SINGLE", freq=freq, sf=sf, base=base)
     except reg.RegionError as e:
         raise ProvisionError(str(e)) from None
-    opts.region, opts.freq, opts.sf = "SINGLE", freq, sf
+    opts.region, opts.freq, opts.sf, opts.single_region = "SINGLE", freq, sf, base
     return f"SINGLE on {_mhz(freq)} SF{sf} ({why})"
 
 
@@ -281,6 +297,8 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
               "dev_eui": eui if opts.role == "node" else ""}
     if single:
         values.update(single_freq=opts.freq, single_sf=opts.sf)
+    if opts.region == "SINGLE" and opts.single_region:
+        values["single_region"] = opts.single_region
     if opts.wifi_ssid is not None:
         values["wifi_ssid"] = opts.wifi_ssid
     values.update(cfg)

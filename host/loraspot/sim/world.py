@@ -19,9 +19,9 @@ from loraspot.listen.server import Listener
 from loraspot.sim.medium import Medium
 from loraspot.sim.vboard import BoardOptions, VirtualBoard, ensure_image
 
+# the channel of each region's world (CN470 is left out: no board profile has a 470 MHz radio)
 SINGLE = {"EU868": (868_100_000, 7), "US915": (903_900_000, 7), "AS923-1": (923_200_000, 7),
-          "AS923-2": (921_400_000, 7), "AS923-3": (916_600_000, 7), "AS923-4": (917_300_000, 7),
-          "CN470": (470_300_000, 7)}
+          "AS923-2": (921_400_000, 7), "AS923-3": (916_600_000, 7), "AS923-4": (917_300_000, 7)}
 
 
 class WorldError(LoraspotError):
@@ -60,6 +60,7 @@ class World:
         self.clients: list[device.ConsoleClient] = []
         self.medium: Medium | None = None
         self.listener: Listener | None = None
+        self.settings: dict = {}  # what `loraspot hotspot region` prints for the world's channel
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -90,14 +91,22 @@ class World:
         o = self.opts
         self._keys()
         freq, sf = SINGLE[o.region]
+        from loraspot.listen.region import RegionExportError, export
+
+        try:  # the settings `loraspot hotspot region` prints for this channel, as a user would take them
+            self.settings = export("virtual", o.region, freq, sf)
+        except RegionExportError as e:
+            raise WorldError(str(e)) from None
         self.medium = Medium(speed=o.speed).__enter__()
         if not o.forward:
             self.listener = Listener(self.devices, port=o.listen_port, dedup_ms=max(5.0, 200 / o.speed),
-                                     on_frame=self._frame)
+                                     on_frame=self._frame, region=o.region)
         backhaul, host, port = self._server()
         profile = boards.get("virtual")
         for i in range(o.hotspots):
-            cfg = {"role": "hotspot", "region": o.region, "single_freq": freq, "single_sf": sf, "backhaul": backhaul,
+            hs = self.settings["hotspot_config"]
+            cfg = {"role": "hotspot", "region": hs["region"], "single_freq": hs["single_freq"],
+                   "single_sf": hs["single_sf"], "sub_band": hs.get("sub_band", 2), "backhaul": backhaul,
                    "stats_interval": 30, "name": f"hotspot-{i + 1}"}
             if backhaul == "mqtt":
                 cfg.update(mqtt_host=host, mqtt_port=port, mqtt_prefix=o.region.lower().replace("-", "_"))
@@ -105,7 +114,7 @@ class World:
                 cfg.update(server=host, server_port=port)
             self._board(f"hotspot{i}", profile, cfg, None, (i * 500.0, 0, 0), {})
         for i, (eui, key) in enumerate(self.devices.items()):
-            cfg = {"role": "node", "dev_eui": eui, "region": "SINGLE", "single_freq": freq, "single_sf": sf,
+            cfg = {"role": "node", "dev_eui": eui, **self.settings["node_config"],
                    "sensors": "bme280,battery", "uplink_interval": o.uplink_interval,
                    "confirm_every": o.confirm_every, "name": f"node-{i + 1}"}
             hw = {"seed": i + 1, "bme280": {}, "battery": {}}
@@ -141,7 +150,9 @@ class World:
         if role == "node" and ev.kind == "uplink" and "error" not in d:
             self._emit({"event": "uplink_sent", "device": name, **d}, "uplinks_sent")
         elif role == "node" and ev.kind == "join" and d.get("ok"):
-            self._emit({"event": "join", "device": name, **d}, "joins")
+            # with the built-in listen, joins are counted from its Join-Accepts: a node's own join
+            # event can come before the world's console client is attached, and be missed
+            self._emit({"event": "join", "device": name, **d}, "joins" if self.listener is None else None)
         elif role == "node" and ev.kind == "downlink":
             self._emit({"event": "downlink", "device": name, **d}, "downlinks")
         elif role == "hotspot" and ev.kind in ("gwstat", "backhaul"):
@@ -151,7 +162,10 @@ class World:
             self.counts["drops"] = max(self.counts["drops"], sum(dropped.values()))
 
     def _frame(self, f: dict) -> None:
-        counted = "uplinks_received" if f.get("type") == "uplink" and "error" not in f else None
+        ok = "error" not in f
+        counted = "uplinks_received" if f.get("type") == "uplink" and ok else None
+        if f.get("type") == "join" and ok and f.get("downlink", {}).get("sent"):
+            counted = "joins"
         self._emit({"event": "frame", **{k: v for k, v in f.items() if k != "gateways"},
                     "rssi": max(g["rssi"] for g in f["gateways"]), "snr": max(g["lsnr"] for g in f["gateways"])},
                    counted)
