@@ -42,7 +42,7 @@ def test_chirpstack_downlink_items():
         "bandwidth": 125000, "spreadingFactor": 9, "codeRate": "CR_4_5", "polarizationInversion": True}},
         "timing": {"delay": {"delay": "1.500s"}}, "context": "/////w=="}}
     t = mqtt.txpk_of(item)
-    eq((t.freq, t.power, t.sf, t.bw, t.cr, t.ipol, t.crc, t.imme), (868100000, 14, 9, 125000, 5, True, False, False))
+    eq((t.freq, t.power, t.sf, t.bw, t.cr, t.ipol, t.crc, t.imme), (868100000, 14, 9, 125000, 5, True, True, False))
     eq(t.tmst, 1499999)  # 0xFFFFFFFF + 1.5 s wraps
     eq(len(t.data), 9)
     item["txInfo"]["timing"] = {"immediately": {}}

@@ -135,9 +135,11 @@ def _txpk(**changes):
 
 
 def test_txpk_accepted():
+    # no ncrc: sent with a CRC, as Semtech's packet forwarder does (and ChirpStack's downlinks ask)
     t = s.parse_txpk(_txpk())
     eq((t.imme, t.tmst, t.freq, t.power, t.sf, t.bw, t.cr, t.ipol, t.preamble, t.crc, t.data),
-       (False, 4294967000, 869525000, 14, 12, 125000, 5, True, 8, False, b"\x01\x02\x03"))
+       (False, 4294967000, 869525000, 14, 12, 125000, 5, True, 8, True, b"\x01\x02\x03"))
+    eq(s.parse_txpk(_txpk(ncrc=True)).crc, False)
     t = s.parse_txpk(_txpk(imme=True, tmst=None, freq=868.1, datr="SF7BW250", codr="4/8", prea=12, ncrc=False,
                            data="AQI", size=2))
     eq((t.imme, t.freq, t.sf, t.bw, t.cr, t.preamble, t.crc, t.data), (True, 868100000, 7, 250000, 8, 12, True,

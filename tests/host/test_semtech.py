@@ -118,3 +118,21 @@ def test_acks_and_pull_resp():
     assert st.decode(b"\x02\x00\x09\x05" + bytes(8)).body is None  # TX_ACK without JSON: no error
     resp = st.pull_resp(0x0102, {"imme": True})
     assert resp[:4] == b"\x02\x01\x02\x03" and json.loads(resp[4:]) == {"txpk": {"imme": True}}
+
+
+def test_every_downlink_refusal_is_a_name_chirpstack_knows():
+    """The TX_ACK errors (UDP) and event/ack statuses (MQTT) the firmware can answer are names of
+    chirpstack-api's TxAckStatus: the Gateway Bridge maps txpk_ack.error by that name, and ChirpStack
+    reads the ack's status as it."""
+    from chirpstack_api.gw import gw_pb2
+
+    from tests.conftest import run_firmware_json
+
+    names = run_firmware_json("""
+import json
+from spot.hotspot import semtech as s
+print(json.dumps([s.NONE, s.TOO_LATE, s.TOO_EARLY, s.COLLISION_PACKET, s.TX_FREQ, s.TX_POWER, s.GPS_UNLOCKED,
+                  s.DUTY_CYCLE_OVERFLOW]))
+""", None)
+    assert set(names) - {"NONE"} <= set(gw_pb2.TxAckStatus.keys()) and set(names) <= set(st.TX_ERRORS)
+    assert {"GPS_UNLOCKED", "DUTY_CYCLE_OVERFLOW"} <= set(names)

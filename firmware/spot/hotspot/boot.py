@@ -6,16 +6,25 @@ import asyncio
 from spot import unload
 from spot.hotspot.core import Hotspot
 
+# sub-bands where a gateway may transmit with more power than the region's default (EIRP, dBm), as
+# ChirpStack's lrwn region tables give it (eu868.rs: get_downlink_tx_power_eirp)
+_EIRP = {"EU868": ((869400000, 869650000, 29),)}
+
 
 def channel_band(config, radio):
-    """(low, high) Hz downlinks may use: the region's band within the board's radio band."""
+    """((low, high) Hz downlinks may use: the region's band within the board's radio band, and the
+    region's limits on transmissions: duty cycle, dwell time, EIRP)."""
+    from spot.hotspot.txrules import TxRules
     from spot.lorawan import region
 
     name = config.get("region")
-    r = region.get(name, config.get("sub_band"), freq=config.get("single_freq"), sf=config.get("single_sf"))
+    r = region.get(name, config.get("sub_band"), freq=config.get("single_freq"), sf=config.get("single_sf"),
+                   base=config.get("single_region"))
     band = (max(r.band[0], radio.band[0]), min(r.band[1], radio.band[1]))
+    # the downlink dwell time applies in AS923 (400 ms); US915 downlinks (500 kHz) are not limited
+    rules = TxRules(r.duty, _EIRP.get(r.name, ()), r.max_eirp, r.dwell_ms if r.name.startswith("AS923") else 0)
     unload("spot.lorawan.region")
-    return band
+    return band, rules
 
 
 def position(text):
@@ -42,8 +51,9 @@ def build(app):
     # placed behind it, which keeps the heap in larger pieces (a 112 KB heap fragments otherwise).
     gc.threshold(4096)
     radio = board.radio(clock)
+    band, rules = channel_band(config, radio)
     hs = Hotspot(radio, clock, console, config.get("single_freq"), config.get("single_sf"),
-                 channel_band(config, radio), queue_size=config.get("queue_size"),
+                 band, rules=rules, queue_size=config.get("queue_size"),
                  max_age_s=config.get("queue_max_age"), forward_crc=config.get("forward_crc_errors"),
                  packet_events=config.get("packet_events"))
     hs.position = position(config.get("position"))

@@ -11,7 +11,7 @@ from micropython import const
 from spot.clock import ticks_add, ticks_diff, wall_ns
 from spot.hotspot import jit
 from spot.hotspot.backlog import Backlog
-from spot.hotspot.semtech import NONE, TOO_EARLY, TOO_LATE, TX_FREQ, TX_POWER
+from spot.hotspot.semtech import GPS_UNLOCKED, NONE, TOO_EARLY, TOO_LATE, TX_FREQ, TX_POWER
 from spot.hotspot.tmst import FAR, Tmst, split
 from spot.radio import RadioError, airtime
 
@@ -71,7 +71,7 @@ class Utc:
 
 class Hotspot:
     def __init__(self, radio, clock, console, freq, sf, band, *, queue_size=32, max_age_s=3600, forward_crc=False,
-                 packet_events=True):
+                 packet_events=True, rules=None):
         self.radio = radio
         self.clock = clock
         self.console = console
@@ -85,6 +85,7 @@ class Hotspot:
         self.utc = Utc(clock)
         self.backlog = Backlog(queue_size)
         self.jit = jit.JitQueue()
+        self.rules = rules  # spot.hotspot.txrules.TxRules: the region's duty cycle, dwell time and EIRP
         # wakes the backhaul's sender: a packet was queued (the backhaul sets it too for news of its own)
         self.up_flag = asyncio.ThreadSafeFlag()
         self.tx_flag = asyncio.ThreadSafeFlag()  # set when a downlink was queued
@@ -205,7 +206,9 @@ class Hotspot:
         the TX_ACK error (NONE when queued). Refusals are counted; nothing is sent for them."""
         if start is None:
             start = self.start_of(t)
-        if isinstance(start, str):
+        if t.gps:
+            err = GPS_UNLOCKED
+        elif isinstance(start, str):
             err = start
         elif not self.band[0] <= t.freq <= self.band[1]:
             err = TX_FREQ
@@ -216,7 +219,13 @@ class Hotspot:
         else:
             air = airtime.time_on_air_us(len(t.data), t.sf, t.bw, t.cr, t.preamble, True, t.crc,
                                          airtime.ldro_needed(t.sf, t.bw), self.radio.CHIP)
-            err = self.jit.add(self.clock.ticks_us(), start, air, t)
+            rules = self.rules
+            now = self.clock.uptime_ms()
+            err = NONE if rules is None else rules.check(t.freq, t.power, air, now)
+            if err == NONE:
+                err = self.jit.add(self.clock.ticks_us(), start, air, t)
+                if err == NONE and rules is not None:
+                    rules.record(t.freq, air, now)
         if err == NONE:
             self.tx_flag.set()
         else:
@@ -284,4 +293,6 @@ class Hotspot:
         d["last_rssi"] = self.last_rssi
         d["last_snr"] = self.last_snr_x4 / 4
         d["downlinks_queued"] = len(self.jit)
+        if self.rules is not None:  # downlinks refused by the region's limits, by TX_ACK error
+            d["tx_rules"] = self.rules.refused
         return d

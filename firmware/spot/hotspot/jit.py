@@ -59,3 +59,4 @@ class JitQueue:
 
     def __len__(self):
         return sum(1 for u in self.used if u)
+

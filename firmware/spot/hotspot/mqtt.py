@@ -56,7 +56,7 @@ def txpk_of(item):
     t.cr = 5 + _CR.index(cr)
     t.ipol = bool(lora.get("polarizationInversion", False))
     t.preamble = int(lora.get("preamble") or 8)
-    t.crc = not lora.get("noCrc", True)
+    t.crc = not lora.get("noCrc", False)  # protobuf JSON leaves false out: a CRC unless noCrc is true
     data = b64decode(item["phyPayload"])
     if data is None:
         raise ValueError("phyPayload is not base64")
@@ -66,6 +66,9 @@ def txpk_of(item):
     timing = info.get("timing") or {}
     if "immediately" in timing:
         t.imme = True
+        return t
+    if "gpsEpoch" in timing:  # answered GPS_UNLOCKED: this gateway keeps no GPS time
+        t.gps = True
         return t
     ctx = b64decode(info.get("context") or "")
     if ctx is None or len(ctx) != 4:

@@ -31,6 +31,10 @@ TOO_EARLY = "TOO_EARLY"
 COLLISION_PACKET = "COLLISION_PACKET"
 TX_FREQ = "TX_FREQ"
 TX_POWER = "TX_POWER"
+GPS_UNLOCKED = "GPS_UNLOCKED"  # timed by GPS time (tmms, gpsEpoch), which this gateway does not keep
+# not in PROTOCOL.TXT: ChirpStack's TxAckStatus name, which its Gateway Bridge maps txpk_ack.error by
+# (internal/backend/semtechudp/backend.go)
+DUTY_CYCLE_OVERFLOW = "DUTY_CYCLE_OVERFLOW"
 
 _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BW = {125: 125000, 250: 250000, 500: 500000, 62: 62500, 41: 41700, 31: 31250, 20: 20800, 15: 15600, 10: 10400,
@@ -297,8 +301,9 @@ class Txpk:
         self.cr = 5
         self.ipol = True
         self.preamble = 8
-        self.crc = False
+        self.crc = True
         self.data = b""
+        self.gps = False  # timed by GPS time only
 
 
 def _field(obj, key, kind, required=True, default=None) -> Any:
@@ -324,7 +329,9 @@ def parse_txpk(body):
     o = root["txpk"]
     t = Txpk()
     t.imme = _field(o, "imme", bool, False, False)
-    if not t.imme:
+    if not t.imme and "tmst" not in o and "tmms" in o:
+        t.gps = True  # GPS time only (Semtech's forwarder answers GPS_UNLOCKED without a GPS lock)
+    elif not t.imme:
         tmst = _field(o, "tmst", int)
         if not 0 <= tmst < 1 << 32:
             raise ProtocolError("txpk", "txpk 'tmst' out of the 32-bit range")
@@ -347,7 +354,7 @@ def parse_txpk(body):
     t.preamble = _field(o, "prea", int, False, 8)
     if not 6 <= t.preamble <= 65535:
         raise ProtocolError("txpk", "txpk 'prea' out of range")
-    t.crc = not _field(o, "ncrc", bool, False, True)
+    t.crc = not _field(o, "ncrc", bool, False, False)  # as Semtech's forwarder: a CRC unless ncrc is true
     size = _field(o, "size", int)
     text = _field(o, "data", str)
     data = b64decode(text + "=" * (-len(text) % 4))  # some servers leave the padding out

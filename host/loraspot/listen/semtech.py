@@ -16,7 +16,11 @@ PUSH_DATA, PUSH_ACK, PULL_DATA, PULL_RESP, PULL_ACK, TX_ACK = range(6)
 NAMES = {PUSH_DATA: "PUSH_DATA", PUSH_ACK: "PUSH_ACK", PULL_DATA: "PULL_DATA", PULL_RESP: "PULL_RESP",
          PULL_ACK: "PULL_ACK", TX_ACK: "TX_ACK"}
 TX_ERRORS = ("NONE", "TOO_LATE", "TOO_EARLY", "COLLISION_PACKET", "COLLISION_BEACON", "TX_FREQ", "TX_POWER",
-             "GPS_UNLOCKED")
+             "GPS_UNLOCKED",
+             # not in PROTOCOL.TXT: ChirpStack's TxAckStatus name, which its Gateway Bridge maps
+             # txpk_ack.error by (internal/backend/semtechudp/backend.go); a gateway that enforces
+             # the region's duty cycle answers it
+             "DUTY_CYCLE_OVERFLOW")
 
 # rxpk and stat fields of PROTOCOL.TXT section 4 (LoRa only: "datr" is then a string)
 RXPK = {"time": str, "tmms": int, "tmst": int, "freq": float, "chan": int, "rfch": int, "stat": int, "modu": str,

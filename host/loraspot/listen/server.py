@@ -343,11 +343,10 @@ class Listener:
             return self.mqtt.send(gw, rxpk, phy, delay_us)
         if gw.pull_addr is None:
             return {"sent": False, "error": "the gateway has not sent PULL_DATA (no downlink path)"}
-        # no ncrc: downlinks go without a payload CRC (LoRaWAN), which Semtech's forwarder does only
-        # when told, as here
+        # no ncrc, as ChirpStack's downlinks through the Gateway Bridge: sent with a payload CRC
         txpk = {"imme": False, "tmst": (rxpk["tmst"] + delay_us) & 0xFFFFFFFF, "freq": freq / 1e6, "rfch": 0,
                 "powe": self.power, "modu": "LORA", "datr": datr, "codr": rxpk["codr"], "ipol": True,
-                "size": len(phy), "data": base64.b64encode(phy).decode(), "ncrc": True}
+                "size": len(phy), "data": base64.b64encode(phy).decode()}
         self._tokens = (self._tokens + 1) & 0xFFFF
         self.sock.sendto(semtech.pull_resp(self._tokens, txpk), gw.pull_addr)
         self.downlink_sent()
