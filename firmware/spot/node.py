@@ -83,8 +83,22 @@ class Node:
 
     # ---- activation -------------------------------------------------------------------------------
     async def activate(self, rejoin=False):
-        """Resume the stored session or join (OTAA), retrying until joined."""
+        """Resume the stored session or join (OTAA), retrying until joined; with `activation: abp`
+        the session is the configured DevAddr and session keys (no join, never a rejoin)."""
         lw = self.lw
+        if self.config.get("activation") == "abp":
+            while lw.session is None:
+                addr = self.config.get("dev_addr")
+                nwk, app = lw.secrets.get("nwk_s_key"), lw.secrets.get("app_s_key")
+                if addr and nwk and app:
+                    lw.activate_abp(addr, nwk, app)
+                    self.console.event("join", {"ok": True, "abp": True, "devaddr": self.devaddr()})
+                    self.last_down = self.now()
+                    return
+                self.console.event("join", {"ok": False, "abp": True,
+                                            "error": "ABP needs dev_addr and the keys nwk_s_key, app_s_key"})
+                await self.clock.sleep_ms(JOIN_RETRY_MS)
+            return
         if not rejoin and (lw.session is not None or lw.restore()):
             return
         attempt = 0
@@ -248,6 +262,8 @@ class Node:
               "dr": r.dr, "sf": sf, "bw": bw, "freq": r.freq, "airtime_ms": (r.airtime_us + 999) // 1000}
         if band is not None:
             ev["duty_left_ms"] = max(0, HOUR_MS // band[2] - self.hour_used_ms)
+        if lw.region.lbt:
+            ev["lbt_dbm"] = lw.lbt_rssi  # the channel was heard free at this level before sending
         self.console.event("uplink", ev)
         if r.downlink is not None:
             self.last_down = self.now()
@@ -283,6 +299,8 @@ class Node:
             await self.send(self.config.get("cmd_port"), _aux("nodecmd").status_frame(self), False)
 
     def rejoin_due(self):
+        if self.config.get("activation") == "abp":
+            return False  # an ABP session is for good
         return self.rejoin_asked or (self.missed > 0 and self._silent())
 
     async def rejoin(self):

@@ -21,6 +21,8 @@ SCHEMA = {
     "single_sf": ("int", 7, (7, 12)),
     "data_rate": ("int", -1, (-1, 15)),  # -1: automatic (join from the fastest DR down, then ADR)
     "dev_eui": ("hex", "", 16),
+    "activation": ("enum", "otaa", ("otaa", "abp")),  # abp: dev_addr and the secrets nwk_s_key, app_s_key
+    "dev_addr": ("hex", "", 8),
     "join_eui": ("hex", "0000000000000000", 16),
     # node role
     "sensors": ("list", "auto", ("bme280", "sht31", "aht20", "ds18b20", "gps", "battery")),

@@ -54,13 +54,16 @@ def test_downlink_ack_and_mac_commands(capsys):
 def test_join_request_and_accept_with_session_keys(capsys):
     j = V["join"]
     code, d = run(capsys, j["join_request_phy"], "--appkey", j["appkey"])
-    assert d["mic_ok"] is True and d["mhdr"]["mtype"] == "JoinRequest" and d["dev_nonce"] == 0x8904
+    # DevNonce in hex, as network servers show it and as --devnonce takes it back
+    assert d["mic_ok"] is True and d["mhdr"]["mtype"] == "JoinRequest" and d["dev_nonce"] == "8904"
+    code, _ = run(capsys, "20" + "00" * 16, "--appkey", j["appkey"], "--devnonce", d["dev_nonce"])
+    assert code == 0  # what decode shows, --devnonce takes
     key = bytes.fromhex(j["appkey"])
     wire = crypto.encrypt_join_accept(key, bytes.fromhex(j["join_accept_plaintext_phy"]))
     code, d = run(capsys, wire.hex())
     assert code == 0 and "give --appkey" in d["note"]
     nonce = int.from_bytes(bytes.fromhex(j["keygen"]["devnonce_wire"]), "little")
-    code, d = run(capsys, wire.hex(), "--appkey", j["appkey"], "--devnonce", f"{nonce:04x}")
+    code, d = run(capsys, wire.hex(), "--appkey", j["appkey"], "--devnonce", f"{nonce:04X}")
     assert d["mic_ok"] is True and d["app_nonce"] == "376338" and d["net_id"] == "AABBCC"
     assert d["session_keys"] == {"nwk_s_key": j["keygen"]["nwkskey"], "app_s_key": j["keygen"]["appskey"]}
 

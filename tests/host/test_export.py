@@ -46,7 +46,8 @@ def test_tts_formats_carry_what_a_join_needs(inv_path):
     rows = list(csv.DictReader(io.StringIO(export.render("tts-csv", items, include_keys=True)), delimiter=";"))
     assert rows == [{"id": "node-000001", "dev_eui": NODE, "join_eui": "0000000000000000", "name": "node-000001",
                      "frequency_plan_id": "EU_863_870_TTN", "lorawan_version": "MAC_V1_0_3",
-                     "lorawan_phy_version": "PHY_V1_0_3_REV_A", "app_key": KEY.hex().upper()}]
+                     "lorawan_phy_version": "PHY_V1_0_3_REV_A", "app_key": KEY.hex().upper(), "dev_addr": "",
+                     "app_s_key": "", "f_nwk_s_int_key": ""}]
     dev = json.loads(export.render("tts-json", items))  # one node: one object in the stream
     assert dev["ids"] == {"device_id": "node-000001", "dev_eui": NODE, "join_eui": "0000000000000000"}
     assert dev["root_keys"]["app_key"]["key"] == KEY.hex().upper() and dev["supports_join"] is True
@@ -56,8 +57,13 @@ def test_tts_formats_carry_what_a_join_needs(inv_path):
     assert "--lorawan-phy-version PHY_V1_0_3_REV_A" in script
     assert f"--root-keys.app-key.key {KEY.hex().upper()}" in script
     assert "ttn-lw-cli gateways create hotspot-000002 --user-id admin --gateway-eui A4CF12FFFE000002" in script
-    # without --include-keys no key appears anywhere
+    # without --include-keys no key appears anywhere; The Things Stack's CSV import needs the
+    # app_key column (a required column of its CSV File Reference), so that export says so instead
     for fmt in export.FORMATS:
+        if fmt == "tts-csv":
+            with pytest.raises(export.ExportError, match=r"requires the app_key column.*--include-keys"):
+                export.render(fmt, _items(inv_path, keys=False))
+            continue
         text = export.render(fmt, _items(inv_path, keys=False))
         assert KEY.hex().upper() not in text.upper() and "70B3D57ED0000003" not in text
 
@@ -75,8 +81,9 @@ def test_other_regions_need_a_frequency_plan(inv_path):
     with Inventory(inv_path) as inv:
         inv.update(NODE, region="AS923-2")
     with pytest.raises(export.ExportError, match="give --frequency-plan"):
-        export.render("tts-csv", _items(inv_path))
-    assert "AS_923_925" in export.render("tts-csv", _items(inv_path), frequency_plan_id="AS_923_925")
+        export.render("tts-csv", _items(inv_path), include_keys=True)
+    assert "AS_923_925" in export.render("tts-csv", _items(inv_path), include_keys=True,
+                                         frequency_plan_id="AS_923_925")
 
 
 class ChirpStack:
@@ -109,6 +116,10 @@ class ChirpStack:
 
             def CreateKeys(self, request, context):
                 outer._check("Device.CreateKeys", request, context)
+                return _empty()
+
+            def Activate(self, request, context):
+                outer._check("Device.Activate", request, context)
                 return _empty()
 
         class Gateways(api.GatewayServiceServicer):
@@ -188,3 +199,50 @@ def test_unreachable_server_is_a_clear_error(inv_path):
     res = export.push_chirpstack("127.0.0.1:9", "t", _items(inv_path), application_id="a", device_profile_id="p",
                                  tenant_id="t", timeout=2)
     assert "UNAVAILABLE" in res.failed[NODE]
+
+
+ABP = "70B3D57ED0000004"
+NWK, APP = bytes(range(16)), bytes(range(16, 32))
+
+
+def _abp_inventory(path):
+    """Only an ABP node and the hotspot: its DevAddr and session keys, as `provision --activation abp` keeps them."""
+    with Inventory(path) as inv:
+        inv.update(NODE, state="registered")  # the OTAA node left out
+        inv.register(ABP, "A4CF12000004", role="node", board="virtual", region="EU868", name="abp-1",
+                     join_eui="0000000000000000", state="provisioned", dev_addr="260B1234")
+        inv.set_secret(ABP, "nwk_s_key", NWK)
+        inv.set_secret(ABP, "app_s_key", APP)
+
+
+def test_abp_devices_carry_their_session(inv_path, chirpstack):
+    _abp_inventory(inv_path)
+    items = _items(inv_path)
+    rows = list(csv.DictReader(io.StringIO(export.render("tts-csv", items, include_keys=True)), delimiter=";"))
+    assert [(r["dev_eui"], r["dev_addr"], r["app_s_key"], r["f_nwk_s_int_key"], r["app_key"]) for r in rows] == [
+        (ABP, "260B1234", APP.hex().upper(), NWK.hex().upper(), "")]
+    cs, target = chirpstack
+    res = export.push_chirpstack(target, "secret-token", items, application_id="app-1", tenant_id="tenant-1")
+    assert res.failed == {} and ABP in res.created
+    names = [r[0] for r in cs.requests]
+    assert names == ["DeviceProfile.Create", "Device.Create", "Device.Activate", "Gateway.Create"]
+    assert cs.requests[0][1].device_profile.supports_otaa is False
+    act = cs.requests[2][1].device_activation
+    assert (act.dev_eui, act.dev_addr, act.app_s_key) == (ABP.lower(), "260b1234", APP.hex())
+    assert act.nwk_s_enc_key == act.s_nwk_s_int_key == act.f_nwk_s_int_key == NWK.hex()  # 1.0.x: one NwkSKey
+    with pytest.raises(export.ExportError, match="--include-keys"):
+        export.push_chirpstack(target, "t", _items(inv_path, keys=False), application_id="a", tenant_id="t")
+
+
+def test_export_says_what_it_wrote(inv_path, tmp_path, capsys):
+    out = tmp_path / "tts.csv"
+    assert main(["devices", "--inventory", str(inv_path), "export", "--format", "tts-csv", "--include-keys", "--out",
+                 str(out)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 end device (1 hotspot left out: tts-csv has no gateways) written" in err
+    assert len(list(csv.DictReader(io.StringIO(out.read_text()), delimiter=";"))) == 1
+    assert main(["devices", "--inventory", str(inv_path), "export", "--format", "tts-script", "--out",
+                 str(tmp_path / "s.sh")]) == 0
+    assert "1 end device and 1 gateway written" in " ".join(capsys.readouterr().err.split())
+    assert main(["devices", "--inventory", str(inv_path), "export", "--format", "tts-csv"]) != 0
+    assert "requires the app_key column" in " ".join(capsys.readouterr().err.split())

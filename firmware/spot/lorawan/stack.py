@@ -54,6 +54,7 @@ class LoRaWAN:
         self.session = None
         self.devaddr = None
         self.adr = region.name != "SINGLE"
+        self.lbt_rssi = None  # dBm the channel read before the last transmission (listen before talk)
         self.adr_ack_cnt = 0
         self.pending_answers = b""  # MAC answers for the next uplink
         self.stats = {"joins": 0, "join_fail": 0, "uplinks": 0, "downlinks": 0, "down_rejected": 0}
@@ -214,6 +215,7 @@ class LoRaWAN:
         back-off, and after LBT_TRIES the uplink is refused."""
         for _ in range(LBT_TRIES):
             rssi = await self.radio.channel_rssi(LBT_US)
+            self.lbt_rssi = rssi  # the last reading, reported with the uplink
             if rssi < LBT_THRESHOLD:
                 return
             self.stats["lbt_busy"] = self.stats.get("lbt_busy", 0) + 1

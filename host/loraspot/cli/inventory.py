@@ -39,6 +39,10 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
 @click.option("--sf", type=click.IntRange(7, 12), default=None, help="The channel's spreading factor (default 7).")
 @click.option("--multi-channel", is_flag=True,
               help="A node on a full region although the inventory's hotspots are single-channel.")
+@click.option("--activation", type=click.Choice(["otaa", "abp"]), default="otaa", show_default=True,
+              help="Nodes: otaa (an AppKey, the node joins) or abp (a DevAddr and session keys, kept in the "
+                   "inventory like the AppKey).")
+@click.option("--lbt", is_flag=True, help="Nodes: listen before talk (required under AS923 in Japan and Korea).")
 @click.option("--join-eui", default=None, help="JoinEUI (default: $LORASPOT_JOIN_EUI or 0000000000000000).")
 @click.option("--name", default=None, help="Device name (default: role and the end of its EUI).")
 @click.option("--vendor-euis", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -52,11 +56,11 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
 @click.option("--no-reboot", is_flag=True, help="Leave the board running its old role until it restarts.")
 @INVENTORY_OPTION
 @click.pass_obj
-def provision_cmd(ctx, ports, every, role, region, freq, sf, multi_channel, join_eui, name, vendor_euis, wifi_ssid,
-                  wifi_password, server, force, no_reboot, inventory) -> None:
+def provision_cmd(ctx, ports, every, role, region, freq, sf, multi_channel, activation, lbt, join_eui, name,
+                  vendor_euis, wifi_ssid, wifi_password, server, force, no_reboot, inventory) -> None:
     """Give boards their identity and fresh keys (kept in the inventory), in parallel."""
     opts = provision.Options(
-        role=role, region=region, freq=freq, sf=sf, multi_channel=multi_channel,
+        role=role, region=region, freq=freq, sf=sf, multi_channel=multi_channel, activation=activation, lbt=lbt,
         join_eui=join_eui or os.environ.get("LORASPOT_JOIN_EUI") or "0" * 16, name=name,
         wifi_ssid=wifi_ssid, wifi_password=wifi_password or os.environ.get("LORASPOT_WIFI_PASSWORD"),
         server=server, force=force, reboot=not no_reboot,
@@ -227,7 +231,7 @@ def export_cmd(ctx, fmt, include_keys, out_file, application_id, user_id, freque
         with os.fdopen(fd, "w") as f:
             f.write(text)
         note = " (with keys: keep it safe)" if include_keys else ""
-        ctx.err.print(f"{len(items)} devices written to {out_file}{note}")
+        ctx.err.print(f"{export.written(fmt, items)} written to {out_file}{note}")
 
 
 @devices_group.command("push-chirpstack")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from loraspot.cli.device import UDP_PORT
-from loraspot.listen.server import Listener, ListenError, inventory_keys, load_keys
+from loraspot.listen.server import Listener, ListenError, inventory_abp, inventory_keys, load_keys
 
 COLUMNS = ("device", "type", "FCnt", "RSSI", "SNR", "SF", "heard by", "values")
 
@@ -63,8 +63,10 @@ def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Pat
             click.echo("  ".join(f"{c}={v}" for c, v in zip(COLUMNS, _row(f), strict=True) if v))
         sys.stdout.flush()
 
+    abp = {} if keys_file else inventory_abp(inventory)
     server = Listener(keys, host, port, dedup_ms, on_frame, mqtt=mqtt_url, mqtt_prefix=mqtt_prefix,
-                      keys_source=source, region=region)
+                      keys_source=source, region=region, abp=abp,
+                      abp_source=None if keys_file else (lambda: inventory_abp(inventory)))
     end = time.monotonic() + duration if duration > 0 else float("inf")
     where = f"{host}:{server.address[1]}"
     try:

@@ -71,6 +71,22 @@ def load_keys(path: Path) -> dict[str, bytes]:
     return out
 
 
+def inventory_abp(path: Path | None = None) -> dict[str, tuple[str, bytes, bytes]]:
+    """The inventory's ABP devices: DevAddr -> (DevEUI, NwkSKey, AppSKey)."""
+    from loraspot.provision.inventory import Inventory, InventoryError
+
+    out = {}
+    with Inventory(path) as inv:
+        for d in inv.devices():
+            if not d.dev_addr:
+                continue
+            try:
+                out[d.dev_addr] = (d.dev_eui, inv.secret(d.dev_eui, "nwk_s_key"), inv.secret(d.dev_eui, "app_s_key"))
+            except InventoryError:
+                continue
+    return out
+
+
 def inventory_keys(path: Path | None = None) -> dict[str, bytes]:
     from loraspot.provision.inventory import Inventory, InventoryError
 
@@ -90,7 +106,8 @@ class Listener:
                  ack_fport: int | None = None, join_server: JoinServer | None = None, mqtt: str | None = None,
                  mqtt_prefix: str = "eu868", udp: bool = True,
                  keys_source: Callable[[], dict[str, bytes]] | None = None, keys_every_s: float = 1.0,
-                 region: str = "EU868"):
+                 region: str = "EU868", abp: dict[str, tuple[str, bytes, bytes]] | None = None,
+                 abp_source: Callable[[], dict[str, tuple[str, bytes, bytes]]] | None = None):
         reg = firmware_module("spot/lorawan/region.py")
         try:
             self.region = reg.get(region)  # downlinks follow its RX1 and RX2 rules
@@ -100,6 +117,9 @@ class Listener:
         self.js = join_server or JoinServer(rx_delay=rx1_delay, rx2_dr=self.region.rx2[1])
         for eui, key in keys.items():
             self.js.add_device(eui, key)
+        for addr, (eui, nwk, app) in (abp or {}).items():  # ABP devices: their sessions as given
+            self.js.add_abp(eui, addr, nwk, app)
+        self._abp_source = abp_source
         # read again when a Join-Request does not verify with the keys held (a device provisioned,
         # or provisioned again with new keys, after this server started), at most every keys_every_s
         self._keys_source = keys_source
@@ -280,7 +300,12 @@ class Listener:
                 frame.update(type="join", dev_eui=session.dev_eui, devaddr=session.devaddr_hex)
                 frame["downlink"] = self._send(best_eui, best, accept, JOIN_DELAY1_US)
             elif mtype in (2, 4):
-                session, f = self.js.uplink(g.phy)
+                try:
+                    session, f = self.js.uplink(g.phy)
+                except JoinError:
+                    if not self._refresh_keys():  # an ABP device provisioned after this started
+                        raise
+                    session, f = self.js.uplink(g.phy)
                 frame.update(type="uplink", dev_eui=session.dev_eui, devaddr=session.devaddr_hex, fcnt=session.fcnt_up,
                              fport=f.fport, confirmed=mtype == 4, payload=(f.payload or b"").hex(), adr=f.adr)
                 if f.fport and f.payload:
@@ -312,7 +337,16 @@ class Listener:
         fresh = {eui: key for eui, key in keys.items() if self.js.keys.get(eui.upper()) != key}
         for eui, key in fresh.items():
             self.js.add_device(eui, key)
-        return bool(fresh)
+        added = False
+        if self._abp_source is not None:
+            try:
+                sessions = self._abp_source()
+            except (LoraspotError, OSError, sqlite3.Error) as e:
+                self.errors.append(f"ABP sessions not read again: {e}")
+                sessions = {}
+            for addr, (eui, nwk, app) in sessions.items():
+                added = self.js.add_abp(eui, addr, nwk, app) or added
+        return bool(fresh) or added
 
     def _datr(self, dr: int) -> str:
         sf, bw = self.region.dr(dr)

@@ -69,8 +69,8 @@ def decode(phy: bytes, appkey: bytes | None = None, nwkskey: bytes | None = None
     if mtype == 0:
         if len(phy) != 23:
             raise DecodeError(f"Join-Request must be 23 bytes, got {len(phy)}")
-        out.update(join_eui=_eui(phy[1:9]), dev_eui=_eui(phy[9:17]), dev_nonce=int.from_bytes(phy[17:19], "little"),
-                   mic=phy[19:].hex())
+        nonce = int.from_bytes(phy[17:19], "little")  # hex, as network servers show it and --devnonce takes it
+        out.update(join_eui=_eui(phy[1:9]), dev_eui=_eui(phy[9:17]), dev_nonce=f"{nonce:04X}", mic=phy[19:].hex())
         if appkey:
             out["mic_ok"] = crypto.join_mic(appkey, phy[:19]) == phy[19:]
         return out

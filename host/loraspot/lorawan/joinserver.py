@@ -44,6 +44,15 @@ class JoinServer:
     def add_device(self, dev_eui: str, appkey: bytes) -> None:
         self.keys[dev_eui.upper()] = bytes(appkey)
 
+    def add_abp(self, dev_eui: str, dev_addr: str, nwkskey: bytes, appskey: bytes) -> bool:
+        """An ABP device's session (DevAddr as written, big-endian hex); False when it was known."""
+        wire = bytes.fromhex(dev_addr)[::-1]
+        s = self.sessions.get(wire)
+        if s is not None and (s.nwkskey, s.appskey) == (bytes(nwkskey), bytes(appskey)):
+            return False
+        self.sessions[wire] = Session(dev_eui.upper(), wire, bytes(nwkskey), bytes(appskey))
+        return True
+
     def join(self, phy: bytes) -> tuple[bytes, Session]:
         """The Join-Accept (as sent on air) for a Join-Request, and the new session."""
         if len(phy) != 23 or phy[0] >> 5 != 0:

@@ -71,8 +71,13 @@ MIGRATIONS = [
         mac TEXT NOT NULL, board TEXT, at REAL NOT NULL, ok INTEGER NOT NULL, result TEXT NOT NULL);
     CREATE INDEX selftests_mac ON selftests(mac, at);
     """,
+    # 5: ABP devices: a DevAddr is never given to two devices
+    """
+    CREATE UNIQUE INDEX devices_dev_addr ON devices(dev_addr) WHERE dev_addr IS NOT NULL;
+    """,
 ]
-UNIQUE_KINDS = ("app_key", "nwk_key", "admin_key", "admin_key_pending")  # never the same on two devices
+# never the same on two devices
+UNIQUE_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "admin_key_pending")
 STATES = ("registered", "provisioning", "provisioned", "locked")
 
 
@@ -323,7 +328,7 @@ class Inventory:
         return self.device(eui)
 
     _COLUMNS = ("role", "mac", "gateway_eui", "region", "fw", "provisioned_at", "state", "name", "board",
-                "join_eui", "freq", "sf")
+                "join_eui", "freq", "sf", "dev_addr")
 
     def update(self, dev_eui: str, **fields) -> None:
         unknown = set(fields) - set(self._COLUMNS)
@@ -336,6 +341,15 @@ class Inventory:
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE devices SET {sets}, updated_at = ? WHERE dev_eui = ?",
                         (*fields.values(), time.time(), _eui(dev_eui)))
+
+    def new_dev_addr(self, net_id: int = 0x000013) -> str:
+        """A DevAddr no device of the inventory has, in the address block of NetID net_id (type 0:
+        its 6-bit NwkID in the 7 top bits, as The Things Network's 0x000013 gives 26/27xxxxxx)."""
+        for _ in range(64):
+            addr = f"{((net_id & 0x3F) << 25) | secrets.randbits(25):08X}"
+            if self.db.execute("SELECT 1 FROM devices WHERE dev_addr = ?", (addr,)).fetchone() is None:
+                return addr
+        raise InventoryError("no free DevAddr found")
 
     def add_selftest(self, mac: str, board: str | None, ok: bool, checks: list, at: float | None = None) -> None:
         """Keep one self-test result (the checks as the board answered them) for the board of mac."""

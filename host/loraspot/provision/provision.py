@@ -94,6 +94,8 @@ class Options:
     freq: int | None = None  # the one channel: a hotspot's, or a SINGLE node's (Hz)
     sf: int | None = None
     single_region: str | None = None  # the region a SINGLE node's channel lies in (its RX1/RX2 rules)
+    activation: str = "otaa"  # a node's: otaa (an AppKey; it joins) or abp (a DevAddr and session keys)
+    lbt: bool = False  # a node's listen before talk (AS923 in Japan and Korea)
     multi_channel: bool = False  # a node on a full region although the inventory's hotspots are single-channel
     join_eui: str = "0000000000000000"
     name: str | None = None  # default: "{role}-" + the last 6 digits of the EUI
@@ -108,6 +110,11 @@ class Options:
     def check(self) -> None:
         if self.role not in ("node", "hotspot"):
             raise ProvisionError(f"role must be node or hotspot, got {self.role!r}")
+        self.activation = (self.activation or "otaa").lower()
+        if self.activation not in ("otaa", "abp"):
+            raise ProvisionError(f"activation is otaa or abp, got {self.activation!r}")
+        if self.activation == "abp" and self.role != "node":
+            raise ProvisionError("--activation abp is for nodes (a hotspot does not join)")
         if self.region is not None and self.region not in REGIONS:
             raise ProvisionError(f"unknown region {self.region!r} ({', '.join(REGIONS)})")
         self.join_eui = _hex(self.join_eui, 16, "JoinEUI")
@@ -278,11 +285,17 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         gateway = eui64(mac) if opts.role == "hotspot" else None
         name = opts.name or f"{opts.role}-{eui[-6:].lower()}"
         single = opts.role == "hotspot" or opts.region == "SINGLE"
+        abp = opts.role == "node" and opts.activation == "abp"
+        known_addr = known.dev_addr if known is not None else None
+        dev_addr = (known_addr or inv.new_dev_addr()) if abp else None
         inv.register(eui, mac, role=opts.role, board=hello.get("board"), region=opts.region, fw=hello.get("fw"),
                      join_eui=opts.join_eui, name=name, gateway_eui=gateway, state="provisioning",
-                     freq=opts.freq if single else None, sf=opts.sf if single else None)
+                     freq=opts.freq if single else None, sf=opts.sf if single else None, dev_addr=dev_addr)
         keys: dict[str, bytes] = {}
-        if opts.role == "node":
+        if abp:  # session keys instead of an AppKey, kept as it is
+            keys["nwk_s_key"] = secrets.token_bytes(16)
+            keys["app_s_key"] = secrets.token_bytes(16)
+        elif opts.role == "node":
             keys["app_key"] = secrets.token_bytes(16)
         if opts.wifi_password:
             keys["wifi_password"] = opts.wifi_password.encode()
@@ -299,6 +312,8 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         values.update(single_freq=opts.freq, single_sf=opts.sf)
     if opts.region == "SINGLE" and opts.single_region:
         values["single_region"] = opts.single_region
+    if opts.role == "node":
+        values.update(activation=opts.activation, dev_addr=dev_addr or "", lbt=opts.lbt)
     if opts.wifi_ssid is not None:
         values["wifi_ssid"] = opts.wifi_ssid
     values.update(cfg)
