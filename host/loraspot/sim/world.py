@@ -61,6 +61,7 @@ class World:
         self.medium: Medium | None = None
         self.listener: Listener | None = None
         self.settings: dict = {}  # what `loraspot hotspot region` prints for the world's channel
+        self._joined: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -164,7 +165,8 @@ class World:
     def _frame(self, f: dict) -> None:
         ok = "error" not in f
         counted = "uplinks_received" if f.get("type") == "uplink" and ok else None
-        if f.get("type") == "join" and ok and f.get("downlink", {}).get("sent"):
+        if f.get("type") == "join" and ok and f.get("downlink", {}).get("sent") and f["dev_eui"] not in self._joined:
+            self._joined.add(f["dev_eui"])  # nodes joined: a Join-Request retried and answered again counts once
             counted = "joins"
         self._emit({"event": "frame", **{k: v for k, v in f.items() if k != "gateways"},
                     "rssi": max(g["rssi"] for g in f["gateways"]), "snr": max(g["lsnr"] for g in f["gateways"])},
