@@ -215,7 +215,7 @@ def plan(opts: Options, inv: Inventory) -> str:
     else:
         opts.region = "EU868"
         return "EU868 (no single-channel hotspot in the inventory: the full region, for a multi-channel gateway)"
-    base = region_of.get((freq, sf)) or _region_of(reg, freq)
+    base = region_of.get((freq, sf)) or _region_of(reg, freq or 0)
     try:
         reg.get("SINGLE", freq=freq, sf=sf, base=base)
     except reg.RegionError as e:
