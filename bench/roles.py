@@ -33,9 +33,9 @@ MODULES = {
                       "spot.lorawan.dutycycle", "spot.lorawan.store", "spot.lorawan.stack", "spot.sensors",
                       "spot.sensors.bme280", "spot.sensors.gps", "spot.sensors.battery"],
     "hotspot-udp": [*COMMON, "spot.hotspot.backlog", "spot.hotspot.tmst", "spot.hotspot.jit",
-                             "spot.hotspot.semtech", "spot.hotspot.core", "spot.hotspot.txrules", "spot.hotspot.udp"],
+                             "spot.hotspot.semtech", "spot.hotspot.core", "spot.hotspot.udp"],
     "hotspot-mqtt": [*COMMON, "spot.hotspot.backlog", "spot.hotspot.tmst", "spot.hotspot.jit",
-                              "spot.hotspot.semtech", "spot.hotspot.core", "spot.hotspot.txrules", "spot.mqttc",
+                              "spot.hotspot.semtech", "spot.hotspot.core", "spot.mqttc",
                               "spot.hotspot.mqtt"],
 }
 STUB = "class aes:\n    def __init__(self, key, mode, iv=None):\n        pass\n"

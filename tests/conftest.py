@@ -71,7 +71,7 @@ class FirmwareFailure(Exception):
 # Test modules that run a role's code loaded into the heap from files, as a stock image loads it
 # from littlefs: they get the heap that role is measured to hold that way plus its headroom
 # (loraspot.budget), not the 112 KB of a hotspot on the virtual board's ROMFS image.
-ROLE_MODULES = {"test_node": "node", "test_node_faults": "node"}
+ROLE_MODULES = {"test_node": "node", "test_node_faults": "node", "test_hotspot_mqtt": "hotspot-mqtt"}
 
 
 # The self-test runs in a test boot, where no role is loaded and Wi-Fi is off: the smallest heap a

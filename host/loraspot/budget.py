@@ -21,7 +21,7 @@ from loraspot.errors import LoraspotError
 NEED_KB = {
     ("node", "littlefs"): 190,
     ("node", "romfs"): 134,
-    ("hotspot-udp", "littlefs"): 150,
+    ("hotspot-udp", "littlefs"): 146,
     ("hotspot-udp", "romfs"): 106,
     ("hotspot-mqtt", "littlefs"): 156,
     ("hotspot-mqtt", "romfs"): 106,

@@ -74,6 +74,6 @@ def test_sim_world_forwards_to_an_outside_broker_with_keys_in_the_inventory(tmp_
         broker.stop()
     assert proc.returncode == 0, err[-2000:]
     summary = json.loads(out.splitlines()[-1])
-    assert summary["joins"] == 2 and summary["uplinks_sent"] >= 4
+    assert summary["joins"] == 2 and summary["uplinks_sent"] >= 4, summary
     ups = [f for f in frames if f.get("type") == "uplink" and "error" not in f]
     assert {f["dev_eui"] for f in ups} == set(keys) and ls.counts["malformed"] == 0

@@ -20,10 +20,10 @@ def _rules_hotspot(region_name):
     class R:
         band = (862000000, 1020000000)
 
-    band, rules = channel_band(Cfg(), R())
+    band, limits = channel_band(Cfg(), R())
     src = Src()
     clock = Clock(us_source=src, ms_source=lambda: src.t // 1000)
-    return src, Hotspot(FakeRadio(), clock, FakeConsole(), 868100000, 7, band, queue_size=4, rules=rules)
+    return src, Hotspot(FakeRadio(), clock, FakeConsole(), 868100000, 7, band, queue_size=4, limits=limits)
 
 
 def test_downlinks_obey_the_regions_duty_cycle_dwell_and_eirp():
@@ -51,8 +51,17 @@ def test_downlinks_obey_the_regions_duty_cycle_dwell_and_eirp():
     # an hour later the budget is back
     src.t += 3600 * 1000000
     eq(hs.schedule(_txpk(imme=True, sf=12, data=bytes(51))), semtech.NONE)
-    eq(hs.rules.refused, {semtech.TX_POWER: 1, semtech.DUTY_CYCLE_OVERFLOW: 2})
-    eq(hs.stats_data()["tx_rules"], hs.rules.refused)
+    hs.jit.take(hs.jit.next())
+    eq(hs.jit.refused, {semtech.TX_POWER: 1, semtech.DUTY_CYCLE_OVERFLOW: 2})
+    eq(hs.stats_data()["tx_rules"], hs.jit.refused)
+    # 868.7-869.2 MHz: 0.1 %, 3.6 s an hour: one such frame, not two; 869.2-869.4 MHz: no limit
+    eq(hs.schedule(_txpk(imme=True, freq=868900000, sf=12, data=bytes(51))), semtech.NONE)
+    hs.jit.take(hs.jit.next())
+    eq(hs.schedule(_txpk(imme=True, freq=868900000, sf=12, data=bytes(51))), semtech.DUTY_CYCLE_OVERFLOW)
+    for _ in range(3):
+        eq(hs.schedule(_txpk(imme=True, freq=869300000, sf=12, data=bytes(51))), semtech.NONE)
+        hs.jit.take(hs.jit.next())
+    eq(hs.jit.refused[semtech.DUTY_CYCLE_OVERFLOW], 3)
     src, hs = _rules_hotspot("AS923-1")
     src.t = 1000000
     eq(hs.schedule(_txpk(imme=True, freq=923200000, sf=12, data=bytes(20))), semtech.TX_FREQ)  # 1.2 s > 400 ms
@@ -63,7 +72,7 @@ def test_gps_timed_downlinks_are_answered_gps_unlocked():
     src, hs = _hotspot()
     t = semtech.parse_txpk(b'{"txpk":{"tmms":1234567890123,"freq":868.1,"powe":14,"modu":"LORA",'
                            b'"datr":"SF7BW125","codr":"4/5","ipol":true,"size":1,"data":"AQ=="}}')
-    eq((t.gps, t.crc), (True, True))
+    eq((t.tmst, t.crc), (semtech.GPS_ONLY, True))
     eq(hs.schedule(t), semtech.GPS_UNLOCKED)
     eq(len(hs.jit), 0)
 
@@ -82,6 +91,26 @@ def test_chirpstack_items_crc_and_gps_timing():
     eq(mqtt.txpk_of(item).crc, False)
     item["txInfo"]["timing"] = {"gpsEpoch": {"timeSinceGpsEpoch": "1400000000.000s"}}
     t = mqtt.txpk_of(item)
-    eq(t.gps, True)
+    eq(t.tmst, semtech.GPS_ONLY)
     src, hs = _hotspot()
     eq(hs.schedule(t), semtech.GPS_UNLOCKED)
+
+
+def test_downlink_frame_items_found_without_parsing_them():
+    """The items of a DownlinkFrame are found in one pass (and parsed one at a time later): the
+    spans are exactly the item objects json would give, the downlinkId read; a frame that is not
+    one (unbalanced, unterminated string, no items, not an object) is refused."""
+    import json
+
+    from fwtest import raises
+    from spot.hotspot import mqtt
+
+    items = [{"phyPayload": "YA==", "txInfo": {"frequency": 868100000, "note": "a } ] \" {"}},
+             {"phyPayload": "YQ==", "txInfo": {"timing": {"delay": {"delay": "1s"}}}}]
+    text = json.dumps({"gatewayId": "01", "downlinkId": 4294967295, "items": items}).encode()
+    did, spans = mqtt.frame_items(memoryview(text))
+    eq(did, 4294967295)
+    eq([json.loads(text[a:b]) for a, b in spans], items)
+    for bad in (b'{"items":[{"a":1}', b'{"items":[{"a":"x}]}', b'{"downlinkId":1}', b'{"items":{"a":{}}}',
+                b'[{"items":[{}]}]', b'x{"items":[{}]}', b'{"items":[{}]}}'):
+        raises(ValueError, mqtt.frame_items, bad)

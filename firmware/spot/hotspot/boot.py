@@ -14,7 +14,8 @@ _EIRP = {"EU868": ((869400000, 869650000, 29),)}
 def channel_band(config, radio):
     """((low, high) Hz downlinks may use: the region's band within the board's radio band, and the
     region's limits on transmissions: duty cycle, dwell time, EIRP)."""
-    from spot.hotspot.txrules import TxRules
+    import gc
+
     from spot.lorawan import region
 
     name = config.get("region")
@@ -22,9 +23,11 @@ def channel_band(config, radio):
                    base=config.get("single_region"))
     band = (max(r.band[0], radio.band[0]), min(r.band[1], radio.band[1]))
     # the downlink dwell time applies in AS923 (400 ms); US915 downlinks (500 kHz) are not limited
-    rules = TxRules(r.duty, _EIRP.get(r.name, ()), r.max_eirp, r.dwell_ms if r.name.startswith("AS923") else 0)
+    limits = (r.duty, _EIRP.get(r.name, ()), r.max_eirp, r.dwell_ms if r.name.startswith("AS923") else 0)
+    r = None
     unload("spot.lorawan.region")
-    return band, rules
+    gc.collect()  # the region's code gone before the long-lived queue is placed
+    return band, limits
 
 
 def position(text):
@@ -51,9 +54,9 @@ def build(app):
     # placed behind it, which keeps the heap in larger pieces (a 112 KB heap fragments otherwise).
     gc.threshold(4096)
     radio = board.radio(clock)
-    band, rules = channel_band(config, radio)
+    band, limits = channel_band(config, radio)
     hs = Hotspot(radio, clock, console, config.get("single_freq"), config.get("single_sf"),
-                 band, rules=rules, queue_size=config.get("queue_size"),
+                 band, limits=limits, queue_size=config.get("queue_size"),
                  max_age_s=config.get("queue_max_age"), forward_crc=config.get("forward_crc_errors"),
                  packet_events=config.get("packet_events"))
     hs.position = position(config.get("position"))

@@ -5,13 +5,14 @@
 import asyncio
 import gc
 import time
+from array import array
 
 from micropython import const
 
 from spot.clock import ticks_add, ticks_diff, wall_ns
 from spot.hotspot import jit
 from spot.hotspot.backlog import Backlog
-from spot.hotspot.semtech import GPS_UNLOCKED, NONE, TOO_EARLY, TOO_LATE, TX_FREQ, TX_POWER
+from spot.hotspot.semtech import GPS_ONLY, GPS_UNLOCKED, NONE, TOO_EARLY, TOO_LATE, TX_FREQ, TX_POWER
 from spot.hotspot.tmst import FAR, Tmst, split
 from spot.radio import RadioError, airtime
 
@@ -71,7 +72,7 @@ class Utc:
 
 class Hotspot:
     def __init__(self, radio, clock, console, freq, sf, band, *, queue_size=32, max_age_s=3600, forward_crc=False,
-                 packet_events=True, rules=None):
+                 packet_events=True, limits=None):
         self.radio = radio
         self.clock = clock
         self.console = console
@@ -84,8 +85,7 @@ class Hotspot:
         self.tmst = Tmst(clock)
         self.utc = Utc(clock)
         self.backlog = Backlog(queue_size)
-        self.jit = jit.JitQueue()
-        self.rules = rules  # spot.hotspot.txrules.TxRules: the region's duty cycle, dwell time and EIRP
+        self.jit = jit.JitQueue(limits=limits)  # with the region's duty cycle, dwell time and EIRP
         # wakes the backhaul's sender: a packet was queued (the backhaul sets it too for news of its own)
         self.up_flag = asyncio.ThreadSafeFlag()
         self.tx_flag = asyncio.ThreadSafeFlag()  # set when a downlink was queued
@@ -95,7 +95,7 @@ class Hotspot:
                       "tx": 0, "tx_fail": 0, "tx_refused": 0, "bad_datagrams": 0, "nomem": 0, "up_sent": 0,
                       "up_acked": 0}
         self.interval = {"rxnb": 0, "rxok": 0, "rxfw": 0, "dwnb": 0, "txnb": 0, "up_sent": 0, "up_acked": 0}
-        self.tx_errors = [0] * TX_ERRORS
+        self.tx_errors = array("i", bytes(4 * TX_ERRORS))  # µs; an array: 4 bytes each, no list
         self.tx_error_n = 0
         self.last_rssi = 0
         self.last_snr_x4 = 0
@@ -204,11 +204,11 @@ class Hotspot:
     def schedule(self, t, start=None):
         """Check downlink t and queue it for clock ticks `start` (default: from its tmst or imme);
         the TX_ACK error (NONE when queued). Refusals are counted; nothing is sent for them."""
-        if start is None:
+        if t.tmst == GPS_ONLY and not t.imme:
+            start = GPS_UNLOCKED  # this gateway keeps no GPS time
+        elif start is None:
             start = self.start_of(t)
-        if t.gps:
-            err = GPS_UNLOCKED
-        elif isinstance(start, str):
+        if isinstance(start, str):
             err = start
         elif not self.band[0] <= t.freq <= self.band[1]:
             err = TX_FREQ
@@ -219,13 +219,7 @@ class Hotspot:
         else:
             air = airtime.time_on_air_us(len(t.data), t.sf, t.bw, t.cr, t.preamble, True, t.crc,
                                          airtime.ldro_needed(t.sf, t.bw), self.radio.CHIP)
-            rules = self.rules
-            now = self.clock.uptime_ms()
-            err = NONE if rules is None else rules.check(t.freq, t.power, air, now)
-            if err == NONE:
-                err = self.jit.add(self.clock.ticks_us(), start, air, t)
-                if err == NONE and rules is not None:
-                    rules.record(t.freq, air, now)
+            err = self.jit.add(self.clock.ticks_us(), start, air, t, self.clock.uptime_ms())
         if err == NONE:
             self.tx_flag.set()
         else:
@@ -293,6 +287,5 @@ class Hotspot:
         d["last_rssi"] = self.last_rssi
         d["last_snr"] = self.last_snr_x4 / 4
         d["downlinks_queued"] = len(self.jit)
-        if self.rules is not None:  # downlinks refused by the region's limits, by TX_ACK error
-            d["tx_rules"] = self.rules.refused
+        d["tx_rules"] = self.jit.refused  # downlinks refused by the region's limits, by TX_ACK error
         return d

@@ -40,6 +40,53 @@ def _delay_us(text):
     return us
 
 
+def frame_items(b):
+    """downlinkId and the (start, end) of each item of a DownlinkFrame in JSON b (bytes or a
+    memoryview), found in one pass without parsing the items: they are parsed one at a time, and
+    those after the one that is queued not at all (json.loads of a whole frame takes more heap than
+    a 112 KB board has to spare). ValueError when b is not such a frame."""
+    n = len(b)
+    depth = did = 0
+    key = b""  # the last string read in the top-level object: a key before its value
+    spans = []
+    start = -1
+    listed = False
+    i = 0
+    while i < n:
+        c = b[i]
+        if c == 0x22:  # a string, escapes included
+            j = i + 1
+            while j < n and b[j] != 0x22:
+                j += 2 if b[j] == 0x5C else 1
+            if j >= n:
+                raise ValueError("unterminated string")
+            if depth == 1:
+                key = bytes(b[i + 1 : j]) if j - i <= 11 else b""
+            i = j + 1
+            continue
+        if c == 0x7B or c == 0x5B:  # { [
+            depth += 1
+            if depth == 2:
+                listed = c == 0x5B and key == b"items"  # the items array, not an object of that name
+            elif depth == 3 and c == 0x7B and listed:
+                start = i
+        elif c == 0x7D or c == 0x5D:  # } ]
+            if depth == 3 and c == 0x7D and start >= 0:
+                spans.append((start, i + 1))
+                start = -1
+            depth -= 1
+            if depth < 0:
+                raise ValueError("unbalanced")
+        elif depth == 1 and key == b"downlinkId" and 0x30 <= c <= 0x39:
+            did = did * 10 + c - 0x30
+        elif depth == 0 and c > 0x20:
+            raise ValueError("not a JSON object")
+        i += 1
+    if depth or not spans:
+        raise ValueError("no items" if not depth else "unbalanced")
+    return did, spans
+
+
 def txpk_of(item):
     """A semtech.Txpk from a ChirpStack DownlinkFrameItem (imme, or tmst = the uplink's context plus
     the delay); ValueError or KeyError when something needed is missing."""
@@ -68,7 +115,7 @@ def txpk_of(item):
         t.imme = True
         return t
     if "gpsEpoch" in timing:  # answered GPS_UNLOCKED: this gateway keeps no GPS time
-        t.gps = True
+        t.tmst = semtech.GPS_ONLY
         return t
     ctx = b64decode(info.get("context") or "")
     if ctx is None or len(ctx) != 4:
@@ -96,7 +143,7 @@ class ChirpStackMqtt:
                              clock=hs.clock)
         self.client.on_message = self._message
         self.stat_ms = stat_s * 1000
-        self.w = semtech.Writer(1024)
+        self.w = semtech.Writer(768)  # the largest UplinkFrame (a 255-byte PHYPayload) is about 690 bytes
         self.uplink_id = int.from_bytes(os.urandom(3), "big")
         self.ctx = bytearray(4)
         self.pending = -1  # packet id of the uplink waiting for its PUBACK
@@ -151,12 +198,8 @@ class ChirpStackMqtt:
     def _downlink(self, text):
         hs = self.hs
         try:
-            frame = json.loads(text)
-            items = frame["items"]
-            did = frame.get("downlinkId", 0)
-            if not isinstance(items, list) or not items:
-                raise ValueError("no items")
-        except (ValueError, KeyError, TypeError) as e:
+            did, items = frame_items(text)
+        except ValueError as e:
             hs.downlink_in(False)
             self.console.event("log", {"level": "warn", "msg": "downlink dropped: %s" % e})
             return
@@ -168,7 +211,14 @@ class ChirpStackMqtt:
                 statuses.append("IGNORED")
                 continue
             try:
-                t = txpk_of(item)
+                try:
+                    t = txpk_of(json.loads(text[item[0] : item[1]]))
+                except MemoryError:
+                    # a downlink has a second to go out: it may use the console's reserve, as a
+                    # request does (the console takes it back at its next request)
+                    if not self.console._release():
+                        raise
+                    t = txpk_of(json.loads(text[item[0] : item[1]]))
             except (ValueError, KeyError, TypeError) as e:
                 hs.downlink_in(None)
                 self.console.event("log", {"level": "warn", "msg": "downlink item refused: %s" % e})
@@ -180,8 +230,21 @@ class ChirpStackMqtt:
                 done = True
             else:
                 statuses.append(err)
-        ack = {"gatewayId": self.gid, "downlinkId": did, "items": [{"status": s} for s in statuses]}
-        self.client.publish(self.t_ack, json.dumps(ack))
+        # the DownlinkTxAck written into the uplink buffer (free between two uplinks: nothing awaits
+        # while either is written and sent): no dict, no string, no copy for it on the heap
+        w = self.w
+        w.n = 0
+        w.raw(b'{"gatewayId":"')
+        w.raw(self.gid_b)
+        w.raw(b'","downlinkId":')
+        w.uint(did)
+        w.raw(b',"items":[')
+        for k in range(len(statuses)):
+            w.raw(b'{"status":"' if k == 0 else b',{"status":"')
+            w.raw(statuses[k].encode())
+            w.raw(b'"}')
+        w.raw(b"]}")
+        self.client.publish(self.t_ack, w.buf, w.n)
 
     # ---- outgoing -------------------------------------------------------------------------------
     def uplink_json(self, b, i):

@@ -32,6 +32,7 @@ COLLISION_PACKET = "COLLISION_PACKET"
 TX_FREQ = "TX_FREQ"
 TX_POWER = "TX_POWER"
 GPS_UNLOCKED = "GPS_UNLOCKED"  # timed by GPS time (tmms, gpsEpoch), which this gateway does not keep
+GPS_ONLY = const(-1)  # Txpk.tmst of a downlink timed by GPS time only
 # not in PROTOCOL.TXT: ChirpStack's TxAckStatus name, which its Gateway Bridge maps txpk_ack.error by
 # (internal/backend/semtechudp/backend.go)
 DUTY_CYCLE_OVERFLOW = "DUTY_CYCLE_OVERFLOW"
@@ -293,7 +294,7 @@ class Txpk:
 
     def __init__(self):
         self.imme = False
-        self.tmst = 0
+        self.tmst = 0  # GPS_ONLY: timed by GPS time only (no attribute of its own: a 13th grows the dict)
         self.freq = 0
         self.power = 14
         self.sf = 7
@@ -303,7 +304,6 @@ class Txpk:
         self.preamble = 8
         self.crc = True
         self.data = b""
-        self.gps = False  # timed by GPS time only
 
 
 def _field(obj, key, kind, required=True, default=None) -> Any:
@@ -330,7 +330,7 @@ def parse_txpk(body):
     t = Txpk()
     t.imme = _field(o, "imme", bool, False, False)
     if not t.imme and "tmst" not in o and "tmms" in o:
-        t.gps = True  # GPS time only (Semtech's forwarder answers GPS_UNLOCKED without a GPS lock)
+        t.tmst = GPS_ONLY  # GPS time only (Semtech's forwarder answers GPS_UNLOCKED without a GPS lock)
     elif not t.imme:
         tmst = _field(o, "tmst", int)
         if not 0 <= tmst < 1 << 32:

@@ -58,10 +58,10 @@ class World:
         self.dir = Path(self._tmp.name)
         self.boards: list[VirtualBoard] = []
         self.clients: list[device.ConsoleClient] = []
+        self.roles: list[str] = []
         self.medium: Medium | None = None
         self.listener: Listener | None = None
         self.settings: dict = {}  # what `loraspot hotspot region` prints for the world's channel
-        self._joined: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -134,6 +134,7 @@ class World:
         role = cfg["role"]
         client, _ = device.connect(info["url"], on_event=lambda ev: self._device_event(name, role, ev))
         self.clients.append(client)
+        self.roles.append(role)
 
     # ---- events ---------------------------------------------------------------------------------
     def _emit(self, ev: dict, count: str | None = None) -> None:
@@ -151,9 +152,9 @@ class World:
         if role == "node" and ev.kind == "uplink" and "error" not in d:
             self._emit({"event": "uplink_sent", "device": name, **d}, "uplinks_sent")
         elif role == "node" and ev.kind == "join" and d.get("ok"):
-            # with the built-in listen, joins are counted from its Join-Accepts: a node's own join
-            # event can come before the world's console client is attached, and be missed
-            self._emit({"event": "join", "device": name, **d}, "joins" if self.listener is None else None)
+            # joins are counted from the nodes themselves at the end (a node's join event can come
+            # before the world's console client is attached, and be missed)
+            self._emit({"event": "join", "device": name, **d})
         elif role == "node" and ev.kind == "downlink":
             self._emit({"event": "downlink", "device": name, **d}, "downlinks")
         elif role == "hotspot" and ev.kind in ("gwstat", "backhaul"):
@@ -163,11 +164,7 @@ class World:
             self.counts["drops"] = max(self.counts["drops"], sum(dropped.values()))
 
     def _frame(self, f: dict) -> None:
-        ok = "error" not in f
-        counted = "uplinks_received" if f.get("type") == "uplink" and ok else None
-        if f.get("type") == "join" and ok and f.get("downlink", {}).get("sent") and f["dev_eui"] not in self._joined:
-            self._joined.add(f["dev_eui"])  # nodes joined: a Join-Request retried and answered again counts once
-            counted = "joins"
+        counted = "uplinks_received" if f.get("type") == "uplink" and "error" not in f else None
         self._emit({"event": "frame", **{k: v for k, v in f.items() if k != "gateways"},
                     "rssi": max(g["rssi"] for g in f["gateways"]), "snr": max(g["lsnr"] for g in f["gateways"])},
                    counted)
@@ -177,9 +174,23 @@ class World:
                 "region": self.opts.region}
 
     # ---- end ------------------------------------------------------------------------------------
+    def joined(self) -> int:
+        """Nodes that hold a session now, asked of each node (its own word cannot be missed)."""
+        n = 0
+        for c, role in zip(self.clients, self.roles, strict=True):
+            if role != "node":
+                continue
+            try:
+                n += bool(c.request("stats").get("joined"))
+            except (LoraspotError, OSError):
+                continue  # a node that does not answer is not counted
+        return n
+
     def stop(self) -> None:
         with self._lock:
             self._stopping = True  # nothing is reported, or counted, once stopping began
+        if self.clients:
+            self.counts["joins"] = self.joined()
         for c in self.clients:
             c.close()
         for b in self.boards:
