@@ -182,7 +182,7 @@ def test_chirpstack_region_file_loads_with_the_hotspots_channel(region, freq, sf
     gid = "0011223344556677"
     sub = f"{prefix}/gateway/+/event/+"  # chirpstack/src/gateway/backend/mqtt.rs, prefix set
     # enabled regions
-    enabled = tomllib.loads(files["chirpstack.toml"])
+    enabled = tomllib.loads(files["chirpstack.toml.snippet"])
     _check(enabled, {"network": {"enabled_regions": ["str"]}}, "chirpstack.toml")
     assert enabled["network"]["enabled_regions"] == [rid]
     if backhaul == "mqtt":
@@ -207,6 +207,8 @@ def test_chirpstack_region_file_loads_with_the_hotspots_channel(region, freq, sf
     assert out["node_config"] == {"region": "SINGLE", "single_region": r.name, "single_freq": f, "single_sf": sf}
     for part in out["files"]:  # each file names its program and where it goes
         assert part["program"] and part["where"] and part["text"].startswith("# " + part["file"])
+    # never a file named as a server's own configuration (copying --out over it would replace it)
+    assert not {"chirpstack.toml", "frequency-plans.yml"} & set(files)
 
 
 @pytest.mark.parametrize(("region", "freq", "sf"), CASES)
@@ -214,7 +216,7 @@ def test_things_stack_plan_and_index_entry(region, freq, sf, cn470_board):
     out = export(cn470_board if region == "CN470" else "virtual", region, freq, sf)
     files = _files(out)
     tts = out["tts"]
-    entry = yaml.safe_load(files["frequency-plans.yml"])
+    entry = yaml.safe_load(files["frequency-plans.yml.snippet"])
     assert len(entry) == 1 and entry[0]["id"] == tts["custom_plan"] and entry[0]["file"] == f"{tts['custom_plan']}.yml"
     plan = yaml.safe_load(files[entry[0]["file"]])
     bands = {e["band-id"] for e in TTS_INDEX}
@@ -272,8 +274,8 @@ def test_bad_requests_are_refused_with_the_reason():
 def test_cli_prints_each_file_named_and_writes_them(capsys, tmp_path):
     assert main(["hotspot", "region", "--region", "EU868", "--sf", "9"]) == 0
     text = capsys.readouterr().out
-    for name in ("region_eu868_868100_sf9.toml", "chirpstack.toml", "chirpstack-gateway-bridge.toml",
-                 "frequency-plans.yml", "EU_868_1"):
+    for name in ("region_eu868_868100_sf9.toml", "chirpstack.toml.snippet", "chirpstack-gateway-bridge.toml",
+                 "frequency-plans.yml.snippet", "EU_868_1"):
         assert name in text
     assert main(["--json", "hotspot", "region", "--region", "AS923-1", "--backhaul", "mqtt"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -140,9 +140,10 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
                 f"# Put it in ChirpStack's configuration directory and enable the region in chirpstack.toml.\n"
                 + _toml({"regions": [cs_region]}),
     }, {
-        "program": "ChirpStack v4", "file": "chirpstack.toml",
-        "where": f"merge: add \"{region_id}\" to the existing [network] enabled_regions list",
-        "text": "# chirpstack.toml: a region is used only when its id is listed here.\n"
+        "program": "ChirpStack v4", "file": "chirpstack.toml.snippet",
+        "where": f"merge by hand into chirpstack.toml: add \"{region_id}\" to its [network] enabled_regions",
+        "text": "# chirpstack.toml.snippet: merge into chirpstack.toml by hand (ChirpStack reads every .toml of its\n"
+                "# configuration directory, so this is not one): a region is used only when its id is listed.\n"
                 + _toml({"network": {"enabled_regions": [region_id]}}),
     }]
     if backhaul == "udp":
@@ -183,9 +184,10 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
         "text": f"# {plan_id}.yml: custom frequency plan, for a self-hosted The Things Stack only\n"
                 + yaml.safe_dump(plan, sort_keys=False),
     }, {
-        "program": "The Things Stack (self-hosted)", "file": "frequency-plans.yml",
-        "where": "merge: append this entry to the index in the same directory",
-        "text": "# frequency-plans.yml: the index; the plan's id belongs here, not in the plan file\n"
+        "program": "The Things Stack (self-hosted)", "file": "frequency-plans.yml.snippet",
+        "where": "merge by hand: append this entry to frequency-plans.yml, the index next to the plan file",
+        "text": "# frequency-plans.yml.snippet: append to the index frequency-plans.yml (the plan's id belongs\n"
+                "# there, not in the plan file)\n"
                 + yaml.safe_dump(index_entry, sort_keys=False),
     }]
     others = ", ".join(f"{f / 1e6:.1f} MHz: {p}" for f, p in TTS_SINGLE.items() if r.band[0] <= f <= r.band[1])
