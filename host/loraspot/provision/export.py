@@ -16,15 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from loraspot.errors import LoraspotError
+from loraspot.listen.region import CHIRPSTACK_NAMES, TTS_SINGLE
 from loraspot.provision.inventory import Device, Inventory, InventoryError
 
 MAC_VERSION = "1.0.3"
 TTS_MAC = "MAC_V1_0_3"
 TTS_PHY = "PHY_V1_0_3_REV_A"
 TTS_PLANS = {"EU868": "EU_863_870_TTN", "US915": "US_902_928_FSB_2"}  # others: give --frequency-plan
-TTS_SINGLE_PLANS = {868_100_000: "EU_868_1"}  # lorawan-frequency-plans' single-channel plans (125 kHz ones)
-CS_REGIONS = {"EU868": "EU868", "US915": "US915", "AS923-1": "AS923", "AS923-2": "AS923_2",
-              "AS923-3": "AS923_3", "AS923-4": "AS923_4", "CN470": "CN470"}
+CS_REGIONS = CHIRPSTACK_NAMES  # ChirpStack common names (one table, with the region export)
 FORMATS = ("csv", "tts-csv", "tts-json", "tts-script", "chirpstack-csv")
 
 
@@ -80,10 +79,10 @@ def _region(d: Device, inv: Inventory) -> str:
     for h in inv.devices():
         if h.role == "hotspot" and (h.freq, h.sf) == (d.freq, d.sf) and h.region:
             return h.region
-    from loraspot.provision.provision import _region_of
+    from loraspot.provision.provision import region_of
     from loraspot.resources import firmware_module
 
-    return _region_of(firmware_module("spot/lorawan/region.py"), d.freq or 0)
+    return region_of(firmware_module("spot/lorawan/region.py"), d.freq or 0)
 
 
 def device_id(d: Device) -> str:
@@ -97,8 +96,8 @@ def frequency_plan(e: Entry, override: str | None) -> str:
     if override:
         return override
     d = e.device
-    if d.region == "SINGLE" and d.freq in TTS_SINGLE_PLANS:  # the stock single-channel plan on its channel
-        return TTS_SINGLE_PLANS[d.freq]
+    if d.region == "SINGLE" and d.freq in TTS_SINGLE:  # the stock single-channel plan on its channel
+        return TTS_SINGLE[d.freq]
     plan = TTS_PLANS.get(e.region or "EU868")
     if plan is None:
         raise ExportError(f"{d.dev_eui}: no default The Things Stack frequency plan for {e.region}: "

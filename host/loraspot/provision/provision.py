@@ -149,7 +149,7 @@ def _mhz(freq: int | None) -> str:
     return f"{(freq or 0) / 1e6:g} MHz"
 
 
-def _region_of(reg, freq: int) -> str:
+def region_of(reg, freq: int) -> str:
     """The region a channel lies in when no hotspot of the inventory says: the one whose band holds
     it; where bands overlap (US915 and AS923 at 915-928 MHz) the one with it as a default channel."""
     names = [n for n in REGIONS if n != "SINGLE"]
@@ -215,7 +215,7 @@ def plan(opts: Options, inv: Inventory) -> str:
     else:
         opts.region = "EU868"
         return "EU868 (no single-channel hotspot in the inventory: the full region, for a multi-channel gateway)"
-    base = region_of.get((freq, sf)) or _region_of(reg, freq or 0)
+    base = region_of.get((freq, sf)) or region_of(reg, freq or 0)
     try:
         reg.get("SINGLE", freq=freq, sf=sf, base=base)
     except reg.RegionError as e:
