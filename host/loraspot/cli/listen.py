@@ -137,18 +137,28 @@ def region_cmd(ctx, board_id: str, region: str, sub_band: int, freq: int | None,
     if ctx.json:
         ctx.emit(out)
         return
+    import shutil
+    import textwrap
+
+    width = max(40, min(shutil.get_terminal_size((80, 24)).columns, 100))
     cs = out["chirpstack"]
-    click.echo(f"# {out['region']} {out['frequency'] / 1e6:.3f} MHz SF{out['sf']} = DR{out['dr']}: ChirpStack "
-               f"channel {cs['channel']}{' (an extra channel)' if cs['extra_channel'] else ''}, region id "
-               f"{cs['region_id']}, MQTT topic prefix {cs['topic_prefix']}")
-    click.echo(f"# downlinks: RX1 {out['rx1']['frequency'] / 1e6:.3f} MHz DR{out['rx1']['dr']}, "
-               f"RX2 {out['rx2']['frequency'] / 1e6:.3f} MHz DR{out['rx2']['dr']}")
-    click.echo("# hotspot config: " + json.dumps(out["hotspot_config"]))
-    click.echo("# node config:    " + json.dumps(out["node_config"]))
-    click.echo("# The Things Stack: " + out["tts"]["note"])
+    lines = [
+        f"{out['region']} {out['frequency'] / 1e6:.3f} MHz SF{out['sf']} = DR{out['dr']}: ChirpStack channel "
+        f"{cs['channel']}{' (an extra channel)' if cs['extra_channel'] else ''}, region id {cs['region_id']}, "
+        f"MQTT topic prefix {cs['topic_prefix']}",
+        f"downlinks: RX1 {out['rx1']['frequency'] / 1e6:.3f} MHz DR{out['rx1']['dr']}, "
+        f"RX2 {out['rx2']['frequency'] / 1e6:.3f} MHz DR{out['rx2']['dr']}",
+        "hotspot config: " + json.dumps(out["hotspot_config"]),
+        "node config: " + json.dumps(out["node_config"]),
+        "The Things Stack: " + out["tts"]["note"],
+    ]
+    for line in lines:  # comments, wrapped to the terminal (80 columns into a file or pipe)
+        click.echo(textwrap.fill(line, width, initial_indent="# ", subsequent_indent="#   ", break_long_words=False,
+                                 break_on_hyphens=False))
     for f in out["files"]:
         if out_dir is not None:
-            click.echo(f"wrote {out_dir / f['file']}  ({f['program']}: {f['where']})")
+            click.echo(textwrap.fill(f"wrote {out_dir / f['file']} ({f['program']}: {f['where']})", width,
+                                     subsequent_indent="    ", break_long_words=False, break_on_hyphens=False))
         else:
             click.echo(f"\n# ---- {f['program']}: {f['file']} ({f['where']})\n")
             click.echo(f["text"].rstrip("\n"))

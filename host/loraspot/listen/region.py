@@ -52,6 +52,8 @@ def _region(name: str, subband: int = 2):
     try:
         return reg.get(name, subband)
     except reg.RegionError as e:
+        if "unknown region" in str(e):  # the plans a hotspot stands in, not the node's SINGLE
+            raise RegionExportError(f"unknown region {name!r} ({', '.join(CHIRPSTACK_NAMES)})") from None
         raise RegionExportError(str(e)) from None
 
 
