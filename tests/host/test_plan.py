@@ -55,3 +55,21 @@ def test_single_without_a_channel_is_refused(tmp_path):
     with Inventory(tmp_path / "inv.sqlite") as inv, pytest.raises(ProvisionError, match="provision the hotspot"):
         plan(Options(role="node", region="SINGLE"), inv)
     assert provision.REGIONS[-1] == "SINGLE"
+
+
+def test_a_single_channel_node_gets_the_region_its_channel_lies_in(tmp_path):
+    """single_region: the hotspot's region on that channel; with no hotspot in the inventory, the
+    region whose band holds the frequency (where US915 and AS923 overlap, the one it is a default
+    channel of); a frequency in no region, or in two without being a default channel, is refused."""
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        for freq, want in ((903_900_000, "US915"), (923_200_000, "AS923-1"), (916_600_000, "AS923-3"),
+                           (868_100_000, "EU868")):
+            node = Options(role="node", freq=freq, sf=7)
+            assert plan(node, inv).startswith("SINGLE") and node.single_region == want, freq
+        with pytest.raises(ProvisionError, match="lies in US915 and AS923"):
+            plan(Options(role="node", freq=925_000_000, sf=7), inv)
+        inv.register("0000000000000009", "000000000009", role="hotspot", region="AS923-2", freq=921_400_000, sf=9,
+                     state="provisioned", provisioned_at=time.time())
+        node = Options(role="node")
+        plan(node, inv)
+        assert (node.freq, node.single_region) == (921_400_000, "AS923-2")

@@ -184,7 +184,7 @@ def plan(opts: Options, inv: Inventory) -> str:
     hotspots = [d for d in inv.devices() if d.role == "hotspot" and d.state in ("provisioned", "locked")
                 and d.freq and d.sf]
     channels = sorted({(d.freq, d.sf) for d in hotspots})
-    region_of = {(d.freq, d.sf): d.region for d in hotspots if d.region}
+    hotspot_region = {(d.freq, d.sf): d.region for d in hotspots if d.region}
     heard = ", ".join(f"{_mhz(f)} SF{s}" for f, s in channels)
     if opts.region not in (None, "SINGLE"):
         if channels and not opts.multi_channel:
@@ -215,7 +215,7 @@ def plan(opts: Options, inv: Inventory) -> str:
     else:
         opts.region = "EU868"
         return "EU868 (no single-channel hotspot in the inventory: the full region, for a multi-channel gateway)"
-    base = region_of.get((freq, sf)) or region_of(reg, freq or 0)
+    base = hotspot_region.get((freq, sf)) or region_of(reg, freq or 0)
     try:
         reg.get("SINGLE", freq=freq, sf=sf, base=base)
     except reg.RegionError as e:
