@@ -190,7 +190,8 @@ class Node:
         r = self.lw.region
         if r.name in ("US915", "SINGLE"):
             return None
-        return max(0, 5 - (attempt - 1) // 2)
+        # never below the slowest DR that carries a payload (AS923 with the uplink dwell time: DR2)
+        return max(r.min_dr(self.lw.mac.uplink_dwell), 5 - (attempt - 1) // 2)
 
     def devaddr(self):
         return hexlify(bytes(reversed(self.lw.devaddr))).decode()

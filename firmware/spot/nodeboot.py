@@ -28,6 +28,7 @@ def build(app):
         fault = None
     plan = region.get(config.get("region"), config.get("sub_band"), config.get("lbt"), freq=config.get("single_freq"),
                       sf=config.get("single_sf"), base=config.get("single_region"))
+    plan.repeater = config.get("repeater")
     from spot.sensors import setup
 
     sensors, report = setup.build(board, clock, config.get("sensors"))

@@ -16,7 +16,8 @@ SCHEMA = {
     "sub_band": ("int", 2, (1, 8)),
     # the region a SINGLE node's channel lies in: its RX1/RX2, duty-cycle and power rules
     "single_region": ("enum", "EU868", ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470")),
-    "lbt": ("bool", False, None),  # listen before talk: AS923 in Japan and Korea
+    "lbt": ("bool", False, None),  # listen before talk: AS923 in Japan (ARIB STD-T108)
+    "repeater": ("bool", False, None),  # the network's repeater-compatible payload sizes (at most 222 B)
     "single_freq": ("int", 868100000, (137000000, 1020000000)),
     "single_sf": ("int", 7, (7, 12)),
     "data_rate": ("int", -1, (-1, 15)),  # -1: automatic (join from the fastest DR down, then ADR)

@@ -31,8 +31,8 @@ class RamFlash(FlashPartition):
 
         self.path = "/tmp/fwtest-%s.bin" % binascii.hexlify(os.urandom(6)).decode()
         f = open(self.path, "w+b")
-        ff = b"\xff" * 4096
-        for _ in range(blocks):
+        ff = b"\xff" * 256  # erased flash, written in pieces (no 4 KB block of the test's heap)
+        for _ in range(16 * blocks):
             f.write(ff)
         super().__init__(f, 0, blocks * 4096)
 

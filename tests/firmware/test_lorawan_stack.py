@@ -47,7 +47,12 @@ def test_join_accept_good_wrong_length_wrong_mic():
     bad = bytearray(PLAIN)
     bad[-1] ^= 1
     eq(join.accept(n, key, _packet(_wire(bytes(bad))), REQ), False)
-    eq(n.rejects, {"join_accept": 1, "join_mic": 1})
+    # DLSettings with RX1DROffset 6, which EU868 does not define: refused before anything changes
+    bad = bytearray(PLAIN[:-4])
+    bad[11] = 0x60
+    bad += join.join_mic(key, bad).to_bytes(4, "little")
+    eq(join.accept(n, key, _packet(_wire(bytes(bad))), REQ), False)
+    eq(n.rejects, {"join_accept": 1, "join_mic": 1, "join_settings": 1})
     eq((n.session, n.counters.devaddr, n.secrets.has("nwk_s_key")), (None, None, False), "nothing changed")
     eq(join.accept(n, key, _packet(_wire(PLAIN)), REQ), True)
     eq(n.counters.devaddr, "e7cd2c01")
@@ -112,15 +117,15 @@ def test_cflist_types():
     cf = f1.to_bytes(3, "little") + f2.to_bytes(3, "little") + bytes(9) + b"\x00"
     n = _accept_with_cflist(region.get("EU868"), cf)
     eq(list(n.mac.channels.f), [868100000, 868300000, 868500000, 867100000, 867300000])
-    # US915 type 1: channel masks, here sub-band 1 (channels 0-7) and 500 kHz channel 64
+    n = None
+    # US915 type 1: channel masks, here sub-band 1 (channels 0-7) and 500 kHz channel 64 (the
+    # Join-Accept's settings alone: accept() applies what join.settings() returns, as above)
     cf = b"\xff\x00" + bytes(6) + b"\x01\x00" + bytes(5) + b"\x01"
-    n = None
-    n = _accept_with_cflist(region.get("US915", subband=2), cf)
-    eq(n.mac.channels.enabled(), [0, 1, 2, 3, 4, 5, 6, 7, 64])
-    n = None
+    st = join.settings(region.get("US915", subband=2), 0x08, 1, cf)  # RX2 at DR8 (US915 downlinks: DR8-13)
+    eq(st.channels.enabled(), [0, 1, 2, 3, 4, 5, 6, 7, 64])
     # the single-channel plan ignores a CFList
-    n = _accept_with_cflist(region.get("SINGLE", freq=868100000, sf=9), f1.to_bytes(3, "little") + bytes(13))
-    eq(list(n.mac.channels.f), [868100000])
+    st = join.settings(region.get("SINGLE", freq=868100000, sf=9), 0, 1, f1.to_bytes(3, "little") + bytes(13))
+    eq(list(st.channels.f), [868100000])
 
 
 class LbtRadio:

@@ -171,6 +171,19 @@ def test_failing_sensor_reported_others_still_sent():
     eq(errs[0]["error"], "absent")
 
 
+def test_join_data_rate_never_below_what_the_dwell_time_allows():
+    """Automatic join DRs step down from DR5 every two failures, but never below the slowest DR
+    that carries a payload: DR2 in AS923 with the 400 ms uplink dwell time (RP002; LoRaMac-node
+    AS923_DWELL_LIMIT_DATARATE), so attempts 9 and later keep DR2 instead of DR1/DR0."""
+    n, lw = _node()
+    eq([n.join_dr(a) for a in range(1, 16)], [5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 0], "EU868")
+    lw.region = region.get("AS923-1")
+    lw.mac = MacState(lw.region)
+    eq([n.join_dr(a) for a in range(1, 16)], [5, 5, 4, 4, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2], "AS923-1")
+    lw.mac.uplink_dwell = False  # a TxParamSetupReq lifted the dwell time
+    eq(n.join_dr(15), 0)
+
+
 def test_payload_split_at_the_data_rate_limit():
     sensors = [Sensor("gps", (48.85, 2.29, 35.0))] * 7  # 7 x 11 bytes = 77 > 51 at DR0
     n, lw = _node(sensors)

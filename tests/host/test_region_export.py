@@ -169,6 +169,14 @@ def test_chirpstack_region_file_loads_with_the_hotspots_channel(region, freq, sf
         assert numbering.get(f, len(r.channels)) == len(r.channels)
         assert net["extra_channels"] == [{"frequency": f, "data_rates": [dr]}]
     assert net["enabled_uplink_channels"] != []  # empty would mean every channel
+    # the node's own regime stated, so that ChirpStack does not move it (config.rs RegionNetwork; its
+    # defaults are false and 0 dBm, which would make it send a TxParamSetupReq to 8 dBm and no dwell time)
+    assert net["repeater_compatible"] is False
+    if region.startswith("AS923"):
+        assert (net["uplink_dwell_time_400ms"], net["downlink_dwell_time_400ms"], net["dwell_time_400ms"],
+                net["uplink_max_eirp"]) == (True, True, True, 16.0)
+    else:
+        assert "dwell_time_400ms" not in net
     assert (net["min_dr"], net["max_dr"], net["adr_disabled"]) == (dr, dr, True)
     assert r.drs[dr] == (sf, 125000)
     # downlinks: the region's own RX1 and RX2 (a standard node knows nothing else before it joined)
@@ -269,6 +277,12 @@ def test_bad_requests_are_refused_with_the_reason():
         export("virtual", "US915", 903_950_000)
     with pytest.raises(RegionExportError, match="give the region"):
         export("virtual", "SINGLE")
+    # RP002 / ETSI EN 300 220 (LoRaMac-node RegionEU868.c VerifyRfFreq): 869.2-869.4 MHz is in no sub-band
+    with pytest.raises(RegionExportError, match="in no sub-band of EU868"):
+        export("virtual", "EU868", 869_300_000)
+    # AS923 with the 400 ms uplink dwell time: DR0/DR1 (SF12/SF11) carry no payload (MaxPayloadOfDatarateDwell1)
+    with pytest.raises(RegionExportError, match="no payload at SF12: use SF10 or faster"):
+        export("virtual", "AS923-1", 923_200_000, 12)
 
 
 def test_cli_prints_each_file_named_and_writes_them(capsys, tmp_path):

@@ -67,7 +67,7 @@ async def attempt(lw, dr):
     _start, end = await lw.send_frame(req, ch[0], sf, bw)
     lw.join_backoff.record(airtime, lw.clock.ticks_ms())
     d1, d2 = lw.region.join_delays
-    rx1 = (lw.region.rx1_freq_of(ch[0]), lw.region.rx1_dr(lw.mac.dr, 0))
+    rx1 = (lw.region.rx1_freq_of(ch[0]), lw.region.rx1_dr(lw.mac.dr, 0, lw.mac.downlink_dwell))
     for delay, (freq, rdr) in ((d1, rx1), (d2, (lw.mac.rx2_freq, lw.mac.rx2_dr))):
         p = await lw.rx_window(end, delay, freq, rdr)
         if p is not None and accept(lw, appkey, p, req):
@@ -89,30 +89,42 @@ def accept(lw, appkey, p, req):
     if join_mic(appkey, memoryview(plain)[: n - 4]) != mic:
         lw.reject("join_mic")
         return False
+    state = settings(lw.region, plain[11], plain[12] & 0x0F, plain[13:29] if n == 33 else None)
+    if state is None:
+        lw.reject("join_settings")  # nothing changed: the next attempt goes on as before
+        return False
+    state.dr = lw.mac.dr  # uplinks go on at the data rate that joined until ADR says otherwise
     nwk, app = derive(appkey, plain[1:7], req[17:19])
     lw.secrets.put("nwk_s_key", nwk)
     lw.secrets.put("app_s_key", app)
     lw.devaddr = bytes(plain[7:11])
     lw.session = crypto.Session(nwk, app)
     lw.counters.new_session(hexlify(lw.devaddr).decode())
-    dl, delay = plain[11], plain[12] & 0x0F
-    dr = lw.mac.dr  # uplinks go on at the data rate that joined until ADR says otherwise
-    state = mac.MacState(lw.region)
     lw.mac = state
-    state.dr = dr
-    state.rx1_dr_offset = (dl >> 4) & 7
-    state.rx2_dr = dl & 0x0F
-    state.rx1_delay = delay or 1
-    if n == 33 and lw.region.name != "SINGLE":  # the single-channel plan ignores a CFList
-        if lw.region.cflist and plain[28] == 0:  # type 0: up to 5 more frequencies
-            for i in range(5):
-                f = (plain[13 + 3 * i] | (plain[14 + 3 * i] << 8) | (plain[15 + 3 * i] << 16)) * 100
-                if f:
-                    state.channels.put(len(state.channels), f, 0, 5)
-        elif plain[28] == 1 and state.fixed_plan:  # type 1: channel masks (US915, CN470)
-            for i in range(min(len(state.channels), 80)):
-                m = plain[13 + 2 * (i // 16)] | (plain[14 + 2 * (i // 16)] << 8)
-                state.channels.on[i] = m >> (i % 16) & 1
     lw.adr_ack_cnt = 0
     lw.join_attempts = 0
     return True
+
+
+def settings(r, dl, delay, cflist):
+    """The MAC state a Join-Accept sets up (DLSettings, RxDelay, CFList), or None when its
+    settings cannot be used in region r (an RX1DROffset or RX2 data rate it does not define):
+    checked before anything changes. A CFList's frequency outside the region's sub-bands is
+    skipped, as a NewChannelReq for it would be refused."""
+    offset, rx2 = (dl >> 4) & 7, dl & 0x0F
+    if offset >= r.rx1_offsets or not r.rx_dr_ok(rx2):
+        return None
+    state = mac.MacState(r)
+    state.rx1_dr_offset, state.rx2_dr, state.rx1_delay = offset, rx2, delay or 1
+    if cflist is None or r.name == "SINGLE":  # the single-channel plan ignores a CFList
+        return state
+    ch = state.channels
+    if r.cflist and cflist[15] == 0:  # type 0: up to 5 more frequencies (channels 3.., 2.. in AS923)
+        for i in range(5):
+            f = (cflist[3 * i] | (cflist[3 * i + 1] << 8) | (cflist[3 * i + 2] << 16)) * 100
+            if f and r.freq_ok(f):
+                ch.put(len(r.channels) + i, f, 0, 5)
+    elif cflist[15] == 1 and state.fixed_plan:  # type 1: channel masks, 16 channels each (US915, CN470)
+        for i in range(len(ch)):
+            ch.on[i] = (cflist[2 * (i // 16)] | (cflist[2 * (i // 16) + 1] << 8)) >> (i % 16) & 1
+    return state

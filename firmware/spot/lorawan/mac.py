@@ -107,14 +107,16 @@ def _link_adr(st, cmds):
                     mask[64 + i] = bool(m >> i & 1)
             else:
                 chmask_ok = False
-        elif cntl == 0:
+        elif cntl == 0 or (cntl <= 5 and r.name == "CN470"):
+            # ChMaskCntl n: channels 16n..16n+15 (CN470's 96 channels: n = 0..5)
             for i in range(16):
-                if i < len(mask):
-                    mask[i] = bool(m >> i & 1)
+                k = 16 * cntl + i
+                if k < len(mask) and ch.f[k]:
+                    mask[k] = bool(m >> i & 1)
                 elif m >> i & 1:
-                    chmask_ok = False  # enables a channel that is not defined
+                    chmask_ok = False  # enables a channel that is not defined (or was deleted)
         elif cntl == 6:
-            mask = [True] * len(mask)
+            mask = [ch.f[i] != 0 for i in range(len(mask))]  # every defined channel on
         else:
             chmask_ok = False
     if not any(mask):
@@ -127,7 +129,8 @@ def _link_adr(st, cmds):
         dr = st.dr
     if power == 0x0F:
         power = st.tx_power
-    dr_ok = _dr_ok(r, dr) and any(mask[i] and ch.lo[i] <= dr <= ch.hi[i] for i in range(len(mask)))
+    dr_ok = (_dr_ok(r, dr) and r.max_payload(dr, st.uplink_dwell) > 0
+             and any(mask[i] and ch.lo[i] <= dr <= ch.hi[i] for i in range(len(mask))))
     if r.name == "SINGLE":
         dr_ok = dr == st.dr
     power_ok = 0 <= power <= r.tx_power_max_index
@@ -170,8 +173,8 @@ def handle(st, cmds, battery=255, margin=0):
             out.append(0x04)
         elif cid == 0x05:
             off, rx2dr, f = (b[0] >> 4) & 7, b[0] & 0x0F, _freq(b, 1)
-            ok_f = r.band[0] <= f <= r.band[1] or (r.name == "SINGLE" and f == r.channels[0][0])
-            ok_dr = _dr_ok(r, rx2dr)
+            ok_f = r.freq_ok(f)
+            ok_dr = r.rx_dr_ok(rx2dr)
             ok_off = off < r.rx1_offsets
             status = (0x04 if ok_off else 0) | (0x02 if ok_dr else 0) | (0x01 if ok_f else 0)
             if status == 0x07:
@@ -182,20 +185,20 @@ def handle(st, cmds, battery=255, margin=0):
             out += bytes((0x06, battery, m))
         elif cid == 0x07:
             idx, f, lo, hi = b[0], _freq(b, 1), b[4] & 0x0F, b[4] >> 4
-            if st.fixed_plan or r.name == "SINGLE" or idx < len(r.channels):
-                status = 0  # fixed plans, the single channel and default channels cannot change
+            if st.fixed_plan or r.name == "SINGLE" or idx < len(r.channels) or idx >= 16:
+                status = 0  # fixed plans, the single channel, default channels, no channel 16+
             else:
-                ok_f = f == 0 or r.band[0] <= f <= r.band[1]
+                ok_f = f == 0 or r.freq_ok(f)
                 ok_dr = lo <= hi and _dr_ok(r, lo) and _dr_ok(r, hi)
                 status = (0x02 if ok_dr else 0) | (0x01 if ok_f else 0)
-                if status == 0x03 and idx < 16:
+                if status == 0x03:
                     st.channels.put(idx, f, lo, hi, f != 0)
             out += bytes((0x07, status))
         elif cid == 0x08:
             st.rx1_delay = (b[0] & 0x0F) or 1
             sticky.append(0x08)
         elif cid == 0x09:
-            if r.name.startswith("AS923"):  # other regions do not implement it: no answer
+            if r.family.startswith("AS923"):  # other regions do not implement it: no answer
                 st.downlink_dwell = b[0] & 0x20 != 0
                 st.uplink_dwell = b[0] & 0x10 != 0
                 st.max_eirp = MAX_EIRP[b[0] & 0x0F]
@@ -203,7 +206,7 @@ def handle(st, cmds, battery=255, margin=0):
         elif cid == 0x0A:
             idx, f = b[0], _freq(b, 1)
             exists = idx < len(st.channels) and st.channels.f[idx] != 0
-            ok_f = r.band[0] <= f <= r.band[1] and not st.fixed_plan
+            ok_f = r.freq_ok(f) and not st.fixed_plan
             status = (0x02 if exists else 0) | (0x01 if ok_f else 0)
             if status == 0x03:
                 st.channels.dl[idx] = f

@@ -15,8 +15,6 @@ WINDOW_SYMBOLS = 8  # a window stays open this long for a preamble
 EARLY_SYMBOLS = 2  # and opens this much before the downlink is due
 
 
-LBT_THRESHOLD = -80  # dBm (ARIB STD-T108)
-LBT_US = 5000
 LBT_TRIES = 5
 
 
@@ -139,10 +137,12 @@ class LoRaWAN:
         res.airtime_us = airtime
         res.freq, res.dr = ch[0], self.mac.dr
         self.stats["uplinks"] += 1
-        rx1dr = self.region.rx1_dr(self.mac.dr, self.mac.rx1_dr_offset)
+        rx1dr = self.region.rx1_dr(self.mac.dr, self.mac.rx1_dr_offset, self.mac.downlink_dwell)
         rx1f = ch[1] or self.region.rx1_freq_of(ch[0])  # ch[1]: a DlChannelReq's frequency
         delay = self.mac.rx1_delay
         for w, d, (freq, dr) in ((1, delay, (rx1f, rx1dr)), (2, delay + 1, (self.mac.rx2_freq, self.mac.rx2_dr))):
+            if not self.region.rx_dr_ok(dr):
+                continue  # an RX1 data rate a LoRa radio cannot receive (AS923 offset 7 to DR7, FSK)
             p = await self.rx_window(res.end_us, d, freq, dr)
             if p is not None and self._downlink(p, res, confirmed):
                 res.window = w
@@ -178,7 +178,7 @@ class LoRaWAN:
             return
         if self.mac.tx_power:
             self.mac.tx_power = 0
-        elif self.mac.dr > 0:
+        elif self.mac.dr > self.region.min_dr(self.mac.uplink_dwell):  # AS923 with dwell time: DR2
             self.mac.dr -= 1
 
     def reject(self, code):
@@ -200,23 +200,25 @@ class LoRaWAN:
             await self.clock.sleep_ms(wait)
 
     async def send_frame(self, data, freq, sf, bw):
-        power = min(self.region.tx_power(self.mac.tx_power), self.mac.max_eirp, self.radio.max_power)
+        # TXPower is an offset below the MaxEIRP in force (the region's, or a TxParamSetupReq's)
+        power = min(self.region.tx_power(self.mac.tx_power, self.mac.max_eirp), self.radio.max_power)
         self.radio.configure(freq=freq, sf=sf, bw=bw, cr=5, preamble=8, sync=0x34, iq_inverted=False, crc=True,
                              power=power)
         if self.region.lbt:
-            await self._listen_before_talk()
+            await self._listen_before_talk(freq)
         start, end = await self.radio.transmit_at(data)
         self.duty.record(freq, self.frame_airtime_us(len(data), sf, bw), self.clock.ticks_ms())
         return start, end
 
-    async def _listen_before_talk(self):
-        """Regions that require it (AS923 in Japan and Korea): the channel must stay below
-        LBT_THRESHOLD for LBT_US before transmitting; a busy channel is retried after a random
-        back-off, and after LBT_TRIES the uplink is refused."""
+    async def _listen_before_talk(self, freq):
+        """Where the region requires it (AS923 in Japan, ARIB STD-T108) the channel must stay below
+        the region's threshold for its carrier-sense time before transmitting (Region.lbt_params);
+        a busy channel is retried after a random back-off, and after LBT_TRIES the uplink is refused."""
+        threshold, sense_us = self.region.lbt_params(freq)
         for _ in range(LBT_TRIES):
-            rssi = await self.radio.channel_rssi(LBT_US)
+            rssi = await self.radio.channel_rssi(sense_us)
             self.lbt_rssi = rssi  # the last reading, reported with the uplink
-            if rssi < LBT_THRESHOLD:
+            if rssi < threshold:
                 return
             self.stats["lbt_busy"] = self.stats.get("lbt_busy", 0) + 1
             await self.clock.sleep_ms(10 + os.urandom(1)[0] % 100)

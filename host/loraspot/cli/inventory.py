@@ -42,7 +42,7 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
 @click.option("--activation", type=click.Choice(["otaa", "abp"]), default="otaa", show_default=True,
               help="Nodes: otaa (an AppKey, the node joins) or abp (a DevAddr and session keys, kept in the "
                    "inventory like the AppKey).")
-@click.option("--lbt", is_flag=True, help="Nodes: listen before talk (required under AS923 in Japan and Korea).")
+@click.option("--lbt", is_flag=True, help="Nodes: listen before talk (AS923 only; required in Japan).")
 @click.option("--join-eui", default=None, help="JoinEUI (default: $LORASPOT_JOIN_EUI or 0000000000000000).")
 @click.option("--name", default=None, help="Device name (default: role and the end of its EUI).")
 @click.option("--vendor-euis", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

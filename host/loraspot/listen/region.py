@@ -103,6 +103,11 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
     if not drs:
         raise RegionExportError(f"{r.name} has no 125 kHz data rate with SF{sf}")
     dr = drs[0]
+    reg = firmware_module("spot/lorawan/region.py")
+    try:  # the plan its nodes use: a channel inside a sub-band, an SF that carries a payload
+        reg.get("SINGLE", sub_band, freq=freq, sf=sf, base=r.name)
+    except reg.RegionError as e:
+        raise RegionExportError(str(e)) from None
     index, extra = chirpstack_channel(r, freq)
     rx1_freq, rx1_dr = r.rx1_freq_of(freq), r.rx1_dr(dr, 0)
     rx2_freq, rx2_dr = r.rx2
@@ -119,6 +124,12 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
         "rejoin_request": {"enabled": False, "max_count_n": 0, "max_time_n": 0},
         "class_b": {"ping_slot_dr": rx2_dr, "ping_slot_frequency": 0},
     }
+    network["repeater_compatible"] = False  # the payload sizes a loraspot node assumes (config `repeater`)
+    if r.name.startswith("AS923"):
+        # a loraspot node starts as LoRaMac-node does: 400 ms dwell time up and down, MaxEIRP 16 dBm;
+        # ChirpStack's defaults (false, false, 0 dBm) would make it send a TxParamSetupReq changing them
+        network.update(uplink_dwell_time_400ms=True, downlink_dwell_time_400ms=True, dwell_time_400ms=True,
+                       uplink_max_eirp=float(r.max_eirp))
     if extra:
         network["extra_channels"] = [{"frequency": freq, "data_rates": [dr]}]
     cs_region = {

@@ -95,7 +95,7 @@ class Options:
     sf: int | None = None
     single_region: str | None = None  # the region a SINGLE node's channel lies in (its RX1/RX2 rules)
     activation: str = "otaa"  # a node's: otaa (an AppKey; it joins) or abp (a DevAddr and session keys)
-    lbt: bool = False  # a node's listen before talk (AS923 in Japan and Korea)
+    lbt: bool = False  # a node's listen before talk (AS923 in Japan)
     multi_channel: bool = False  # a node on a full region although the inventory's hotspots are single-channel
     join_eui: str = "0000000000000000"
     name: str | None = None  # default: "{role}-" + the last 6 digits of the EUI
@@ -167,6 +167,14 @@ def plan(opts: Options, inv: Inventory) -> str:
     a hotspot hears it: a single-channel hotspot hears one frequency at one SF, a node on a full
     region hops over channels and data rates and is rarely heard (docs/single-channel.md).
     Returns what was chosen and why, in words."""
+    why = _plan(opts, inv)
+    region = (opts.single_region if opts.region == "SINGLE" else opts.region) or ""
+    if opts.lbt and not region.startswith("AS923"):
+        raise ProvisionError("--lbt: listen before talk is defined for AS923 only (as Japan requires it)")
+    return why
+
+
+def _plan(opts: Options, inv: Inventory) -> str:
     reg = firmware_module("spot/lorawan/region.py")
     if opts.role == "hotspot":
         region = opts.region or "EU868"
@@ -179,6 +187,10 @@ def plan(opts: Options, inv: Inventory) -> str:
             raise ProvisionError(f"--freq {freq} is outside {region} ({r.band[0]}-{r.band[1]} Hz)")
         if (sf, 125_000) not in r.drs:
             raise ProvisionError(f"{region} has no 125 kHz data rate with SF{sf}")
+        try:  # the channel its nodes will use: in a sub-band, at an SF that carries a payload
+            reg.get("SINGLE", freq=freq, sf=sf, base=region)
+        except reg.RegionError as e:
+            raise ProvisionError(str(e)) from None
         opts.region, opts.freq, opts.sf = region, freq, sf
         return f"{region}, listening on {_mhz(freq)} SF{sf}"
     hotspots = [d for d in inv.devices() if d.role == "hotspot" and d.state in ("provisioned", "locked")
