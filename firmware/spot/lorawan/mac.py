@@ -183,10 +183,10 @@ def handle(st, cmds, battery=255, margin=0):
         elif cid == 0x06:
             m = max(-32, min(31, margin)) & 0x3F
             out += bytes((0x06, battery, m))
-        elif cid == 0x07:
+        elif cid == 0x07 and not st.fixed_plan:  # US915/CN470 do not define it: no answer (as LoRaMac-node)
             idx, f, lo, hi = b[0], _freq(b, 1), b[4] & 0x0F, b[4] >> 4
-            if st.fixed_plan or r.name == "SINGLE" or idx < len(r.channels) or idx >= 16:
-                status = 0  # fixed plans, the single channel, default channels, no channel 16+
+            if r.name == "SINGLE" or idx < len(r.channels) or idx >= 16:
+                status = 0  # the single channel, default channels, no channel 16+
             else:
                 ok_f = f == 0 or r.freq_ok(f)
                 ok_dr = lo <= hi and _dr_ok(r, lo) and _dr_ok(r, hi)
@@ -203,10 +203,10 @@ def handle(st, cmds, battery=255, margin=0):
                 st.uplink_dwell = b[0] & 0x10 != 0
                 st.max_eirp = MAX_EIRP[b[0] & 0x0F]
                 out.append(0x09)
-        elif cid == 0x0A:
+        elif cid == 0x0A and not st.fixed_plan:
             idx, f = b[0], _freq(b, 1)
             exists = idx < len(st.channels) and st.channels.f[idx] != 0
-            ok_f = r.freq_ok(f) and not st.fixed_plan
+            ok_f = r.freq_ok(f)
             status = (0x02 if exists else 0) | (0x01 if ok_f else 0)
             if status == 0x03:
                 st.channels.dl[idx] = f

@@ -109,7 +109,8 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
     except reg.RegionError as e:
         raise RegionExportError(str(e)) from None
     index, extra = chirpstack_channel(r, freq)
-    rx1_freq, rx1_dr = r.rx1_freq_of(freq), r.rx1_dr(dr, 0)
+    # AS923: the node starts with the downlink dwell time on (RX1 at DR2 at least), as the export tells ChirpStack
+    rx1_freq, rx1_dr = r.rx1_freq_of(freq), r.rx1_dr(dr, 0, r.name.startswith("AS923"))
     rx2_freq, rx2_dr = r.rx2
     cs_name = CHIRPSTACK_NAMES[r.name]
     region_id = f"{cs_name.lower()}_{freq // 1000}_sf{sf}"

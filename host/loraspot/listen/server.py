@@ -359,7 +359,9 @@ class Listener:
         up = self.region.drs.index((sf, bw * 1000)) if (sf, bw * 1000) in self.region.drs else None
         if up is None:
             raise JoinError(f"{rxpk['datr']} is not a data rate of {self.region.name}")
-        return self.region.rx1_freq_of(freq), self._datr(self.region.rx1_dr(up, 0))
+        # a node in AS923 keeps the downlink dwell time on (RX1 at DR2 at least): nothing here lifts it
+        dwell = self.region.family.startswith("AS923")
+        return self.region.rx1_freq_of(freq), self._datr(self.region.rx1_dr(up, 0, dwell))
 
     def rx2(self) -> tuple[int, str]:
         freq, dr = self.region.rx2
