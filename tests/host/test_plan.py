@@ -73,3 +73,23 @@ def test_a_single_channel_node_gets_the_region_its_channel_lies_in(tmp_path):
         node = Options(role="node")
         plan(node, inv)
         assert (node.freq, node.single_region) == (921_400_000, "AS923-2")
+
+
+def test_a_hotspot_channel_its_nodes_could_not_use_and_lbt_outside_as923_are_refused(tmp_path):
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        # 869.3 MHz lies between EU868's sub-bands (LoRaMac-node RegionEU868.c VerifyRfFreq)
+        with pytest.raises(ProvisionError, match="in no sub-band of EU868"):
+            plan(Options(role="hotspot", region="EU868", freq=869_300_000, sf=9), inv)
+        # AS923 with the 400 ms uplink dwell time: SF12 (DR0) carries no payload
+        with pytest.raises(ProvisionError, match="no payload at SF12: use SF10 or faster"):
+            plan(Options(role="hotspot", region="AS923-1", freq=923_200_000, sf=12), inv)
+        assert plan(Options(role="hotspot", region="AS923-1", freq=923_200_000, sf=10), inv).startswith("AS923-1")
+        # listen before talk is defined for AS923 (ARIB STD-T108) and nowhere else the tool offers
+        with pytest.raises(ProvisionError, match="--lbt: listen before talk is defined for AS923 only"):
+            plan(Options(role="node", region="EU868", lbt=True), inv)
+        with pytest.raises(ProvisionError, match="defined for AS923 only"):
+            plan(Options(role="node", freq=868_100_000, sf=9, lbt=True), inv)
+        node = Options(role="node", region="AS923-1", lbt=True)
+        assert plan(node, inv) == "AS923-1"
+        node = Options(role="node", freq=923_200_000, sf=10, lbt=True)
+        assert plan(node, inv).startswith("SINGLE on 923.2 MHz SF10") and node.single_region == "AS923-1"

@@ -266,6 +266,19 @@ def test_us915_rx1_is_the_regional_downlink_channel():
     assert out["rx1"] == {"frequency": 923_300_000 + 7 * 600_000, "dr": 13}
 
 
+def test_repeater_setting_reaches_chirpstack_and_the_nodes():
+    """One setting on both sides: ChirpStack's repeater_compatible (config.rs RegionNetwork) picks its
+    222-byte tables (lrwn cn470.rs/eu868.rs), the nodes' config repeater picks the same."""
+    for repeater in (False, True):
+        out = export("virtual", "EU868", 868_100_000, 9, repeater=repeater)
+        doc = tomllib.loads(_files(out)[f"region_{out['chirpstack']['region_id']}.toml"])
+        assert doc["regions"][0]["network"]["repeater_compatible"] is repeater
+        assert out["node_config"].get("repeater", False) is repeater
+    r = firmware_module("spot/lorawan/region.py").get("EU868")
+    r.repeater = True
+    assert r.max_payload(5) == 222
+
+
 def test_bad_requests_are_refused_with_the_reason():
     with pytest.raises(RegionExportError, match="outside the radio band"):
         export("virtual", "CN470")

@@ -115,18 +115,22 @@ def hotspot_group() -> None:
               help="udp: through the ChirpStack Gateway Bridge (its TOML is written too); mqtt: direct.")
 @click.option("--mqtt-server", default="tcp://localhost:1883", show_default=True,
               help="The MQTT broker ChirpStack (and the bridge) connect to.")
+@click.option("--repeater", is_flag=True,
+              help="Repeater-compatible payload sizes (at most 222 B): ChirpStack's repeater_compatible, the nodes' "
+                   "config repeater.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the files into this directory instead of printing them.")
 @click.pass_obj
 def region_cmd(ctx, board_id: str, region: str, sub_band: int, freq: int | None, sf: int | None, backhaul: str,
-               mqtt_server: str, out_dir: Path | None) -> None:
+               mqtt_server: str, repeater: bool, out_dir: Path | None) -> None:
     """The network-server files for the hotspot's single channel: ChirpStack v4's region file and
     enabled_regions line, the ChirpStack Gateway Bridge's TOML (UDP), and The Things Stack's plan
     (stock plan named; a custom plan and its index entry for self-hosted deployments)."""
     from loraspot.listen.region import RegionExportError, export
 
     try:
-        out = export(board_id, region, freq, sf, backhaul=backhaul, mqtt_server=mqtt_server, sub_band=sub_band)
+        out = export(board_id, region, freq, sf, backhaul=backhaul, mqtt_server=mqtt_server, sub_band=sub_band,
+                     repeater=repeater)
     except RegionExportError as e:
         raise ListenError(str(e)) from None
     if out_dir is not None:

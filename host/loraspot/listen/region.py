@@ -86,7 +86,7 @@ def _topic_prefix(region_id: str) -> str:
 
 
 def export(board_id: str, region: str, freq: int | None = None, sf: int | None = None, *,
-           backhaul: str = "udp", mqtt_server: str = MQTT_SERVER, sub_band: int = 2) -> dict:
+           backhaul: str = "udp", mqtt_server: str = MQTT_SERVER, sub_band: int = 2, repeater: bool = False) -> dict:
     r = _region(region, sub_band)
     if backhaul not in ("udp", "mqtt"):
         raise RegionExportError(f"backhaul is udp or mqtt, not {backhaul!r}")
@@ -125,7 +125,7 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
         "rejoin_request": {"enabled": False, "max_count_n": 0, "max_time_n": 0},
         "class_b": {"ping_slot_dr": rx2_dr, "ping_slot_frequency": 0},
     }
-    network["repeater_compatible"] = False  # the payload sizes a loraspot node assumes (config `repeater`)
+    network["repeater_compatible"] = repeater  # the payload sizes the nodes assume (their config `repeater`)
     if r.name.startswith("AS923"):
         # a loraspot node starts as LoRaMac-node does: 400 ms dwell time up and down, MaxEIRP 16 dBm;
         # ChirpStack's defaults (false, false, 0 dBm) would make it send a TxParamSetupReq changing them
@@ -227,5 +227,6 @@ def export(board_id: str, region: str, freq: int | None = None, sf: int | None =
             "rx1": {"frequency": rx1_freq, "dr": rx1_dr}, "rx2": {"frequency": rx2_freq, "dr": rx2_dr},
             "tts": {"stock_plan": stock, "region_plan": base_plan, "custom_plan": plan_id, "note": tts_note},
             "hotspot_config": hotspot_config,
-            "node_config": {"region": "SINGLE", "single_region": r.name, "single_freq": freq, "single_sf": sf},
+            "node_config": {"region": "SINGLE", "single_region": r.name, "single_freq": freq, "single_sf": sf,
+                            **({"repeater": True} if repeater else {})},
             "files": files}
