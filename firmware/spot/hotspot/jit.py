@@ -69,6 +69,9 @@ class JitQueue:
                         if spent > 3600000 // d[i][2]:
                             err = "DUTY_CYCLE_OVERFLOW"  # ChirpStack's TxAckStatus name
                         break
+                else:
+                    if d:
+                        err = "TX_FREQ"  # between the region's sub-bands (EU868's gaps): no one may transmit
             if err != NONE:
                 self.refused[err] = self.refused.get(err, 0) + 1
                 return err
