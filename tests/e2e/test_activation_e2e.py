@@ -34,7 +34,7 @@ def test_provisioned_abp_node_sends_without_a_join_and_exports_its_session(make_
                           medium=medium.address, hardware={"seed": 3, "bme280": {}})
         url = node.info["url"]
         assert main(["--json", "provision", "--port", url, "--role", "node", "--region", "SINGLE", "--freq", str(FREQ),
-                     "--sf", str(SF), "--activation", "abp", "--no-reboot", "--inventory", str(inv)]) == 0
+                     "--sf", str(SF), "--activation", "abp", "--repeater", "--no-reboot", "--inventory", str(inv)]) == 0
         (res,) = json.loads(capsys.readouterr().out)
         eui = res["dev_eui"]
         with Inventory(inv) as db:
@@ -50,7 +50,7 @@ def test_provisioned_abp_node_sends_without_a_join_and_exports_its_session(make_
             client, _hello = device.connect(url)
             with client:
                 values = device.config_get(client)
-                assert (values["activation"], values["dev_addr"]) == ("abp", row.dev_addr)
+                assert (values["activation"], values["dev_addr"], values["repeater"]) == ("abp", row.dev_addr, True)
                 keys = json.dumps(client.request("keys.list"))
                 assert nwk.hex() not in keys.lower() and app.hex() not in keys.lower()
                 device.reboot(client, greet=False)

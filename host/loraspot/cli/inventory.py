@@ -43,6 +43,8 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
               help="Nodes: otaa (an AppKey, the node joins) or abp (a DevAddr and session keys, kept in the "
                    "inventory like the AppKey).")
 @click.option("--lbt", is_flag=True, help="Nodes: listen before talk (AS923 only; required in Japan).")
+@click.option("--repeater", is_flag=True,
+              help="Nodes: the network uses repeater-compatible payload sizes (ChirpStack's repeater_compatible).")
 @click.option("--join-eui", default=None, help="JoinEUI (default: $LORASPOT_JOIN_EUI or 0000000000000000).")
 @click.option("--name", default=None, help="Device name (default: role and the end of its EUI).")
 @click.option("--vendor-euis", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -56,11 +58,12 @@ def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
 @click.option("--no-reboot", is_flag=True, help="Leave the board running its old role until it restarts.")
 @INVENTORY_OPTION
 @click.pass_obj
-def provision_cmd(ctx, ports, every, role, region, freq, sf, multi_channel, activation, lbt, join_eui, name,
+def provision_cmd(ctx, ports, every, role, region, freq, sf, multi_channel, activation, lbt, repeater, join_eui, name,
                   vendor_euis, wifi_ssid, wifi_password, server, force, no_reboot, inventory) -> None:
     """Give boards their identity and fresh keys (kept in the inventory), in parallel."""
     opts = provision.Options(
         role=role, region=region, freq=freq, sf=sf, multi_channel=multi_channel, activation=activation, lbt=lbt,
+        repeater=repeater,
         join_eui=join_eui or os.environ.get("LORASPOT_JOIN_EUI") or "0" * 16, name=name,
         wifi_ssid=wifi_ssid, wifi_password=wifi_password or os.environ.get("LORASPOT_WIFI_PASSWORD"),
         server=server, force=force, reboot=not no_reboot,

@@ -96,6 +96,7 @@ class Options:
     single_region: str | None = None  # the region a SINGLE node's channel lies in (its RX1/RX2 rules)
     activation: str = "otaa"  # a node's: otaa (an AppKey; it joins) or abp (a DevAddr and session keys)
     lbt: bool = False  # a node's listen before talk (AS923 in Japan)
+    repeater: bool = False  # a node's network uses repeater-compatible payload sizes
     multi_channel: bool = False  # a node on a full region although the inventory's hotspots are single-channel
     join_eui: str = "0000000000000000"
     name: str | None = None  # default: "{role}-" + the last 6 digits of the EUI
@@ -325,7 +326,7 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
     if opts.region == "SINGLE" and opts.single_region:
         values["single_region"] = opts.single_region
     if opts.role == "node":
-        values.update(activation=opts.activation, dev_addr=dev_addr or "", lbt=opts.lbt)
+        values.update(activation=opts.activation, dev_addr=dev_addr or "", lbt=opts.lbt, repeater=opts.repeater)
     if opts.wifi_ssid is not None:
         values["wifi_ssid"] = opts.wifi_ssid
     values.update(cfg)
