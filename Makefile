@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp
 JOBS   ?= 2
 
-.PHONY: setup servers demo test test-fast bench lint clean
+.PHONY: setup servers demo test test-fast bench fuzz lint clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ test: setup servers
 
 test-fast: setup servers
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
+
+# each firmware parser under MicroPython at 112 KB: 100,000 seeded inputs, crashes, inputs/s, heap drift
+fuzz: setup
+	$(PY) bench/fuzz.py
 
 bench: setup
 	$(PY) bench/run.py

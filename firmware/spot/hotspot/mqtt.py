@@ -89,7 +89,8 @@ def frame_items(b):
 
 def txpk_of(item):
     """A semtech.Txpk from a ChirpStack DownlinkFrameItem (imme, or tmst = the uplink's context plus
-    the delay); ValueError or KeyError when something needed is missing."""
+    the delay); ValueError, KeyError or TypeError when something needed is missing or of the wrong
+    kind, OverflowError for a number JSON gives as infinite."""
     info = item["txInfo"]
     lora = info["modulation"]["lora"]
     t = semtech.Txpk()
@@ -219,7 +220,7 @@ class ChirpStackMqtt:
                     if not self.console._release():
                         raise
                     t = txpk_of(json.loads(text[item[0] : item[1]]))
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, OverflowError) as e:  # OverflowError: 1e999 Hz
                 hs.downlink_in(None)
                 self.console.event("log", {"level": "warn", "msg": "downlink item refused: %s" % e})
                 statuses.append("INTERNAL_ERROR")

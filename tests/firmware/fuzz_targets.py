@@ -1,0 +1,274 @@
+# Seeded fuzzing of the firmware's parsers, run under MicroPython at the board's heap (bench/fuzz.py
+# for `make fuzz`, tests/host/test_fuzz.py for a sample in `make test`). Each target makes inputs
+# from a deterministic generator (the same on every port) and feeds them to the parser; an
+# exception other than the parser's documented refusals is a crash, reported with the input.
+# Usage: micropython fuzz_targets.py TARGET SEED COUNT [HEX-INPUT...]  (inputs replay a corpus)
+import gc
+import json
+import sys
+import time
+from binascii import hexlify, unhexlify
+
+
+class Rng:
+    """xorshift32: the same numbers under MicroPython and CPython."""
+
+    def __init__(self, seed):
+        self.s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
+
+    def u32(self):
+        x = self.s
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.s = x
+        return x
+
+    def below(self, n):
+        return self.u32() % n
+
+    def bytes(self, n):
+        return bytes(self.u32() & 0xFF for _ in range(n))
+
+    def pick(self, seq):
+        return seq[self.below(len(seq))]
+
+
+def mutate(rng, data):
+    """A few byte-level edits of data: flips, insertions, deletions, truncation, repeats (bytes
+    rebuilt by slicing: a MicroPython bytearray cannot change size through slices)."""
+    b = bytes(data)
+    for _ in range(1 + rng.below(4)):
+        op = rng.below(6)
+        i = rng.below(len(b) + 1)
+        if op == 0 and i < len(b):
+            b = b[:i] + bytes((b[i] ^ (1 << rng.below(8)),)) + b[i + 1 :]
+        elif op == 1:
+            b = b[:i] + rng.bytes(1 + rng.below(4)) + b[i:]
+        elif op == 2:
+            b = b[:i] + b[i + 1 + rng.below(4) :]
+        elif op == 3:
+            b = b[:i]
+        elif op == 4 and i < len(b):
+            b = b[:i] + bytes((rng.pick(b'"{}[],:0-9.e\\ '),)) + b[i + 1 :]
+        elif op == 5 and b:
+            j = rng.below(len(b))
+            b = b[:i] + b[j : j + 1 + rng.below(8)] + b[i:]
+    return b
+
+
+# ---- targets: gen(rng) -> input bytes; run(input) raises only the allowed exceptions ---------------
+
+REGIONS = ("EU868", "US915", "AS923-1", "AS923-3", "CN470")
+
+
+def _mac():
+    from spot.lorawan import mac, region
+
+    plans = [region.get(n) for n in REGIONS] + [region.get("SINGLE", freq=868100000, sf=9)]
+    lens = (2, 4, 1, 4, 0, 5, 1, 1, 4, 0, 0, 0, 0, 5)  # downlink payload sizes of CIDs 2..0x0D
+    states = {}
+
+    def gen(rng):
+        out = bytearray((rng.below(len(plans)),))
+        for _ in range(1 + rng.below(5)):
+            cid = 2 + rng.below(12) if rng.below(8) else rng.below(256)
+            n = lens[cid - 2] if 2 <= cid <= 0x0D else rng.below(6)
+            if not rng.below(10):
+                n = rng.below(n + 1)  # truncated
+            out.append(cid)
+            out += rng.bytes(n)
+        return bytes(out)
+
+    def run(data):
+        if not data:
+            return
+        k = data[0] % len(plans)
+        st = states.get(k)
+        if st is None or len(states) > 64:
+            st = states[k] = mac.MacState(plans[k])
+        ans = mac.handle(st, data[1:], battery=255, margin=data[-1] - 128)
+        mac.fit(ans)
+        st.enabled()  # the state stays usable: channels consistent
+        if not any(st.channels.on):
+            raise AssertionError("every channel off")
+
+    return gen, run, ()
+
+
+def _join_accept():
+    from spot.lorawan import join, region
+
+    plans = [region.get(n) for n in REGIONS]
+
+    def gen(rng):
+        return rng.bytes(19)
+
+    def run(data):
+        if len(data) < 3:
+            return
+        r = plans[data[0] % len(plans)]
+        st = join.settings(r, data[1], data[2] & 0x0F, data[3:19] if len(data) >= 19 else None)
+        if st is not None:
+            r.rx1_dr(st.dr, st.rx1_dr_offset, st.downlink_dwell)  # what send() then computes
+            if not r.rx_dr_ok(st.rx2_dr):
+                raise AssertionError("an unusable RX2 data rate accepted")
+
+    return gen, run, ()
+
+
+def _downlink():
+    from spot.lorawan import crypto, frame
+
+    devaddr = b"\x01\x02\x03\x04"
+    session = crypto.Session(bytes(range(16)), bytes(range(16, 32)))
+    buf = bytearray(255)
+
+    def gen(rng):
+        body = rng.bytes(rng.below(40))
+        return bytes((rng.pick((0x60, 0xA0, 0x61, 0x40, rng.below(256))),)) + devaddr + body
+
+    def run(data):
+        n = min(len(data), 255)
+        buf[:n] = data[:n]
+        frame.parse_downlink(buf, n, session, devaddr, -1)
+
+    return gen, run, (frame.FrameError,)
+
+
+TXPK = (b'{"txpk":{"imme":false,"tmst":3512348611,"freq":869.525,"rfch":0,"powe":14,"modu":"LORA",'
+        b'"datr":"SF9BW125","codr":"4/5","ipol":true,"size":12,"data":"YAQDAgGAAQABAgMECg=="}}')
+
+
+def _semtech():
+    from spot.hotspot import semtech
+
+    def gen(rng):
+        head = bytes((2, rng.below(256), rng.below(256), rng.pick((3, 3, 3, 1, 4, rng.below(256)))))
+        if not rng.below(20):
+            head = rng.bytes(rng.below(6))
+        return head + mutate(rng, TXPK)
+
+    def run(data):
+        ident, _token, body = semtech.parse(data)
+        if body is not None:
+            semtech.parse_txpk(body)
+
+    return gen, run, (semtech.ProtocolError,)
+
+
+FRAME = (b'{"downlinkId":3112324445,"gatewayId":"0016c001ff10d3f6","items":[{"phyPayload":"YAQDAgGAAQABAgMECg==",'
+         b'"txInfo":{"frequency":868100000,"power":14,"modulation":{"lora":{"bandwidth":125000,'
+         b'"spreadingFactor":9,"codeRate":"CR_4_5","polarizationInversion":true}},'
+         b'"timing":{"delay":{"delay":"1s"}},"context":"AAAAAA=="}},{"phyPayload":"YAQDAgGAAQABAgMECg==",'
+         b'"txInfo":{"frequency":869525000,"modulation":{"lora":{"bandwidth":125000,"spreadingFactor":12}},'
+         b'"timing":{"immediately":{}}}}]}')
+
+
+class _Hs:
+    def downlink_in(self, ok=True):
+        pass
+
+    def schedule(self, t):
+        return "OK" if t.freq else "TX_FREQ"
+
+
+class _Sink:
+    def event(self, kind, data):
+        pass
+
+    def publish(self, topic, buf, n):
+        json.loads(bytes(buf[:n]))  # the DownlinkTxAck is JSON whatever came in
+
+
+def _chirpstack():
+    from spot.hotspot import mqtt, semtech
+
+    fake = type("F", (), {})()  # what ChirpStackMqtt._downlink uses of its instance
+    fake.hs, fake.console, fake.client = _Hs(), _Sink(), _Sink()
+    fake.w, fake.gid_b, fake.t_ack = semtech.Writer(768), b"0016c001ff10d3f6", "ack"
+
+    def gen(rng):
+        return mutate(rng, FRAME)
+
+    def run(data):
+        mqtt.ChirpStackMqtt._downlink(fake, data)  # the handler itself: it must refuse, never raise
+
+    return gen, run, ()
+
+
+NMEA = (b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"
+        b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n")
+
+
+def _nmea():
+    from spot.sensors.gps import Nmea
+
+    parser = Nmea()
+
+    def gen(rng):
+        return mutate(rng, NMEA) if rng.below(4) else rng.bytes(rng.below(90))
+
+    def run(data):
+        parser.feed(data)
+        parser.fix.usable()
+
+    return gen, run, ()
+
+
+def _config():
+    from spot import ConfigError, schema
+
+    keys = sorted(schema.SCHEMA)
+    values = (b'0', b'-1', b'1e9', b'"EU868"', b'"x"', b'true', b'null', b'[]', b'{}', b'"0011223344556677"',
+              b'"bme280@0x77,gps"', b'868100000', b'"AS923-9"', b'2.5', b'"\\u00ff"')
+
+    def gen(rng):
+        v = rng.pick(values)
+        return bytes((rng.below(len(keys)),)) + (mutate(rng, v) if rng.below(2) else v)
+
+    def run(data):
+        if not data:
+            return
+        try:
+            v = json.loads(data[1:])
+        except ValueError:
+            return  # not JSON: the console refuses it before the schema sees it
+        schema.check(keys[data[0] % len(keys)], v)
+
+    return gen, run, (ConfigError,)
+
+
+TARGETS = {"mac": _mac, "join_accept": _join_accept, "downlink": _downlink, "semtech": _semtech,
+           "chirpstack": _chirpstack, "nmea": _nmea, "config": _config}
+
+
+def main(argv):
+    name, seed, count = argv[1], int(argv[2]), int(argv[3])
+    gen, run, allowed = TARGETS[name]()
+    corpus = [unhexlify(h) for h in argv[4:]]
+    rng = Rng(seed)
+    crashes = []
+    free = []  # free heap at each 10,000 inputs after the warm-up
+    gc.collect()
+    t0 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+    total = len(corpus) + count
+    for k in range(total):
+        data = corpus[k] if k < len(corpus) else gen(rng)
+        try:
+            run(data)
+        except allowed:
+            pass
+        except Exception as e:
+            if len(crashes) < 20:
+                crashes.append({"input": hexlify(data).decode(), "error": "%s: %s" % (type(e).__name__, e)})
+        if (k >= 1000 and (k - 1000) % 10000 == 0) or k == total - 1:
+            gc.collect()
+            free.append(gc.mem_free())
+    t1 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+    ms = max(1, t1 - t0)
+    print(json.dumps({"target": name, "inputs": total, "crashes": crashes, "free": free, "ms": ms}))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
