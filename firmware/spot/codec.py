@@ -20,18 +20,29 @@ class FrameError(ValueError):
 
 
 def _ascii(s):
-    # json.dumps leaves non-ASCII characters raw on MicroPython; frames are ASCII only.
-    out = []
-    for ch in s:
-        c = ord(ch)
+    # json.dumps leaves non-ASCII characters raw on MicroPython; frames are ASCII only. Read as
+    # UTF-8 bytes: indexing a str makes each distinct character a permanent interned name (about
+    # 27 bytes of heap each), so a stream of unusual characters would have used the heap up.
+    b = s.encode()
+    out = bytearray()
+    i, n = 0, len(b)
+    while i < n:
+        c = b[i]
         if c < 0x80:
-            out.append(ch)
-        elif c < 0x10000:
-            out.append("\\u%04x" % c)
+            out.append(c)
+            i += 1
+            continue
+        k = 3 if c >= 0xF0 else 2 if c >= 0xE0 else 1
+        c &= 0x07 if k == 3 else 0x0F if k == 2 else 0x1F
+        for j in range(i + 1, min(i + 1 + k, n)):
+            c = (c << 6) | (b[j] & 0x3F)
+        i += 1 + k
+        if c < 0x10000:
+            out += b"\\u%04x" % c
         else:
             c -= 0x10000
-            out.append("\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF)))
-    return "".join(out)
+            out += b"\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF))
+    return out.decode()
 
 
 def body(obj):

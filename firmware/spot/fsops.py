@@ -29,8 +29,8 @@ def normalise(path):
     '//secrets.json' is '/secrets.json'), no trailing '/'."""
     if not path.startswith("/") or "\\" in path:
         return None
-    for c in path:
-        if c < " " or c == "\x7f":  # NUL would end the name in the C layer; no name needs the others
+    for c in path.encode():  # bytes: indexing the str would intern every distinct character
+        if c < 0x20 or c == 0x7F:  # NUL would end the name in the C layer; no name needs the others
             return None
     parts = []
     for seg in path.split("/"):

@@ -37,7 +37,7 @@ SCHEMA = {
 }
 
 
-_HEX = "0123456789abcdefABCDEF"
+_HEX = b"0123456789abcdefABCDEF"
 
 
 def _position(text):
@@ -61,8 +61,8 @@ def check(key, value, schema=SCHEMA):
     if kind == "str":
         if not isinstance(value, str) or len(value) > rule:
             raise ConfigError("invalid", "config '%s': expected text of at most %d characters" % (key, rule))
-        for ch in value:
-            if ord(ch) < 0x20 or ord(ch) == 0x7F:
+        for c in value.encode():  # bytes: indexing the str would intern every distinct character
+            if c < 0x20 or c == 0x7F:
                 raise ConfigError("invalid", "config '%s': control characters are not allowed" % key)
     elif kind == "int":
         if not isinstance(value, int) or isinstance(value, bool) or not rule[0] <= value <= rule[1]:
@@ -73,7 +73,7 @@ def check(key, value, schema=SCHEMA):
         if not isinstance(value, bool):
             raise ConfigError("invalid", "config '%s': expected true or false, got %r" % (key, value))
     elif kind == "hex":
-        if not isinstance(value, str) or (value and len(value) != rule) or not all(c in _HEX for c in value):
+        if not isinstance(value, str) or (value and len(value) != rule) or value.encode().strip(_HEX):
             raise ConfigError("invalid", "config '%s': expected %d hex digits or empty" % (key, rule))
         value = value.upper()
     elif kind == "list":

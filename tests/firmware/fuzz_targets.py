@@ -239,8 +239,85 @@ def _config():
     return gen, run, (ConfigError,)
 
 
+REQUESTS = (b'{"id":1,"op":"echo","args":{"a":[1,2,{"b":"c"}],"n":-0.5}}', b'{"id":77,"op":"config.check","args":'
+            b'{"key":"region","value":"EU868"}}', b'{"id":3,"op":"nope","args":{}}', b'{"id":16777215,"op":"echo"}')
+
+
+class _Port:
+    """The console's serial port: what it writes is kept, one output line at a time."""
+
+    def __init__(self):
+        self.out = b""
+
+    def write(self, b):
+        self.out += b.encode() if isinstance(b, str) else bytes(b)  # a UART takes text and bytes
+
+
+def _console():
+    import binascii
+
+    from spot import ConfigError, codec, schema
+    from spot.console import CommandError, Console
+
+    class Clk:
+        def ticks_ms(self):
+            return 0
+
+        def uptime_ms(self):
+            return 0
+
+    port = _Port()
+    con = Console(port, Clk())
+
+    async def echo(args):
+        return args
+
+    async def check(args):
+        try:
+            schema.check(args.get("key"), args.get("value"))
+        except ConfigError as e:
+            raise CommandError(e.code, str(e))
+        return {}
+
+    con.register("echo", echo)
+    con.register("config.check", check)
+    rx = bytearray(64)
+
+    def gen(rng):
+        body = mutate(rng, rng.pick(REQUESTS)) if rng.below(4) else rng.bytes(rng.below(40))
+        crc = b"%08x" % (binascii.crc32(body) & 0xFFFFFFFF) if rng.below(4) else rng.bytes(8)
+        line = b"~" + body + b"|" + crc
+        if not rng.below(8):
+            line = mutate(rng, line)
+        return line + b"\n"
+
+    def run(data):
+        port.out = b""
+        i = 0
+        while i < len(data):  # in pieces, as the port delivers them
+            k = min(len(rx), len(data) - i)
+            rx[:k] = data[i : i + k]
+            start = 0
+            while start < k:
+                start, line = con._asm.feed(rx, start, k)
+                if line is None:
+                    continue
+                if line is codec.LineAssembler.TOO_LONG:
+                    continue
+                coro = con.handle_line(line)
+                try:
+                    coro.send(None)
+                except StopIteration:
+                    pass
+            i += k
+        for out in port.out.split(b"\n")[:-1]:  # every answer is a whole, valid frame
+            codec.decode(out)
+
+    return gen, run, ()
+
+
 TARGETS = {"mac": _mac, "join_accept": _join_accept, "downlink": _downlink, "semtech": _semtech,
-           "chirpstack": _chirpstack, "nmea": _nmea, "config": _config}
+           "chirpstack": _chirpstack, "nmea": _nmea, "config": _config, "console": _console}
 
 
 def main(argv):
@@ -248,7 +325,7 @@ def main(argv):
     gen, run, allowed = TARGETS[name]()
     corpus = [unhexlify(h) for h in argv[4:]]
     rng = Rng(seed)
-    crashes = []
+    crashes = 0
     free = []  # free heap at each 10,000 inputs after the warm-up
     gc.collect()
     t0 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
@@ -260,8 +337,9 @@ def main(argv):
         except allowed:
             pass
         except Exception as e:
-            if len(crashes) < 20:
-                crashes.append({"input": hexlify(data).decode(), "error": "%s: %s" % (type(e).__name__, e)})
+            crashes += 1
+            if crashes <= 20:  # each on its own line as found: nothing piles up in the heap
+                print(json.dumps({"input": hexlify(data).decode(), "error": "%s: %s" % (type(e).__name__, e)}))
         if (k >= 1000 and (k - 1000) % 10000 == 0) or k == total - 1:
             gc.collect()
             free.append(gc.mem_free())

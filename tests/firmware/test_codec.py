@@ -104,3 +104,31 @@ def test_assembler_does_not_allocate_per_byte():
     used = gc.mem_alloc() - before
     if used > 20 * 200:
         raise AssertionError("assembler allocated %d bytes for 20 lines" % used)
+
+
+def test_unusual_characters_leave_no_heap_behind():
+    """Indexing a str on MicroPython interns each distinct character for good (about 27 bytes of
+    heap each): a stream of requests with unusual characters in an echoed name, a path or a config
+    value would have used the heap up (found by make fuzz). Answers, paths and config values are
+    read as UTF-8 bytes instead."""
+    import gc
+
+    from spot import ConfigError, fsops, schema
+
+    def text(first):  # 30 CJK characters never seen before, made without chr() (which interns)
+        return json.loads('"' + "".join("\\u%04x" % (first + i) for i in range(30)) + '"')
+
+    def use(s):
+        frame.encode({"id": 1, "err": {"code": "unknown_op", "msg": "unknown command '%s'" % s}})
+        eq(fsops.normalise("/" + s), "/" + s)
+        eq(schema.check("name", s[:30]), s[:30])
+        raises(ConfigError, schema.check, "dev_eui", s[:16])
+
+    use(text(0x4000))  # warm-up
+    gc.collect()
+    before = gc.mem_free()
+    for k in range(10):
+        use(text(0x5000 + 30 * k))
+    gc.collect()
+    eq(before - gc.mem_free() < 1024, True, "heap kept by 300 new characters: %d" % (before - gc.mem_free()))
+    eq(frame.encode({"s": json.loads('"\\u00e9\\ud83d\\ude00"')}).startswith(b'~{"s":"\\u00e9\\ud83d\\ude00"}'), True)
