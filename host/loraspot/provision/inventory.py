@@ -214,7 +214,7 @@ class Inventory:
             raise InventoryError(f"{self.path}: cannot open the inventory ({e})") from None
         try:
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
+            self._wal()
             self._migrate()
             self._key = key if key is not None else master_key(self.path, create=new or self._empty())
             self._aead = AESGCM(self._key)
@@ -226,6 +226,24 @@ class Inventory:
         except Exception:
             self.db.close()
             raise
+
+    def _wal(self) -> None:
+        """WAL mode. Switching a new file to it needs the file to itself, and SQLite answers "database
+        is locked" at once, without its busy wait, while another process opening the same new
+        inventory holds it: that is retried, with a growing pause, for as long as a writer waits."""
+        import time
+
+        deadline = time.monotonic() + 30
+        pause = 0.01
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(0.5, pause * 2)
 
     def close(self) -> None:
         self.db.close()
@@ -270,7 +288,10 @@ class Inventory:
             sealed = nonce + self._aead.encrypt(nonce, _CHECK, b"key_check")
             # another process opening the same new inventory may have written its check first:
             # then that one is verified like any other
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('key_check', ?)", (sealed,))
+            # (the write lock taken first, where SQLite's busy wait applies: an autocommit write that
+            # finds another committed since it began reading is refused at once)
+            with self.transaction():
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('key_check', ?)", (sealed,))
             row = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
         blob = bytes(row[0])
         try:
