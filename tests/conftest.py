@@ -70,8 +70,12 @@ class FirmwareFailure(Exception):
 
 # Test modules that run a role's code loaded into the heap from files, as a stock image loads it
 # from littlefs: they get the heap that role is measured to hold that way plus its headroom
-# (loraspot.budget), not the 112 KB of a hotspot on the virtual board's ROMFS image.
-ROLE_MODULES = {"test_node": "node", "test_node_faults": "node", "test_hotspot_mqtt": "hotspot-mqtt"}
+# (loraspot.budget), not the 112 KB of a hotspot on the virtual board's ROMFS image. The LoRaWAN
+# stack's own tests load the node's largest modules (stack, mac, join, region) the same way: at
+# 112 KB they passed only down to 108 KB, so the conservative GC's view of the C stack decided
+# whether a run failed (it did once in CI, as a MemoryError in _node()).
+ROLE_MODULES = {"test_node": "node", "test_node_faults": "node", "test_lorawan_stack": "node",
+                "test_hotspot_mqtt": "hotspot-mqtt"}
 
 
 # The self-test runs in a test boot, where no role is loaded and Wi-Fi is off: the smallest heap a
