@@ -86,7 +86,9 @@ def read_image(data: bytes, chip: str | None = None) -> EspImage:
         raise ImageError(f"the image is for an {chip_name(found)}, the board has an {chip_name(chip)}")
     try:
         img = LoadFirmwareImage(found, data)
-    except (FatalError, struct.error, ValueError) as e:
+    # esptool's reader also raises RuntimeError (a bad append_digest byte), TypeError (ord() of
+    # the empty read past a cut image's end) and IndexError: all mean a corrupt image here
+    except (FatalError, struct.error, ValueError, RuntimeError, TypeError, IndexError) as e:
         raise ImageError(f"image header or segments are corrupt: {e}") from None
     if not isinstance(img, ESP32FirmwareImage):  # the ESP8266 kinds: not a chip of ours
         raise ImageError("not an ESP32-family image")

@@ -57,6 +57,8 @@ def decode_partition_table(data: bytes) -> list[Partition]:
     parts = []
     for i in range(0, min(len(data), TABLE_MAX), _ENTRY.size):
         row = data[i : i + _ENTRY.size]
+        if len(row) < _ENTRY.size:
+            raise ImageError("the partition table is cut short")
         if row[:2] == _MAGIC:
             _, ptype, sub, off, size, label, _ = _ENTRY.unpack(row)
             parts.append(Partition(label.rstrip(b"\0").decode(errors="replace"), ptype, sub, off, size))

@@ -31,6 +31,12 @@ def parse_url(url: str) -> tuple[str, int]:
     return u.hostname, u.port or 1883
 
 
+def _name(enum, value: int) -> str:
+    """An enum value's name; a number the schema does not define (proto3 enums are open: JSON may
+    carry any) as the number."""
+    return enum.Name(value) if value in enum.values() else str(value)
+
+
 class MqttSide:
     def __init__(self, listener: Network, url: str, prefix: str):
         self.ls = listener
@@ -59,6 +65,12 @@ class MqttSide:
         client.subscribe(f"{self.prefix}/gateway/+/state/+", qos=1)
 
     def _on_message(self, client, userdata, msg) -> None:
+        # paho's network thread calls this: an exception would end the thread, and with it every
+        # message after; the server's guard counts it as an internal error and goes on
+        with self.ls.lock:
+            self.ls.guarded(self._message, msg)
+
+    def _message(self, msg) -> None:
         parts = msg.topic.split("/")
         if len(parts) != 5:
             return
@@ -67,41 +79,47 @@ class MqttSide:
                  ("event", "ack"): gwpb.DownlinkTxAck, ("state", "conn"): gwpb.ConnState}
         t = types.get((kind, name))
         ls = self.ls
-        with ls.lock:
-            ls.datagram()
-            if t is None:
-                return
-            try:
-                body = json.loads(msg.payload)
-                json_format.Parse(msg.payload, t())  # strict: unknown fields and wrong types fail
-            except (ValueError, json_format.ParseError) as e:
-                ls.malformed(f"{msg.topic}: {e}")
-                return
-            self.messages.append((msg.topic, body))
-            gw = ls.gateway(gid, "mqtt")
-            if name == "conn":
-                self.conn[gid] = body.get("state", "ONLINE")
-            elif name == "stats":
-                gw.last_stat = body
-            elif name == "ack":
-                for item in body.get("items", []):
-                    st = item.get("status", "IGNORED")
-                    gw.tx_acks[st] = gw.tx_acks.get(st, 0) + 1
-            elif name == "up":
-                gw.pushes += 1
-                self._up(gw, body)
+        ls.datagram()
+        if t is None:
+            return
+        try:
+            body = json.loads(msg.payload)
+            # strict: unknown fields and wrong types fail; the fields are read from the message
+            # (a field left out or null reads as its default, as in ChirpStack)
+            message = json_format.Parse(msg.payload, t())
+        except (ValueError, RecursionError, json_format.ParseError) as e:
+            ls.malformed(f"{msg.topic}: {e}")
+            return
+        self.messages.append((msg.topic, body))
+        gw = ls.gateway(gid, "mqtt")
+        if name == "conn":
+            self.conn[gid] = _name(gwpb.ConnState.State, message.state)
+        elif name == "stats":
+            gw.last_stat = body
+        elif name == "ack":
+            for item in message.items:
+                st = _name(gwpb.TxAckStatus, item.status)
+                gw.tx_acks[st] = gw.tx_acks.get(st, 0) + 1
+        elif name == "up":
+            gw.pushes += 1
+            self._up(gw, message, msg.topic)
 
-    def _up(self, gw: Gateway, up: dict) -> None:
+    def _up(self, gw: Gateway, up, topic: str) -> None:
         ls = self.ls
-        rx, tx = up["rxInfo"], up["txInfo"]
-        lora = tx["modulation"]["lora"]
-        ctx = base64.b64decode(rx.get("context", ""))
-        p = {"tmst": int.from_bytes(ctx, "big") if len(ctx) == 4 else 0, "freq": tx["frequency"] / 1e6,
-             "datr": f"SF{lora['spreadingFactor']}BW{lora['bandwidth'] // 1000}",
-             "codr": lora.get("codeRate", "CR_4_5")[3:].replace("_", "/"), "rssi": rx.get("rssi", 0),
-             "lsnr": rx.get("snr", 0.0), "chan": rx.get("channel", 0), "time": rx.get("gwTime"),
-             "stat": 1 if rx.get("crcStatus") == "CRC_OK" else -1, "context": rx.get("context", "")}
-        ls.heard(gw, base64.b64decode(up["phyPayload"]), p)
+        rx, tx = up.rx_info, up.tx_info
+        if tx.modulation.WhichOneof("parameters") != "lora":
+            ls.malformed(f"{topic}: not a LoRa uplink (modulation {tx.modulation.WhichOneof('parameters')})")
+            return
+        lora = tx.modulation.lora
+        ctx = rx.context
+        code = _name(gwpb.CodeRate, lora.code_rate)
+        p = {"tmst": int.from_bytes(ctx, "big") if len(ctx) == 4 else 0, "freq": tx.frequency / 1e6,
+             "datr": f"SF{lora.spreading_factor}BW{lora.bandwidth // 1000}",
+             "codr": code[3:].replace("_", "/") if code.startswith("CR_4_") else "4/5", "rssi": rx.rssi,
+             "lsnr": rx.snr, "chan": rx.channel, "time": rx.gw_time.ToJsonString() if rx.HasField("gw_time") else None,
+             "stat": 1 if rx.crc_status == gwpb.CRCStatus.CRC_OK else -1,
+             "context": base64.b64encode(ctx).decode()}
+        ls.heard(gw, bytes(up.phy_payload), p)
 
     def send(self, gw: Gateway, p: dict, phy: bytes, delay_us: int) -> dict:
         items = []

@@ -125,6 +125,8 @@ def decode(datagram: bytes) -> Upstream:
     if "rxpk" in body:
         if not isinstance(body["rxpk"], list) or not body["rxpk"]:
             raise ProtocolError("PUSH_DATA 'rxpk' must be a non-empty array")
+        if not all(isinstance(p, dict) for p in body["rxpk"]):
+            raise ProtocolError("PUSH_DATA 'rxpk' must hold objects")
         up.rxpk = [check_rxpk(p) for p in body["rxpk"]]
     if "stat" in body:
         if not isinstance(body["stat"], dict):

@@ -190,10 +190,10 @@ class Listener:
                 continue
             with self.lock:
                 if data is not None:
-                    self._guarded(self._datagram, data, addr)
+                    self.guarded(self._datagram, data, addr)
                 self._flush(time.monotonic())
 
-    def _guarded(self, fn, *args) -> None:
+    def guarded(self, fn, *args) -> None:
         """A server never dies from one datagram or frame: an error in its handling is counted
         and logged, and the next one is served."""
         try:
@@ -266,7 +266,7 @@ class Listener:
 
     def _flush(self, now: float) -> None:
         for phy in [k for k, g in self._groups.items() if g.due <= now]:
-            self._guarded(self._frame, self._groups.pop(phy))
+            self.guarded(self._frame, self._groups.pop(phy))
 
     def _frame(self, g: _Group) -> None:
         frame = self._handle(g)

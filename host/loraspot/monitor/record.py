@@ -6,6 +6,7 @@ record and counts it (`overflow`)."""
 from __future__ import annotations
 
 import json
+import math
 import queue
 import sqlite3
 import sys
@@ -46,9 +47,30 @@ class Record:
         return json.dumps(self.as_dict(), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> Record:
-        return cls(d["device"], d["ev"], int(d["seq"]), int(d.get("t", 0)), d.get("data") or {},
-                   float(d.get("host_time", 0.0)), d.get("boot"), d.get("port"))
+    def from_dict(cls, d: object) -> Record:
+        """A record as a sink wrote it; ValueError names the first field of the wrong type."""
+        if not isinstance(d, dict):
+            raise ValueError("a record is a JSON object")
+        data = d.get("data") or {}
+        for key, ok in (("device", isinstance(d.get("device"), str)), ("ev", isinstance(d.get("ev"), str)),
+                        ("data", isinstance(data, dict)), ("boot", isinstance(d.get("boot"), (str, type(None)))),
+                        ("port", isinstance(d.get("port"), (str, type(None))))):
+            if not ok:
+                raise ValueError(f"record field '{key}' has the wrong type")
+        return cls(d["device"], d["ev"], _whole(d.get("seq"), "seq"), _whole(d.get("t", 0), "t"), data,
+                   _finite(d.get("host_time", 0.0), "host_time"), d.get("boot"), d.get("port"))
+
+
+def _finite(v: object, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"record field '{key}' is not a finite number")
+    return float(v)
+
+
+def _whole(v: object, key: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
+        raise ValueError(f"record field '{key}' is not a whole number")
+    return int(v)
 
 
 class Sink:

@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import json
+import math
 import sqlite3
 import time
 from collections import defaultdict
@@ -29,10 +30,18 @@ def load(path: Path) -> list[Record]:
     if path.suffix in (".sqlite", ".db", ".sqlite3"):
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            rows = db.execute("SELECT device, kind, seq, t, data, host_time, boot, port FROM events ORDER BY id")
-            for device, kind, seq, t, data, host_time, boot, port in rows:
-                out.append(Record(device, kind, seq, t or 0, json.loads(data), host_time, boot, port))
-            db.close()
+            try:
+                rows = db.execute("SELECT id, device, kind, seq, t, data, host_time, boot, port FROM events "
+                                  "ORDER BY id")
+                for n, device, kind, seq, t, data, host_time, boot, port in rows:
+                    try:  # a row is checked as a line of a JSON-lines recording is
+                        out.append(Record.from_dict({"device": device, "ev": kind, "seq": seq, "t": t or 0,
+                                                     "data": json.loads(data), "host_time": host_time or 0.0,
+                                                     "boot": boot, "port": port}))
+                    except (ValueError, TypeError, RecursionError):
+                        raise MonitorError(f"{path} event {n}: not a monitor record") from None
+            finally:
+                db.close()
         except sqlite3.DatabaseError as e:
             raise MonitorError(f"{path}: not a monitor database ({e})") from None
         return out
@@ -43,8 +52,8 @@ def load(path: Path) -> list[Record]:
                 continue
             try:
                 out.append(Record.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError, RecursionError):
-                raise MonitorError(f"{path} line {n}: not a monitor record") from None
+            except (ValueError, RecursionError) as e:
+                raise MonitorError(f"{path} line {n}: not a monitor record ({e})") from None
     return out
 
 
@@ -112,33 +121,52 @@ def analyse(records: list[Record]) -> Report:
             if data.get("role") in ("node", "hotspot"):
                 d.role = str(data["role"])
         elif r.kind == "boot":
-            if data.get("boot"):
+            if isinstance(data.get("boot"), str) and data["boot"]:
                 d.boot_ids.add(data["boot"])
             d.board = str(data.get("board", d.board))
-        elif r.kind == "reading" and data.get("sensor") == "gps" and len(data.get("values") or []) >= 2:
-            lat, lon = (float(x) for x in data["values"][:2])
-            if -90 <= lat <= 90 and -180 <= lon <= 180:
+        elif r.kind == "reading" and data.get("sensor") == "gps":
+            values = data.get("values")
+            lat, lon = (None, None)
+            if isinstance(values, list) and len(values) >= 2:
+                lat, lon = _num(values[0]), _num(values[1])
+            if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
                 rep.positions[r.device].append((r.host_time, lat, lon))
         elif r.kind == "rx":
             d.role, d.rx = "hotspot", d.rx + 1
             rep.packets[r.device].append(r.host_time)
-            if data.get("rssi") is not None:
-                rep.rssi[r.device].append((r.host_time, float(data["rssi"])))
-            if data.get("snr") is not None:
-                rep.snr[r.device].append((r.host_time, float(data["snr"])))
+            _signal(rep, r)
         elif r.kind == "uplink" and "error" not in data:
             d.role, d.uplinks = "node", d.uplinks + 1
             rep.packets[r.device].append(r.host_time)
-            rep.airtime[r.device][hour] += int(data.get("airtime_ms", 0))
-        elif r.kind == "downlink" and data.get("rssi") is not None:
-            rep.rssi[r.device].append((r.host_time, float(data["rssi"])))
-            if data.get("snr") is not None:
-                rep.snr[r.device].append((r.host_time, float(data["snr"])))
-        elif r.kind == "stats" and data.get("heap_free") is not None:
+            rep.airtime[r.device][hour] += int(_num(data.get("airtime_ms")) or 0)
+        elif r.kind == "downlink" and _num(data.get("rssi")) is not None:
+            _signal(rep, r)
+        elif r.kind == "stats" and _num(data.get("heap_free")) is not None:
             rep.heap[r.device].append((r.host_time, int(data["heap_free"])))
         elif r.kind in ("fault",) or (r.kind == "log" and data.get("level") == "error"):
             d.last_error = str(data.get("error") or data.get("msg") or "")
     return rep
+
+
+def _num(v: object) -> float | None:
+    """A number from an event's data, or None for anything else (a wrong type is left out, as a
+    value a board did not send)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _signal(rep: Report, r: Record) -> None:
+    """RSSI and SNR of a frame heard (rx) or a downlink received, where the event carries them."""
+    rssi, snr = _num(r.data.get("rssi")), _num(r.data.get("snr"))
+    if rssi is not None:
+        rep.rssi[r.device].append((r.host_time, rssi))
+    if snr is not None:
+        rep.snr[r.device].append((r.host_time, snr))
 
 
 # Why a figure can be empty, said on the figure and under it

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import platformdirs
@@ -193,12 +193,25 @@ def peek_by_mac(path: Path, mac: str) -> Device | None:
             db.close()
             with Inventory(path) as inv:  # an older schema: migrated (this needs the key)
                 return inv.by_mac(mac)
-        row = db.execute("SELECT * FROM devices WHERE mac = ?", (_mac(mac),)).fetchone()
+        row = db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE mac = ?", (_mac(mac),)).fetchone()
         return Device(*row) if row else None
     except sqlite3.DatabaseError as e:
         raise InventoryError(f"{path}: not a loraspot inventory, or damaged ({e})") from None
     finally:
         db.close()
+
+
+def _blob(value: object) -> bytes:
+    """A sealed value as stored (a BLOB); ValueError for anything else in its place (a damaged
+    or hand-edited inventory: bytes() of a number would make that many zero bytes)."""
+    if not isinstance(value, bytes):
+        raise ValueError("not a sealed value")
+    return value
+
+
+# the columns a Device is made of, named: a row is read by name, never by the table's own order
+# (a damaged or hand-edited table with a column more or less is an error, not a shifted device)
+_DEVICE_COLUMNS = ", ".join(f.name for f in fields(Device))
 
 
 class Inventory:
@@ -293,10 +306,10 @@ class Inventory:
             with self.transaction():
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('key_check', ?)", (sealed,))
             row = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
-        blob = bytes(row[0])
         try:
+            blob = _blob(row[0])
             self._aead.decrypt(blob[:12], blob[12:], b"key_check")
-        except InvalidTag:
+        except (InvalidTag, ValueError):
             raise InventoryError(f"wrong master key for {self.path}") from None
 
     # ---- devices --------------------------------------------------------------------------------
@@ -313,16 +326,16 @@ class Inventory:
         return self.device(eui)
 
     def device(self, dev_eui: str) -> Device:
-        row = self.db.execute("SELECT * FROM devices WHERE dev_eui = ?", (_eui(dev_eui),)).fetchone()
+        row = self.db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE dev_eui = ?", (_eui(dev_eui),)).fetchone()
         if row is None:
             raise InventoryError(f"device {dev_eui} is not in the inventory")
         return Device(*row)
 
     def devices(self) -> list[Device]:
-        return [Device(*r) for r in self.db.execute("SELECT * FROM devices ORDER BY dev_eui")]
+        return [Device(*r) for r in self.db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY dev_eui")]
 
     def by_mac(self, mac: str) -> Device | None:
-        row = self.db.execute("SELECT * FROM devices WHERE mac = ?", (_mac(mac),)).fetchone()
+        row = self.db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE mac = ?", (_mac(mac),)).fetchone()
         return Device(*row) if row else None
 
     def register(self, dev_eui: str, mac: str, **fields) -> Device:
@@ -455,8 +468,8 @@ class Inventory:
         if row is None:
             raise InventoryError(f"no {kind} stored for {eui}")
         try:
-            return self._aead.decrypt(bytes(row[0]), bytes(row[1]), f"{eui}/{kind}".encode())
-        except InvalidTag:
+            return self._aead.decrypt(_blob(row[0]), _blob(row[1]), f"{eui}/{kind}".encode())
+        except (InvalidTag, ValueError):  # ValueError: not a blob, or a nonce of a length AES-GCM refuses
             raise InventoryError(f"{kind} of {eui} does not decrypt: the inventory was altered") from None
 
     def secret_kinds(self, dev_eui: str) -> list[str]:
