@@ -272,13 +272,17 @@ class FileOps:
         if t is None:
             raise CommandError("no_transfer", "no fs.put in progress")
         path, size, digest, f, h, got, z, total = t
-        f.close()
+        self._put = None
+        try:
+            f.close()  # writes what the file still buffers: a full filesystem refuses it here
+        except OSError as e:
+            _remove(path, PART, ZPART)
+            raise _io_error(e, path)
         if z:
             try:
                 got = self._inflate(path, z, h, size) if got == total else -1
             except Exception:  # a corrupt stream: whatever inflating raises, the file is not taken
                 got = -1
-        self._put = None
         if got != size or _hexdigest(h) != digest:
             _remove(path, PART, ZPART)
             raise CommandError("hash_mismatch", "received %d of %d bytes, SHA-256 differs" % (got, size))

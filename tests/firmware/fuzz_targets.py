@@ -316,8 +316,146 @@ def _console():
     return gen, run, ()
 
 
+# paths a console command might be given, and edits that respell them (each must be refused, or
+# reach only the file its one normal spelling names)
+PATHS = ("/secrets.json", "/secrets.json.bak", "/secrets.json.tmp", "/lock", "/lock.part", "/config.json",
+         "/d/x.txt", "/d", "/", "/app/main.py", "/config.json.part")
+SPELL = (b"//", b"/./", b"/d/../", b"/", b".", b"..", b"\\", b"\x00", b"\x7f", b"\xc3\xa9", b"\xf0\x9f\x93\xa1", b" ",
+         b".part", b"SECRETS", b"%2e", b"/" * 40, b"a" * 90)
+HIDDEN = ("secrets.json", "secrets.json.bak", "secrets.json.tmp", "lock", "lock.part")
+
+
+def _json_escape(b):
+    """A byte string as the inside of a JSON string: quote, backslash and control bytes escaped."""
+    out = b""
+    for c in b:
+        if c in (0x22, 0x5C):
+            out += b"\\" + bytes((c,))
+        elif c < 0x20 or c == 0x7F:
+            out += b"\\u%04x" % c
+        else:
+            out += bytes((c,))
+    return out
+
+
+SECRET = b'{"app_key":"00112233445566778899aabbccddeeff"}'
+_CLEANUP = []
+
+
+def _paths():
+    """Every file command of the console on a littlefs mounted at "/" (the host's file system out
+    of reach): a path in any spelling must be refused or name one file; the protected files are
+    never read, listed, changed or removed, and no command ends in an internal error."""
+    import binascii
+    import hashlib
+    import os
+
+    import deflate  # noqa: F401  (imported now: nothing is importable once "/" is the board's flash)
+    import vfs
+    from fwtest import RamFlash
+    from spot import codec
+    from spot.console import Console
+    from spot.fsnames import OPS
+    from spot.fsops import FileOps
+
+    class Clk:
+        def ticks_ms(self):
+            return 0
+
+        def uptime_ms(self):
+            return 0
+
+    flash = RamFlash(16)
+    host_file = flash.path
+    vfs.umount("/")
+    vfs.VfsLfs2.mkfs(flash)
+    vfs.mount(vfs.VfsLfs2(flash), "/")
+
+    def restore():
+        vfs.umount("/")
+        vfs.mount(vfs.VfsPosix(), "/")
+        flash.f.close()
+        os.remove(host_file)
+
+    _CLEANUP.append(restore)
+    os.mkdir("/d")
+    os.mkdir("/app")
+    for path, data in (("/secrets.json", SECRET), ("/secrets.json.bak", SECRET), ("/lock", b"L"),
+                       ("/config.json", b'{"role":"node"}'), ("/d/x.txt", b"x" * 700)):
+        with open(path, "wb") as f:
+            f.write(data)
+    digest = binascii.hexlify(hashlib.sha256(SECRET).digest())
+    port = _Port()
+    con = Console(port, Clk())
+    ops = FileOps(con)
+    for op, method, _auth in OPS:
+        con.register(op, getattr(ops, method))  # unlocked: every path reaches the file code
+
+    def spelling(rng):
+        p = rng.pick(PATHS).encode()
+        for _ in range(rng.below(3)):
+            i = rng.below(len(p) + 1)
+            p = p[:i] + rng.pick(SPELL) + p[i:]
+        return p
+
+    def request(rng, rid, op, args):
+        body = b'{"id":%d,"op":"%s","args":{%s}}' % (rid, op, b",".join(b'"%s":%s' % kv for kv in args))
+        return b"~" + body + b"|" + b"%08x" % (binascii.crc32(body) & 0xFFFFFFFF) + b"\n"
+
+    def gen(rng):
+        path = b'"' + _json_escape(spelling(rng)) + b'"'
+        k = rng.below(9)
+        if k < 6:
+            op = rng.pick((b"fs.ls", b"fs.stat", b"fs.get", b"fs.rm", b"fs.mkdir", b"fs.unpack"))
+            args = [(b"path", path)]
+            if op == b"fs.get" and rng.below(2):
+                args.append((b"off", b"%d" % rng.below(800)))
+            return request(rng, 1 + rng.below(1000), op, args)
+        data = rng.bytes(rng.below(20))
+        d = binascii.hexlify(hashlib.sha256(data).digest())
+        b64 = binascii.b2a_base64(data).rstrip()
+        return (request(rng, 1, b"fs.put", [(b"path", path), (b"size", b"%d" % len(data)), (b"sha256", b'"%s"' % d)])
+                + request(rng, 2, b"fs.write", [(b"off", b"0"), (b"data", b'"%s"' % b64)])
+                + request(rng, 3, b"fs.end", []))
+
+    rx = bytearray(64)
+
+    def run(data):
+        port.out = b""
+        i = 0
+        while i < len(data):
+            k = min(len(rx), len(data) - i)
+            rx[:k] = data[i : i + k]
+            start = 0
+            while start < k:
+                start, line = con._asm.feed(rx, start, k)
+                if line is None or line is codec.LineAssembler.TOO_LONG:
+                    continue
+                coro = con.handle_line(line)
+                try:
+                    coro.send(None)
+                except StopIteration:
+                    pass
+            i += k
+        out = port.out
+        if b'"internal"' in out:
+            raise RuntimeError("a command ended in an internal error: %s" % out[:200])
+        if digest in out:
+            raise RuntimeError("a protected file was read: %s" % out[:200])
+        for line in out.split(b"\n")[:-1]:
+            ok = codec.decode(line).get("ok")
+            if isinstance(ok, dict) and any(e[0] in HIDDEN for e in ok.get("entries", ())):
+                raise RuntimeError("a protected file was listed: %s" % line[:200])
+        for path, want in (("/secrets.json", SECRET), ("/secrets.json.bak", SECRET), ("/lock", b"L")):
+            with open(path, "rb") as f:
+                if f.read() != want:
+                    raise RuntimeError("%s was changed" % path)
+
+    return gen, run, ()
+
+
 TARGETS = {"mac": _mac, "join_accept": _join_accept, "downlink": _downlink, "semtech": _semtech,
-           "chirpstack": _chirpstack, "nmea": _nmea, "config": _config, "console": _console}
+           "chirpstack": _chirpstack, "nmea": _nmea, "config": _config, "console": _console, "paths": _paths}
 
 
 def main(argv):
@@ -344,6 +482,8 @@ def main(argv):
             gc.collect()
             free.append(gc.mem_free())
     t1 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+    while _CLEANUP:
+        _CLEANUP.pop()()
     ms = max(1, t1 - t0)
     print(json.dumps({"target": name, "inputs": total, "crashes": crashes, "free": free, "ms": ms}))
 
