@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp
 JOBS   ?= 2
 
-.PHONY: setup servers demo test test-fast bench fuzz lint clean
+.PHONY: setup servers demo test test-long test-fast bench fuzz soak lint clean
 
 setup: $(STAMP)
 
@@ -46,15 +46,28 @@ $(BROKER): tests/broker-requirements.txt
 	$(VENV)/broker/bin/python -m pip install --quiet --disable-pip-version-check -r tests/broker-requirements.txt
 	@touch $(BROKER)
 
+# Two tiers, each printing its wall time: make test (under ~10 minutes on 2 cores) and make
+# test-long (a soak of the simulated world, power cuts after every flash write, a load on listen,
+# 20,000 fuzz inputs per parser); CI runs both.
 test: setup servers
-	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
+	@start=$$(date +%s); $(PY) -m pytest -q -n $(JOBS) --dist loadgroup -m "not long"; rc=$$?; \
+	echo "make test: wall time $$(( $$(date +%s) - start )) s"; exit $$rc
+
+test-long: setup servers
+	@start=$$(date +%s); $(PY) -m pytest -q -n $(JOBS) --dist loadgroup -m long; rc=$$?; \
+	echo "make test-long: wall time $$(( $$(date +%s) - start )) s"; exit $$rc
 
 test-fast: setup servers
-	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow and not long"
 
 # each firmware parser under MicroPython at 112 KB: 100,000 seeded inputs, crashes, inputs/s, heap drift
 fuzz: setup
 	$(PY) bench/fuzz.py
+
+# the simulated world (5 nodes, 2 hotspots, speed 20) for HOURS device-hours, watched
+HOURS ?= 24
+soak: setup
+	$(VENV)/bin/loraspot sim soak --device-hours $(HOURS)
 
 bench: setup
 	$(PY) bench/run.py
@@ -67,6 +80,7 @@ bench: setup
 	$(PY) bench/monitor.py
 	$(PY) bench/heap.py
 	$(PY) bench/roles.py
+	$(VENV)/bin/loraspot sim soak --device-hours $(HOURS)
 
 lint: setup
 	$(VENV)/bin/ruff check firmware host tests bench

@@ -13,7 +13,7 @@ from loraspot import device
 from loraspot.errors import DeviceReset, DeviceTimeout, PortGone
 from loraspot.flash import image
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.long]  # the long tier: a walk of every write
 
 OLD = {"name": "old", "stats_interval": 100}
 NEW = {"name": "new", "stats_interval": 200}

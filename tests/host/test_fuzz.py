@@ -30,3 +30,12 @@ def test_a_crash_found_once_stays_in_the_corpus():
     frames = [json.loads(bytes.fromhex(h)) for h in fuzz.corpus("chirpstack")]
     bws = [i["txInfo"]["modulation"]["lora"]["bandwidth"] for f in frames for i in f["items"]]
     assert float("inf") in bws
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("target", fuzz.TARGETS)
+def test_parser_survives_a_long_sample(target):
+    """The long tier: ten times the sample, with another seed."""
+    rep = fuzz.run(target, seed=27, count=20_000, timeout=1800)
+    assert rep["resets"] == 0, rep["crashes"]
+    assert rep["crash_count"] == 0, "\n".join(f"{c['error']}: {c['input']}" for c in rep["crashes"])

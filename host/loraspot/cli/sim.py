@@ -191,5 +191,50 @@ def world_cmd(ctx, nodes: int, hotspots: int, region: str, duration: float, spee
     show(world.summary())  # after every board stopped: the summary is the last line
 
 
+@sim_group.command("soak")
+@click.option("--device-hours", default=1.0, show_default=True, type=float,
+              help="How long the devices' clocks run (at --speed 20, one device-hour takes 3 minutes).")
+@click.option("--nodes", default=5, show_default=True)
+@click.option("--hotspots", default=2, show_default=True)
+@click.option("--speed", default=20, show_default=True, help="Device clocks run this many times faster.")
+@click.option("--uplink-interval", default=60, show_default=True, help="Node uplink interval, device seconds.")
+@click.pass_obj
+def soak_cmd(ctx, device_hours: float, nodes: int, hotspots: int, speed: int, uplink_interval: int) -> None:
+    """A long run of a simulated world, watched: no restarts, every console answering each
+    device-minute, free heap in its band, consecutive FCnts, every uplink received or lost with a
+    reason. Exits 1 when one of these fails."""
+    from loraspot.sim.soak import Soak, SoakError, SoakOptions
+
+    if device_hours <= 0:
+        raise SoakError("--device-hours must be more than 0")
+
+    def show(ev: dict) -> None:
+        click.echo(json.dumps(ev, sort_keys=True) if ctx.json else f"{ev['event']:>12} {ui.fields(ev, ('event',))}")
+        sys.stdout.flush()
+
+    rep = Soak(SoakOptions(device_hours=device_hours, nodes=nodes, hotspots=hotspots, speed=speed,
+                           uplink_interval=uplink_interval), on_progress=show).run()
+    if ctx.json:
+        click.echo(json.dumps(rep, sort_keys=True))
+    else:
+        fates = ", ".join(f"{n} {k}" for k, n in sorted(rep["fates"].items(), key=lambda kv: -kv[1]))
+        click.echo(f"soak: {rep['device_hours']} device-hours in {rep['wall_s']} s, {rep['nodes']} nodes, "
+                   f"{rep['hotspots']} hotspots, speed {rep['speed']}")
+        click.echo(f"  uplinks {rep['uplinks']}: {fates or 'none'}; in flight at the end {rep['in_flight_at_end']}; "
+                   f"unaccounted {rep['unaccounted']}")
+        click.echo(f"  resets {rep['resets']}, FCnt gaps {rep['fcnt_gaps']}, events lost {rep['events_lost']}, "
+                   f"console {rep['console']['answered']}/{rep['console']['asked']} answered")
+        for name, h in rep["heap"].items():
+            click.echo(f"  {name:<9} free heap after warm-up {h['min']}..{h['max']} B "
+                       f"(band {h['at_warmup_end']} ± {rep['heap_band_b']})")
+        for f in rep["failures"]:
+            click.echo(f"  FAILED: {f}")
+        click.echo("soak: ok" if rep["ok"] else "soak: FAILED")
+    if not rep["ok"]:
+        from loraspot.sim.soak import SoakFailed
+
+        raise SoakFailed(f"the soak failed {len(rep['failures'])} checks")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(sim_group)

@@ -19,6 +19,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loraspot import resources
@@ -166,6 +167,9 @@ class Medium:
         self._thread: threading.Thread | None = None
         self._airtime = airtime_module()
         self.routed = 0
+        # called with each frame once its receivers are decided (heard_by, lost_by): the soak's
+        # account of every uplink (never while the medium's lock is held by a caller)
+        self.on_frame: Callable[[Frame], None] | None = None
 
     # ---- clock ------------------------------------------------------------------------------
     def now(self) -> int:
@@ -392,6 +396,8 @@ class Medium:
                 self._deliver(frame, radio, seg)
         horizon = frame.end - 60_000_000 * self.speed
         self._air = [f for f in self._air if f is not frame and f.end > horizon]
+        if self.on_frame is not None:
+            self.on_frame(frame)
 
     def _deliver(self, frame: Frame, radio: RadioState, seg: Segment) -> None:
         """The ended frame to a radio whose segment caught it, or its loss (and a window's end)."""

@@ -64,6 +64,13 @@ class World:
         self.settings: dict = {}  # what `loraspot hotspot region` prints for the world's channel
         self._lock = threading.Lock()
         self._stopping = False
+        # what a long run watches (loraspot sim soak): boards that restarted after the world
+        # started, and events the console lost (gaps in a board's event numbers)
+        self.health = {"resets": 0, "events_lost": 0}
+        self._seq: dict[str, int] = {}
+        self.listeners: list[Callable[[str, str, device.Event], None]] = []  # (board, role, event)
+        self.frame_listeners: list[Callable[[dict], None]] = []  # each frame listen handled
+        self.on_air: Callable | None = None  # the RF medium's Frame, once its receivers are decided
 
     # ---- set-up ---------------------------------------------------------------------------------
     def _server(self) -> tuple[str, str, int]:
@@ -99,6 +106,7 @@ class World:
         except RegionExportError as e:
             raise WorldError(str(e)) from None
         self.medium = Medium(speed=o.speed).__enter__()
+        self.medium.on_frame = self.on_air
         if not o.forward:
             self.listener = Listener(self.devices, port=o.listen_port, dedup_ms=max(5.0, 200 / o.speed),
                                      on_frame=self._frame, region=o.region)
@@ -149,6 +157,16 @@ class World:
 
     def _device_event(self, name: str, role: str, ev: device.Event) -> None:
         d = ev.data
+        with self._lock:
+            last = self._seq.get(name)
+            if ev.kind == "boot":
+                self.health["resets"] += 1
+            elif ev.seq >= 0 and last is not None and ev.seq > last + 1:
+                self.health["events_lost"] += ev.seq - last - 1
+            if ev.seq >= 0:
+                self._seq[name] = ev.seq
+        for fn in self.listeners:
+            fn(name, role, ev)
         if role == "node" and ev.kind == "uplink" and "error" not in d:
             self._emit({"event": "uplink_sent", "device": name, **d}, "uplinks_sent")
         elif role == "node" and ev.kind == "join" and d.get("ok"):
@@ -164,6 +182,8 @@ class World:
             self.counts["drops"] = max(self.counts["drops"], sum(dropped.values()))
 
     def _frame(self, f: dict) -> None:
+        for fn in self.frame_listeners:
+            fn(f)
         counted = "uplinks_received" if f.get("type") == "uplink" and "error" not in f else None
         self._emit({"event": "frame", **{k: v for k, v in f.items() if k != "gateways"},
                     "rssi": max(g["rssi"] for g in f["gateways"]), "snr": max(g["lsnr"] for g in f["gateways"])},
