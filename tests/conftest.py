@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,11 @@ def run_micropython(script: str | Path, *args: str, cwd: Path = FIRMWARE_TESTS, 
     cache = ROOT / ".venv" / "mpy-cache"
     fw, tests = compiled_firmware(cache), compiled_firmware(cache, FIRMWARE_TESTS, "fwtests")
     path = os.pathsep.join([str(tests), str(fw), str(ROOT / "host/loraspot/sim/mp")])
-    full_env = dict(os.environ, MICROPYPATH=path + os.pathsep + ".frozen", **(env or {}))
-    return subprocess.run([micropython(), "-X", f"heapsize={heap}", str(script), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    # the flash files a test makes (fwtest.RamFlash) go in a folder removed when the process ends
+    with tempfile.TemporaryDirectory(prefix="fwtest-") as tmp:
+        full_env = dict(os.environ, MICROPYPATH=path + os.pathsep + ".frozen", FWTEST_TMP=tmp, **(env or {}))
+        return subprocess.run([micropython(), "-X", f"heapsize={heap}", str(script), *args], cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 def firmware_env(with_sim: bool = True) -> dict:

@@ -29,7 +29,9 @@ class RamFlash(FlashPartition):
         import binascii
         import os
 
-        self.path = "/tmp/fwtest-%s.bin" % binascii.hexlify(os.urandom(6)).decode()
+        # in the folder the test runner made for this process (removed after it), else /tmp
+        folder = os.getenv("FWTEST_TMP") or "/tmp"
+        self.path = "%s/fwtest-%s.bin" % (folder, binascii.hexlify(os.urandom(6)).decode())
         f = open(self.path, "w+b")
         ff = b"\xff" * 256  # erased flash, written in pieces (no 4 KB block of the test's heap)
         for _ in range(16 * blocks):
