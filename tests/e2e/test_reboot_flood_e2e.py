@@ -13,6 +13,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.long]
 REBOOTS = 100
 
 
+@pytest.mark.timeout(1800)
 def test_a_hundred_reboots_in_a_row(board):
     client, hello = board.connect(timeout=10)
     try:

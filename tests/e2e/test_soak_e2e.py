@@ -12,11 +12,12 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
+@pytest.mark.timeout(3600)
 def test_one_device_hour_of_five_nodes_and_two_hotspots(tmp_path):
     # no wall-clock bound of its own: the run paces itself by the devices' clock; the timeout is
     # only there so that a hang ends the test (a device-hour takes ~3.5 minutes unloaded)
     proc = subprocess.run([sys.executable, "-m", "loraspot.cli", "--json", "sim", "soak", "--device-hours", "1"],
-                          capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=3000, cwd=tmp_path)
     lines = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
     rep = lines[-1]
     assert proc.returncode == 0, (rep.get("failures"), proc.stderr[-2000:])

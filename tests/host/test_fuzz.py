@@ -33,6 +33,7 @@ def test_a_crash_found_once_stays_in_the_corpus():
 
 
 @pytest.mark.long
+@pytest.mark.timeout(3600)  # paths runs ~150 inputs/s unloaded (a littlefs on a file per command)
 @pytest.mark.parametrize("target", fuzz.TARGETS)
 def test_parser_survives_a_long_sample(target):
     """The long tier: ten times the sample, with another seed."""

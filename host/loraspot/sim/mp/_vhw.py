@@ -8,6 +8,15 @@ import struct
 ENODEV = 19
 EIO = 5
 ETIMEDOUT = 116
+LOG_KEEP = 32  # what a bus or chip model remembers of its traffic, for tests: the newest only
+
+
+def _note(log, item):
+    """Remember item, forgetting the oldest beyond LOG_KEEP: a virtual board that reads its
+    sensors for days must not spend its heap on the models' history (the firmware has none)."""
+    log.append(item)
+    if len(log) > LOG_KEEP:
+        del log[0]
 
 
 class I2CBus:
@@ -30,7 +39,7 @@ class I2CBus:
         return sorted(self.devices)
 
     def writeto(self, addr, buf):
-        self.log.append(("w", addr, bytes(buf)))
+        _note(self.log, ("w", addr, bytes(buf)))
         self._dev(addr).write(bytes(buf))
 
     def readfrom_into(self, addr, buf):
@@ -41,7 +50,7 @@ class I2CBus:
         return self._dev(addr).read(n)
 
     def writeto_mem(self, addr, reg, buf):
-        self.log.append(("w", addr, bytes([reg]) + bytes(buf)))
+        _note(self.log, ("w", addr, bytes([reg]) + bytes(buf)))
         self._dev(addr).write(bytes([reg]) + bytes(buf))
 
     def readfrom_mem(self, addr, reg, n):
@@ -72,7 +81,7 @@ class SHT31Model:
         self.commands = []
 
     def write(self, data):
-        self.commands.append(data)
+        _note(self.commands, data)
         if data == b"\x24\x00":
             self.ready = True
         elif data != b"\x30\xa2":
@@ -167,7 +176,7 @@ class AHT20Model:
         self.commands = []
 
     def write(self, data):
-        self.commands.append(data)
+        _note(self.commands, data)
         if data == b"\x71":
             self.state = "status"
         elif data == b"\xbe\x08\x00":
@@ -310,7 +319,7 @@ class OneWireBus:
         return present
 
     def writebyte(self, b):
-        self.log.append(b)
+        _note(self.log, b)
         if b == 0xCC:
             self.selected = list(self.devices)
         elif b == 0x44:
@@ -330,7 +339,7 @@ class OneWireBus:
                 self.pending = bytes(out)
 
     def select_rom(self, rom):
-        self.log.append(("match", bytes(rom)))
+        _note(self.log, ("match", bytes(rom)))
         self.selected = [d for d in self.devices if d.rom == bytes(rom)]
 
     def readinto(self, buf):
