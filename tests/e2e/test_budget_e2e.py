@@ -43,7 +43,9 @@ def _heap_kb(key: tuple[str, str]) -> int:
 def _steady(ev: Events) -> None:
     stats = ev.client.request("stats")
     assert stats.get("role_no_memory", 0) == 0 and stats["tx_no_memory"] == 0, stats
-    assert not [e for e in ev.events if e.kind == "boot"]  # no reset since the events were followed
+    # no reset since the events were followed: a boot event of another boot than the one the
+    # client greeted (on a busy machine the first boot's own event can come after the greeting)
+    assert not [e for e in ev.events if e.kind == "boot" and e.data.get("boot") != ev.hello.get("boot")]
 
 
 @pytest.mark.parametrize("code", ["littlefs", "romfs"])

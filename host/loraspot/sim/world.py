@@ -68,6 +68,7 @@ class World:
         # started, and events the console lost (gaps in a board's event numbers)
         self.health = {"resets": 0, "events_lost": 0}
         self._seq: dict[str, int] = {}
+        self._boot: dict[str, object] = {}  # board -> the boot id it was first seen with
         self.listeners: list[Callable[[str, str, device.Event], None]] = []  # (board, role, event)
         self.frame_listeners: list[Callable[[dict], None]] = []  # each frame listen handled
         self.on_air: Callable | None = None  # the RF medium's Frame, once its receivers are decided
@@ -140,7 +141,9 @@ class World:
         info = vb.start()
         self.boards.append(vb)
         role = cfg["role"]
-        client, _ = device.connect(info["url"], on_event=lambda ev: self._device_event(name, role, ev))
+        client, hello = device.connect(info["url"], on_event=lambda ev: self._device_event(name, role, ev))
+        with self._lock:
+            self._boot.setdefault(name, hello.get("boot"))
         self.clients.append(client)
         self.roles.append(role)
 
@@ -159,7 +162,9 @@ class World:
         d = ev.data
         with self._lock:
             last = self._seq.get(name)
-            if ev.kind == "boot":
+            # a boot event of another boot than the board's first (on a busy machine the first
+            # boot's own event can come after the console client was attached)
+            if ev.kind == "boot" and d.get("boot") != self._boot.setdefault(name, d.get("boot")):
                 self.health["resets"] += 1
             elif ev.seq >= 0 and last is not None and ev.seq > last + 1:
                 self.health["events_lost"] += ev.seq - last - 1
