@@ -191,3 +191,21 @@ def test_no_datagram_stops_the_server():
         assert h.recv()[3] == st.PULL_RESP  # and still answering joins
         assert ls.counts["malformed"] == len(nasty) and ls.counts["empty"] == 1
         assert ls._thread is not None and ls._thread.is_alive()
+
+
+def test_made_up_gateway_euis_do_not_grow_the_server_without_end():
+    """A stream of PULL_DATA from ever new gateway EUIs (what make fuzz's listen targets sent):
+    the server keeps the newest KEEP_GATEWAYS, forgets the oldest and counts them."""
+    from loraspot.listen.gateways import KEEP_GATEWAYS
+
+    with Listener({}, port=0) as ls:
+        h = Hotspot(ls.address[1], bytes(8))
+        for n in range(KEEP_GATEWAYS + 50):
+            h.eui = n.to_bytes(8, "big")
+            h.send(st.PULL_DATA)
+            assert h.recv()[3] == st.PULL_ACK
+        snap = ls.snapshot()
+    assert len(snap["gateways"]) == KEEP_GATEWAYS
+    assert snap["counts"]["gateways_forgotten"] == 50
+    assert (KEEP_GATEWAYS + 49).to_bytes(8, "big").hex().upper() in snap["gateways"]
+    assert bytes(8).hex().upper() not in snap["gateways"]

@@ -11,6 +11,9 @@ from typing import Protocol
 
 KEEP_FRAMES = 1000  # the newest frames and messages kept for a look; the counters say the rest
 KEEP_ERRORS = 200
+# gateways known at once; beyond it the one heard from longest ago is forgotten (and counted): a
+# stream of made-up gateway EUIs must not grow the server without end
+KEEP_GATEWAYS = 1000
 
 
 @dataclass

@@ -32,9 +32,9 @@ def parse_url(url: str) -> tuple[str, int]:
 
 
 def _name(enum, value: int) -> str:
-    """An enum value's name; a number the schema does not define (proto3 enums are open: JSON may
-    carry any) as the number."""
-    return enum.Name(value) if value in enum.values() else str(value)
+    """An enum value's name; "UNKNOWN" for a number the schema does not define (proto3 enums are
+    open: JSON may carry any), so made-up numbers do not each open a counter of their own."""
+    return enum.Name(value) if value in enum.values() else "UNKNOWN"
 
 
 class MqttSide:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from loraspot.errors import LoraspotError
 from loraspot.listen import semtech
-from loraspot.listen.gateways import KEEP_ERRORS, KEEP_FRAMES, Gateway
+from loraspot.listen.gateways import KEEP_ERRORS, KEEP_FRAMES, KEEP_GATEWAYS, Gateway
 from loraspot.lorawan import lpp
 from loraspot.lorawan.joinserver import JoinError, JoinServer
 from loraspot.resources import firmware_module
@@ -132,9 +132,10 @@ class Listener:
         # the newest frames and errors: a long-running listen keeps a bounded window, the counts say the rest
         self.frames: deque[dict] = deque(maxlen=KEEP_FRAMES)
         self.gateways: dict[str, Gateway] = {}
+        self.keep_gateways = KEEP_GATEWAYS
         self.errors: deque[str] = deque(maxlen=KEEP_ERRORS)  # malformed datagrams (what was wrong)
         self.counts = {"datagrams": 0, "malformed": 0, "rxpk": 0, "duplicates": 0, "crc_failed": 0, "frames": 0,
-                       "pull_resp": 0, "internal_errors": 0, "empty": 0}
+                       "pull_resp": 0, "internal_errors": 0, "empty": 0, "gateways_forgotten": 0}
         self._groups: dict[bytes, _Group] = {}
         self._tokens = 0
         self._stop = threading.Event()
@@ -239,7 +240,14 @@ class Listener:
 
     def gateway(self, eui: str, transport: str = "udp") -> Gateway:
         """The gateway of this EUI, known from now on, reached over `transport`."""
-        gw = self.gateways.setdefault(eui.upper(), Gateway(eui.upper(), transport=transport))
+        key = eui.upper()
+        gw = self.gateways.pop(key, None)  # taken out and put back: the newest heard is last
+        if gw is None:
+            gw = Gateway(key, transport=transport)
+            if len(self.gateways) >= self.keep_gateways:
+                del self.gateways[next(iter(self.gateways))]
+                self.counts["gateways_forgotten"] += 1
+        self.gateways[key] = gw
         gw.transport = transport
         return gw
 
@@ -370,7 +378,9 @@ class Listener:
     def _send(self, eui: str, rxpk: dict, phy: bytes, delay_us: int) -> dict:
         """A PULL_RESP to gateway eui: phy at RX1 (the region's RX1 frequency and data rate for the
         uplink's channel and data rate)."""
-        gw = self.gateways[eui]
+        gw = self.gateways.get(eui)
+        if gw is None:
+            return {"sent": False, "error": "the gateway was forgotten (more than KEEP_GATEWAYS heard since)"}
         try:
             freq, datr = self.rx1(rxpk)
         except JoinError as e:
