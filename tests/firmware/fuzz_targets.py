@@ -356,7 +356,7 @@ def _paths():
     from spot import codec
     from spot.console import Console
     from spot.fsnames import OPS
-    from spot.fsops import FileOps
+    from spot.fsops import FileOps, normalise
 
     class Clk:
         def ticks_ms(self):
@@ -442,9 +442,21 @@ def _paths():
             raise RuntimeError("a command ended in an internal error: %s" % out[:200])
         if digest in out:
             raise RuntimeError("a protected file was read: %s" % out[:200])
+        # the root's listing never shows a protected file ("/d/lock" is a file like any other)
+        root_ls = set()
+        for line in data.split(b"\n"):
+            try:
+                req = codec.decode(line)
+            except Exception:
+                continue
+            args = req.get("args")
+            if req.get("op") == "fs.ls" and isinstance(args, dict) and isinstance(args.get("path"), str):
+                if normalise(args["path"]) == "/":
+                    root_ls.add(req.get("id"))
         for line in out.split(b"\n")[:-1]:
-            ok = codec.decode(line).get("ok")
-            if isinstance(ok, dict) and any(e[0] in HIDDEN for e in ok.get("entries", ())):
+            ans = codec.decode(line)
+            ok = ans.get("ok")
+            if ans.get("id") in root_ls and isinstance(ok, dict) and any(e[0] in HIDDEN for e in ok.get("entries", ())):
                 raise RuntimeError("a protected file was listed: %s" % line[:200])
         for path, want in (("/secrets.json", SECRET), ("/secrets.json.bak", SECRET), ("/lock", b"L")):
             with open(path, "rb") as f:
