@@ -308,6 +308,22 @@ def _clear(path: Path) -> None:
         Path(str(path) + extra).unlink(missing_ok=True)
 
 
+def _sqlite_target(path: Path, make, read):
+    """A target over damaged copies of the SQLite file make(path) writes: each input replaces the
+    file (and its WAL), then read() opens and reads it."""
+    base = _sqlite_file(path, make)
+
+    def gen(rng: Rng) -> bytes:
+        return _file_mutate(rng, base)
+
+    def run(data: bytes) -> None:
+        _clear(path)
+        path.write_bytes(data)
+        read()
+
+    return gen, run, FILE_ERRORS
+
+
 def _recording_db():
     from loraspot.monitor import report
     from loraspot.monitor.record import Record, SqliteSink
@@ -320,17 +336,7 @@ def _recording_db():
         sink.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         sink.finish()
 
-    base = _sqlite_file(path, make)
-
-    def gen(rng: Rng) -> bytes:
-        return _file_mutate(rng, base)
-
-    def run(data: bytes) -> None:
-        _clear(path)
-        path.write_bytes(data)
-        report.analyse(report.load(path))
-
-    return gen, run, FILE_ERRORS
+    return _sqlite_target(path, make, lambda: report.analyse(report.load(path)))
 
 
 def _inventory():
@@ -347,21 +353,14 @@ def _inventory():
                 inv.set_secret(eui, "app_key", bytes([i]) * 16)
             inv.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    base = _sqlite_file(path, make)
-
-    def gen(rng: Rng) -> bytes:
-        return _file_mutate(rng, base)
-
-    def run(data: bytes) -> None:
-        _clear(path)
-        path.write_bytes(data)
+    def read() -> None:
         with Inventory(path, key) as inv:
             for d in inv.devices():
                 for kind in inv.secret_kinds(d.dev_eui):
                     inv.secret(d.dev_eui, kind)
                 d.public()
 
-    return gen, run, FILE_ERRORS
+    return _sqlite_target(path, make, read)
 
 
 def _vendor_euis():

@@ -253,6 +253,28 @@ class _Port:
         self.out += b.encode() if isinstance(b, str) else bytes(b)  # a UART takes text and bytes
 
 
+def _feed(con, rx, data):
+    """data to the console in pieces of len(rx), as its port delivers them; each whole request
+    line handled to its answer (the handlers of these targets never wait)."""
+    from spot import codec
+
+    i = 0
+    while i < len(data):
+        k = min(len(rx), len(data) - i)
+        rx[:k] = data[i : i + k]
+        start = 0
+        while start < k:
+            start, line = con._asm.feed(rx, start, k)
+            if line is None or line is codec.LineAssembler.TOO_LONG:
+                continue
+            coro = con.handle_line(line)
+            try:
+                coro.send(None)
+            except StopIteration:
+                pass
+        i += k
+
+
 def _console():
     import binascii
 
@@ -293,23 +315,7 @@ def _console():
 
     def run(data):
         port.out = b""
-        i = 0
-        while i < len(data):  # in pieces, as the port delivers them
-            k = min(len(rx), len(data) - i)
-            rx[:k] = data[i : i + k]
-            start = 0
-            while start < k:
-                start, line = con._asm.feed(rx, start, k)
-                if line is None:
-                    continue
-                if line is codec.LineAssembler.TOO_LONG:
-                    continue
-                coro = con.handle_line(line)
-                try:
-                    coro.send(None)
-                except StopIteration:
-                    pass
-            i += k
+        _feed(con, rx, data)
         for out in port.out.split(b"\n")[:-1]:  # every answer is a whole, valid frame
             codec.decode(out)
 
@@ -422,21 +428,7 @@ def _paths():
 
     def run(data):
         port.out = b""
-        i = 0
-        while i < len(data):
-            k = min(len(rx), len(data) - i)
-            rx[:k] = data[i : i + k]
-            start = 0
-            while start < k:
-                start, line = con._asm.feed(rx, start, k)
-                if line is None or line is codec.LineAssembler.TOO_LONG:
-                    continue
-                coro = con.handle_line(line)
-                try:
-                    coro.send(None)
-                except StopIteration:
-                    pass
-            i += k
+        _feed(con, rx, data)
         out = port.out
         if b'"internal"' in out:
             raise RuntimeError("a command ended in an internal error: %s" % out[:200])
