@@ -11,7 +11,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from loraspot.flash.mpy import compiled_firmware
+
+# Hypothesis's per-example deadline is wall time: on a loaded machine a slow example is not a
+# failing one (the properties themselves are what the tests assert)
+settings.register_profile("loraspot", deadline=None)
+settings.load_profile("loraspot")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_TESTS = ROOT / "tests" / "firmware"
