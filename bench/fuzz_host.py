@@ -106,9 +106,14 @@ def _listener(keys: dict):
     from loraspot.listen.server import Listener
 
     ls = Listener(keys, port=0, udp=False, dedup_ms=0, abp={ABP[0]: (DEV[:-1] + "9", ABP[1], ABP[2])})
-    # the gateway table holds 1,000 (each made-up EUI a new one, the oldest forgotten): 16 here,
-    # so it is full within the warm-up and the drift measured after it is what nothing bounds
+    # the gateway table holds 1,000 (each made-up EUI a new one, the oldest forgotten) and the
+    # newest frames and errors kept for a look 1,000 and 200: 16 each here, so they are full
+    # within the warm-up and the drift measured after it is what nothing bounds (full windows of
+    # messages of random sizes also swing by hundreds of blocks, hiding a slope)
+    from collections import deque
+
     ls.keep_gateways = 16
+    ls.frames, ls.errors = deque(maxlen=16), deque(maxlen=16)
     ls._stop.set()  # the harness feeds it; its socket thread stops
     ls._thread.join(5)
     ls.sock.close()
@@ -185,7 +190,7 @@ def _listen_mqtt():
 
     ls = _listener({DEV: APPKEY})
     side = MqttSide.__new__(MqttSide)  # its broker connection aside: the harness delivers the messages
-    side.ls, side.prefix, side.messages, side.conn, side.stats, side._ids = ls, "eu868", deque(maxlen=1000), {}, {}, 0
+    side.ls, side.prefix, side.messages, side.stats, side._ids = ls, "eu868", deque(maxlen=16), {}, 0
     side.client = _Client()
     ls.mqtt = side
     frames = _frames()

@@ -27,6 +27,7 @@ class Gateway:
     rxpk: int = 0
     last_stat: dict | None = None
     tx_acks: dict = field(default_factory=dict)  # error -> count
+    conn: str | None = None  # ONLINE / OFFLINE, as an MQTT gateway's state/conn last said
 
 
 class Network(Protocol):

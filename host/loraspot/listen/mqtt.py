@@ -43,7 +43,6 @@ class MqttSide:
         self.prefix = prefix
         # (topic, JSON) of the newest messages received, for checks; bounded like the server's frames
         self.messages: deque[tuple[str, dict]] = deque(maxlen=KEEP_FRAMES)
-        self.conn: dict[str, str] = {}  # gateway id -> ONLINE / OFFLINE
         self.stats: dict[str, dict] = {}
         self._ids = 0
         host, port = parse_url(url)
@@ -93,7 +92,7 @@ class MqttSide:
         self.messages.append((msg.topic, body))
         gw = ls.gateway(gid, "mqtt")
         if name == "conn":
-            self.conn[gid] = _name(gwpb.ConnState.State, message.state)
+            gw.conn = _name(gwpb.ConnState.State, message.state)  # on the gateway: forgotten with it
         elif name == "stats":
             gw.last_stat = body
         elif name == "ack":
