@@ -79,6 +79,7 @@ class Soak:
         self.air: dict[tuple[str, int], list] = {}  # (DevAddr, FCnt16) -> [heard_by, lost_by] of its copies
         self.received: set[tuple[str, int]] = set()  # (DevEUI, FCnt) the server took
         self.refused: dict[tuple[str, int], str] = {}
+        self._hs_ids: set[str] = set()
 
     # ---- what the world reports ----------------------------------------------------------------
     def _event(self, name: str, role: str, ev) -> None:
@@ -153,6 +154,9 @@ class Soak:
                     except (LoraspotError, OSError):
                         pass
             health = dict(world.health)
+            # the RF medium's radio ids of the hotspots (a board's radio registers with its MAC)
+            self._hs_ids = {str(vb.device_id) for vb, role in zip(world.boards, world.roles, strict=True)
+                            if role == "hotspot"}
             eui_of = {f"node{i}": eui for i, eui in enumerate(world.devices)}
         return self._report(boards, start, end, drops, health, eui_of, time.monotonic() - t_wall)
 
@@ -212,7 +216,7 @@ class Soak:
                     unaccounted.append(f"{node} FCnt {fcnt}: never on the air")
                     continue
                 heard, lost = copies
-                hotspot_heard = [r for r in heard if r in self._hotspot_radios()]
+                hotspot_heard = [r for r in heard if r in self._hs_ids]
                 if hotspot_heard:
                     heard_not_received += 1
                     fates["dropped by a hotspot (counted)"] += 1
@@ -253,13 +257,3 @@ class Soak:
                 "console": {"asked": sum(b.asked for b in boards), "answered": sum(b.answered for b in boards)},
                 "heap_band_b": HEAP_BAND, "warmup_minutes": WARMUP_MINUTES, "heap": heap}
 
-    def _hotspot_radios(self) -> set[str]:
-        """The RF medium's radio ids of the hotspots (a board's radio registers with its MAC)."""
-        ids = getattr(self, "_hs_ids", None)
-        if ids is None:
-            ids = set()
-            for vb, role in zip(self.world.boards, self.world.roles, strict=True):
-                if role == "hotspot":
-                    ids.add(str(vb.device_id))
-            self._hs_ids = ids
-        return ids
