@@ -118,3 +118,20 @@ def test_a_slow_disk_loses_nothing_within_the_queue():
         s.put(rec(i))
     s.close()
     assert s.overflow == 0 and [r.seq for r in s.got] == list(range(20_000))
+
+
+def test_a_recording_with_numbers_no_float_holds_is_refused_in_one_line(tmp_path):
+    """JSON allows integers of any size: one too large for a float (host_time 10**400) is a bad
+    record, not an OverflowError; in an event's data it is left out like any wrong type."""
+    from loraspot.monitor import report
+    from loraspot.monitor.record import MonitorError
+
+    line = '{"device":"a","ev":"rx","seq":1,"t":0,"host_time":%s,"data":{"rssi":%s}}\n'
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(line % ("1" + "0" * 400, "-80"))
+    with pytest.raises(MonitorError, match="line 1: not a monitor record"):
+        report.load(bad)
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(line % ("5.0", "1" + "0" * 400))
+    rep = report.analyse(report.load(odd))
+    assert rep.devices["a"].rx == 1 and rep.rssi == {}

@@ -61,16 +61,29 @@ class Record:
                    _finite(d.get("host_time", 0.0), "host_time"), d.get("boot"), d.get("port"))
 
 
+def number(v: object) -> float | None:
+    """A finite number read from JSON, or None for anything else: a bool, text, inf, nan, or an
+    integer too large for a float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _finite(v: object, key: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    f = number(v)
+    if f is None:
         raise ValueError(f"record field '{key}' is not a finite number")
-    return float(v)
+    return f
 
 
 def _whole(v: object, key: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
+    if number(v) is None or v != int(v):  # pyright: ignore[reportArgumentType] (a number here)
         raise ValueError(f"record field '{key}' is not a whole number")
-    return int(v)
+    return int(v)  # pyright: ignore[reportArgumentType]
 
 
 class Sink:

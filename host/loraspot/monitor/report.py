@@ -9,7 +9,6 @@ import base64
 import html
 import io
 import json
-import math
 import sqlite3
 import time
 from collections import defaultdict
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loraspot.monitor.record import MonitorError, Record
+from loraspot.monitor.record import number as _num  # a value of the wrong type is left out
 
 HOUR_MS = 3_600_000
 DUTY_BUDGET_MS = 36_000  # 1 % of an hour: the EU868 sub-band most uplinks use
@@ -146,18 +146,6 @@ def analyse(records: list[Record]) -> Report:
         elif r.kind in ("fault",) or (r.kind == "log" and data.get("level") == "error"):
             d.last_error = str(data.get("error") or data.get("msg") or "")
     return rep
-
-
-def _num(v: object) -> float | None:
-    """A number from an event's data, or None for anything else (a wrong type is left out, as a
-    value a board did not send)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    try:
-        f = float(v)
-    except OverflowError:
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _signal(rep: Report, r: Record) -> None:
