@@ -152,8 +152,10 @@ class App:
             "radio_faults": self.node.radio_faults if self.node is not None else self.radio_faults,
         }
         data.update(self.console.counters)
-        if self.node is not None:  # a node: whether it holds a session (joined, or ABP)
-            data["joined"] = self.node.lw.session is not None
+        if self.node is not None:  # a node: whether it holds a session (joined, or ABP), and its
+            data["joined"] = self.node.lw.session is not None  # DevAddr (sent in clear on the air)
+            if data["joined"]:
+                data["devaddr"] = self.node.devaddr()
         if self.role_stats is not None:
             data.update(self.role_stats())
         return data

@@ -65,6 +65,9 @@ def test_the_node_runs_in_the_heap_it_is_said_to_need(make_board, tmp_path, code
                 assert wait(lambda: sum("uplink" in e for e in gw.log) >= 2, 60), (gw.log, ev.events[-5:])
                 assert ev.client.hello()["radio"] == "ok"
                 _steady(ev)
+                # a joined node's stats name its DevAddr (the soak accounts its uplinks on the air by it)
+                stats = ev.client.request("stats")
+                assert stats["joined"] and stats["devaddr"].upper() in {s.devaddr_hex for s in js.sessions.values()}
             finally:
                 ev.close()
         finally:

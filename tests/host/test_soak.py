@@ -16,7 +16,7 @@ ADDR = "26011bda"
 def _soak(sent_fcnts, received=(), air=None, refused=None) -> Soak:
     s = Soak(SoakOptions(device_hours=1))
     s.sent = {"node0": [(f, (f + 1) * MIN) for f in sent_fcnts]}
-    s.devaddr = {"node0": ADDR}
+    s.devaddr = {"node0": {ADDR}}
     s.received = {(EUI, f) for f in received}
     s.air = air or {}
     s.refused = refused or {}
@@ -89,3 +89,18 @@ def test_free_heap_leaving_its_band_after_warm_up_fails_and_inside_it_passes():
     rep = _report(_soak((0,), received=(0,)), boards=_boards(heap=warmup_dip))
     assert rep["ok"], rep["failures"]
     assert rep["heap"]["node0"] == {"at_warmup_end": 28000, "min": 28000, "max": 30000}  # minute 11: 28000
+
+
+def test_a_devaddr_from_a_stats_answer_accounts_for_a_node_whose_join_event_was_missed():
+    class Client:
+        def request(self, op, timeout=None):
+            assert op == "stats"
+            return {"heap_free": 30000, "up_ms": 1000, "joined": True, "devaddr": ADDR.upper()}
+
+    s = _soak(range(3), received=(0, 2), air={(ADDR, 1): [set(), {"hs0": "below sensitivity"}]})
+    s.devaddr = {}  # its join event came before the console client was attached
+    assert not _report(s)["ok"]  # without the DevAddr the lost uplink is not accounted
+    s._ask(_Board("node0", "node"), Client(), 1)
+    rep = _report(s)
+    assert rep["ok"], rep["failures"]
+    assert rep["fates"] == {"received": 2, "lost on the air: below sensitivity": 1}

@@ -75,7 +75,9 @@ class Soak:
         self._lock = threading.Lock()
         self.sent: dict[str, list[tuple[int, int]]] = {}  # node -> [(fcnt, device µs)]
         self.not_sent: Counter = Counter()  # uplinks a node reported it could not send, by reason
-        self.devaddr: dict[str, str] = {}  # node -> DevAddr (from its join)
+        # node -> every DevAddr it had (its join events, and its stats answers: a join event can
+        # come before the world's console client is attached, and be missed)
+        self.devaddr: dict[str, set[str]] = {}
         self.air: dict[tuple[str, int], list] = {}  # (DevAddr, FCnt16) -> [heard_by, lost_by] of its copies
         self.received: set[tuple[str, int]] = set()  # (DevEUI, FCnt) the server took
         self.refused: dict[tuple[str, int], str] = {}
@@ -88,7 +90,7 @@ class Soak:
             return
         with self._lock:
             if ev.kind == "join" and d.get("ok") and d.get("devaddr"):
-                self.devaddr[name] = str(d["devaddr"]).lower()
+                self.devaddr.setdefault(name, set()).add(str(d["devaddr"]).lower())
             elif ev.kind == "uplink":
                 if "error" in d:
                     self.not_sent[f"not sent by the node: {str(d['error'])[:60]}"] += 1
@@ -177,6 +179,9 @@ class Soak:
             b.no_answer.append(f"minute {minute}: {e}")
             return
         b.answered += 1
+        if isinstance(st.get("devaddr"), str):
+            with self._lock:
+                self.devaddr.setdefault(b.name, set()).add(st["devaddr"].lower())
         if isinstance(st.get("heap_free"), int):
             b.heap.append((minute, st["heap_free"]))
         up = st.get("up_ms")
@@ -200,7 +205,7 @@ class Soak:
                 if b != a + 1:
                     gaps.append(f"{node}: FCnt {a} then {b}")
             eui = eui_of.get(node, "")
-            addr = self.devaddr.get(node, "")
+            addrs = sorted(self.devaddr.get(node, ()))
             for fcnt, t in ups:
                 if (eui, fcnt) in self.received:
                     fates["received"] += 1
@@ -211,11 +216,13 @@ class Soak:
                 if (eui, fcnt) in self.refused:
                     fates[f"refused by the server: {self.refused[(eui, fcnt)][:50]}"] += 1
                     continue
-                copies = self.air.get((addr, fcnt & 0xFFFF))
-                if copies is None:
-                    unaccounted.append(f"{node} FCnt {fcnt}: never on the air")
+                found = [self.air[(a, fcnt & 0xFFFF)] for a in addrs if (a, fcnt & 0xFFFF) in self.air]
+                if not found:
+                    unaccounted.append(f"{node} FCnt {fcnt}: never on the air"
+                                       + ("" if addrs else " (its DevAddr never seen)"))
                     continue
-                heard, lost = copies
+                heard = set().union(*(c[0] for c in found))
+                lost = {k: v for c in found for k, v in c[1].items()}
                 hotspot_heard = [r for r in heard if r in self._hs_ids]
                 if hotspot_heard:
                     heard_not_received += 1
