@@ -2,6 +2,8 @@
 #   vradio_peer.py HOST PORT ID X SPEED rx-cont COUNT
 #   vradio_peer.py HOST PORT ID X SPEED rx-window WORLD_START SYMBOLS
 #   vradio_peer.py HOST PORT ID X SPEED tx WORLD_DEADLINE PAYLOAD_HEX
+#   vradio_peer.py HOST PORT ID X SPEED rx-tx WORLD_DEADLINE PAYLOAD_HEX  (listening, then a transmit;
+#       then the packets it received)
 # Prints one JSON line per result; "ready" once listening.
 import asyncio
 import binascii
@@ -43,6 +45,13 @@ async def main():
             out(event="timeout")
         else:
             report(p)
+    elif mode == "rx-tx":
+        radio.start_receive()
+        out(event="ready")
+        deadline = radio.ticks(int(args[0]))
+        start, end = await radio.transmit_at(binascii.unhexlify(args[1]), deadline)
+        out(world_start=radio.world(start), world_end=radio.world(end))
+        report(await radio.recv())
     else:
         radio.configure(iq_inverted=args[2] == "down" if len(args) > 2 else False)
         deadline = radio.ticks(int(args[0]))

@@ -209,3 +209,30 @@ def test_made_up_gateway_euis_do_not_grow_the_server_without_end():
     assert snap["counts"]["gateways_forgotten"] == 50
     assert (KEEP_GATEWAYS + 49).to_bytes(8, "big").hex().upper() in snap["gateways"]
     assert bytes(8).hex().upper() not in snap["gateways"]
+
+
+def test_a_late_copy_of_an_uplink_is_refused_as_such_and_says_whose_it_was():
+    """A gateway's store-and-forward can deliver FCnt 5 after FCnt 6 went through another: the
+    server refuses it (its count is not above the last) and names it, as a network server does,
+    instead of a bare MIC failure of the count rolled over."""
+    from loraspot.listen.server import _Group
+
+    addr, nwk, app = "26011BDA", bytes(range(16, 32)), bytes(range(32, 48))
+    ls = Listener({}, port=0, udp=False, abp={addr: (DEV, nwk, app)})
+    try:
+        wire = bytes.fromhex(addr)[::-1]
+        rx = {"rssi": -60, "lsnr": 7.5, "tmst": 1, "freq": 868.1, "datr": "SF7BW125", "chan": 0}
+
+        def handle(fcnt: int, key: bytes = nwk) -> dict:
+            phy = frame.build(key, app, wire, fcnt, uplink=True, fport=2, payload=b"\x01")
+            return ls._handle(_Group(0.0, phy, [("AA555A0000000101", rx)]))
+
+        assert handle(6)["fcnt"] == 6 and "error" not in handle(7)
+        late = handle(5)
+        assert late["error"] == "FCnt 5 not above the last (7): a late or replayed frame", late
+        assert (late["dev_eui"], late["devaddr"], late["fcnt16"]) == (DEV, addr, 5)
+        forged = handle(8, key=bytes(16))  # a wrong key is still a MIC failure, of a known DevAddr
+        assert forged["error"] == "MIC does not verify" and forged["fcnt16"] == 8
+        assert handle(8)["fcnt"] == 8  # the session went on
+    finally:
+        ls.close()

@@ -104,3 +104,14 @@ def test_a_devaddr_from_a_stats_answer_accounts_for_a_node_whose_join_event_was_
     rep = _report(s)
     assert rep["ok"], rep["failures"]
     assert rep["fates"] == {"received": 2, "lost on the air: below sensitivity": 1}
+
+
+def test_a_late_copy_the_server_refused_is_accounted_by_the_count_on_the_air():
+    s = _soak(range(3), received=(0, 2))
+    s._frame({"type": "uplink", "dev_eui": EUI.lower(), "devaddr": ADDR.upper(), "fcnt16": 1,
+              "error": "FCnt 1 not above the last (2): a late or replayed frame"})
+    s._frame({"type": "uplink", "error": "unknown DevAddr", "devaddr": "01020304", "fcnt16": 9})  # not ours
+    rep = _report(s)
+    assert rep["ok"], rep["failures"]
+    assert rep["fates"] == {"received": 2,
+                            "refused by the server: FCnt N not above the last (N): a late or replayed frame": 1}

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from loraspot.sim.medium import Medium, airtime_module
+from loraspot.sim.medium import RX, Cfg, Medium, airtime_module
 
 from tests.conftest import FIRMWARE_TESTS, HEAP, firmware_env, micropython
 
@@ -83,6 +83,31 @@ def test_two_boards_exchange_frames_rx_done_is_deadline_plus_airtime(peers):
             assert got["airtime"] == toa(len(payload))  # the firmware's own time on air agrees
             assert got["freq"] == 868_100_000 and got["sf"] == 7
             assert got["rssi"] == round(14 - medium.path_loss_db((0, 0, 0), (500, 0, 0), 868_100_000))
+
+
+class _PacketBeforeTransmit(Medium):
+    """A medium that, on a radio's transmit command, first hands it a frame heard before it (on a
+    real medium the two cross: the packet was sent before the command was taken)."""
+
+    frame = b"heard just before"
+
+    def handle(self, data: bytes, addr) -> None:
+        radio = self.by_addr.get(addr)
+        if data[:1] == b"T" and radio is not None:
+            now = self.now()
+            cfg = Cfg.unpack(data, 9)
+            self._send(addr, b"P" + RX.pack(now, -70, 28) + cfg.pack() + self.frame)
+        super().handle(data, addr)
+
+
+def test_a_packet_that_crosses_a_transmit_command_is_received_not_taken_for_its_answer(peers):
+    with _PacketBeforeTransmit() as medium:
+        deadline = medium.now() + MARGIN_US
+        hs = peers(medium, "hs", 0, 1, "rx-tx", str(deadline), b"downlink".hex())
+        assert hs.line()["event"] == "ready"
+        sent = hs.line()
+        assert (sent["world_start"], sent["world_end"]) == (deadline, deadline + toa(8))  # the real answer
+        assert bytes.fromhex(hs.line()["payload"]) == _PacketBeforeTransmit.frame  # and the packet kept
 
 
 def test_receive_window_across_processes(peers):

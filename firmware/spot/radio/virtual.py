@@ -52,7 +52,7 @@ class VirtualRadio(Radio):
         self.speed = clock.speed
         self._msg = bytearray(1 + 8 + 2 + _CFG_SIZE + 255)
         self._reply = None
-        self._waiting = None  # b"D" or b"W" while an operation waits for the medium
+        self._waiting = None  # b"D", b"Q" or b"W" while an operation waits for the medium
         self._reply_flag = asyncio.ThreadSafeFlag()
         self._expired = False
         self._task = None
@@ -107,14 +107,19 @@ class VirtualRadio(Radio):
             except OSError:
                 continue
             kind = data[0]
-            if kind == 0x50 and self._waiting is None:  # "P" in continuous receive
-                if self.receiving:
-                    p = self._slot()
-                    if p is not None and self._fill(p, data):
-                        self._commit(p)
-            elif kind in (0x44, 0x50, 0x4F, 0x45, 0x51) and self._waiting is not None:  # D, P, O, E, Q
+            w = self._waiting
+            # the answer to what is awaited: D (transmit done), Q (carrier sense), P or O (a window's
+            # packet or its end); E (the medium's error) for any of them
+            if w is not None and (kind == 0x45 or kind == w[0] or (w == b"W" and kind in (0x50, 0x4F))):
                 self._reply = data
                 self._reply_flag.set()
+            elif kind == 0x50 and (self.receiving or w is not None):
+                # a packet of continuous receive, also when it comes while a transmit or a carrier
+                # sense waits for its answer: the medium sent it before it took that command, so the
+                # frame ended while the chip still listened (taken as the answer, it was lost)
+                p = self._slot()
+                if p is not None and self._fill(p, data):
+                    self._commit(p)
 
     def _fill(self, p, data):
         n = len(data) - 1 - 12 - _CFG_SIZE

@@ -329,6 +329,12 @@ class Listener:
         except (JoinError, ValueError) as e:
             frame.setdefault("type", "join" if mtype == 0 else "uplink")
             frame["error"] = str(e)
+            if mtype in (2, 4) and len(g.phy) >= 8:  # whose frame was refused, as far as it tells
+                frame.setdefault("devaddr", g.phy[1:5][::-1].hex().upper())
+                frame["fcnt16"] = int.from_bytes(g.phy[6:8], "little")
+                known = self.js.sessions.get(bytes(g.phy[1:5]))
+                if known is not None:
+                    frame.setdefault("dev_eui", known.dev_eui)
         return frame
 
     def _refresh_keys(self) -> bool:

@@ -11,6 +11,7 @@ makes the run slower, not different."""
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections import Counter
@@ -80,7 +81,7 @@ class Soak:
         self.devaddr: dict[str, set[str]] = {}
         self.air: dict[tuple[str, int], list] = {}  # (DevAddr, FCnt16) -> [heard_by, lost_by] of its copies
         self.received: set[tuple[str, int]] = set()  # (DevEUI, FCnt) the server took
-        self.refused: dict[tuple[str, int], str] = {}
+        self.refused: dict[tuple[str, int], str] = {}  # (DevEUI, FCnt16) -> the server's reason
         self._hs_ids: set[str] = set()
 
     # ---- what the world reports ----------------------------------------------------------------
@@ -101,11 +102,11 @@ class Soak:
         if f.get("type") != "uplink" or not f.get("dev_eui"):
             return
         with self._lock:
-            key = (str(f["dev_eui"]).upper(), int(f.get("fcnt") or 0))
-            if "error" in f:
-                self.refused[key] = str(f["error"])
+            eui = str(f["dev_eui"]).upper()
+            if "error" in f:  # a refused frame's count is the one on the air (16 bits)
+                self.refused[(eui, int(f.get("fcnt16", f.get("fcnt")) or 0) & 0xFFFF)] = str(f["error"])
             else:
-                self.received.add(key)
+                self.received.add((eui, int(f.get("fcnt") or 0)))
 
     def _air(self, frame) -> None:
         key = _uplink_key(frame.payload)
@@ -213,8 +214,9 @@ class Soak:
                 if t > end - SETTLE_S * 1_000_000:
                     in_flight += 1
                     continue
-                if (eui, fcnt) in self.refused:
-                    fates[f"refused by the server: {self.refused[(eui, fcnt)][:50]}"] += 1
+                why = self.refused.get((eui, fcnt & 0xFFFF))
+                if why is not None:
+                    fates[f"refused by the server: {re.sub(r'[0-9]+', 'N', why)[:60]}"] += 1
                     continue
                 found = [self.air[(a, fcnt & 0xFFFF)] for a in addrs if (a, fcnt & 0xFFFF) in self.air]
                 if not found:
