@@ -420,22 +420,28 @@ class VirtualBoard:
         with os.fdopen(fd, "rb") as side:
             for raw in side:
                 kind, arg = _vside.parse(raw)
-                if kind == _vside.SCRIPTS:
-                    self.uart.scripts_started()
-                elif kind == _vside.RTC:
-                    self._rtc = bytes.fromhex(arg)
-                elif kind == _vside.SENSOR:  # a virtual sensor was read: what it measured
-                    with contextlib.suppress(ValueError):
-                        self._status({"event": "sensor", **json.loads(arg)})
-                elif kind == _vside.WDT:  # the watchdog started (with its timeout) or was fed
-                    if arg:
-                        self._wdt_ms = int(arg)
-                    self._wdt_due = time.monotonic() + self._wdt_ms / 1000.0 / self.opts.speed
-                elif kind == _vside.HEAPSHORT:  # the boot code outgrew its allowance
-                    self._status({"event": "heapshort", "bytes": int(arg)})
-                else:
-                    messages.append((kind, arg))
+                try:
+                    self._side_message(kind, arg, messages)
+                except ValueError:  # a line cut short (the interpreter stopped in the middle of it)
+                    self._status({"event": "side_garbled", "line": raw[:80].decode("ascii", "replace")})
         return messages
+
+    def _side_message(self, kind: bytes, arg: str, messages: list) -> None:
+        if kind == _vside.SCRIPTS:
+            self.uart.scripts_started()
+        elif kind == _vside.RTC:
+            self._rtc = bytes.fromhex(arg)
+        elif kind == _vside.SENSOR:  # a virtual sensor was read: what it measured
+            with contextlib.suppress(ValueError):
+                self._status({"event": "sensor", **json.loads(arg)})
+        elif kind == _vside.WDT:  # the watchdog started (with its timeout) or was fed
+            if arg:
+                self._wdt_ms = int(arg)
+            self._wdt_due = time.monotonic() + self._wdt_ms / 1000.0 / self.opts.speed
+        elif kind == _vside.HEAPSHORT:  # the boot code outgrew its allowance
+            self._status({"event": "heapshort", "bytes": int(arg)})
+        else:
+            messages.append((kind, arg))
 
     def _watchdog(self, proc: subprocess.Popen) -> None:
         """The ESP32's task watchdog: a board whose firmware stopped feeding it is reset."""
