@@ -6,6 +6,32 @@ try:
     import micropython
 
     micropython.kbd_intr(-1)
+    import os
+
+    try:  # littlefs made consistent by a write operation before any read (otaboot.settle)
+        os.remove("/.ota/settle")
+    except OSError:
+        pass
+    _ota = False
+    for _p in ("/.ota/state.json", "/.ota/state.json.bak"):
+        try:
+            os.stat(_p)
+            _ota = True
+        except OSError:
+            pass
+    if _ota:  # an update over the air: switch to it, count its boots on trial, or roll it back
+        try:
+            import otaboot
+
+            otaboot.boot()
+        except Exception as _ota_e:  # the app runs all the same (spot.app reports the update's state)
+            import sys
+
+            sys.print_exception(_ota_e)
+        import sys
+
+        sys.modules.pop("otaboot", None)  # its code is not needed again unless an update is on trial
+        otaboot = None
     import spot.app
 
     spot.app.main()
@@ -13,6 +39,15 @@ except BaseException as _e:
     import micropython
 
     micropython.kbd_intr(-1)
+    try:  # an app on trial that fails to start: a reset, so that its boots count towards the rollback
+        with open("/.ota/state.json") as _f:
+            _trial = '"phase": "trial"' in _f.read()
+    except BaseException:
+        _trial = False
+    if _trial:
+        import machine
+
+        machine.reset()
     try:
         with open("/lock", "rb") as _f:
             _production = _f.read(1) == b"P"

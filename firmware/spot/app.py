@@ -40,6 +40,11 @@ class App:
         self.radio_fault = None  # the hotspot's radio failure while it waits to open it again
         self.radio_faults = 0
         self.lock = b""  # spot.fsnames.LOCK_PATH's content: b"L" locked, b"P" locked in production
+        self.update = None  # the state of an update over the air (otaboot), read once at boot
+        self.app_version = ""  # the first 12 hex digits of /app.json's SHA-256
+        self.ota_port = 0  # the port updates over the air are taken on (a hotspot with ota_port)
+        self.ota_busy = False
+        self.ota_counts = {"sessions": 0, "refused": 0, "staged": 0}
 
     def register(self):
         c = self.console
@@ -129,7 +134,27 @@ class App:
             "micropython": "%d.%d.%d" % sys.implementation.version[:3],
             "mpy": "%d.%d" % (sys.implementation._mpy & 0xFF, sys.implementation._mpy >> 8 & 3),
             "radio": self.radio_status(),
+            "app": self.app_info(),
         }
+
+    def app_info(self):
+        """The app's version, and of an update over the air: its phase, the previous version and
+        the last rollback with its reason."""
+        st = self.update
+        if not self.app_version:
+            self.app_version = _version_of("/app.json")
+        out = {"version": self.app_version}  # type: dict[str, Any]
+        if st:
+            out["phase"] = st.get("phase")
+            out["previous"] = st.get("prev")
+            out["label"] = st.get("label")
+            out["rollbacks"] = st.get("rollbacks", 0)
+            if st.get("why"):
+                out["last_rollback"] = st.get("why")
+        if self.ota_port:
+            out["ota_port"] = self.ota_port
+            out["ota"] = self.ota_counts
+        return out
 
     def radio_status(self):
         """"ok", "starting", "fault: <why>", or None when the role uses no radio (idle)."""
@@ -282,6 +307,10 @@ class App:
             self.console.event("log", {"level": "warn", "msg": w})
         if self.node is not None:
             self.node.report_start()
+        if self.update:
+            from spot import otaapp
+
+            otaapp.report(self)
         if self.safe_mode:
             # Crashed again and again right after start: serve only the console so the host can
             # read the crash log and repair files.
@@ -297,6 +326,14 @@ class App:
                 self._start_hotspot(parts)
             elif role == "hotspot":
                 asyncio.create_task(self._hotspot_retry())
+            if role == "hotspot" and self.config.get("ota_port"):
+                from spot import otaapp
+
+                asyncio.create_task(otaapp.listen(self))
+        if self.update and self.update.get("phase") == "trial":
+            from spot import otaapp
+
+            asyncio.create_task(otaapp.trial(self))
         await self.console.serve()
 
     def _build_hotspot(self):
@@ -387,6 +424,42 @@ CONFIG_PAGE = 12  # config values per config.get answer
 SAFE_MODE_STREAK = 3  # crashes in a row that put the board in safe mode (console only)
 
 
+def _version_of(path):
+    """An app's version: the first 12 hex digits of its manifest's SHA-256 (otaboot.version_of)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    buf = bytearray(256)
+    try:
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(memoryview(buf)[:n])
+    except OSError:
+        return ""
+    return binascii.hexlify(h.digest()).decode()[:12]
+
+
+def _read_update(app):
+    """The state of an update over the air, when there is one (otaboot loaded only then)."""
+    try:
+        os.stat("/.ota/state.json")
+    except OSError:
+        try:
+            os.stat("/.ota/state.json.bak")
+        except OSError:
+            return
+    try:
+        import otaboot
+
+        app.update = otaboot.state()
+    except (ImportError, OSError, ValueError):
+        pass
+    unload("otaboot")
+
+
 def main():
     gc.collect()  # drop what compiling the modules left behind before the first flash write
     board = Board.load()  # a bad profile stops here, before anything could reset in a loop
@@ -402,6 +475,7 @@ def main():
         console.events_enabled = config.get("console_events")
         app = App(board, config, board.secrets(), clock, console)
         app.lock = lock
+        _read_update(app)
         app.safe_mode = app.reset_cause == "crash" and board.crash_streak >= SAFE_MODE_STREAK
         asyncio.run(app.run())
     except Exception as e:

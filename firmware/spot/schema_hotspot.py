@@ -20,4 +20,5 @@ SCHEMA = {
     "packet_events": ("bool", True, None),  # a console event per received packet and downlink
     "position": ("pos", "", None),  # "lat,lon,alt" for the stat object, empty when unknown
     "wifi_ssid": ("str", "", 32),  # its password is the secret wifi_password
+    "ota_port": ("int", 0, (0, 65535)),  # TCP port of updates over the air (spot.ota); 0: off
 }

@@ -166,6 +166,9 @@ def app_files(profile: dict, config: dict | None = None, mpy_dir: Path | None = 
     lib, pattern = (Path(mpy_dir), "*.mpy") if mpy_dir else (fw, "*.py")
     for src in sorted((lib / "spot").rglob(pattern)):
         files["lib/" + src.relative_to(lib).as_posix()] = src.read_bytes()
+    for src in sorted(lib.glob(pattern)):  # modules beside the package (otaboot: the update guard)
+        if src.name not in ("boot.py", "main.py"):
+            files["lib/" + src.name] = src.read_bytes()
     files["board.json"] = json.dumps(profile, indent=1).encode()
     files[MANIFEST] = manifest_bytes(files)
     if config:

