@@ -144,18 +144,17 @@ class Session:
             raise Refused("bad_digest", "the manifest received is not the one signed")
         if await self._receive(r, otaboot.DIR + "/pack.part", psize) != pdigest:
             raise Refused("bad_digest", "the pack received is not the one signed")
-        files, total = self._unpack(otaboot.DIR + "/pack.part", buf)
+        with open(otaboot.DIR + "/list", "w") as listing:
+            files, total = self._unpack(otaboot.DIR + "/pack.part", buf, listing)
+            listing.write("app.json\t%d\n" % (0 if exists("/app.json") else 1))
         remove(otaboot.DIR + "/pack.part")
         os.rename(otaboot.DIR + "/app.json.part", STAGE + "app.json")
-        with open(otaboot.DIR + "/list", "w") as f:
-            for path in files + ["app.json"]:
-                f.write("%s\t%d\n" % (path, 0 if exists("/" + path) else 1))
         label = head.get("label")
         otaboot.save({"phase": "staged", "app": version_of(STAGE + "app.json"), "prev": version_of("/app.json"),
                       "label": label if isinstance(label, str) else "", "rollbacks": st.get("rollbacks", 0)})
         self.counts["staged"] += 1
-        ok = {"files": len(files), "bytes": total, "app": version_of(STAGE + "app.json")}
-        app.console.event("ota", {"staged": ok["app"], "files": len(files)})
+        ok = {"files": files, "bytes": total, "app": version_of(STAGE + "app.json")}
+        app.console.event("ota", {"staged": ok["app"], "files": files})
         await self._answer(w, {"ok": ok})
         return True
 
@@ -190,9 +189,11 @@ class Session:
                 left -= len(part)
         return _hex(h.digest())
 
-    def _unpack(self, pack, buf):
-        """The pack's files into the staging area, each one read back from flash and checked."""
-        files = []
+    def _unpack(self, pack, buf, listing):
+        """The pack's files into the staging area, each one read back from flash and checked, and
+        named in `listing` as it goes (no list of them in the heap: a whole library is 70 paths).
+        Returns (number of files, bytes)."""
+        files = 0
         total = 0
         with open(pack, "rb") as f:
             while True:
@@ -232,7 +233,8 @@ class Session:
                         h.update(memoryview(buf)[:k])
                 if h.digest() != want:
                     raise Refused("flash", "%s reads back differently from what was written" % path)
-                files.append(path)
+                listing.write("%s\t%d\n" % (path, 0 if exists("/" + path) else 1))
+                files += 1
                 total += size
         return files, total
 

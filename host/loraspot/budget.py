@@ -26,6 +26,13 @@ NEED_KB = {
     ("hotspot-mqtt", "littlefs"): 156,
     ("hotspot-mqtt", "romfs"): 106,
 }
+# The smallest heap in which a hotspot forwarding on its backhaul also completes an update over the
+# air (a session of one changed module: bench/ota.py bisects it in 4 KB steps on the virtual board).
+# The session's code is loaded into the heap for it (spot.ota, spot.auth, otaboot). Where no figure
+# was measured, the feature is refused rather than guessed.
+OTA_NEED_KB = {
+    ("hotspot-udp", "littlefs"): 196,
+}
 # Heap a board's budget must give beyond that: console requests under load, a config write, a
 # downlink (the console also keeps its own 4 KB reserve, inside NEED_KB).
 HEADROOM_KB = 6
@@ -92,3 +99,24 @@ def check(profile: dict, role: str, backhaul: str | None = None) -> Fit:
         raise RoleDoesNotFit(f.message())
     return f
 
+
+
+class OtaDoesNotFit(LoraspotError):
+    exit_code = 2
+
+
+def check_ota(profile: dict, backhaul: str | None = None) -> int:
+    """Refuse (OtaDoesNotFit) updates over the air on a hotspot whose heap cannot hold a session
+    beside forwarding, before anything is written; the measured need in KB otherwise."""
+    key = role_key("hotspot", backhaul)
+    code = "romfs" if profile["flash"]["partitions"].get("romfs") else "littlefs"
+    need = OTA_NEED_KB.get((key, code))
+    where = f"board {profile['id']} ({key}, {'library in ROMFS' if code == 'romfs' else 'library on littlefs'})"
+    if need is None:
+        raise OtaDoesNotFit(f"updates over the air are not measured for {where}: left off (docs/ota.md)")
+    budget = profile["memory"]["heap_kb"]["wifi"]
+    if budget - need < HEADROOM_KB:
+        raise OtaDoesNotFit(f"updates over the air do not fit {where}: a session beside forwarding needs {need} KB "
+                            f"of heap and {HEADROOM_KB} KB of headroom, the board's image gives {budget} KB; "
+                            f"use {ways_out().split(', or')[0]}")
+    return need

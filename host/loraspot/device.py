@@ -66,6 +66,17 @@ def config_set(client: ConsoleClient, values: dict, check_fit: bool = True) -> d
         if role == "hotspot" and backhaul is None:
             backhaul = client.request("config.get", {"key": "backhaul"})["value"]
         role_fits(client.hello().get("board"), str(role), backhaul)
+    if check_fit and values.get("ota_port"):  # updates over the air: refused where a session cannot fit
+        from loraspot import boards, budget
+        from loraspot.errors import BoardProfileError
+
+        try:
+            profile = boards.get(str(client.hello().get("board")))
+        except BoardProfileError:
+            profile = None
+        if profile is not None:
+            backhaul = values.get("backhaul") or client.request("config.get", {"key": "backhaul"})["value"]
+            budget.check_ota(profile, str(backhaul))
     room = client.max_request - (200 if client.admin_key is not None else 48)
     out: dict = {}
     group: dict = {}

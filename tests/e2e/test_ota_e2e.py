@@ -260,3 +260,40 @@ def test_targets_are_read_as_host_and_port(text, want):
 def test_a_bad_target_is_a_one_line_error(text):
     with pytest.raises(host_ota.OtaError):
         host_ota.parse_target(text)
+
+
+def test_the_cli_deploys_over_the_air_signed_with_the_inventory(hotspot, tmp_path, monkeypatch, capsys):
+    """`loraspot deploy --ota` as a user runs it: the admin key from the inventory that provisioned
+    the board (found by the MAC the board greets with), one line of result."""
+    from loraspot.cli.main import main
+    from loraspot.provision.inventory import Inventory
+
+    _h, target, ev = hotspot
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
+    monkeypatch.setenv("COLUMNS", "60")
+    inv = tmp_path / "inv.sqlite"
+    with Inventory(inv) as i:
+        i.register("70B3D57ED00000F1", _greet(target)["id"], board="virtual", role="hotspot")
+        i.set_secret("70B3D57ED00000F1", "admin_key", ADMIN)
+    # the files it sends are the installed ones with one module changed, as after an upgrade
+    files = _changed_module(tmp_path)
+    monkeypatch.setattr("loraspot.flash.deploy.app_files", lambda _profile: files)
+    boots = _boots(ev)
+    assert main(["deploy", "--ota", target, "--inventory", str(inv), "--label", "r2"]) == 0
+    out = capsys.readouterr().out
+    assert "sent 1 file(s)" in out and "lib/spot/lpp.mpy" in out, out
+    assert wait(lambda: any("passed" in e for e in ev.of("ota")), 60), ev.of("ota")
+    assert _boots(ev) == boots + 1 and ev.client.request("hello")["app"]["label"] == "r2"
+    # a board the inventory does not know: one line saying what to do, nothing sent
+    files["lib/spot/lpp.mpy"] += b"\0"
+    assert main(["deploy", "--ota", target, "--inventory", str(tmp_path / "none.sqlite")]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--inventory" in err and len(err.strip().splitlines()) == 1, err
+    assert _boots(ev) == boots + 1
+
+
+def test_the_cli_refuses_a_bad_target_in_one_line():
+    r = subprocess.run([sys.executable, "-m", "loraspot", "deploy", "--ota", "hs.local:99999"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "port is a number" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -192,20 +192,41 @@ def restore_cmd(ctx, port: str, baud: str | None, file: Path) -> None:
               help="console: loraspot's console protocol; mpremote: raw REPL, for stock MicroPython.")
 @options.board(help="Board profile (needed with --via mpremote).")
 @click.option("--dry-run", is_flag=True, help="Only list the files that would be sent.")
+@click.option("--ota", "ota_targets", multiple=True, metavar="HOST[:PORT]",
+              help="Over the network instead: a hotspot's update service (config ota_port, default port 3232); "
+                   "repeat for several. Signed with the admin key from --inventory.")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Inventory holding the boards' admin keys (for --ota).")
+@click.option("--label", default="", help="A name for this release, shown by hello and monitor (for --ota).")
 @click.pass_obj
-def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str | None, dry_run: bool) -> None:
+def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str | None, dry_run: bool,
+               ota_targets: tuple[str, ...], inventory: Path | None, label: str) -> None:
     """Send only the app files that changed, each written atomically, then reboot once; several
-    boards in parallel."""
+    boards in parallel. With --ota, over the network: the board stages the files, switches at its
+    next boot and goes back to the previous app by itself if the new one fails its health check."""
     from concurrent.futures import ThreadPoolExecutor
 
     from loraspot.flash import deploy
 
-    targets = [t.port for t in flasher.resolve_targets(list(ports), every, None)]
+    if ota_targets:
+        from loraspot.flash import ota
+
+        if ports or every:
+            raise click.UsageError("--ota and --port/--all are two ways to reach a board: give one")
+        for t in ota_targets:
+            ota.parse_target(t)  # every target checked before anything is sent
+        targets = list(ota_targets)
+    else:
+        targets = [t.port for t in flasher.resolve_targets(list(ports), every, None)]
     if via == "mpremote" and not board_id:
         raise click.UsageError("--via mpremote needs --board")
 
     def one(port: str):
         try:
+            if ota_targets:
+                from loraspot.flash import ota
+
+                return ota.deploy_ota(port, inventory=inventory, label=label, dry_run=dry_run)
             if via == "mpremote":
                 return deploy.via_mpremote(port, boards.get(board_id or ""))
             return deploy.deploy(port, dry_run=dry_run)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from loraspot import boards
 from loraspot.console.codec import canonical
+from loraspot.errors import LoraspotError
 from loraspot.flash import deploy as serial_deploy
 from loraspot.flash import image as fsimage
 
@@ -24,7 +25,13 @@ MAX_GREETING = 4096
 
 
 class OtaError(serial_deploy.DeployError):
-    pass
+    def __init__(self, msg: str, code: str = "") -> None:
+        super().__init__(msg)
+        self.code = code  # the board's refusal code, when it refused
+
+
+RETRY = ("busy", "no_memory")  # refusals that say "try again": a session closing, a heap peak
+ATTEMPTS = 3
 
 
 def parse_target(target: str) -> tuple[str, int]:
@@ -125,7 +132,20 @@ def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Pa
                wait: float = 120.0, timeout: float = 30.0) -> serial_deploy.DeployResult:
     """Send the files that differ from the board's manifest; wait (up to `wait` wall seconds)
     until it is back with the new version. The admin key comes from the inventory that
-    provisioned the board unless given."""
+    provisioned the board unless given. A refusal that says "try again" (another session still
+    closing, the board's heap at a peak) is tried again, ATTEMPTS times in all."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _deploy_ota(target, files, inventory, admin_key, label, dry_run, wait, timeout)
+        except OtaError as e:
+            if e.code not in RETRY or attempt == ATTEMPTS:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
+def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | None, admin_key: bytes | None,
+                label: str, dry_run: bool, wait: float, timeout: float) -> serial_deploy.DeployResult:
     host, port = parse_target(target)
     start = time.monotonic()
     res = serial_deploy.DeployResult(f"{host}:{port}")
@@ -133,7 +153,7 @@ def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Pa
     try:
         greet = s.line()
         if "err" in greet:
-            raise OtaError(f"{res.port}: {greet.get('msg') or greet['err']}")
+            raise OtaError(f"{res.port}: {greet.get('msg') or greet['err']}", greet["err"])
         if greet.get("ota") != 1 or not isinstance(greet.get("nonce"), str):
             raise OtaError(f"{res.port}: not a loraspot update service")
         remote_bytes = s.read(int(greet.get("manifest") or 0))
@@ -162,18 +182,22 @@ def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Pa
         if admin_key is None:
             from loraspot.provision.provision import held_admin_key
 
-            admin_key, _ = held_admin_key({"id": greet.get("id")}, res.port, inventory)
+            try:
+                admin_key, _ = held_admin_key({"id": greet.get("id")}, res.port, inventory)
+            except LoraspotError as e:  # its words are for a locked console: an update always needs the key
+                raise OtaError(str(e).replace("the board is locked; its", "an update over the air is signed with "
+                                              "the board's admin key; it", 1)) from None
         pack = serial_deploy.make_pack({"/" + p: files[p] for p in changed})
         head = {"manifest": [len(manifest), hashlib.sha256(manifest).hexdigest()],
                 "pack": [len(pack), hashlib.sha256(pack).hexdigest()], "label": label}
         s.send(json.dumps({**head, "mac": sign(admin_key, bytes.fromhex(greet["nonce"]), head)}).encode() + b"\n")
         go = s.line()
         if "err" in go:
-            raise OtaError(f"{res.port}: refused: {go.get('msg') or go['err']}")
+            raise OtaError(f"{res.port}: refused: {go.get('msg') or go['err']}", go["err"])
         s.send(manifest + pack)
         done = s.line()
         if "err" in done:
-            raise OtaError(f"{res.port}: refused: {done.get('msg') or done['err']}; nothing was staged")
+            raise OtaError(f"{res.port}: refused: {done.get('msg') or done['err']}; nothing was staged", done["err"])
         res.sent = changed
         res.bytes_sent = len(pack)
         res.rebooted = True
