@@ -80,6 +80,7 @@ bench: setup
 	$(PY) bench/monitor.py
 	$(PY) bench/heap.py
 	$(PY) bench/roles.py
+	$(PY) bench/ota.py
 	$(VENV)/bin/loraspot sim soak --device-hours $(HOURS)
 
 lint: setup
