@@ -20,6 +20,7 @@ MAX_TRIAL_BOOTS = 3  # boots an app on trial may take without passing its health
 GUARD = ("boot.py", "main.py", "lib/otaboot.mpy")
 
 
+# exists and remove as in spot.atomic: the guard needs nothing of the spot package
 def exists(path):
     try:
         os.stat(path)

@@ -223,8 +223,8 @@ class Session:
                         h.update(memoryview(buf)[:k])
                         out.write(memoryview(buf)[:k])
                         left -= k
-                want = h.digest()
-                h = hashlib.sha256()
+                want = h.digest()  # read back here, not with spot.fsops.file_sha256: loading
+                h = hashlib.sha256()  # fsops for a session left a forwarding hotspot without heap
                 with open(dst, "rb") as back:
                     while True:
                         k = back.readinto(buf)
