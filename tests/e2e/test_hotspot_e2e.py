@@ -66,9 +66,10 @@ def test_three_nodes_join_and_send_through_the_hotspot_to_listen(tmp_path, make_
     for node, eui in zip(nodes, devices, strict=True):
         ups = uplinks(eui)
         fcnts = [u["fcnt"] for u in ups]
-        assert fcnts == sorted(set(fcnts)) and fcnts[0] == 0, fcnts
-        # an FCnt listen never got was lost on the air, as the medium decided it (a starved process
-        # on a busy machine misses its moment at speed 10): never one the hotspot heard
+        assert fcnts == sorted(set(fcnts)), fcnts
+        # an FCnt listen never got (the first one included) was lost on the air, as the medium
+        # decided it (a starved process on a busy machine misses its moment): never one the
+        # hotspot heard
         for missing in sorted(set(range(fcnts[-1])) - set(fcnts)):
             copies = [f for f in medium.frames if len(f.payload) > 8 and f.payload[0] >> 5 in (2, 4)
                       and f.payload[1:5][::-1].hex() == addr[eui]

@@ -143,6 +143,12 @@ def test_an_app_that_raises_at_start_is_rolled_back_after_three_boots(hotspot, t
     assert app["version"] == before and app["phase"] == "rolledback" and app["rollbacks"] == 1
     assert "3 boots" in app["last_rollback"]
     assert _greet(target)["app"] == before
+    # what `loraspot info` shows of it
+    from loraspot.cli.device import app_rows
+
+    rows = dict(app_rows(app))
+    assert rows["app"] == before and rows["update"].startswith("rolledback, previous app ")
+    assert "3 boots" in rows["last rollback"] and "(1 in all)" in rows["last rollback"]
 
 
 def test_an_app_that_never_passes_its_health_check_is_rolled_back_after_its_window(hotspot, tmp_path):

@@ -37,6 +37,7 @@ def info_cmd(ctx, url: str, baud: int) -> None:
     rows.append(("last crash", crash["error"] if crash else "none"))
     if hello.get("radio") is not None:  # "ok", "starting" or "fault: <why>" (absent for an idle board)
         rows.append(("radio", f"{hello['radio']} ({stats.get('radio_faults', 0)} faults since boot)"))
+    rows += app_rows(hello.get("app"))
     rows.append(("uptime", f"{stats['up_ms'] / 1000:.1f} s"))
     rows.append(("heap free", f"{stats['heap_free']} bytes"))
     rows.append(("locked", "production (REPL off)" if hello.get("production") else "yes" if hello.get("locked")
@@ -81,6 +82,22 @@ def config_get_cmd(ctx, url: str, baud: int, key: str | None) -> None:
     else:
         for k in sorted(values):
             click.echo(f"{k} = {json.dumps(values[k])}")
+
+
+def app_rows(app: object) -> list[tuple[str, object]]:
+    """The app's version and, after an update over the air, its phase, the version before it and
+    the last rollback with its reason (hello's `app`, docs/ota.md)."""
+    if not isinstance(app, dict) or not app.get("version"):
+        return []
+    version = str(app["version"]) + (f" ({app['label']})" if app.get("label") else "")
+    rows: list[tuple[str, object]] = [("app", version)]
+    if app.get("phase"):
+        rows.append(("update", f"{app['phase']}, previous app {app.get('previous') or 'unknown'}"))
+    if app.get("last_rollback"):
+        rows.append(("last rollback", f"{app['last_rollback']} ({app.get('rollbacks', 0)} in all)"))
+    if app.get("ota_port"):
+        rows.append(("updates over the air", f"port {app['ota_port']}"))
+    return rows
 
 
 # settings that are secrets: kept in the device's secrets store (never read back) and the inventory

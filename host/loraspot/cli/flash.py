@@ -197,7 +197,7 @@ def restore_cmd(ctx, port: str, baud: str | None, file: Path) -> None:
                    "repeat for several. Signed with the admin key from --inventory.")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Inventory holding the boards' admin keys (for --ota).")
-@click.option("--label", default="", help="A name for this release, shown by hello and monitor (for --ota).")
+@click.option("--label", default="", help="A name for this release, shown by `loraspot info` (for --ota).")
 @click.pass_obj
 def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str | None, dry_run: bool,
                ota_targets: tuple[str, ...], inventory: Path | None, label: str) -> None:
