@@ -45,9 +45,11 @@ except BaseException as _e:
     except BaseException:
         _trial = False
     if _trial:
-        import machine
+        # through spot.board, as the production reset below: only it touches machine (an update
+        # that breaks spot.board itself has its boot counted at the next power-up instead)
+        from spot.board import reset_now
 
-        machine.reset()
+        reset_now()
     try:
         with open("/lock", "rb") as _f:
             _production = _f.read(1) == b"P"

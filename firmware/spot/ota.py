@@ -135,7 +135,7 @@ class Session:
                 and 0 < psize <= MAX_PACK and isinstance(mdigest, str) and isinstance(pdigest, str)):
             raise Refused("bad_request", "sizes out of range")
         if st.get("phase") in ("staged", "switching", "trial", "rollback", "rolling"):
-            raise Refused("busy", "the previous update is %s: wait until it passed its health check"
+            raise Refused("in_progress", "the previous update is %s: wait until it passed its health check"
                           % st.get("phase"))
         self._clean()
         await self._answer(w, {"ok": "send"})

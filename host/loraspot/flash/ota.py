@@ -134,14 +134,14 @@ def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Pa
     until it is back with the new version. The admin key comes from the inventory that
     provisioned the board unless given. A refusal that says "try again" (another session still
     closing, the board's heap at a peak) is tried again, ATTEMPTS times in all."""
-    for attempt in range(1, ATTEMPTS + 1):
+    for attempt in range(1, ATTEMPTS):
         try:
             return _deploy_ota(target, files, inventory, admin_key, label, dry_run, wait, timeout)
         except OtaError as e:
-            if e.code not in RETRY or attempt == ATTEMPTS:
+            if e.code not in RETRY:
                 raise
             time.sleep(attempt)
-    raise AssertionError("unreachable")
+    return _deploy_ota(target, files, inventory, admin_key, label, dry_run, wait, timeout)
 
 
 def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | None, admin_key: bytes | None,
