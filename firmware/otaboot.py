@@ -166,6 +166,17 @@ def boot():
     if st is None:
         return None
     phase = st.get("phase")
+    fw = st.get("firmware")
+    if fw and phase in ("trial", "rollback"):
+        # MicroPython itself on trial in the other app slot: the bootloader boots it once, and
+        # goes back to the previous one at any reset before it is confirmed (passed())
+        running = slot()
+        if running != fw["slot"]:
+            st["phase"], st["rollbacks"] = "rolledback", st.get("rollbacks", 0) + 1
+            st["why"] = st.get("why") or ("MicroPython in %s was not confirmed before a reset: the bootloader "
+                                          "went back to %s" % (fw["slot"], running))
+            save(st)
+        return st
     if phase in ("staged", "switching"):
         _switch(st)
         phase = "trial"
@@ -181,6 +192,16 @@ def boot():
     return st
 
 
+def slot():
+    """The app slot MicroPython runs from (None on an image with one)."""
+    try:
+        import esp32
+
+        return esp32.Partition(esp32.Partition.RUNNING).info()[4]  # pyright: ignore[reportArgumentType]
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+
+
 def in_trial():
     st = state()
     return st is not None and st.get("phase") == "trial"
@@ -191,6 +212,10 @@ def passed():
     st = state()
     if st is None or st.get("phase") != "trial":
         return
+    if st.get("firmware"):  # MicroPython itself: confirmed to the bootloader, kept for good
+        import esp32
+
+        esp32.Partition.mark_app_valid_cancel_rollback()
     st["phase"] = "good"
     save(st)
     for path, _added in entries():

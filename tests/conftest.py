@@ -96,7 +96,7 @@ def module_heap(stem: str) -> str:
     if stem in NO_ROLE_MODULES:
         from loraspot import boards
 
-        real = [p for bid, p in boards.all_boards().items() if bid != "virtual"]
+        real = [p for p in boards.all_boards().values() if not p["image"].get("placeholder")]
         return f"{min(p['memory']['heap_kb']['no_wifi'] for p in real)}K"
     role = ROLE_MODULES.get(stem)
     if role is None:

@@ -28,6 +28,7 @@ MAX_LINE = 400
 MAX_MANIFEST = 16384
 MAX_PACK = 1 << 20
 STAGE = otaboot.DIR + "/new/"
+UNDER_WAY = ("staged", "switching", "trial", "rollback", "rolling")  # phases a new session must not disturb
 
 
 class Looked(Exception):
@@ -112,7 +113,8 @@ class Session:
         except OSError:
             pass
         greet = {"ota": 1, "board": app.board.id, "id": app.board.device_id(), "app": version_of("/app.json"),
-                 "phase": st.get("phase"), "romfs": exists("/rom"), "nonce": _hex(nonce), "manifest": msize}
+                 "phase": st.get("phase"), "romfs": exists("/rom"), "nonce": _hex(nonce), "manifest": msize,
+                 "slot": otaboot.slot(), "why": st.get("why")}
         w.write(json.dumps(greet).encode() + b"\n")
         if msize:
             await self._send_file(w, "/app.json", buf)
@@ -122,8 +124,13 @@ class Session:
         try:
             head = json.loads(line)
             mac = binascii.unhexlify(head.pop("mac"))
-            msize, mdigest = head["manifest"]
-            psize, pdigest = head["pack"]
+            fw = head.get("firmware")
+            if fw is None:
+                msize, mdigest = head["manifest"]
+                psize, pdigest = head["pack"]
+            else:
+                msize = mdigest = psize = pdigest = None
+                fsize, fdigest = fw
         except (ValueError, KeyError, TypeError, AttributeError):
             raise Refused("bad_request", "not an update header")
         key = app.secrets.get("admin_key")
@@ -131,12 +138,14 @@ class Session:
             raise Refused("no_admin_key", "no admin key on this board: provision one before updates over the air")
         if not same(hmac_sha256(key, message(nonce, "ota", head)), mac):
             raise Refused("auth_failed", "the update is not signed with this board's admin key for this session")
+        if st.get("phase") in UNDER_WAY:
+            raise Refused("in_progress", "the previous update is %s: wait until it passed its health check"
+                          % st.get("phase"))
+        if fw is not None:
+            return await self._firmware(r, w, fsize, fdigest, head.get("label"), st, buf)
         if not (isinstance(msize, int) and 0 < msize <= MAX_MANIFEST and isinstance(psize, int)
                 and 0 < psize <= MAX_PACK and isinstance(mdigest, str) and isinstance(pdigest, str)):
             raise Refused("bad_request", "sizes out of range")
-        if st.get("phase") in ("staged", "switching", "trial", "rollback", "rolling"):
-            raise Refused("in_progress", "the previous update is %s: wait until it passed its health check"
-                          % st.get("phase"))
         self._clean()
         await self._answer(w, {"ok": "send"})
         otaboot.makedirs(STAGE + "x")
@@ -155,6 +164,60 @@ class Session:
         self.counts["staged"] += 1
         ok = {"files": files, "bytes": total, "app": version_of(STAGE + "app.json")}
         app.console.event("ota", {"staged": ok["app"], "files": files})
+        await self._answer(w, {"ok": ok})
+        return True
+
+    async def _firmware(self, r, w, size, digest, label, st, buf):
+        """MicroPython itself into the app slot that is not running (an image with two,
+        ESP32_GENERIC-OTA), read back, then booted once on trial (esp32.Partition.set_boot): the
+        health check confirms it (otaboot.passed), any reset before that goes back."""
+        try:
+            import esp32
+
+            # (the stubs type the id as a label; RUNNING is an int, as MicroPython documents it)
+            run = esp32.Partition(esp32.Partition.RUNNING)  # pyright: ignore[reportArgumentType]
+            slot = run.get_next_update()
+        except (ImportError, AttributeError, OSError, ValueError):
+            raise Refused("one_slot", "this image has one app slot: MicroPython itself is replaced by cable "
+                          "(an ESP32_GENERIC-OTA image has two)")
+        if not (isinstance(size, int) and 0 < size <= slot.info()[3] and isinstance(digest, str)):
+            raise Refused("bad_request", "the image does not fit the %s slot" % slot.info()[4])
+        await self._answer(w, {"ok": "send"})
+        h = hashlib.sha256()
+        done = 0
+        while done < size:  # a 4 KB block erased, then programmed a chunk at a time
+            block, off = done // 4096, done % 4096
+            if not off:
+                slot.ioctl(6, block)
+            part = await asyncio.wait_for_ms(r.read(min(size - done, CHUNK, 4096 - off)), READ_TIMEOUT_MS)
+            if not part:
+                raise Refused("truncated", "the upload ended %d bytes early" % (size - done))
+            h.update(part)
+            slot.writeblocks(block, part, off)
+            done += len(part)
+        if _hex(h.digest()) != digest:
+            raise Refused("bad_digest", "the image received is not the one signed")
+        h = hashlib.sha256()
+        done = 0
+        while done < size:
+            n = min(size - done, CHUNK, 4096 - done % 4096)
+            view = memoryview(buf)[:n]
+            slot.readblocks(done // 4096, view, done % 4096)  # pyright: ignore[reportArgumentType]
+            h.update(view)
+            done += n
+        if _hex(h.digest()) != digest:
+            raise Refused("flash", "the %s slot reads back differently from what was written" % slot.info()[4])
+        try:
+            slot.set_boot()
+        except OSError:
+            raise Refused("bad_image", "the image is not an application this board's bootloader accepts")
+        version = version_of("/app.json")
+        otaboot.save({"phase": "trial", "boots": 0, "app": version, "prev": version,
+                      "firmware": {"slot": slot.info()[4], "prev": run.info()[4], "size": size},
+                      "label": label if isinstance(label, str) else "", "rollbacks": st.get("rollbacks", 0)})
+        self.counts["staged"] += 1
+        ok = {"firmware": size, "slot": slot.info()[4]}
+        self.app.console.event("ota", {"staged": "firmware", "slot": ok["slot"]})
         await self._answer(w, {"ok": ok})
         return True
 
@@ -241,7 +304,7 @@ class Session:
     def _clean(self):
         """Whatever a session left in the staging area (nothing of a switch in progress)."""
         st = otaboot.state()
-        if st is not None and st.get("phase") in ("staged", "switching", "trial", "rollback", "rolling"):
+        if st is not None and st.get("phase") in UNDER_WAY:
             return
         _rmtree(otaboot.DIR + "/new")
         _rmtree(otaboot.DIR + "/old")

@@ -78,27 +78,18 @@ async def trial(app):
 async def listen(app):
     """Take update sessions on ota_port: one at a time, spot.ota loaded for each and dropped after
     it, so that a hotspot waiting for updates holds only this socket and this task."""
-    import socket
-
-    from spot.aio import readable
+    from spot.tcp import accept
+    from spot.tcp import listen as listen_on
 
     port = app.config.get("ota_port")
     try:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(socket.getaddrinfo("0.0.0.0", port)[0][-1])
-        s.listen(2)
-        s.setblocking(False)
+        s = listen_on(port)
     except OSError as e:
         app.console.event("log", {"level": "error", "msg": "updates over the air: port %d: %s" % (port, e)})
         return
     app.ota_port = port
     while True:
-        await readable(s)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
-        try:
-            conn, _addr = s.accept()
-        except OSError:
-            continue
+        conn = await accept(s)
         app.ota_counts["sessions"] += 1
         if app.ota_busy:
             app.ota_counts["refused"] += 1

@@ -14,12 +14,57 @@ def _profile_module() -> ModuleType:
     return resources.firmware_module("spot/profile.py")
 
 
+# The app slots of an image built with them (ESP32_GENERIC-OTA): checked here, on the host only.
+# The firmware finds its slots through esp32.Partition, so the copy of the profile a board holds
+# leaves them out (device_profile) and the firmware's schema, which runs at every boot in a heap
+# with no room to spare, does not grow for them.
+SLOT_FIELDS = ("otadata", "ota_1")
+
+
 def validate(profile: object, source: str = "") -> dict:
     mod = _profile_module()
+
+    def fail(msg: str) -> BoardProfileError:
+        return BoardProfileError(f"{source}: {msg}" if source else msg)
+
+    slots = {}
+    flash = profile.get("flash") if isinstance(profile, dict) else None
+    parts = flash.get("partitions") if isinstance(flash, dict) else None
+    if isinstance(profile, dict) and isinstance(flash, dict) and isinstance(parts, dict) \
+            and any(k in parts for k in SLOT_FIELDS):
+        if not all(k in parts for k in SLOT_FIELDS):
+            raise fail("board profile field 'flash.partitions': otadata and ota_1 go together "
+                       "(an image with two app slots)")
+        slots = {k: parts[k] for k in SLOT_FIELDS}
+        profile = dict(profile, flash=dict(flash, partitions={k: v for k, v in parts.items() if k not in SLOT_FIELDS}))
     try:
-        return mod.validate(profile)
+        checked = mod.validate(profile)
     except mod.ProfileError as e:
-        raise BoardProfileError(f"{source}: {e}" if source else str(e)) from None
+        raise fail(str(e)) from None
+    if slots:
+        spans = [(v[0], v[0] + v[1], k) for k, v in checked["flash"]["partitions"].items()]
+        for name, span in slots.items():
+            if not (isinstance(span, list) and len(span) == 2 and all(type(x) is int for x in span)):
+                raise fail(f"board profile field 'flash.partitions.{name}': expected [offset, size]")
+            off, size = span
+            if off % 4096 or size % 4096 or size <= 0 or off + size > checked["flash"]["size"]:
+                raise fail(f"board profile field 'flash.partitions.{name}': offset and size must be non-zero "
+                           "multiples of 4096 within the flash")
+            for a, b, other in spans:
+                if off < b and a < off + size:
+                    raise fail(f"board profile field 'flash.partitions.{name}': overlaps {other}")
+            spans.append((off, off + size, name))
+        checked["flash"]["partitions"].update(slots)
+    return checked
+
+
+def device_profile(profile: dict) -> dict:
+    """The profile as a board holds it (board.json): without the app slots (SLOT_FIELDS)."""
+    parts = profile["flash"]["partitions"]
+    if not any(k in parts for k in SLOT_FIELDS):
+        return profile
+    return dict(profile, flash=dict(profile["flash"], partitions={k: v for k, v in parts.items()
+                                                                  if k not in SLOT_FIELDS}))
 
 
 def load_file(path: Path) -> dict:

@@ -162,7 +162,7 @@ def test_backup_and_restore_whole_flash(make_board, tmp_path):
     assert res.ok and (tmp_path / "backup.bin").read_bytes() == (tmp_path / "f.bin").read_bytes()
     original = (tmp_path / "f.bin").read_bytes()
     with open(tmp_path / "f.bin", "r+b") as f:  # damage the board's app filesystem
-        f.seek(0x200000)
+        f.seek(boards.get("virtual")["flash"]["partitions"]["vfs"][0])
         f.write(b"\0" * 8192)
     flasher.restore(h.info["url"], tmp_path / "backup.bin", bauds)
     assert (tmp_path / "f.bin").read_bytes() == original

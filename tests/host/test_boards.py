@@ -58,3 +58,28 @@ def test_usb_ids_give_candidates_not_a_single_answer():
     assert {"ttgo-lora32-v1", "heltec-wifi-lora32-v2", "heltec-wifi-lora32-v3", "tbeam-v1.1-sx1276"} <= cp2102
     assert [b["id"] for b in boards.match_usb(0x303A, 0x1001)] == ["lilygo-t3-s3"]
     assert boards.match_usb(0x1234, 0x5678) == []
+
+
+def test_app_slots_are_checked_on_the_host_and_left_out_of_the_boards_copy():
+    ota = boards.get("virtual-ota")
+    parts = ota["flash"]["partitions"]
+    assert parts["otadata"] == [0xD000, 0x2000] and parts["ota_1"] == [0x190000, 0x180000]  # partitions-4MiB-ota.csv
+    held = boards.device_profile(ota)
+    assert "otadata" not in held["flash"]["partitions"] and "ota_1" not in held["flash"]["partitions"]
+    assert boards.validate(held)["flash"]["partitions"]["app"] == parts["app"]  # what the firmware checks
+    assert boards.device_profile(boards.get("virtual")) == boards.get("virtual")
+
+    def broken(**change):
+        p = json.loads(json.dumps(ota))
+        p["flash"]["partitions"].update(change)
+        for k, v in list(change.items()):
+            if v is None:
+                del p["flash"]["partitions"][k]
+        return p
+
+    for change, words in (({"ota_1": None}, "go together"), ({"ota_1": [0x180000, 0x180000]}, "overlaps app"),
+                          ({"otadata": [0xD000, 0x1800]}, "multiples of 4096"),
+                          ({"ota_1": [0x390000, 0x180000]}, "within the flash"), ({"otadata": "x"}, "[offset, size]")):
+        with pytest.raises(BoardProfileError) as e:
+            boards.validate(broken(**change), "p.json")
+        assert words in str(e.value) and str(e.value).startswith("p.json: "), (change, e.value)

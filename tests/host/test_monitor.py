@@ -32,6 +32,16 @@ def test_gaps_repeats_and_a_new_boot():
         (1, 35000, -97, 7.5, 9, 8, 1, 30000, "up")
 
 
+def test_an_update_rolled_back_is_the_boards_last_error_and_in_the_log():
+    f = Fleet()
+    d = f.device("hs")
+    f.event(d, rec(0, "boot", {"boot": "b1"}))
+    f.event(d, rec(1, "ota", {"rolled_back": "no health check passed in 5 minutes: backhaul", "app": "a1",
+                              "from": "b2"}))
+    assert d.last_error == "update rolled back: no health check passed in 5 minutes: backhaul"
+    assert any("rolled_back" in t for _, _, t in f.log)
+
+
 class SlowSink(Sink):
     name = "slow"
 

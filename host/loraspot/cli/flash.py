@@ -195,12 +195,19 @@ def restore_cmd(ctx, port: str, baud: str | None, file: Path) -> None:
 @click.option("--ota", "ota_targets", multiple=True, metavar="HOST[:PORT]",
               help="Over the network instead: a hotspot's update service (config ota_port, default port 3232); "
                    "repeat for several. Signed with the admin key from --inventory.")
+@click.option("--all-ota", "all_ota", is_flag=True,
+              help="Over the network, every hotspot of --inventory with an update address "
+                   "(`loraspot devices set-ota`).")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory holding the boards' admin keys (for --ota).")
+              help="Inventory holding the boards' admin keys (for --ota and --all-ota).")
 @click.option("--label", default="", help="A name for this release, shown by `loraspot info` (for --ota).")
+@click.option("--firmware", "firmware_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --ota/--all-ota: MicroPython itself, an application image (.app-bin), into the other "
+                   "app slot of an ESP32_GENERIC-OTA image, kept once its health check passes.")
 @click.pass_obj
 def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str | None, dry_run: bool,
-               ota_targets: tuple[str, ...], inventory: Path | None, label: str) -> None:
+               ota_targets: tuple[str, ...], all_ota: bool, inventory: Path | None, label: str,
+               firmware_file: Path | None) -> None:
     """Send only the app files that changed, each written atomically, then reboot once; several
     boards in parallel. With --ota, over the network: the board stages the files, switches at its
     next boot and goes back to the previous app by itself if the new one fails its health check."""
@@ -208,6 +215,19 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
 
     from loraspot.flash import deploy
 
+    if all_ota:
+        if ports or every or ota_targets:
+            raise click.UsageError("--all-ota takes the hotspots from the inventory: no --port, --all or --ota with it")
+        ota_targets = _inventory_hotspots(ctx, inventory)
+    firmware = None
+    if firmware_file is not None:
+        if not ota_targets:
+            raise click.UsageError("--firmware goes over the network: give --ota or --all-ota "
+                                   "(by cable: loraspot flash)")
+        try:
+            firmware = firmware_file.read_bytes()
+        except OSError as e:
+            raise click.UsageError(f"cannot read {firmware_file}: {e.strerror or e}") from None
     if ota_targets:
         from loraspot.flash import ota
 
@@ -226,6 +246,8 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
             if ota_targets:
                 from loraspot.flash import ota
 
+                if firmware is not None:
+                    return ota.deploy_firmware_ota(port, firmware, inventory=inventory, label=label)
                 return ota.deploy_ota(port, inventory=inventory, label=label, dry_run=dry_run)
             if via == "mpremote":
                 return deploy.via_mpremote(port, boards.get(board_id or ""))
@@ -238,14 +260,17 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
         results = list(pool.map(one, targets))
     if ctx.json:
-        rows = [{"port": p, "error": str(r)} if isinstance(r, Exception) else r.as_dict()
-                for p, r in zip(targets, results, strict=True)]
+        rows = [{"port": p, "error": str(r)} if isinstance(r, Exception) else r if isinstance(r, dict)
+                else r.as_dict() for p, r in zip(targets, results, strict=True)]
         ctx.emit(rows if len(targets) > 1 else rows[0])
     else:
         for port, res in zip(targets, results, strict=True):
             where = f"{port}: " if len(targets) > 1 else ""
             if isinstance(res, Exception):
                 ctx.out.print(f"{where}[red]failed[/]: {res}", highlight=False)
+            elif isinstance(res, dict):
+                ctx.out.print(f"{where}MicroPython ({res['bytes']} bytes) now runs from {res['slot']}, its health "
+                              f"check passed, {res['seconds']:.1f} s", highlight=False)
             elif res.sent:
                 verb = "would send" if dry_run else "sent"
                 ctx.out.print(f"{where}{verb} {len(res.sent)} file(s) ({res.bytes_sent} bytes), {res.unchanged} "
@@ -255,6 +280,23 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
     failed = [r for r in results if isinstance(r, Exception)]
     if failed:
         raise flasher.FlashError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
+
+
+def _inventory_hotspots(ctx, inventory: Path | None) -> tuple[str, ...]:
+    """The update addresses of the inventory's hotspots; the hotspots without one are named."""
+    from loraspot.provision.inventory import Inventory
+
+    with Inventory(inventory) as inv:
+        hotspots = [d for d in inv.devices() if d.role == "hotspot"]
+    missing = [d.dev_eui for d in hotspots if not d.ota]
+    if missing and not ctx.json:
+        ctx.out.print(f"{len(missing)} hotspot(s) without an update address, left out: {', '.join(missing)} "
+                      "(loraspot devices set-ota DEVEUI HOST[:PORT])", highlight=False)
+    targets = tuple(d.ota for d in hotspots if d.ota)
+    if not targets:
+        raise flasher.FlashError("no hotspot in the inventory has an update address: "
+                                 "loraspot devices set-ota DEVEUI HOST[:PORT]")
+    return targets
 
 
 def register(cli: click.Group) -> None:

@@ -191,6 +191,36 @@ def show_cmd(ctx, ident: str, reveal_keys: bool) -> None:
     ui.record(pairs)  # plain lines: a revealed key is never folded or cut, whatever the width
 
 
+@devices_group.command("set-ota")
+@click.argument("ident")
+@click.argument("target", required=False)
+@click.option("--clear", is_flag=True, help="Forget the address.")
+@click.pass_obj
+def set_ota_cmd(ctx, ident: str, target: str | None, clear: bool) -> None:
+    """Where a hotspot's update service answers (HOST[:PORT], default port 3232), for
+    `loraspot deploy --all-ota`. IDENT: DevEUI, MAC or name."""
+    from loraspot.flash import ota
+    from loraspot.provision.inventory import InventoryError
+
+    if clear == bool(target):
+        raise click.UsageError("give HOST[:PORT], or --clear")
+    address = None
+    if target:
+        host, port = ota.parse_target(target)  # normalised once, before anything is written
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with Inventory(ctx.inventory_path) as inv:
+        d = _find(inv, ident)
+        if address and d.role != "hotspot":
+            raise InventoryError(f"{d.dev_eui} is a {d.role or 'device with no role'}: only a hotspot takes "
+                                 "updates over the network")
+        inv.update(d.dev_eui, ota=address)
+    if ctx.json:
+        ctx.emit({"dev_eui": d.dev_eui, "ota": address})
+    else:
+        ctx.out.print(f"{d.dev_eui}: updates over the air at {address}" if address
+                      else f"{d.dev_eui}: no update address", highlight=False)
+
+
 def _find(inv: Inventory, ident: str):
     from loraspot.provision.inventory import InventoryError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from littlefs import LittleFS, UserContext
 
-from loraspot import resources
+from loraspot import boards, resources
 from loraspot.errors import ImageError
 from loraspot.flash import espimage
 from loraspot.flash.partitions import (  # noqa: F401 (image.X of these is used across the project)
@@ -169,7 +169,7 @@ def app_files(profile: dict, config: dict | None = None, mpy_dir: Path | None = 
     for src in sorted(lib.glob(pattern)):  # modules beside the package (otaboot: the update guard)
         if src.name not in ("boot.py", "main.py"):
             files["lib/" + src.name] = src.read_bytes()
-    files["board.json"] = json.dumps(profile, indent=1).encode()
+    files["board.json"] = json.dumps(boards.device_profile(profile), indent=1).encode()
     files[MANIFEST] = manifest_bytes(files)
     if config:
         files["config.json"] = json.dumps(config).encode()

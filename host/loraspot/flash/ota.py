@@ -88,6 +88,16 @@ class _Session:
             raise OtaError(f"{self.where}: not an update service")
         return obj
 
+    def greet(self) -> tuple[dict, bytes]:
+        """The board's greeting and the manifest bytes that follow it; OtaError for a refusal
+        (its code kept) or a service that is not ours."""
+        g = self.line()
+        if "err" in g:
+            raise OtaError(f"{self.where}: {g.get('msg') or g['err']}", g["err"])
+        if g.get("ota") != 1 or not isinstance(g.get("nonce"), str):
+            raise OtaError(f"{self.where}: not a loraspot update service")
+        return g, self.read(int(g.get("manifest") or 0))
+
     def read(self, n: int) -> bytes:
         data = self.f.read(n)
         if len(data) != n:
@@ -134,14 +144,31 @@ def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Pa
     until it is back with the new version. The admin key comes from the inventory that
     provisioned the board unless given. A refusal that says "try again" (another session still
     closing, the board's heap at a peak) is tried again, ATTEMPTS times in all."""
+    return _retried(_deploy_ota, target, files, inventory, admin_key, label, dry_run, wait, timeout)
+
+
+def _admin_key(greet: dict, where: str, inventory: Path | None) -> bytes:
+    """The board's admin key from the inventory that provisioned it (found by the id it greets with)."""
+    from loraspot.provision.provision import held_admin_key
+
+    try:
+        key, _ = held_admin_key({"id": greet.get("id")}, where, inventory)
+    except LoraspotError as e:  # its words are for a locked console: an update always needs the key
+        raise OtaError(str(e).replace("the board is locked; its", "an update over the air is signed with "
+                                      "the board's admin key; it", 1)) from None
+    return key
+
+
+def _retried(session, *args):
+    """session(*args), tried again (ATTEMPTS in all) while the board says "try again"."""
     for attempt in range(1, ATTEMPTS):
         try:
-            return _deploy_ota(target, files, inventory, admin_key, label, dry_run, wait, timeout)
+            return session(*args)
         except OtaError as e:
             if e.code not in RETRY:
                 raise
             time.sleep(attempt)
-    return _deploy_ota(target, files, inventory, admin_key, label, dry_run, wait, timeout)
+    return session(*args)
 
 
 def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | None, admin_key: bytes | None,
@@ -151,12 +178,7 @@ def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | N
     res = serial_deploy.DeployResult(f"{host}:{port}")
     s = _Session(host, port, timeout)
     try:
-        greet = s.line()
-        if "err" in greet:
-            raise OtaError(f"{res.port}: {greet.get('msg') or greet['err']}", greet["err"])
-        if greet.get("ota") != 1 or not isinstance(greet.get("nonce"), str):
-            raise OtaError(f"{res.port}: not a loraspot update service")
-        remote_bytes = s.read(int(greet.get("manifest") or 0))
+        greet, remote_bytes = s.greet()
         try:
             remote = json.loads(remote_bytes)["files"] if remote_bytes else {}
         except (ValueError, KeyError, TypeError):
@@ -179,14 +201,7 @@ def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | N
         if greet.get("romfs") and any(p.startswith(fsimage.ROMFS_DIR) for p in changed):
             raise OtaError(f"{res.port}: this board runs its library from a read-only ROMFS: library changes need "
                            "`loraspot flash`")
-        if admin_key is None:
-            from loraspot.provision.provision import held_admin_key
-
-            try:
-                admin_key, _ = held_admin_key({"id": greet.get("id")}, res.port, inventory)
-            except LoraspotError as e:  # its words are for a locked console: an update always needs the key
-                raise OtaError(str(e).replace("the board is locked; its", "an update over the air is signed with "
-                                              "the board's admin key; it", 1)) from None
+        admin_key = admin_key or _admin_key(greet, res.port, inventory)
         pack = serial_deploy.make_pack({"/" + p: files[p] for p in changed})
         head = {"manifest": [len(manifest), hashlib.sha256(manifest).hexdigest()],
                 "pack": [len(pack), hashlib.sha256(pack).hexdigest()], "label": label}
@@ -211,19 +226,89 @@ def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | N
     return res
 
 
+def deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | None = None, admin_key: bytes | None = None,
+                        label: str = "", wait: float = 120.0, timeout: float = 30.0) -> dict:
+    """MicroPython itself (an application image, as the .app-bin of a MicroPython release) into
+    the app slot a board with two (ESP32_GENERIC-OTA) is not running; the board boots it once on
+    trial and keeps it when its health check passes, else its bootloader goes back. Waits (up to
+    `wait` wall seconds) for the outcome; returns {"slot", "bytes", "seconds"}. A refusal that
+    says "try again" is tried again, as for the app's files."""
+    return _retried(_deploy_firmware_ota, target, firmware, inventory, admin_key, label, wait, timeout)
+
+
+def _deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | None, admin_key: bytes | None,
+                         label: str, wait: float, timeout: float) -> dict:
+    from loraspot.flash import espimage
+
+    host, port = parse_target(target)
+    where = f"{host}:{port}"
+    try:  # an ESP32 image at all, before the board is reached (its chip is checked once it greets)
+        espimage.read_image(firmware)
+    except LoraspotError as e:
+        raise OtaError(f"not an application image: {e}") from None
+    start = time.monotonic()
+    s = _Session(host, port, timeout)
+    try:
+        greet, _ = s.greet()
+        profile = boards.get(str(greet.get("board")))
+        if not profile["flash"]["partitions"].get("ota_1"):
+            raise OtaError(f"{where}: the {profile['id']} image ({profile['image']['name']}) has one app slot: "
+                           "MicroPython itself is replaced by cable (loraspot flash)", "one_slot")
+        try:
+            app = espimage.read_image(firmware, profile["chip"])
+        except LoraspotError as e:
+            raise OtaError(f"{where}: not an application image for this board: {e}") from None
+        if not app.project:
+            raise OtaError(f"{where}: this is not an application image (a full flash image starts with the "
+                           "bootloader): give the release's .app-bin")
+        admin_key = admin_key or _admin_key(greet, where, inventory)
+        head = {"firmware": [len(firmware), hashlib.sha256(firmware).hexdigest()], "label": label}
+        s.send(json.dumps({**head, "mac": sign(admin_key, bytes.fromhex(greet["nonce"]), head)}).encode() + b"\n")
+        go = s.line()
+        if "err" in go:
+            raise OtaError(f"{where}: refused: {go.get('msg') or go['err']}", go["err"])
+        s.send(firmware)
+        done = s.line()
+        if "err" in done:
+            raise OtaError(f"{where}: refused: {done.get('msg') or done['err']}; the running MicroPython stays",
+                           done["err"])
+        slot = str(done.get("ok", {}).get("slot"))
+    finally:
+        s.close()
+    out = {"slot": slot, "bytes": len(firmware), "seconds": 0.0}
+    if wait > 0:
+        def kept(g: dict) -> bool:
+            if g.get("phase") == "rolledback":
+                why = g.get("why") or "see loraspot info"
+                raise OtaError(f"{where}: the new MicroPython was rolled back: {why}", "rolled_back")
+            return g.get("phase") == "good" and g.get("slot") == slot
+
+        _wait_for(where, wait, kept, "the new MicroPython did not pass its health check")
+    out["seconds"] = time.monotonic() - start
+    return out
+
+
 def _wait_back(host: str, port: int, version: str, wait: float) -> dict:
     """Greet the board until its update service answers with `version` on trial or passed."""
+    return _wait_for(f"{host}:{port}", wait, lambda g: g.get("app") == version, f"not back with app {version}")
+
+
+def _wait_for(where: str, wait: float, done, what: str) -> dict:
+    """Greet the board (once its service answers again) until done(greeting); done may raise an
+    OtaError, which ends the wait. After `wait` wall seconds: OtaError saying `what`."""
     end = time.monotonic() + wait
     last = ""
     while time.monotonic() < end:
         try:
-            g = greeting(f"{host}:{port}", timeout=5)
-            if g.get("app") == version:
-                return g
-            last = f"it runs {g.get('app')} ({g.get('phase')})"
+            g = greeting(where, timeout=5)
         except OtaError as e:
             last = str(e)
+        else:
+            if done(g):
+                return g
+            slot = f" from {g['slot']}" if g.get("slot") else ""
+            last = f"it runs app {g.get('app')}{slot} ({g.get('phase')})"
         time.sleep(0.5)
-    raise OtaError(f"{host}:{port}: not back with app {version} after {wait:.0f} s: {last}")
+    raise OtaError(f"{where}: {what} after {wait:.0f} s: {last}")
 
 

@@ -18,6 +18,7 @@ _MD5_MAGIC = b"\xeb\xeb" + b"\xff" * 14
 
 TYPE_APP, TYPE_DATA = 0x00, 0x01
 SUB_FACTORY, SUB_NVS, SUB_PHY, SUB_FAT = 0x00, 0x02, 0x01, 0x81
+SUB_OTA_DATA, SUB_OTA_0 = 0x00, 0x10  # data "ota"; app "ota_0" (ota_1 is 0x11: ESP-IDF gen_esp32part.py)
 SUB_ROMFS = 0x8F  # MicroPython's esp32 port finds the partition by its label "romfs"
 
 
@@ -37,7 +38,14 @@ def partitions_for(profile: dict) -> list[Partition]:
     nvs_end = p["nvs"][0] + p["nvs"][1]
     if nvs_end <= 0xF000 and p["app"][0] >= 0x10000:
         parts.append(Partition("phy_init", TYPE_DATA, SUB_PHY, 0xF000, 0x1000))
-    parts.append(Partition("factory", TYPE_APP, SUB_FACTORY, *p["app"]))
+    if p.get("ota_1"):
+        # two app slots and the data partition that says which boots (MicroPython's
+        # partitions-4MiB-ota.csv, the ESP32_GENERIC-OTA image): the image goes to ota_0
+        parts.append(Partition("otadata", TYPE_DATA, SUB_OTA_DATA, *p["otadata"]))
+        parts.append(Partition("ota_0", TYPE_APP, SUB_OTA_0, *p["app"]))
+        parts.append(Partition("ota_1", TYPE_APP, SUB_OTA_0 + 1, *p["ota_1"]))
+    else:
+        parts.append(Partition("factory", TYPE_APP, SUB_FACTORY, *p["app"]))
     if p.get("romfs"):
         parts.append(Partition("romfs", TYPE_DATA, SUB_ROMFS, *p["romfs"]))
     parts.append(Partition("vfs", TYPE_DATA, SUB_FAT, *p["vfs"]))
@@ -79,6 +87,14 @@ def vfs_of(parts: list[Partition]) -> Partition:
         if pt.type == TYPE_DATA and pt.label in ("vfs", "ffat"):
             return pt
     raise ImageError("the partition table has no 'vfs' partition")
+
+
+def ota_slots_of(parts: list[Partition]) -> tuple[Partition, list[Partition]] | None:
+    """(otadata, [ota_0, ota_1, ...]) of a table with app slots, or None."""
+    data = next((pt for pt in parts if pt.type == TYPE_DATA and pt.subtype == SUB_OTA_DATA), None)
+    slots = sorted((pt for pt in parts if pt.type == TYPE_APP and SUB_OTA_0 <= pt.subtype < SUB_OTA_0 + 16),
+                   key=lambda pt: pt.subtype)
+    return (data, slots) if data is not None and slots else None
 
 
 def romfs_of(parts: list[Partition]) -> Partition | None:

@@ -137,6 +137,8 @@ class Fleet:
                 d.last_error = f"join: {data['error']}"
         elif k == "fault":
             d.last_error = str(data.get("error", "fault"))
+        elif k == "ota" and "rolled_back" in data:  # an update that failed its trial: the board went back
+            d.last_error = f"update rolled back: {data.get('rolled_back') or 'no reason given'}"
         elif k == "log" and data.get("level") in ("error", "warn"):
             d.last_error = str(data.get("msg", ""))
         if k in ("log", "fault"):

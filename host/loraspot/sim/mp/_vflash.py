@@ -7,6 +7,8 @@ BLOCK = 4096
 
 
 class FlashPartition:
+    _ff = b"\xff" * 256  # erase in small pieces (this code shares the firmware's heap): made once, at boot
+
     def __init__(self, f, offset, size, cut_after=0, on_cut=None):
         self.f = f
         self.offset = offset
@@ -15,7 +17,6 @@ class FlashPartition:
         self.cut_after = cut_after
         self.on_cut = on_cut
         self.dead = False
-        self._ff = b"\xff" * 256  # erase in small pieces: this code shares the firmware's heap
 
     def _op(self):
         self.ops += 1
