@@ -49,9 +49,10 @@ class SemtechUdp:
         self.misses = 0
         # Two sockets, as Semtech's forwarder has, both connected to the server (so datagrams from
         # any other address, a PULL_RESP included, are dropped by the network stack): "up" for
-        # PUSH_DATA and its PUSH_ACKs, "down" for PULL_DATA / PULL_RESP / TX_ACK. Datagrams are read
-        # with a block kept free for them (reader()).
-        self.reserve = bytearray(1100)  # see reader()
+        # PUSH_DATA and its PUSH_ACKs, "down" for PULL_DATA / PULL_RESP / TX_ACK. A datagram is read
+        # into a block of its own (recv: readinto would join datagrams queued together), so a 1 KB
+        # block is kept for the heap that has none left (_recv()).
+        self.reserve = bytearray(1100)
         self.up_sock = None
         self.sock = None
 
@@ -147,27 +148,42 @@ class SemtechUdp:
                 await self.clock.sleep_ms(100)
                 continue
             await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
-            # A datagram needs one 1 KB block: the block reserved at start is released for it (the
-            # down path is a few datagrams a minute, a collection each is cheap), so a fragmented
-            # heap does not stop downlinks; reserved again once the datagram has been handled.
-            self.reserve = None
-            gc.collect()
-            try:
-                data = self.sock.recv(1024)  # a PULL_RESP is at most ~700 bytes
-            except OSError:
-                continue
-            except MemoryError:
-                self.hs.out_of_memory()
-                try:
-                    self.sock.readinto(self.small)  # drop it
-                except OSError:
-                    pass
+            data = self._recv()
+            if data is None:
                 continue
             try:
                 self.handle(data, len(data))
             except MemoryError:
                 self.hs.out_of_memory()
             data = None
+            self.hold()
+
+    def _recv(self):
+        """The next datagram, or None. Its 1 KB block comes from the heap; where a cut-up heap has
+        none, from the block kept for it, then from the console's reserve (taken again later: a
+        downlink has a second to go out). Only when all three fail is the datagram lost, counted."""
+        for step in range(3):
+            try:
+                return self.sock.recv(1024)  # a PULL_RESP is at most ~700 bytes
+            except OSError:
+                return None
+            except MemoryError:
+                if step == 0 and self.reserve is not None:
+                    self.reserve = None
+                    gc.collect()
+                elif not self.console._release():
+                    break
+        self.hs.out_of_memory()
+        try:
+            self.sock.readinto(self.small)  # drop it
+        except OSError:
+            pass
+        return None
+
+    def hold(self):
+        """Take the block kept for datagrams again once the heap has one (after each datagram, and
+        on the clock loop's step)."""
+        if self.reserve is None:
             gc.collect()
             try:
                 self.reserve = bytearray(1100)
@@ -302,6 +318,7 @@ class SemtechUdp:
         """Called by the hotspot's clock loop about once a second (device time): PULL_DATA every
         keepalive, stat every stat interval (the first of each at once)."""
         try:
+            self.hold()
             if self.addr is None:
                 self.resolve()
             if self.last_pull is None or ticks_diff(now, self.last_pull) >= self.keepalive_ms:
