@@ -77,6 +77,7 @@ bench: setup
 	$(PY) bench/hotspot.py
 	$(PY) bench/flash.py
 	$(PY) bench/provision.py
+	$(PY) bench/panel.py
 	$(PY) bench/monitor.py
 	$(PY) bench/heap.py
 	$(PY) bench/roles.py

@@ -45,6 +45,8 @@ class App:
         self.ota_port = 0  # the port updates over the air are taken on (a hotspot with ota_port)
         self.ota_busy = False
         self.ota_counts = {"sessions": 0, "refused": 0, "staged": 0}
+        # set only where used (no names on every role's boot path): network, the hotspot's link
+        # (spot.hotspot.net.Wifi); setup, the set-up page (spot.setup.Setup); display (spot.display)
 
     def register(self):
         c = self.console
@@ -228,8 +230,8 @@ class App:
         asyncio.create_task(self._reboot_soon())
         return {"in_ms": 100}
 
-    async def _reboot_soon(self):
-        await asyncio.sleep_ms(100)
+    async def _reboot_soon(self, ms=100):
+        await asyncio.sleep_ms(ms)
         self.board.reset()
 
     # --- tasks ----------------------------------------------------------------------------------
@@ -287,10 +289,22 @@ class App:
         parts = None
         if not self.safe_mode:
             self.test_boot = _take_test_flag()
+        panel = None
         if not self.safe_mode and not self.test_boot:
-            # the names of occasional modules, then the role's modules and long-lived buffers,
-            # while the heap is still in one piece (MicroPython's name table grows in one block)
-            _enter_names(role)
+            # the names of occasional modules, the set-up page's or the status page's, display's
+            # and button's modules and buffers (spot.panel, only where one may be on), then the
+            # role's modules and long-lived buffers, while the heap is still in one piece
+            # (MicroPython's name table grows in one block)
+            cfg = self.config
+            if cfg.get("display") or (
+                role == "hotspot"
+                and (cfg.get("http_port") or (not cfg.get("wifi_ssid") and self.board.network("") is None))
+            ):
+                from spot import panel as panel_mod
+
+                role, panel = panel_mod.build(self, role, _enter_names)
+            else:
+                _enter_names(role)
             if role == "hotspot":
                 parts = self._build_hotspot()
             elif role == "node":
@@ -330,6 +344,10 @@ class App:
                 from spot import otaapp
 
                 asyncio.create_task(otaapp.listen(self))
+            if panel is not None:
+                from spot import panel as panel_mod
+
+                panel_mod.start(self, panel)
         if self.update and self.update.get("phase") == "trial":
             from spot import otaapp
 

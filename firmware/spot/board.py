@@ -153,9 +153,10 @@ class Board:
     def network(self, ssid):
         """The interface the hotspot's backhaul runs over, shaped as network.WLAN: the ESP32's
         Wi-Fi station (None without a network to join), or on the virtual board the host's
-        network (always connected)."""
+        network (always connected) unless it has Wi-Fi networks in reach (loraspot sim --wifi).
+        A board without a network to join by itself is one that can be set up (spot.setup)."""
         if _vboard is not None:
-            return _vboard.HostNetwork()
+            return _vboard.network(ssid)
         if not ssid:
             return None
         import network  # pyright: ignore[reportMissingImports]
@@ -203,4 +204,3 @@ class Board:
         if after_crash:
             machine.RTC().memory(_CRASH_MARK + str(self.crash_streak + 1).encode())
         machine.reset()
-

@@ -7,7 +7,7 @@ from spot.console import CommandError, arg
 
 # kind -> (min length, max length) in bytes
 KINDS = {"app_key": (16, 16), "nwk_key": (16, 16), "nwk_s_key": (16, 16), "app_s_key": (16, 16),
-         "admin_key": (32, 32), "wifi_password": (8, 63), "mqtt_password": (1, 64)}
+         "admin_key": (32, 32), "wifi_password": (8, 63), "mqtt_password": (1, 64), "pairing_code": (8, 63)}
 _AES = ("app_key", "nwk_key", "nwk_s_key", "app_s_key")
 
 

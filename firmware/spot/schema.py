@@ -11,6 +11,7 @@ SCHEMA = {
     "stats_interval": ("int", 60, (5, 86400)),
     "log_level": ("enum", "info", ("debug", "info", "warn", "error")),
     "console_events": ("bool", True, None),
+    "display": ("bool", False, None),  # the board's display (profile "oled"; spot.display)
     # LoRaWAN (node role); keys are in the secrets store
     "region": ("enum", "EU868", ("EU868", "US915", "AS923-1", "AS923-2", "AS923-3", "AS923-4", "CN470", "SINGLE")),
     "sub_band": ("int", 2, (1, 8)),

@@ -21,4 +21,5 @@ SCHEMA = {
     "position": ("pos", "", None),  # "lat,lon,alt" for the stat object, empty when unknown
     "wifi_ssid": ("str", "", 32),  # its password is the secret wifi_password
     "ota_port": ("int", 0, (0, 65535)),  # TCP port of updates over the air (spot.ota); 0: off
+    "http_port": ("int", 0, (0, 65535)),  # TCP port of the status page (spot.hotspot.status); 0: off
 }

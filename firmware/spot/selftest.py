@@ -116,6 +116,11 @@ class SelfTest:
         if not board.profile.get("i2c"):
             return
         expect = list(board.reserved_i2c())
+        oled = board.profile.get("oled")
+        if oled and not self.app.config.get("display") and oled["addr"] in expect:
+            # the display answers only while it is powered, and it is powered (its Vext rail on the
+            # Heltec boards) only when the firmware draws on it
+            expect.remove(oled["addr"])
         if spec != "auto":
             expect += [where or I2C_DEFAULT[name] for name, where in parse(spec) if name in I2C_DEFAULT]
         try:

@@ -77,6 +77,8 @@ def config_set(client: ConsoleClient, values: dict, check_fit: bool = True) -> d
         if profile is not None:
             backhaul = values.get("backhaul") or client.request("config.get", {"key": "backhaul"})["value"]
             budget.check_ota(profile, str(backhaul))
+    if check_fit and (values.get("http_port") or values.get("display") is True):
+        _features_fit(client, values)
     room = client.max_request - (200 if client.admin_key is not None else 48)
     out: dict = {}
     group: dict = {}
@@ -88,6 +90,25 @@ def config_set(client: ConsoleClient, values: dict, check_fit: bool = True) -> d
     if group:
         out.update(client.request("config.set", {"values": group})["values"])
     return out
+
+
+def _features_fit(client: ConsoleClient, values: dict) -> None:
+    """Refuse a status page or a display the board's heap cannot hold beside its role (the values
+    as they will be once these are set)."""
+    from loraspot import boards, budget
+    from loraspot.errors import BoardProfileError
+
+    try:
+        profile = boards.get(str(client.hello().get("board")))
+    except BoardProfileError:
+        return  # a board this host has no profile of: left to its own firmware
+
+    def now(key: str):
+        return values[key] if key in values else client.request("config.get", {"key": key})["value"]
+
+    role = str(now("role"))
+    backhaul = str(now("backhaul")) if role == "hotspot" else None
+    budget.check_features(profile, role, backhaul, bool(now("http_port")), bool(now("display")))
 
 
 def reboot(client: ConsoleClient, wait: float = 10.0, greet: bool = True) -> dict:

@@ -8,18 +8,16 @@ upper-case hex) then optional ``:S<serial number>`` (here the board's MAC) and `
 where the AppKey goes only when asked (a label is not a safe place for a key). A hotspot's QR code
 holds its gateway EUI (TR005 covers end devices only).
 
-The pairing code is the passphrase of the board's set-up access point: made once per board, kept
-sealed in the inventory like its keys, printed on its label."""
+The pairing code is the passphrase of the board's set-up access point: made once per board when it
+is provisioned, kept sealed in the inventory like its keys, printed on its label."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from loraspot.errors import LoraspotError
-from loraspot.provision.inventory import Device, Inventory, hex_id
+from loraspot.provision.inventory import Device, Inventory, hex_id, pairing_code
 
-PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a label
 DPI = 300
 PAGE = (2480, 3508)  # A4 at 300 dpi
 COLUMNS, ROWS = 2, 6
@@ -40,16 +38,6 @@ def tr005(join_eui: str, dev_eui: str, profile_id: str = "00000000", serial: str
     if app_key is not None:
         text += f":P{app_key.hex().upper()}"
     return text
-
-
-def pairing_code(inv: Inventory, dev_eui: str) -> str:
-    """The board's pairing code, made (12 characters, about 60 bits) and kept on first use."""
-    if "pairing_code" in inv.secret_kinds(dev_eui):
-        return inv.secret(dev_eui, "pairing_code").decode()
-    code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(12))
-    code = "-".join(code[i:i + 4] for i in range(0, 12, 4))
-    inv.set_secret(dev_eui, "pairing_code", code.encode())
-    return code
 
 
 def label_data(inv: Inventory, d: Device, profile_id: str, with_app_key: bool) -> dict:

@@ -97,6 +97,17 @@ class FakeConsole:
     def event(self, kind, data):
         self.events.append((kind, data))
 
+    reserve = None
+
+    def _release(self):  # as spot.console: its reserve given back to the heap for the work at hand
+        if self.reserve is None:
+            return False
+        self.reserve = None
+        import gc
+
+        gc.collect()
+        return True
+
 
 def _hotspot():
     src = Src()
@@ -151,3 +162,131 @@ def test_crc_failed_packets_counted_and_forwarded_only_when_asked():
         eq((stats, hs.stats["rx"], hs.stats["rx_crc"], hs.interval["rxnb"], hs.interval["rxok"]),
            ([1, -1] if forward else [1], 2, 1, 2, 1))
 
+
+
+def test_pull_resps_are_read_when_the_heap_has_no_free_1kb_block():
+    # A hotspot that has run for a while has a cut-up heap: PULL_RESPs (and the PULL_ACKs on the
+    # same socket) must still be read and answered with a TX_ACK, every one of them. The block
+    # kept for them is taken again once the downlink it carried has gone out (the clock loop's
+    # step, every second).
+    import asyncio
+    import gc
+    import socket
+
+    from spot.hotspot.udp import SemtechUdp
+
+    src, hs = _hotspot()
+    src.t = 1000000
+    hs.tmst.advance()
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for port in range(47710, 47800):
+        try:
+            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            break
+        except OSError:
+            continue
+    link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
+    link.resolve()
+    link.pull()
+    _, gateway = server.recvfrom(64)  # the PULL_DATA: where PULL_RESPs go
+    server.setblocking(False)
+    body = b'{"txpk":{"imme":true,"freq":868.1,"powe":14,"modu":"LORA","datr":"SF7BW125","codr":"4/5",' \
+           b'"ipol":true,"size":12,"data":"YAAAAAAAAAAAAAAA"}}'
+    pull_resps = [bytes([2, 0, k, semtech.PULL_RESP]) + body for k in range(1, 6)]
+    hs.console.reserve = bytearray(4096)  # the console's own reserve, taken at its start
+    # the heap filled with 400-byte blocks, every other one freed again: plenty free, no 1 KB block
+    keep = [None] * 400
+    n = 0
+    try:
+        while n < len(keep):
+            keep[n] = bytearray(400)
+            n += 1
+    except MemoryError:
+        pass
+    for i in range(0, n, 2):
+        keep[i] = None
+    gc.collect()
+    acks = []
+    clutter = []
+
+    async def exchange():
+        task = asyncio.create_task(link.reader())
+        for dgram in pull_resps[:3]:  # one at a time, each sent before the next arrives
+            server.sendto(dgram, gateway)
+            for _ in range(500):  # the TX_ACK, however long the reader takes
+                await asyncio.sleep_ms(2)
+                try:
+                    acks.append(server.recv(64))
+                    break
+                except OSError:
+                    continue
+            sent = hs.jit.take(hs.jit.next())  # transmitted, as the TX loop does
+            eq(sent.freq, 868100000)
+            sent = None
+            link.hold()  # the clock loop's step
+            gc.collect()
+            for _ in range(4):  # what the rest of the firmware keeps until the next downlink
+                clutter.append(bytearray(48))
+        # two at once: the second finds the kept block taken by the first (its downlink still
+        # queued), and has the console's reserve
+        for dgram in pull_resps[3:]:
+            server.sendto(dgram, gateway)
+        for _ in range(500):
+            await asyncio.sleep_ms(2)
+            try:
+                acks.append(server.recv(64))
+            except OSError:
+                continue
+            if len(acks) == 5:
+                break
+        task.cancel()
+
+    asyncio.run(exchange())
+    keep = clutter = None
+    server.close()
+    eq([(a[2], a[3]) for a in acks], [(k, semtech.TX_ACK) for k in range(1, 6)])
+    eq((hs.stats["down"], hs.stats["nomem"], hs.console.reserve), (5, 0, None))
+
+
+def test_received_keeps_the_last_frames_for_the_status_page_without_allocating():
+    # the ring of recent frames (hooked on received() by the status page only) adds no allocation
+    # to the forwarding path; the page decodes DevAddr (sent little-endian), RSSI, SNR and message
+    # type from it
+    import gc
+
+    from spot.clock import Clock
+    from spot.hotspot import status
+    from spot.hotspot.core import Hotspot
+
+    def hotspot():
+        return Hotspot(FakeRadio(), Clock(), FakeConsole(), 868100000, 7, (863000000, 870000000), queue_size=4,
+                       packet_events=False)
+
+    hs = hotspot()
+    status.watch(hs)
+    frames = [_packet(bytes([0x40, i, 0x02, 0x03, 0x26, 0, i, 0]) + bytes(8), rssi=-60 - i, snr_x4=4 * i)
+              for i in range(6)]
+    join = _packet(b"\x00" + bytes(22), rssi=-99, snr_x4=-30)
+    for p in frames:
+        hs.received(p)
+    hs.received(join)
+    many = frames * 8
+
+    def alloc(h):
+        for p in many[:4]:  # warm: the queue full, as it stays on a saturated channel
+            h.received(p)
+        gc.collect()
+        before = gc.mem_alloc()
+        for p in many:
+            h.received(p)
+        return gc.mem_alloc() - before
+
+    plain, hooked = hotspot(), hotspot()
+    status.watch(hooked)
+    eq(alloc(hooked), alloc(plain))
+    eq(hooked.recent_n, len(many) + 4)
+    got = status.recent_frames(hs)
+    eq(len(got), status.RECENT)
+    eq(got[0], {"dev_addr": None, "rssi": -99, "snr": -7.5, "type": "join_request"})
+    eq(got[1], {"dev_addr": "26030205", "rssi": -65, "snr": 5.0, "type": "unconfirmed_up"})
+    eq([f["rssi"] for f in got[1:]], [-65, -64, -63])

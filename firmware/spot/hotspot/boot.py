@@ -92,6 +92,7 @@ async def start(app, parts):
     console.event("hotspot", {"gateway_eui": hexlify(eui).decode().upper(), "freq": hs.freq, "sf": hs.sf,
                               "backhaul": app.config.get("backhaul"), "band": list(hs.band)})
     network = net.link(app, hs)
+    app.network = network
     hs.listen()
     for coro in link.tasks():
         asyncio.create_task(coro)

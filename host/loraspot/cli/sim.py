@@ -41,11 +41,22 @@ def sim_group() -> None:
               help="Firmware heap in KB (default: the board profile's budget, docs/boards.md).")
 @click.option("--blank", is_flag=True, help="A missing flash image starts erased, as a new board (flash it first).")
 @click.option("--max-baud", default=0, help="The USB-serial chip's highest baud rate (0: no limit).")
+@click.option("--wifi", "wifi", multiple=True, metavar="SSID=PASSPHRASE",
+              help="A Wi-Fi network in reach (repeatable): the board joins only these, and can open its set-up "
+                   "access point. Default: on the host's network.")
 @click.pass_obj
 def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_port: int, no_pty: bool,
               powercut_after: int, clock_start_us: int | None, clock_start_ms: int | None, medium: str | None,
-              position: str, sensors: str, seed: int, heap_kb: int | None, blank: bool, max_baud: int) -> None:
+              position: str, sensors: str, seed: int, heap_kb: int | None, blank: bool, max_baud: int,
+              wifi: tuple[str, ...]) -> None:
     """Run one virtual board until interrupted; prints the serial URLs it serves."""
+    networks = None
+    for item in wifi:
+        ssid, sep, passphrase = item.partition("=")
+        if not sep or not 1 <= len(ssid.encode()) <= 32 or not 8 <= len(passphrase.encode()) <= 63:
+            raise click.BadParameter(f"{item!r}: expected SSID=PASSPHRASE (SSID 1-32 bytes, passphrase 8-63)",
+                                     param_hint="--wifi")
+        networks = {**(networks or {}), ssid: passphrase}
     hardware: dict = {}
     for name in filter(None, (x.strip() for x in sensors.split(","))):
         if name not in ("bme280", "gps", "battery", "axp192"):
@@ -58,7 +69,7 @@ def board_cmd(ctx, board_id: str, flash: Path, baud: int, speed: int, rfc2217_po
                         pty=not no_pty, powercut_after=powercut_after, clock_start_us=clock_start_us,
                         clock_start_ms=clock_start_ms, medium=parse_address(medium) if medium else None,
                         position=parse_position(position), hardware=hardware, heap_kb=heap_kb,
-                        blank=blank, max_baud=max_baud)
+                        blank=blank, max_baud=max_baud, wifi=networks)
     lock = threading.Lock()
 
     def status(s: dict) -> None:
@@ -231,6 +242,46 @@ def soak_cmd(ctx, device_hours: float, nodes: int, hotspots: int, speed: int, up
         from loraspot.sim.soak import SoakFailed
 
         raise SoakFailed(f"the soak failed {len(rep['failures'])} checks")
+
+
+@sim_group.command("screenshot")
+@click.option("--port", required=True, help="The virtual board's port (pty path or rfc2217:// URL).")
+@click.option("--scale", type=click.IntRange(1, 16), default=4, show_default=True, help="Pixels per display pixel.")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def screenshot_cmd(ctx, port: str, scale: int, out: Path) -> None:
+    """Save what a running virtual board's display shows as a PNG picture."""
+    from loraspot.sim import screen
+
+    rows, width, height = screen.current(port)
+    try:
+        screen.image(rows, width, height, scale).save(out, "PNG")
+    except OSError as e:
+        raise screen.ScreenError(f"{out}: {e.strerror or e}") from None
+    if ctx.json:
+        click.echo(json.dumps({"event": "screenshot", "path": str(out), "width": width, "height": height,
+                               "scale": scale}))
+    else:
+        click.echo(f"{out}: the {width}x{height} display at {scale}x")
+
+
+@sim_group.command("press")
+@click.option("--port", required=True, help="The virtual board's port (pty path or rfc2217:// URL).")
+@click.option("--hold", "hold_s", type=click.FloatRange(0.05, 600), default=0.2, show_default=True,
+              help="Seconds of device time the button stays down (5 or more: set-up mode).")
+@click.pass_obj
+def press_cmd(ctx, port: str, hold_s: float) -> None:
+    """Press a running virtual board's button."""
+    import socket
+
+    from loraspot.sim import screen
+
+    info = screen.board_entry(port)
+    if not info.get("button"):
+        raise screen.ScreenError(f"{port}: this virtual board has no button")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(str(int(hold_s * 1000)).encode(), ("127.0.0.1", info["button"]))
+    click.echo(json.dumps({"event": "pressed", "hold_s": hold_s}) if ctx.json else f"button held {hold_s:g} s")
 
 
 def register(cli: click.Group) -> None:

@@ -75,6 +75,10 @@ MIGRATIONS = [
     """
     CREATE UNIQUE INDEX devices_dev_addr ON devices(dev_addr) WHERE dev_addr IS NOT NULL;
     """,
+    # 6: where a hotspot's update service answers on the network (host:port), for deploy --all-ota
+    """
+    ALTER TABLE devices ADD COLUMN ota TEXT;
+    """,
 ]
 # never the same on two devices
 UNIQUE_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "admin_key_pending")
@@ -145,6 +149,7 @@ class Device:
     state: str = "registered"
     freq: int | None = None
     sf: int | None = None
+    ota: str | None = None  # a hotspot's update service, host:port
 
     def public(self) -> dict:
         """Everything but secrets, for listings and exports."""
@@ -362,7 +367,7 @@ class Inventory:
         return self.device(eui)
 
     _COLUMNS = ("role", "mac", "gateway_eui", "region", "fw", "provisioned_at", "state", "name", "board",
-                "join_eui", "freq", "sf", "dev_addr")
+                "join_eui", "freq", "sf", "dev_addr", "ota")
 
     def update(self, dev_eui: str, **fields) -> None:
         unknown = set(fields) - set(self._COLUMNS)
@@ -475,3 +480,17 @@ class Inventory:
     def secret_kinds(self, dev_eui: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT kind FROM secrets WHERE dev_eui = ? ORDER BY kind",
                                               (_eui(dev_eui),))]
+
+
+PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a label
+
+
+def pairing_code(inv: Inventory, dev_eui: str) -> str:
+    """The board's pairing code, the passphrase of its set-up access point (docs/setup.md): made
+    (12 characters, about 60 bits, in groups of 4) on first use and kept, sealed like its keys."""
+    if "pairing_code" in inv.secret_kinds(dev_eui):
+        return inv.secret(dev_eui, "pairing_code").decode()
+    code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(12))
+    code = "-".join(code[i:i + 4] for i in range(0, 12, 4))
+    inv.set_secret(dev_eui, "pairing_code", code.encode())
+    return code

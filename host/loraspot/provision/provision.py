@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from loraspot import device
 from loraspot.errors import DeviceError, DeviceTimeout, LoraspotError
 from loraspot.lorawan.crypto import key_check_value
-from loraspot.provision.inventory import Inventory, InventoryError, hex_id
+from loraspot.provision.inventory import Inventory, InventoryError, hex_id, pairing_code
 from loraspot.resources import firmware_module
 
 # the firmware's regions (its own table); SINGLE is one channel (single_freq, single_sf), for
@@ -313,6 +313,8 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
         if opts.wifi_password:
             keys["wifi_password"] = opts.wifi_password.encode()
         keys.update(extra)
+        # the set-up access point's passphrase: the one on the board's label when it has one
+        keys["pairing_code"] = pairing_code(inv, eui).encode()
         admin = secrets.token_bytes(32)
         for kind, value in keys.items():
             inv.set_secret(eui, kind, value)  # kept before the device has them: never lost

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from loraspot import boards, localports, resources
 from loraspot.errors import ImageError
-from loraspot.flash import image
+from loraspot.flash import image, partitions
 from loraspot.flash.mpy import compiled_firmware
 from loraspot.sim import romloader
 from loraspot.sim.mp import _vside
+from loraspot.sim.parts import BoardParts
 from loraspot.sim.uart import LineControl, PtyEndpoint, Rfc2217Endpoint, Uart
 
 HEAP_KB = 112  # the ESP32's MicroPython heap as the firmware sees it (tests use the same limit)
@@ -29,6 +30,7 @@ HEAP_KB = 112  # the ESP32's MicroPython heap as the firmware sees it (tests use
 # `machine` and the flash driver are C on an ESP32 and use none of its heap); vboot fills whatever
 # of it is left over, so main.py starts with exactly the free heap a fresh 112 KB interpreter has.
 BOOT_ALLOWANCE_KB = 48
+HARDWARE_ALLOWANCE_KB = 24  # and this much more for the models of its parts (sensors, display: sim/mp/_vhw.py)
 _fresh_free: dict[int, int] = {}
 
 
@@ -133,12 +135,16 @@ class BoardOptions:
     blank: bool = False  # a missing flash image starts erased (a board fresh from the factory)
     auto_reset: bool = True  # False: no DTR/RTS reset circuit (download mode only by the BOOT button)
     max_baud: int = 0  # the USB-serial chip's limit: at a higher rate nothing gets through (0: none)
+    # Wi-Fi networks in reach {ssid: passphrase}: the board joins only these, with the right
+    # passphrase, and can open its set-up access point; None: it is on the host's network
+    wifi: dict | None = None
 
 
 class VirtualBoard:
     def __init__(self, opts: BoardOptions, on_status: Callable[[dict], None] | None = None):
         self.opts = opts
         self.profile = boards.get(opts.board)
+        self.parts = BoardParts(self.profile, opts.wifi, on_status or (lambda _s: None))
         self.heap_kb = self._budget_kb()  # again at each boot: the role may have changed
         self._status = on_status or (lambda _s: None)
         self.uart = Uart(opts.baud)
@@ -175,20 +181,27 @@ class VirtualBoard:
         ensure_image(flash, self.profile)
         self.efuse = ensure_efuse(flash, self.opts.board)
         self.device_id = self.efuse["mac"]
+        self.parts.device_id = self.device_id
         self.vfs: image.Partition | None = None
+        self.ota: dict | None = None  # app slots: what the bootloader chose (_boot_slot)
         self.romfs: image.Partition | None = None
         if self.opts.pty:
             self.pty = PtyEndpoint(self.uart)
         self.rfc = Rfc2217Endpoint(self.uart, self.control, self.opts.rfc2217_port, pty=self.pty)
         info = {"event": "serving", "id": self.device_id, "board": self.opts.board, "pty": self.pty and self.pty.path,
-                "url": self.rfc.url, "flash": str(flash), "pid": os.getpid()}
+                "url": self.rfc.url, "flash": str(flash), "pid": os.getpid(), "http": self.parts.http_port,
+                "button": self.parts.button_port}
+        air = self.parts.air
+        if air is not None:
+            info["air"] = air.port
         if self.opts.register:  # listed as a port, as a USB board would be (the profile's USB id)
             usb = self.profile["usb"][0]
             url = info["pty"] or info["url"]
             self._reg_path = localports.announce({
                 "url": url, "reset_url": info["url"] if url != info["url"] else None,
                 "description": "loraspot virtual board", "vid": int(usb["vid"], 16), "pid": int(usb["pid"], 16),
-                "serial_number": self.device_id, "process": os.getpid()})
+                "serial_number": self.device_id, "process": os.getpid(), "http": self.parts.http_port,
+                "button": self.parts.button_port, "air": air.port if air else None})
         self._thread = threading.Thread(target=self._supervise, name="firmware", daemon=True)
         self._thread.start()
         self._status(info)
@@ -207,6 +220,7 @@ class VirtualBoard:
             if ep:
                 ep.close()
         self.uart.close()
+        self.parts.close()
         if self._reg_path:
             localports.withdraw(self._reg_path)
 
@@ -261,13 +275,21 @@ class VirtualBoard:
                "rtc": self._rtc.hex(), "powercut_after": self._powercut_after,
                "start_us": self.opts.clock_start_us, "start_ms": self.opts.clock_start_ms,
                "medium": list(self.opts.medium) if self.opts.medium else None, "position": list(self.opts.position),
-               "romfs": romfs, "repl": self._soft_reboot or None,
+               "romfs": romfs, "repl": self._soft_reboot or None, "ota": self.ota,
                "target_free": fresh_free(self.heap_kb), "efuse": self._efuse_words(),
-               "hw": dict(self.opts.hardware, boot=self.boots) if self.opts.hardware else None}
+               "hw": self._hardware(), "wifi": self.opts.wifi, **self.parts.boot_env()}
         env = dict(os.environ)
         env["LORASPOT_VBOARD"] = json.dumps(cfg)
         env.update(self.opts.extra_env)
         return env
+
+    def _hardware(self) -> dict | None:
+        """The virtual sensors on the board (the display's panel runs here, in the supervisor)."""
+        hw = dict(self.opts.hardware)
+        if not hw:
+            return None
+        hw["boot"] = self.boots
+        return hw
 
     def _efuse_words(self) -> list[list[int]]:
         """The security eFuse words the firmware reads through machine.mem32 ([address, value])."""
@@ -277,16 +299,22 @@ class VirtualBoard:
     def _budget_kb(self) -> int:
         """The firmware's heap for this boot: as the test set it, else the profile's budget for the
         role in the board's config (a hotspot runs Wi-Fi, which takes its share of the RAM)."""
+        cfg = self._config()
+        self.parts.display_on = bool(cfg.get("display"))
         if self.opts.heap_kb:
             return self.opts.heap_kb
         budget = self.profile["memory"]["heap_kb"]
+        return budget["wifi"] if cfg.get("role") == "hotspot" else budget["no_wifi"]
+
+    def _config(self) -> dict:
+        """The board's config as its flash holds it now ({} when there is none yet)."""
         try:
             fs = image.read_vfs(Path(self.opts.flash))  # kept while its file is read
             with fs.open("/config.json", "r") as f:
-                role = json.loads(f.read()).get("role")
+                cfg = json.loads(f.read())
         except Exception:  # no config yet, an erased or half-written filesystem (littlefs's own errors)
-            role = None
-        return budget["wifi"] if role == "hotspot" else budget["no_wifi"]
+            return {}
+        return cfg if isinstance(cfg, dict) else {}
 
     def _romfs_span(self) -> list[int] | None:
         """[offset, length] of the ROMFS image in the flash file (read when the board boots, as
@@ -333,6 +361,11 @@ class VirtualBoard:
             return
         self._status({"event": "download_done", "commands": rom.commands})
 
+    def arm_powercut(self, ops: int) -> None:
+        """Cut the power after the ops-th flash erase or program of the next boot (the running
+        one counts on as it was started): a cut in what a reset starts, e.g. an update's switch."""
+        self._powercut_after = ops
+
     def _check_flash(self) -> str:
         """What the ROM and the second-stage bootloader check before the application runs: a valid
         bootloader image for this chip at its offset, the partition table, a valid application in
@@ -346,7 +379,12 @@ class VirtualBoard:
             try:
                 espimage.read_image(head, self.profile["chip"])
                 parts = image.decode_partition_table(head[image.TABLE_OFFSET - offset :])
-                app = next((p for p in parts if p.type == image.TYPE_APP), None)
+                self.ota = None
+                ota = partitions.ota_slots_of(parts)
+                if ota is not None:
+                    app = self._boot_slot(f, *ota)
+                else:
+                    app = next((p for p in parts if p.type == image.TYPE_APP), None)
                 if app is None:
                     return "the partition table has no application partition"
                 f.seek(app.offset)
@@ -356,6 +394,33 @@ class VirtualBoard:
                 return str(e)
         self.romfs = image.romfs_of(parts)
         return ""
+
+    def _boot_slot(self, f, otadata: partitions.Partition, slots: list[partitions.Partition]):
+        """The second-stage bootloader of an image with app slots (ESP-IDF's, rollback enabled, as
+        in MicroPython's OTA image): the slot otadata selects, an update never confirmed aborted,
+        a new one made pending_verify; a slot whose image does not load is passed over for the
+        next (bootloader_utility.c). Sets self.ota for the firmware's esp32.Partition."""
+        from loraspot.flash import espimage
+        from loraspot.sim.mp import _votadata as od
+
+        f.seek(otadata.offset)
+        data = f.read(2 * od.SECTOR)
+        index, writes = od.boot(data, len(slots))
+        if writes:
+            with open(self.opts.flash, "r+b") as w:
+                for copy, entry in writes:
+                    w.seek(otadata.offset + copy * od.SECTOR)
+                    w.write(entry.ljust(od.SECTOR, b"\xff"))
+        for k in [index] + [i for i in range(len(slots)) if i != index]:
+            f.seek(slots[k].offset)
+            try:
+                espimage.read_image(f.read(slots[k].size), self.profile["chip"])
+            except ImageError:
+                continue
+            self.ota = {"slots": [[s.offset, s.size, s.label] for s in slots],
+                        "otadata": [otadata.offset, otadata.size], "running": k}
+            return slots[k]
+        return None
 
     def _run_once(self) -> None:
         error = self._check_flash()
@@ -380,7 +445,8 @@ class VirtualBoard:
         env = self._env(side_w, rom)
         self._soft_reboot = ""
         rom_kb = (rom[1] + 1023) // 1024 + 1 if rom else 0
-        heap = f"heapsize={self.heap_kb + BOOT_ALLOWANCE_KB + rom_kb}K"
+        hw_kb = HARDWARE_ALLOWANCE_KB if self._hardware() else 0
+        heap = f"heapsize={self.heap_kb + BOOT_ALLOWANCE_KB + hw_kb + rom_kb}K"
         cmd = [*micropython_command(), "-X", heap, str(resources.sim_mp_dir() / "vboot.py")]
         with self._proc_lock:
             if self._stop:  # stop() came first: never start a process nobody will stop
@@ -396,7 +462,10 @@ class VirtualBoard:
         self.boots += 1
         assert proc.stdout
         self.uart.attach(proc.pid, in_w)
-        self._status({"event": "boot", "mode": "run", "cause": self._cause, "pid": proc.pid, "boots": self.boots})
+        booted = {"event": "boot", "mode": "run", "cause": self._cause, "pid": proc.pid, "boots": self.boots}
+        if self.ota is not None:
+            booted["slot"] = self.ota["slots"][self.ota["running"]][2]
+        self._status(booted)
         out = threading.Thread(target=self.uart.pump_output, args=(proc.stdout.fileno(),), daemon=True)
         out.start()
         self._wdt_ms, self._wdt_fired = 0, False
@@ -427,6 +496,8 @@ class VirtualBoard:
         return messages
 
     def _side_message(self, kind: bytes, arg: str, messages: list) -> None:
+        if self.parts.side_message(kind, arg):
+            return
         if kind == _vside.SCRIPTS:
             self.uart.scripts_started()
         elif kind == _vside.RTC:
@@ -454,6 +525,7 @@ class VirtualBoard:
             time.sleep(0.02)
 
     def _after_exit(self, messages: list[tuple[bytes, str]]) -> None:
+        self.parts.power_off()
         kind, arg = messages[-1] if messages else (b"", "")
         if self._stop or self._held or self._mode == "download":
             return

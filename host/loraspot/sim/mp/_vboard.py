@@ -27,3 +27,21 @@ class HostNetwork:
 
     def settime(self):
         """The host's clock is NTP-synced already: nothing to set."""
+
+
+WIFI = None  # {ssid: passphrase} of the networks in reach (loraspot sim --wifi), or None: the host's network
+HTTP_PORT = 0  # the loopback port this board's web server listens on (80 on a board)
+
+
+def network(ssid):
+    """spot.board.Board.network on the virtual board: the host's network, or with networks in
+    reach the station (sim/mp/_vwifi.py), None without one to join."""
+    if WIFI is None:
+        return HostNetwork()
+    if not ssid:
+        return None
+    from _vwifi import VirtualWlan
+
+    wlan = VirtualWlan()
+    wlan.active(True)
+    return wlan

@@ -9,6 +9,7 @@ ENODEV = 19
 EIO = 5
 ETIMEDOUT = 116
 LOG_KEEP = 32  # what a bus or chip model remembers of its traffic, for tests: the newest only
+LOG_BYTES = 32  # of each write (a display's frame is a kilobyte)
 
 
 def _note(log, item):
@@ -39,8 +40,8 @@ class I2CBus:
         return sorted(self.devices)
 
     def writeto(self, addr, buf):
-        _note(self.log, ("w", addr, bytes(buf)))
-        self._dev(addr).write(bytes(buf))
+        _note(self.log, ("w", addr, bytes(buf[:LOG_BYTES])))
+        self._dev(addr).write(bytes(buf) if len(buf) <= LOG_BYTES else buf)
 
     def readfrom_into(self, addr, buf):
         data = self._dev(addr).read(len(buf))
@@ -418,3 +419,4 @@ class AdcModel:
         if self.fail:
             raise OSError(EIO)
         return self.uv
+

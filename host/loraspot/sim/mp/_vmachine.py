@@ -123,7 +123,10 @@ def _devices():
 
         return _vdevices.STATE
     except ImportError:
-        return {"i2c": None, "uart": {}, "adc": {}}
+        import sys
+
+        w = sys.modules.get("_vwifi")  # loaded by vboot only on a board with a display or Wi-Fi
+        return {"i2c": w.PANEL_BUS if w is not None else None, "uart": {}, "adc": {}}
 
 
 class Pin:

@@ -7,6 +7,8 @@ SCRIPTS = b"scripts"  # boot.py is about to run: from here on a Ctrl-C on the li
 RTC = b"rtc"  # ARG: the RTC memory in hex (kept across resets, lost with the power)
 SENSOR = b"sensor"  # ARG: JSON of what a virtual sensor measured
 WDT = b"wdt"  # the watchdog started (ARG: its timeout in device ms) or was fed (no ARG)
+AP = b"ap"  # ARG: JSON {ssid, passphrase} of the access point switched on; no ARG: off
+DISPLAY = b"display"  # ARG: hex of one I2C write to the display (the supervisor runs the panel: _vssd1306)
 HEAPSHORT = b"heapshort"  # ARG: bytes by which the boot code outgrew its heap allowance
 # The last message before the interpreter stops says why it stopped:
 POWERCUT = b"powercut"  # ARG: flash operations done before the power went

@@ -1,0 +1,156 @@
+"""The heap the set-up access point, the status page and the display need on the virtual board
+(issue "Set-up without a cable"): for each, the smallest heap in 4 KB steps in which it works,
+with the library run from ROMFS (profile `virtual`) and loaded from littlefs (`virtual-ota`, a
+stock image's layout):
+
+- hotspot + status page + display: backhaul up, 200 page requests answered while frames arrive,
+  every frame forwarded, the display drawn;
+- hotspot + status page, hotspot + display: the same with one of them;
+- set-up: the access point on, its page and a refused form answered.
+
+Prints one JSON line per case with the figure and the table loraspot.budget.FEATURE_NEED_KB
+keeps. Run by `make bench`; `--case NAME` runs one."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT))
+
+from loraspot import boards  # noqa: E402
+from loraspot.flash import image  # noqa: E402
+from loraspot.flash.mpy import compiled_firmware  # noqa: E402
+from loraspot.listen.server import Listener  # noqa: E402
+from loraspot.sim.medium import F_CRC, Cfg, Medium, MediumClient  # noqa: E402
+from loraspot.sim.vboard import BoardOptions, VirtualBoard  # noqa: E402
+
+from tests.e2e.hotspot_world import FREQ, SF, Events, wait  # noqa: E402
+
+STEP = 4
+CASES = {"status+display": {"http_port": 80, "display": True}, "status": {"http_port": 80},
+         "display": {"display": True}, "setup": None}
+
+
+def _image(path: Path, board: str, cfg: dict, secret: dict | None = None) -> Path:
+    profile = boards.get(board)
+    files = image.app_files(profile, cfg, mpy_dir=compiled_firmware(ROOT / ".venv" / "mpy-cache"))
+    if secret:
+        files["secrets.json"] = json.dumps({k: v.hex() for k, v in secret.items()}).encode()
+    path.unlink(missing_ok=True)
+    image.create_flash_image(path, profile, files)
+    return path
+
+
+def _get(port: int, path: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as r:
+        r.read()
+        return r.status
+
+
+def works(board: str, case: str, heap_kb: int, tmp: Path) -> bool:
+    extra = CASES[case]
+    with Medium() as medium, Listener({}, port=0) as ls:
+        cfg = {"role": "hotspot", "single_freq": FREQ, "single_sf": SF, "server_port": ls.address[1],
+               "packet_events": False, **(extra or {})}
+        secret = {"pairing_code": b"BENC-HCOD-E234"}
+        if extra is not None:
+            cfg["wifi_ssid"] = "HomeNet"
+            secret["wifi_password"] = b"bench password"
+        path = _image(tmp / f"{case}.bin", board, cfg, secret)
+        vb = VirtualBoard(BoardOptions(flash=path, board=board, medium=medium.address, register=False,
+                                       heap_kb=heap_kb, wifi={"HomeNet": "bench password"}))
+        vb.start()
+        try:
+            return _setup_works(vb) if extra is None else _hotspot_works(vb, extra, medium)
+        except Exception:  # a board that crashed, did not answer, or dropped the connection: does not fit
+            return False
+        finally:
+            vb.stop()
+
+
+def _hotspot_works(vb: VirtualBoard, extra: dict, medium: Medium) -> bool:
+    ev = Events(vb.rfc.url if vb.rfc else "")
+    node = MediumClient(medium.address, "n", (10, 0, 0))
+    try:
+        if not wait(lambda: ev.client.request("stats").get("backhaul") == "up", 30):
+            return False
+        fails = []
+        if extra.get("http_port"):
+            def ask():
+                for i in range(200):
+                    try:
+                        if _get(vb.parts.http_port, "/status.json" if i % 2 else "/") != 200:
+                            fails.append(i)
+                    except OSError:
+                        fails.append(i)
+            t = threading.Thread(target=ask)
+            t.start()
+        sent = 0
+        for i in range(40):
+            frame = bytes([0x40, i, 0, 1, 0x26, 0, i, 0]) + bytes(8)
+            node.transmit(frame, Cfg(FREQ, SF, 125_000, 5, 8, F_CRC, 0x34, 14))
+            node.tx_done()
+            sent += 1
+        if extra.get("http_port"):
+            t.join()
+        ok = wait(lambda: ev.client.request("stats")["forwarded"] == sent, 20)
+        st = ev.client.request("stats")
+        drawn = not extra.get("display") or vb.parts.screens > 0
+        return ok and not fails and st["nomem"] == 0 and drawn and ev.client.request("hello")["boot"] is not None \
+            and not any(e.kind == "fault" for e in ev.events)
+    finally:
+        node.close()
+        ev.close()
+
+
+def _setup_works(vb: VirtualBoard) -> bool:
+    from loraspot.setup import Page, SetupError, apply
+
+    if not wait(lambda: vb.parts.air is not None and vb.parts.air.ssid is not None, 30):
+        return False
+    page = Page(air=(vb.parts.air.port, vb.parts.air.ssid, "BENC-HCOD-E234"))
+    for _ in range(20):
+        if page.request("GET", "/setup.json")[0] != 200:
+            return False
+    try:
+        apply(page, {"region": "XX868", "wifi_ssid": "HomeNet"})
+    except SetupError as e:
+        return "field region" in str(e)
+    return False
+
+
+def smallest(board: str, case: str, tmp: Path, lo: int = 80, hi: int = 260) -> int | None:
+    """The smallest heap in STEP KB steps that works (and the step above it works too)."""
+    if not works(board, case, hi, tmp):
+        return None
+    while hi - lo > STEP:
+        mid = (lo + hi) // 2 // STEP * STEP
+        if works(board, case, mid, tmp):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def main() -> None:
+    only = sys.argv[sys.argv.index("--case") + 1] if "--case" in sys.argv else None
+    with tempfile.TemporaryDirectory() as d:
+        for board, code in (("virtual", "romfs"), ("virtual-ota", "littlefs")):
+            for case in CASES:
+                if only and case != only:
+                    continue
+                need = smallest(board, case, Path(d))
+                key = "setup" if case == "setup" else "hotspot-udp"
+                print(json.dumps({"bench": "panel", "case": case, "code": code, "need_kb": need,
+                                  "table": [key, code, case]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The status page and the display are refused up front on a board whose heap cannot hold them beside
+its role (loraspot.budget.FEATURE_NEED_KB, measured by bench/panel.py), with the figures in the
+message; a board without a display cannot switch one on; what was not measured is refused."""
+
+from __future__ import annotations
+
+import pytest
+from loraspot import boards, budget
+
+
+@pytest.mark.parametrize("board_id", sorted(b for b in boards.all_boards()))
+@pytest.mark.parametrize("status,display", [(True, False), (False, True), (True, True)])
+def test_each_board_fits_or_is_refused(board_id, status, display):
+    profile = boards.get(board_id)
+    code = "romfs" if profile["flash"]["partitions"].get("romfs") else "littlefs"
+    case = budget.feature_case(status, display)
+    if display and not profile.get("oled"):
+        with pytest.raises(budget.FeatureDoesNotFit, match="has no display"):
+            budget.check_features(profile, "hotspot", "udp", status, display)
+        return
+    need = budget.FEATURE_NEED_KB[("hotspot-udp", code, case)]
+    assert need > budget.NEED_KB[("hotspot-udp", code)]  # more than the hotspot alone
+    if profile["memory"]["heap_kb"]["wifi"] - need >= budget.HEADROOM_KB:
+        assert budget.check_features(profile, "hotspot", "udp", status, display) == need
+    else:
+        with pytest.raises(budget.FeatureDoesNotFit) as e:
+            budget.check_features(profile, "hotspot", "udp", status, display)
+        assert f"{need} KB" in str(e.value) and f"{profile['memory']['heap_kb']['wifi']} KB" in str(e.value)
+
+
+def test_psram_boards_take_both_and_a_stock_esp32_does_not():
+    assert budget.check_features(boards.get("lilygo-t3-s3"), "hotspot", "udp", True, True)
+    with pytest.raises(budget.FeatureDoesNotFit, match=r"do not fit board ttgo-lora32-v2\.1"):
+        budget.check_features(boards.get("ttgo-lora32-v2.1"), "hotspot", "udp", True, True)
+
+
+def test_what_was_not_measured_is_refused():
+    t3 = boards.get("lilygo-t3-s3")
+    with pytest.raises(budget.FeatureDoesNotFit, match="not measured"):
+        budget.check_features(t3, "hotspot", "mqtt", True, False)
+    with pytest.raises(budget.FeatureDoesNotFit, match="not measured"):
+        budget.check_features(t3, "node", None, False, True)
+    assert budget.check_features(t3, "node", None, True, False) is None  # a node has no status page
+
+
+def test_the_setup_access_point_fits_wherever_a_hotspot_does():
+    # it runs instead of the role: a board that can run a hotspot can open it (bench/panel.py)
+    for code in ("romfs", "littlefs"):
+        assert budget.FEATURE_NEED_KB[("setup", code, "setup")] <= budget.NEED_KB[("hotspot-udp", code)]
