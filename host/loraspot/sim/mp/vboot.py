@@ -18,6 +18,13 @@ import vfs
 from _vflash import FlashPartition
 
 cfg = json.loads(os.getenv("LORASPOT_VBOARD"))
+if cfg.get("wifi") is not None or cfg.get("panel"):
+    # the Wi-Fi, the button, the display's link: C on a board, so loaded before the heap is
+    # measured, and only on a board that uses them (their names would otherwise shift where
+    # MicroPython's table of names grows for every other board)
+    import _vwifi
+if cfg.get("ota"):
+    import _vesp32
 side = open("/dev/fd/%d" % cfg["side_fd"], "wb")
 
 
@@ -33,12 +40,16 @@ if cfg.get("medium"):
     _vboard.MEDIUM = tuple(cfg["medium"])
 _vboard.POSITION = tuple(cfg.get("position") or (0, 0, 0))
 _vboard.RADIO_ID = cfg["mac"]
+_vboard.WIFI = cfg.get("wifi")
+_vboard.HTTP_PORT = cfg.get("http_port", 0)
 _vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg.get("rtc", "")), cfg.get("efuse"))
 sys.modules["machine"] = _vmachine
 if cfg.get("hw"):
     import _vdevices  # the board's sensors: hardware, so set up before the heap is measured out
 
     _vdevices.setup(cfg["hw"], cfg["speed"])
+if cfg.get("wifi") is not None or cfg.get("panel"):  # the button, and the display on its bus
+    _vwifi.start(cfg, _vdevices.STATE["i2c"] if cfg.get("hw") else None)
 
 flash = open(cfg["flash"], "r+b")
 bdev = FlashPartition(flash, cfg["vfs_offset"], cfg["vfs_size"], cfg.get("powercut_after", 0), _power_cut)
@@ -52,6 +63,9 @@ except OSError:
         pass
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
+if cfg.get("ota"):  # an image with two app slots: esp32.Partition over them (C on a board)
+    _vesp32.setup(flash, cfg["ota"])
+    sys.modules["esp32"] = _vesp32
 if cfg.get("romfs"):
     # A ROMFS partition, as an ESP32 image built with ROMFS mounts it: .mpy files run from it in
     # place (bytecode, strings and constants stay in the mapped flash, not in the heap).
@@ -63,6 +77,22 @@ if cfg.get("romfs"):
     except OSError:
         print("The ROMFS partition holds no valid ROMFS image; flash the board again.")
     del _rom
+# MicroPython's unix port polls file descriptors with the system's poll (the port's
+# MICROPY_PY_SELECT_POSIX_OPTIMISATIONS, off on the ESP32). When a poller's array of descriptors
+# grows by moving, extmod/modselect.c (poll_set_add_fd) moves the entry of every registered object,
+# also of one without a descriptor (asyncio's ThreadSafeFlag): that entry points into freed heap and
+# the next poll crashes the interpreter. The firmware's asyncio gets a poller made here with room
+# for 32 descriptors, so it never grows; every other caller gets select.poll() as it is.
+import select
+
+_poller = [select.poll()]
+for _n in range(1000, 1032):
+    _poller[0].register(_n, 0)
+for _n in range(1000, 1032):
+    _poller[0].unregister(_n)
+sys.modules["select"] = type("select", (), {
+    "POLLIN": select.POLLIN, "POLLOUT": select.POLLOUT, "POLLERR": select.POLLERR, "POLLHUP": select.POLLHUP,
+    "poll": lambda: _poller.pop() if _poller and "asyncio.core" in sys.modules else select.poll()})
 # The interpreter's heap is the board's plus an allowance for this boot code (C on an ESP32): the
 # rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
 # fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
