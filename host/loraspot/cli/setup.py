@@ -20,8 +20,8 @@ from loraspot.cli.device import INVENTORY
 @click.pass_obj
 def setup_cmd(ctx, url, port, pairing_code, wifi_ssid, wifi_password, server, region, inventory) -> None:
     """Set a board's Wi-Fi, server and region through its set-up access point (a board without
-    Wi-Fi, or after a long press of its button). A locked board's change is signed with its
-    admin key from the inventory."""
+    Wi-Fi, or after a 5 s press of its button with the display on). A locked board's change is
+    signed with its admin key from the inventory."""
     from loraspot import setup
 
     values = {k: v for k, v in (("wifi_ssid", wifi_ssid), ("wifi_password", wifi_password), ("server", server),
