@@ -82,6 +82,7 @@ bench: setup
 	$(PY) bench/heap.py
 	$(PY) bench/roles.py
 	$(PY) bench/ota.py
+	$(PY) bench/ed25519.py
 	$(VENV)/bin/loraspot sim soak --device-hours $(HOURS)
 
 lint: setup
