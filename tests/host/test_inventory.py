@@ -200,3 +200,23 @@ def test_processes_opening_the_same_new_inventory_at_once_all_succeed(tmp_path):
         assert [p.returncode for p in procs] == [0] * 6, errors
         with Inventory(path, key=bytes.fromhex(key)) as inv:
             assert inv.schema_version() > 0 and [d.dev_eui for d in inv.devices()] == ["70B3D57ED0000001"]
+
+
+def test_an_identity_key_belongs_to_one_device(tmp_path):
+    pub = "AB" * 32
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        inv.register(EUI, "a4cf12000001", role="hotspot", gateway_eui="A4CF12FFFE000001")
+        inv.register("70B3D57ED0000002", "a4cf12000002", role="hotspot", gateway_eui="A4CF12FFFE000002")
+        inv.update(EUI, identity=pub)
+        assert inv.device(EUI).identity == pub.lower()  # one spelling, whatever was given
+        inv.update(EUI, identity=pub.lower())  # the same device again: fine
+        with pytest.raises(InventoryError, match=f"identity key {pub.lower()} already belongs to {EUI}"):
+            inv.update("70B3D57ED0000002", identity=pub)
+        assert inv.device("70B3D57ED0000002").identity is None  # the refused write left nothing
+        with pytest.raises(InventoryError, match="identity public key must be 64 hex digits"):
+            inv.update(EUI, identity="12" * 31)
+    # the constraint is the database's own: a second station writing directly is refused too
+    db = sqlite3.connect(tmp_path / "inv.sqlite")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE devices SET identity = ? WHERE dev_eui = ?", (pub.lower(), "70B3D57ED0000002"))
+    db.close()

@@ -120,11 +120,13 @@ def render(fmt: str, items: list[Entry], *, include_keys: bool = False, applicat
     hotspots = [e for e in items if e.device.role == "hotspot"]
     if fmt == "csv":
         header = ["dev_eui", "join_eui", "gateway_eui", "name", "role", "board", "mac", "region", "fw", "state",
-                  "lorawan_version", "regional_parameters", "payload_formatter", "activation", "dev_addr"] + (
+                  "lorawan_version", "regional_parameters", "payload_formatter", "activation", "dev_addr",
+                  "identity"] + (
                       ["app_key", "nwk_s_key", "app_s_key"] if include_keys else [])
         rows = [{**e.device.public(), "lorawan_version": MAC_VERSION, "regional_parameters": "RP001-1.0.3-A",
                  "payload_formatter": "cayenne-lpp", "activation": e.activation, "dev_addr": e.device.dev_addr or "",
-                 "app_key": e.app_key or "", "nwk_s_key": e.nwk_s_key or "", "app_s_key": e.app_s_key or ""}
+                 "identity": e.device.identity or "", "app_key": e.app_key or "", "nwk_s_key": e.nwk_s_key or "",
+                 "app_s_key": e.app_s_key or ""}
                 for e in items]
         return _csv(rows, header)
     if fmt == "tts-csv":  # The Things Stack's device CSV: semicolons, one end device per row

@@ -79,6 +79,12 @@ MIGRATIONS = [
     """
     ALTER TABLE devices ADD COLUMN ota TEXT;
     """,
+    # 7: the board's identity: the public half of the Ed25519 key it made itself at provisioning
+    # (64 hex digits; the private half never leaves the board), one board's only
+    """
+    ALTER TABLE devices ADD COLUMN identity TEXT;
+    CREATE UNIQUE INDEX devices_identity ON devices(identity) WHERE identity IS NOT NULL;
+    """,
 ]
 # never the same on two devices
 UNIQUE_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "admin_key_pending")
@@ -150,6 +156,7 @@ class Device:
     freq: int | None = None
     sf: int | None = None
     ota: str | None = None  # a hotspot's update service, host:port
+    identity: str | None = None  # the public key of the board's Ed25519 identity, hex
 
     def public(self) -> dict:
         """Everything but secrets, for listings and exports."""
@@ -367,7 +374,7 @@ class Inventory:
         return self.device(eui)
 
     _COLUMNS = ("role", "mac", "gateway_eui", "region", "fw", "provisioned_at", "state", "name", "board",
-                "join_eui", "freq", "sf", "dev_addr", "ota")
+                "join_eui", "freq", "sf", "dev_addr", "ota", "identity")
 
     def update(self, dev_eui: str, **fields) -> None:
         unknown = set(fields) - set(self._COLUMNS)
@@ -377,9 +384,19 @@ class Inventory:
             raise InventoryError(f"unknown state {fields['state']!r} ({', '.join(STATES)})")
         if not fields:
             return
+        if fields.get("identity") is not None:
+            fields["identity"] = hex_id(fields["identity"], 64, "identity public key").lower()
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self.db.execute(f"UPDATE devices SET {sets}, updated_at = ? WHERE dev_eui = ?",
-                        (*fields.values(), time.time(), _eui(dev_eui)))
+        try:
+            self.db.execute(f"UPDATE devices SET {sets}, updated_at = ? WHERE dev_eui = ?",
+                            (*fields.values(), time.time(), _eui(dev_eui)))
+        except sqlite3.IntegrityError as e:
+            if "identity" in str(e):
+                other = self.db.execute("SELECT dev_eui FROM devices WHERE identity = ?",
+                                        (fields["identity"],)).fetchone()
+                raise InventoryError(f"identity key {fields['identity']} already belongs to "
+                                     f"{other[0] if other else 'another device'}") from None
+            raise
 
     def new_dev_addr(self, net_id: int = 0x000013) -> str:
         """A DevAddr no device of the inventory has, in the address block of NetID net_id (type 0:

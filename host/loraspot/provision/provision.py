@@ -341,6 +341,8 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
                 raise ProvisionError(f"{res.port}: the device answers key check value {out.get('kcv')} for its "
                                      f"{kind}, expected {want}: the key did not arrive intact")
             res.kcv = want
+    if opts.role == "hotspot" or "gps" in str(values.get("sensors") or ""):
+        _identity(client, inv, eui, res.port)
     inv.promote_admin_key(eui)
     client.admin_key = admin
     if locked:
@@ -355,6 +357,17 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
                                  f"the restart: {fault}. Fix the radio (module fitted, wiring, board profile) and "
                                  "run again with --force")
     inv.update(eui, state="locked" if locked else "provisioned", provisioned_at=time.time())
+
+
+def _identity(client, inv: Inventory, eui: str, port: str) -> None:
+    """The board's Ed25519 identity (a hotspot's, a tracking node's): made on the board from its own
+    RNG and 32 bytes from here, or the one it has kept (its receipts' chain goes on); its public
+    key kept in the inventory. The private key never leaves the board."""
+    try:
+        out = client.request("keys.identity", {"entropy": secrets.token_bytes(32).hex()})
+    except DeviceError as e:
+        raise ProvisionError(f"{port}: the board could not make its identity key: {e}") from None
+    inv.update(eui, identity=str(out.get("public", "")))
 
 
 RADIO_REPORT_S = 30.0  # a role reports its radio within this after its boot event (slow machines included)
