@@ -167,3 +167,45 @@ def test_the_shared_vectors_are_the_host_codecs():
     key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["secret"]))
     assert key.sign(head.encode()).hex() == v["signature"]
     assert hashlib.sha256(head.encode() + bytes.fromhex(v["signature"])).hexdigest() == v["batch_hash"]
+
+
+def test_the_ledger_commands(tmp_path, capsys):
+    import json
+
+    from loraspot.cli.main import main
+
+    key = Ed25519PrivateKey.generate()
+    batches, frames = _chain(key, [3, 4])
+    lines = [json.dumps(b.to_json()) for b in batches]
+    tampered = batches[1].to_json()
+    tampered["records"] = tampered["records"][:-1]
+    (tmp_path / "batches.jsonl").write_text("\n".join([lines[0], json.dumps(tampered), "{not json", lines[1]]) + "\n")
+    led = str(tmp_path / "ledger.sqlite")
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.add_gateway(EUI.hex(), _pub(key).hex())
+    code = main(["--json", "ledger", "ingest", "--ledger", led, str(tmp_path / "batches.jsonl")])
+    out = capsys.readouterr()
+    res = json.loads(out.out)
+    assert code == 9 and "2 of 4 batches refused" in out.err and len(out.err.strip().splitlines()) == 1
+    assert [(r["ok"], r.get("reason")) for r in res] == [(True, None), (False, "count_mismatch"),
+                                                         (False, "unreadable"), (True, None)]
+    frame = frames[1][2]
+    assert main(["ledger", "prove", "--ledger", led, "--frame", frame.hex()]) == 0
+    (tmp_path / "proof.json").write_text(capsys.readouterr().out)
+    assert main(["--json", "ledger", "verify", str(tmp_path / "proof.json"), "--key", _pub(key).hex(),
+                 "--frame", frame.hex()]) == 0
+    (ok,) = json.loads(capsys.readouterr().out)
+    assert ok["ok"] and ok["gateway_eui"] == EUI.hex().upper() and ok["freq"] == 868100000
+    # a proof changed on the way, another gateway's key, no key at all, a frame never heard
+    proof = json.loads((tmp_path / "proof.json").read_text())
+    proof[0]["record"] = proof[0]["record"][:-2] + ("00" if proof[0]["record"][-2:] != "00" else "01")
+    (tmp_path / "bad.json").write_text(json.dumps(proof))
+    for args, code_want, words in (
+            (["ledger", "verify", str(tmp_path / "bad.json"), "--key", _pub(key).hex()], 9, "not in the signed batch"),
+            (["ledger", "verify", str(tmp_path / "proof.json"), "--key", "ab" * 32], 9, "not signed"),
+            (["ledger", "verify", str(tmp_path / "proof.json")], 2, "--key"),
+            (["ledger", "prove", "--ledger", led, "--frame", "0102"], 9, "no batch"),
+            (["ledger", "prove", "--ledger", led, "--frame", "xyz"], 2, "hex")):
+        assert main(args) == code_want, args
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -37,9 +37,9 @@ def cli(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from loraspot.cli import decode, demo, device, flash, inventory, listen, monitor, ports, setup, sim
+    from loraspot.cli import decode, demo, device, flash, inventory, ledger, listen, monitor, ports, setup, sim
 
-    for module in (ports, device, sim, decode, inventory, demo, listen, flash, monitor, setup):
+    for module in (ports, device, sim, decode, inventory, demo, listen, flash, monitor, setup, ledger):
         module.register(cli)
 
 

@@ -90,6 +90,28 @@ class Batch:
     def hash(self) -> bytes:
         return hashlib.sha256(self.header.encode() + self.signature).digest()
 
+    def to_json(self) -> dict:
+        """A batch as it travels (a line of a batches file, a message): hex throughout."""
+        return {"header": self.header.encode().hex(), "signature": self.signature.hex(),
+                "records": [r.encode().hex() for r in self.records]}
+
+    @classmethod
+    def from_json(cls, obj: object) -> Batch:
+        """The batch of to_json's form, or ValueError saying what is wrong with it."""
+        if not isinstance(obj, dict):
+            raise ValueError("a batch is a JSON object")
+        try:
+            header = Header.decode(bytes.fromhex(obj["header"]))
+            signature = bytes.fromhex(obj["signature"])
+            records = tuple(Record.decode(bytes.fromhex(r)) for r in obj["records"])
+        except KeyError as e:
+            raise ValueError(f"a batch has no {e.args[0]!r}") from None
+        except TypeError:
+            raise ValueError("a batch's fields are hex strings") from None
+        if len(signature) != 64:
+            raise ValueError("a batch's signature is 64 bytes")
+        return cls(header, signature, records)
+
 
 def make_batch(key: Ed25519PrivateKey, gateway_eui: bytes, seq: int, start_ms: int, end_ms: int,
                records: list[Record], prev: bytes) -> Batch:
