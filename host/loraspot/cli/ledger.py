@@ -71,6 +71,7 @@ def ingest_cmd(ctx, ledger_path: Path, files: tuple[Path, ...]) -> None:
     """Check batches (JSON lines, as hotspots send them) into the ledger; each is taken or refused
     with the reason, and the exit code says whether any was refused."""
     results = []
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
     with Ledger(ledger_path) as led:
         for path in files:
             for n, line in enumerate(path.read_text().splitlines(), 1):

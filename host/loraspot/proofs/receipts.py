@@ -101,13 +101,14 @@ class Batch:
         if not isinstance(obj, dict):
             raise ValueError("a batch is a JSON object")
         try:
-            header = Header.decode(bytes.fromhex(obj["header"]))
-            signature = bytes.fromhex(obj["signature"])
-            records = tuple(Record.decode(bytes.fromhex(r)) for r in obj["records"])
+            raw = (bytes.fromhex(obj["header"]), bytes.fromhex(obj["signature"]),
+                   [bytes.fromhex(r) for r in obj["records"]])
         except KeyError as e:
             raise ValueError(f"a batch has no {e.args[0]!r}") from None
-        except TypeError:
-            raise ValueError("a batch's fields are hex strings") from None
+        except (TypeError, ValueError):
+            raise ValueError("a batch's header, signature and records are hex strings") from None
+        header, signature = Header.decode(raw[0]), raw[1]
+        records = tuple(Record.decode(r) for r in raw[2])
         if len(signature) != 64:
             raise ValueError("a batch's signature is 64 bytes")
         return cls(header, signature, records)
