@@ -64,7 +64,8 @@ def _double(p):
     return (e * f % P, g * h % P, f * g % P, e * h % P)
 
 
-def _mul(s, p):
+def _steps(s, p, every):
+    """s * p a bit at a time: yields None after every `every` bits (0: never), the point last."""
     q = _ZERO
     top = 254  # scalars here are below 2^255 (MicroPython's int has no bit_length)
     while top > 0 and not (s >> top) & 1:
@@ -73,7 +74,14 @@ def _mul(s, p):
         q = _double(q)
         if (s >> i) & 1:
             q = _add(q, p)
-    return q
+        if every and not i % every:
+            yield None
+    yield q
+
+
+def _mul(s, p):
+    for q in _steps(s, p, 0):
+        return q
 
 
 def _equal(p, q):
@@ -125,13 +133,24 @@ def public_key(seed):
 
 def sign(seed, msg, pub=None):
     """The 64-byte signature of msg; pub (the public key) spares a scalar multiplication."""
-    a, prefix = _expand(seed)
     if pub is None:
-        pub = encode(_mul(a, B))
+        pub = public_key(seed)
+    for sig in signing(seed, msg, pub, 0):
+        if sig is not None:
+            return sig
+
+
+def signing(seed, msg, pub, every):
+    """sign() in slices: yields None after every `every` bits of its scalar multiplication (so a
+    caller can serve the radio between them), the signature last."""
+    a, prefix = _expand(seed)
     r = _h(prefix, msg) % L
-    rs = encode(_mul(r, B))
+    for q in _steps(r, B, every):
+        if q is None:
+            yield None
+    rs = encode(q)
     k = _h(rs, pub, msg) % L
-    return rs + ((r + k * a) % L).to_bytes(32, "little")
+    yield rs + ((r + k * a) % L).to_bytes(32, "little")
 
 
 def verify(pub, msg, sig):

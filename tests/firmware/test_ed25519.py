@@ -80,3 +80,18 @@ def test_signing_keeps_nothing_on_the_heap():
     # the GC scans the stack conservatively: a stale pointer may hold one small block, never more
     if first - second > 128:
         raise AssertionError("%d bytes more kept after six more signatures" % (first - second))
+
+
+def test_signing_in_slices_gives_the_same_signature():
+    for c in _v()["ed25519"]:
+        sk, pk, msg, sig = (unhexlify(c[k]) for k in ("secret", "public", "message", "signature"))
+        for every in (1, 4, 16):
+            pauses = 0
+            out = None
+            for out in ed25519.signing(sk, msg, pk, every):
+                if out is None:
+                    pauses += 1
+            eq(out, sig, "%s in slices of %d bits" % (c["name"], every))
+            # a pause after every `every` bits of a scalar of up to 253 bits (r is reduced mod L)
+            if not 240 // every <= pauses <= 253 // every + 1:
+                raise AssertionError("%d pauses in slices of %d bits" % (pauses, every))
