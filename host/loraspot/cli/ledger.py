@@ -103,6 +103,50 @@ def ingest_cmd(ctx, ledger_path: Path, files: tuple[Path, ...]) -> None:
         raise LedgerError(f"{refused} of {len(results)} batches refused")
 
 
+@ledger_group.command("serve")
+@LEDGER
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8780, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (a hotspot's ledger_server_port).")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Trust the identity keys of this inventory's hotspots first (as `ledger gateways`).")
+@click.pass_obj
+def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | None) -> None:
+    """Take the batches hotspots upload (their ledger_server setting): each checked into the ledger
+    or refused with its reason, one line each. Ctrl-C stops."""
+    import sys
+
+    from loraspot.proofs.service import LedgerService
+
+    if inventory is not None:
+        ctx.invoke(gateways_cmd, ledger_path=ledger_path, inventory=inventory)
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(r: dict) -> None:
+        if ctx.json:
+            click.echo(json.dumps(r))
+        elif r["ok"]:
+            click.echo(f"taken: {r['gateway_eui']} batch {r['seq']} ({r['records']} records)")
+        else:
+            click.echo(f"refused ({r['peer']}): {r['error']}")
+        sys.stdout.flush()
+
+    try:
+        service = LedgerService(ledger_path, host, port, log)
+    except OSError as e:
+        raise LedgerError(f"{host}:{port}: cannot listen there ({e.strerror or e})") from None
+    if not ctx.json:
+        click.echo(f"loraspot ledger serving on http://{host}:{service.address[1]}/batches ({ledger_path}); "
+                   "Ctrl-C stops")
+        sys.stdout.flush()
+    try:
+        service.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+
+
 @ledger_group.command("prove")
 @LEDGER
 @click.option("--frame", required=True, help="The frame's PHYPayload, hex.")
@@ -117,6 +161,64 @@ def prove_cmd(ctx, ledger_path: Path, frame: str) -> None:
     if not proofs:
         raise LedgerError("no batch in the ledger holds this frame")
     click.echo(json.dumps(proofs, indent=1))
+
+
+@ledger_group.command("track")
+@click.argument("dev_eui")
+@LEDGER
+@click.option("--frames", "frames_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The network server's frames: what `loraspot listen --json` printed (JSON lines).")
+@click.pass_obj
+def track_cmd(ctx, dev_eui: str, ledger_path: Path, frames_path: Path) -> None:
+    """A tracker's positions (its GPS uplinks among the frames), each with the hotspots whose signed
+    batches prove the frame was heard, checked with their identity keys; the exit code says whether
+    any position has no proof."""
+    import base64
+
+    eui = _hex(dev_eui, "DEVEUI", 8).hex().upper()
+    if not ledger_path.exists():
+        raise LedgerError(f"{ledger_path}: no ledger there")
+    try:
+        lines = frames_path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{frames_path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    rows = []
+    with Ledger(ledger_path) as led:
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                f = json.loads(line)
+                mine = isinstance(f, dict) and f.get("type") == "uplink" and str(f.get("dev_eui", "")).upper() == eui
+                gps = [d["value"] for d in f.get("decoded") or [] if d.get("name") == "gps"] if mine else []
+                phy = base64.b64decode(f["phy"], validate=True) if gps else b""
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise BadInput(f"{frames_path}:{n}: not a frame as `loraspot listen --json` prints it") from None
+            for pos in gps:
+                proven, when = [], None
+                for proof in led.prove(phy):
+                    key = led.public_key(proof["gateway_eui"])
+                    try:
+                        rec = verify_proof(proof, key, phy) if key is not None else None
+                    except LedgerError:
+                        rec = None
+                    if rec is not None:
+                        proven.append(proof["gateway_eui"])
+                        when = when or rec.time_ms or None
+                rows.append({"fcnt": f.get("fcnt"), "lat": pos["lat"], "lon": pos["lon"], "alt": pos["alt"],
+                             "time_ms": when, "proven_by": sorted(proven), "phy": phy.hex()})
+    if ctx.json:
+        ctx.emit(rows)
+    else:
+        for r in rows:
+            by = f"heard by {', '.join(r['proven_by'])}: proof holds" if r["proven_by"] else "NO PROOF"
+            ctx.out.print(f"fcnt {r['fcnt']}: {r['lat']:.4f}, {r['lon']:.4f}, {r['alt']} m; {by}", highlight=False,
+                          markup=False)
+    if not rows:
+        raise LedgerError(f"no GPS uplink of {eui} in {frames_path}")
+    unproven = sum(not r["proven_by"] for r in rows)
+    if unproven:
+        raise LedgerError(f"{unproven} of {len(rows)} positions have no proof in the ledger")
 
 
 @ledger_group.command("verify")

@@ -52,7 +52,7 @@ class Refused(LedgerError):
 class Ledger:
     def __init__(self, path: Path):
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.executescript(SCHEMA)
         except sqlite3.Error as e:
             raise LedgerError(f"{path}: cannot open the ledger ({e})") from None
@@ -73,6 +73,10 @@ class Ledger:
         if row is not None and row[0] != public_key:
             raise LedgerError(f"gateway {eui} is in the ledger with another identity key")
         self.db.execute("INSERT OR IGNORE INTO gateways VALUES (?, ?)", (eui, public_key))
+
+    def public_key(self, eui: str) -> bytes | None:
+        row = self.db.execute("SELECT public_key FROM gateways WHERE eui = ?", (eui.upper(),)).fetchone()
+        return None if row is None else bytes.fromhex(row[0])
 
     def ingest(self, batch: Batch) -> int:
         """Check a batch and keep it (its sequence number), or Refused naming why."""

@@ -114,6 +114,16 @@ class Batch:
         return cls(header, signature, records)
 
 
+def batch_from_bytes(data: bytes) -> Batch:
+    """A batch as a board uploads it (header, signature, records, back to back), or ValueError."""
+    head, sig, body = data[:HEADER.size], data[HEADER.size:HEADER.size + 64], data[HEADER.size + 64:]
+    if len(sig) != 64 or len(body) % RECORD.size:
+        raise ValueError(f"a batch is a {HEADER.size}-byte header, a 64-byte signature and {RECORD.size}-byte "
+                         f"records; {len(data)} bytes are not")
+    return Batch(Header.decode(head), sig,
+                 tuple(Record.decode(body[i:i + RECORD.size]) for i in range(0, len(body), RECORD.size)))
+
+
 def make_batch(key: Ed25519PrivateKey, gateway_eui: bytes, seq: int, start_ms: int, end_ms: int,
                records: list[Record], prev: bytes) -> Batch:
     """A signed batch (the host's side of what the board does: for tests and vectors)."""

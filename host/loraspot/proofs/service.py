@@ -1,0 +1,116 @@
+"""The ledger service (`loraspot ledger serve`): hotspots upload their closed receipt batches to it
+over HTTP, each checked into the ledger or refused with its reason.
+
+    POST /batches    body: a batch as the board keeps it (header, signature, records back to back)
+        200 {"ok": true, "gateway_eui", "seq", "records"}
+        409 {"refused": reason, "error": words}    a check failed (loraspot.proofs.ledger)
+        400 {"refused": "unreadable", "error": words}, 413 too large, 404 elsewhere
+    GET /gateways/<EUI>    {"gateway_eui", "seq", "head"} of the last batch taken (404: none yet)
+
+An upload needs no other credential: a batch is taken only when it is signed by the identity key
+the ledger holds for its gateway, and whole (its records make the signed Merkle root). Requests are
+served one at a time: the ledger is one SQLite file, and a board uploads a batch now and then."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+from loraspot.proofs.ledger import Ledger, Refused
+from loraspot.proofs.receipts import batch_from_bytes
+
+MAX_BODY = 1 << 20  # a batch of 1024 records (the board's largest) is 54 KB
+TIMEOUT = 30.0  # s a client may take with its request
+
+
+class LedgerService:
+    def __init__(self, ledger: Path, host: str = "127.0.0.1", port: int = 8780,
+                 log: Callable[[dict], None] | None = None):
+        self.ledger = Ledger(ledger)
+        self.log = log or (lambda _: None)
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = TIMEOUT
+
+            def log_message(self, format, *args):
+                pass
+
+            def _answer(self, code: int, obj: dict) -> None:
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                if self.path != "/batches":
+                    return self._answer(404, {"error": "not found"})
+                try:
+                    size = int(self.headers.get("Content-Length", ""))
+                except ValueError:
+                    return self._answer(411, {"error": "a Content-Length is needed"})
+                if not 0 <= size <= MAX_BODY:
+                    return self._answer(413, {"error": f"a batch is at most {MAX_BODY} bytes"})
+                data = self.rfile.read(size)
+                code, obj = service.take(data, self.client_address[0])
+                self._answer(code, obj)
+
+            def do_GET(self):
+                parts = self.path.strip("/").split("/")
+                if len(parts) != 2 or parts[0] != "gateways":
+                    return self._answer(404, {"error": "not found"})
+                head = service.head(parts[1])
+                self._answer(200 if head else 404, head or {"error": "no batch of this gateway yet"})
+
+        self.server = HTTPServer((host, port), Handler)
+        self.address = self.server.server_address[:2]
+        self._thread: threading.Thread | None = None
+
+    def take(self, data: bytes, peer: str) -> tuple[int, dict]:
+        try:
+            batch = batch_from_bytes(data)
+        except ValueError as e:
+            self.log({"peer": peer, "ok": False, "reason": "unreadable", "error": str(e)})
+            return 400, {"refused": "unreadable", "error": str(e)}
+        eui = batch.header.gateway_eui.hex().upper()
+        try:
+            self.ledger.ingest(batch)
+        except Refused as e:
+            self.log({"peer": peer, "ok": False, "gateway_eui": eui, "seq": batch.header.seq, "reason": e.reason,
+                      "error": str(e)})
+            return 409, {"refused": e.reason, "error": str(e)}
+        taken = {"gateway_eui": eui, "seq": batch.header.seq, "records": batch.header.count}
+        self.log({"peer": peer, "ok": True, **taken})
+        return 200, {"ok": True, **taken}
+
+    def head(self, eui: str) -> dict | None:
+        row = self.ledger.db.execute("SELECT seq, hash FROM batches WHERE eui = ? ORDER BY seq DESC LIMIT 1",
+                                     (eui.upper(),)).fetchone()
+        return None if row is None else {"gateway_eui": eui.upper(), "seq": row[0], "head": row[1].hex()}
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever(poll_interval=0.2)
+
+    def start(self) -> LedgerService:
+        """Serve in a thread (tests, benchmarks)."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join()
+        self.server.server_close()
+        self.ledger.close()
+
+    def __enter__(self) -> LedgerService:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,103 @@
+"""The ledger service (`loraspot ledger serve`): batches uploaded over HTTP as a board sends them
+are taken in order, refused with their reason (a replay's answer tells the board it was taken
+before), bad bodies get a one-line answer and the service goes on; the CLI's serve prints a line per
+batch and stops on Ctrl-C without a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from loraspot.proofs.ledger import Ledger
+from loraspot.proofs.service import LedgerService
+
+from tests.broker import free_port
+from tests.host.test_ledger import EUI, _chain, _pub
+
+
+def _wire(batch) -> bytes:
+    return batch.header.encode() + batch.signature + b"".join(r.encode() for r in batch.records)
+
+
+def _post(port: int, body: bytes, path: str = "/batches") -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+                                 headers={"Content-Type": "application/octet-stream"})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def service(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.add_gateway(EUI.hex(), _pub(key).hex())
+    with LedgerService(tmp_path / "l.sqlite", port=0).start() as s:
+        yield s, key
+
+
+def test_uploads_are_taken_in_order_and_refused_with_their_reason(service):
+    s, key = service
+    port = s.address[1]
+    batches, _ = _chain(key, [3, 0, 5, 2])
+    assert _post(port, _wire(batches[0])) == (200, {"ok": True, "gateway_eui": EUI.hex().upper(), "seq": 0,
+                                                    "records": 3})
+    code, body = _post(port, _wire(batches[0]))
+    assert (code, body["refused"]) == (409, "replayed")
+    code, body = _post(port, _wire(batches[2]))
+    assert (code, body["refused"]) == (409, "out_of_order")
+    for b in batches[1:]:
+        assert _post(port, _wire(b))[0] == 200
+    # a record dropped in transit, a body cut, another key's batch
+    cut = _wire(_chain(key, [2])[0][0])[:-53]
+    code, body = _post(port, cut)
+    assert (code, body["refused"]) == (409, "count_mismatch")
+    code, body = _post(port, b"not a batch")
+    assert (code, body["refused"]) == (400, "unreadable") and "header" in body["error"]
+    other, _ = _chain(Ed25519PrivateKey.generate(), [1])
+    assert _post(port, _wire(other[0]))[1]["refused"] == "bad_signature"
+    assert _post(port, b"", "/elsewhere")[0] == 404
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/gateways/{EUI.hex()}", timeout=20) as r:
+        head = json.loads(r.read())
+    assert head == {"gateway_eui": EUI.hex().upper(), "seq": 3, "head": batches[3].hash().hex()}
+
+
+def test_the_cli_serves_prints_a_line_per_batch_and_stops_on_ctrl_c(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    ledger = tmp_path / "deep" / "l.sqlite"
+    ledger.parent.mkdir()
+    with Ledger(ledger) as led:
+        led.add_gateway(EUI.hex(), _pub(key).hex())
+    port = free_port()
+    env = {**os.environ, "COLUMNS": "40"}
+    proc = subprocess.Popen([sys.executable, "-m", "loraspot", "ledger", "serve", "--ledger", str(ledger),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert f"serving on http://127.0.0.1:{port}/batches" in first, first
+        batches, _ = _chain(key, [2, 1])
+        assert _post(port, _wire(batches[0]))[0] == 200
+        assert _post(port, _wire(batches[0]))[0] == 409
+        assert proc.stdout.readline().strip() == f"taken: {EUI.hex().upper()} batch 0 (2 records)"
+        assert proc.stdout.readline().startswith("refused (127.0.0.1): replayed: batch 0")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    # the port taken: one line, no traceback
+    with LedgerService(ledger, port=0) as busy:
+        r = subprocess.run([sys.executable, "-m", "loraspot", "ledger", "serve", "--ledger", str(ledger),
+                            "--port", str(busy.address[1])], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "cannot listen there" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
