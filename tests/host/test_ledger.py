@@ -209,3 +209,47 @@ def test_the_ledger_commands(tmp_path, capsys):
         assert main(args) == code_want, args
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_ledger_track_lists_positions_with_their_proofs(tmp_path, capsys):
+    import base64
+    import json
+
+    from loraspot.cli.main import main
+    from loraspot.lorawan import lpp
+
+    key = Ed25519PrivateKey.generate()
+    uplinks = [bytes([0x40, i]) + os.urandom(18) for i in range(3)]
+    heard = make_batch(key, EUI, 0, 0, 1, _records(uplinks[:2], 1_765_000_000_000), ZERO)  # the third never heard
+    led = tmp_path / "ledger.sqlite"
+    with Ledger(led) as ledger:
+        ledger.add_gateway(EUI.hex(), _pub(key).hex())
+        ledger.ingest(heard)
+
+    def frame(i: int, dev: str = "70B3D57ED0000777") -> str:
+        gps = lpp.decode(lpp.encode([(1, 136, {"lat": 52.37 + i / 100, "lon": 4.89, "alt": 3.0})]))
+        return json.dumps({"type": "uplink", "dev_eui": dev, "fcnt": i, "phy": base64.b64encode(uplinks[i]).decode(),
+                           "decoded": gps})
+
+    frames = tmp_path / "frames.jsonl"
+    frames.write_text("\n".join([frame(0), frame(1, "70B3D57ED0000999"), frame(1), frame(2)]) + "\n")
+    code = main(["--json", "ledger", "track", "70b3d57ed0000777", "--ledger", str(led), "--frames", str(frames)])
+    out = capsys.readouterr()
+    track = json.loads(out.out)
+    assert [(p["fcnt"], p["proven_by"]) for p in track] == [(0, [EUI.hex().upper()]), (1, [EUI.hex().upper()]),
+                                                              (2, [])]
+    assert track[0]["lat"] == 52.37 and track[0]["time_ms"] == 1_765_000_000_000
+    assert code == 9 and "1 of 3 positions have no proof" in out.err and len(out.err.strip().splitlines()) == 1
+    assert main(["ledger", "track", "70B3D57ED0000777", "--ledger", str(led), "--frames", str(frames)]) == 9
+    text = capsys.readouterr().out
+    assert "fcnt 0: 52.3700, 4.8900, 3.0 m; heard by " + EUI.hex().upper() + ": proof holds" in text
+    assert "fcnt 2: 52.3900, 4.8900, 3.0 m; NO PROOF" in text
+    # bad input: one line each, nothing changed
+    (tmp_path / "bad.jsonl").write_text(frame(0) + "\n{cut\n")
+    for args, words in ((["70B3D57ED0000777", "--frames", str(tmp_path / "bad.jsonl")], "bad.jsonl:2"),
+                        (["nothex", "--frames", str(frames)], "DEVEUI must be hex"),
+                        (["70B3D57ED0000123", "--frames", str(frames)], "no GPS uplink"),
+                        (["70B3D57ED0000777", "--frames", str(tmp_path / "missing.jsonl")], "cannot read it")):
+        assert main(["ledger", "track", *args[:1], "--ledger", str(led), *args[1:]]) != 0, args
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
