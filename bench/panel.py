@@ -6,7 +6,10 @@ stock image's layout):
 - hotspot + status page + display: backhaul up, 200 page requests answered while frames arrive,
   every frame forwarded, the display drawn;
 - hotspot + status page, hotspot + display: the same with one of them;
-- set-up: the access point on, its page and a refused form answered.
+- set-up: the access point on, its page and a refused form answered;
+- hotspot + signed receipts (and + status page; and on the MQTT backhaul, with a broker): the same
+  frames recorded, their batch closed, signed with the identity key and taken by the ledger service
+  (loraspot ledger serve).
 
 Prints one JSON line per case with the figure and the table loraspot.budget.FEATURE_NEED_KB
 keeps. Run by `make bench`; `--case NAME` runs one."""
@@ -20,6 +23,9 @@ import threading
 import urllib.request
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(ROOT))
@@ -28,14 +34,22 @@ from loraspot import boards  # noqa: E402
 from loraspot.flash import image  # noqa: E402
 from loraspot.flash.mpy import compiled_firmware  # noqa: E402
 from loraspot.listen.server import Listener  # noqa: E402
+from loraspot.proofs.service import LedgerService  # noqa: E402
+from loraspot.provision.provision import eui64  # noqa: E402
 from loraspot.sim.medium import F_CRC, Cfg, Medium, MediumClient  # noqa: E402
 from loraspot.sim.vboard import BoardOptions, VirtualBoard  # noqa: E402
 
+from tests.broker import Broker  # noqa: E402
 from tests.e2e.hotspot_world import FREQ, SF, Events, wait  # noqa: E402
 
 STEP = 4
+RECEIPTS = {"receipts_interval": 2, "ledger_server": "127.0.0.1"}
 CASES = {"status+display": {"http_port": 80, "display": True}, "status": {"http_port": 80},
-         "display": {"display": True}, "setup": None}
+         "display": {"display": True}, "setup": None, "receipts": RECEIPTS,
+         "status+receipts": {"http_port": 80, **RECEIPTS}, "mqtt+receipts": {"backhaul": "mqtt", **RECEIPTS}}
+# the cases measured with the library loaded from littlefs only: receipts are offered on the boards
+# with PSRAM, whose images have no ROMFS
+LITTLEFS_ONLY = ("receipts", "status+receipts", "mqtt+receipts")
 
 
 def _image(path: Path, board: str, cfg: dict, secret: dict | None = None) -> Path:
@@ -54,12 +68,39 @@ def _get(port: int, path: str) -> int:
         return r.status
 
 
+def identity() -> tuple[bytes, bytes]:
+    """An identity key pair (private seed, public key), as keys.identity keeps it on a board."""
+    key = Ed25519PrivateKey.generate()
+    return (key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()),
+            key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
 def works(board: str, case: str, heap_kb: int, tmp: Path) -> bool:
     extra = CASES[case]
-    with Medium() as medium, Listener({}, port=0) as ls:
+    if extra is not None and extra.get("backhaul") == "mqtt":
+        broker = Broker(tmp)
+        try:
+            return _works(board, case, heap_kb, tmp, broker)
+        finally:
+            broker.stop()
+    return _works(board, case, heap_kb, tmp, None)
+
+
+def _works(board: str, case: str, heap_kb: int, tmp: Path, broker: Broker | None) -> bool:
+    extra = CASES[case]
+    seed, pub = identity()
+    (tmp / "ledger.sqlite").unlink(missing_ok=True)
+    mqtt = broker.url if broker else None
+    with Medium() as medium, Listener({}, port=0, udp=mqtt is None, mqtt=mqtt) as ls, \
+            LedgerService(tmp / "ledger.sqlite", port=0, mqtt=mqtt).start() as led:
         cfg = {"role": "hotspot", "single_freq": FREQ, "single_sf": SF, "server_port": ls.address[1],
                "packet_events": False, **(extra or {})}
+        if broker is not None:
+            cfg["mqtt_port"] = broker.port
         secret = {"pairing_code": b"BENC-HCOD-E234"}
+        if "receipts_interval" in cfg:
+            cfg["ledger_server_port"] = led.address[1]
+            secret |= {"identity_key": seed, "identity_pub": pub}
         if extra is not None:
             cfg["wifi_ssid"] = "HomeNet"
             secret["wifi_password"] = b"bench password"
@@ -68,19 +109,21 @@ def works(board: str, case: str, heap_kb: int, tmp: Path) -> bool:
                                        heap_kb=heap_kb, wifi={"HomeNet": "bench password"}))
         vb.start()
         try:
-            return _setup_works(vb) if extra is None else _hotspot_works(vb, extra, medium)
+            return _setup_works(vb) if extra is None else _hotspot_works(vb, extra, medium, (led, pub))
         except Exception:  # a board that crashed, did not answer, or dropped the connection: does not fit
             return False
         finally:
             vb.stop()
 
 
-def _hotspot_works(vb: VirtualBoard, extra: dict, medium: Medium) -> bool:
+def _hotspot_works(vb: VirtualBoard, extra: dict, medium: Medium, ledger: tuple[LedgerService, bytes]) -> bool:
     ev = Events(vb.rfc.url if vb.rfc else "")
     node = MediumClient(medium.address, "n", (10, 0, 0))
     try:
         if not wait(lambda: ev.client.request("stats").get("backhaul") == "up", 30):
             return False
+        if "receipts_interval" in extra:
+            ledger[0].ledger.add_gateway(eui64(ev.hello["id"]), ledger[1].hex())
         fails = []
         if extra.get("http_port"):
             def ask():
@@ -101,6 +144,11 @@ def _hotspot_works(vb: VirtualBoard, extra: dict, medium: Medium) -> bool:
         if extra.get("http_port"):
             t.join()
         ok = wait(lambda: ev.client.request("stats")["forwarded"] == sent, 20)
+        if "receipts_interval" in extra:  # every frame in a batch the ledger took
+            def taken() -> int:
+                return ledger[0].ledger.db.execute("SELECT count(*) FROM records").fetchone()[0]
+
+            ok = ok and wait(lambda: taken() >= sent, 60)
         st = ev.client.request("stats")
         drawn = not extra.get("display") or vb.parts.screens > 0
         return ok and not fails and st["nomem"] == 0 and drawn and ev.client.request("hello")["boot"] is not None \
@@ -144,12 +192,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         for board, code in (("virtual", "romfs"), ("virtual-ota", "littlefs")):
             for case in CASES:
-                if only and case != only:
+                if (only and case != only) or (code == "romfs" and case in LITTLEFS_ONLY):
                     continue
                 need = smallest(board, case, Path(d))
-                key = "setup" if case == "setup" else "hotspot-udp"
+                key = "setup" if case == "setup" else "hotspot-mqtt" if case.startswith("mqtt+") else "hotspot-udp"
                 print(json.dumps({"bench": "panel", "case": case, "code": code, "need_kb": need,
-                                  "table": [key, code, case]}), flush=True)
+                                  "table": [key, code, case.removeprefix("mqtt+")]}), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,4 +22,9 @@ SCHEMA = {
     "wifi_ssid": ("str", "", 32),  # its password is the secret wifi_password
     "ota_port": ("int", 0, (0, 65535)),  # TCP port of updates over the air (spot.ota); 0: off
     "http_port": ("int", 0, (0, 65535)),  # TCP port of the status page (spot.hotspot.status); 0: off
+    # signed receipts of the frames heard (spot.hotspot.chain, docs/proofs.md): a batch closed every
+    # receipts_interval s (0: off), sent to the ledger service at ledger_server (empty: kept on the board)
+    "receipts_interval": ("int", 0, (0, 86400)),
+    "ledger_server": ("str", "", 64),
+    "ledger_server_port": ("int", 8780, (1, 65535)),
 }

@@ -34,9 +34,12 @@ OTA_NEED_KB = {
     ("hotspot-udp", "littlefs"): 196,
 }
 # The smallest heap in which a hotspot forwarding on its backhaul also serves its status page
-# (http_port), draws its display (display), or both, and in which the set-up access point serves its
-# page (it runs instead of the role): bench/panel.py bisects each in 4 KB steps on the virtual board.
-# What was not measured (the MQTT backhaul, a node's display) is refused rather than guessed.
+# (http_port), draws its display (display), or both, or signs receipts of what it hears
+# (receipts_interval: its frames recorded, a batch signed with Ed25519 and taken by the ledger
+# service), and in which the set-up access point serves its page (it runs instead of the role):
+# bench/panel.py bisects each in 4 KB steps on the virtual board. What was not measured (the MQTT
+# backhaul's status page and display, a node's display, receipts with the library in ROMFS or
+# beside the display) is refused rather than guessed.
 FEATURE_NEED_KB = {
     ("hotspot-udp", "romfs", "status+display"): 152,
     ("hotspot-udp", "romfs", "status"): 144,
@@ -44,6 +47,9 @@ FEATURE_NEED_KB = {
     ("hotspot-udp", "littlefs", "status+display"): 208,
     ("hotspot-udp", "littlefs", "status"): 192,
     ("hotspot-udp", "littlefs", "display"): 184,
+    ("hotspot-udp", "littlefs", "receipts"): 204,
+    ("hotspot-udp", "littlefs", "status+receipts"): 228,
+    ("hotspot-mqtt", "littlefs", "receipts"): 212,
     ("setup", "romfs", "setup"): 84,
     ("setup", "littlefs", "setup"): 112,
 }
@@ -140,21 +146,27 @@ class FeatureDoesNotFit(LoraspotError):
     exit_code = 2
 
 
-def feature_case(status: bool, display: bool) -> str | None:
-    return "+".join(n for n, on in (("status", status), ("display", display)) if on) or None
+def feature_case(status: bool, display: bool, receipts: bool = False) -> str | None:
+    return "+".join(n for n, on in (("status", status), ("display", display), ("receipts", receipts)) if on) or None
 
 
-def check_features(profile: dict, role: str, backhaul: str | None, status: bool, display: bool) -> int | None:
-    """Refuse (FeatureDoesNotFit) a status page or a display the board's heap cannot hold beside its
-    role, before anything is written; the measured need in KB otherwise (None: neither is on)."""
-    case = feature_case(status and role == "hotspot", display)
+def check_features(profile: dict, role: str, backhaul: str | None, status: bool, display: bool,
+                   receipts: bool = False) -> int | None:
+    """Refuse (FeatureDoesNotFit) a status page, a display or signed receipts the board's heap cannot
+    hold beside its role, before anything is written; the measured need in KB otherwise (None: none
+    is on)."""
+    hotspot = role == "hotspot"
+    if receipts and not hotspot:
+        raise FeatureDoesNotFit("signed receipts are a hotspot's: a node has none to sign")
+    case = feature_case(status and hotspot, display, receipts)
     if case is None:
         return None
     if display and not profile.get("oled"):
         raise FeatureDoesNotFit(f"board {profile['id']} has no display (its profile has no \"oled\")")
     key = role_key(role, backhaul)
     code = "romfs" if profile["flash"]["partitions"].get("romfs") else "littlefs"
-    what = {"status": "the status page", "display": "the display", "status+display": "the status page and the display"}
+    names = {"status": "the status page", "display": "the display", "receipts": "signed receipts"}
+    what = {case: " and ".join(names[n] for n in case.split("+"))}
     need = FEATURE_NEED_KB.get((key, code, case))
     where = f"board {profile['id']} ({key}, {'library in ROMFS' if code == 'romfs' else 'library on littlefs'})"
     if need is None:

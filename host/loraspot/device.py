@@ -77,7 +77,7 @@ def config_set(client: ConsoleClient, values: dict, check_fit: bool = True) -> d
         if profile is not None:
             backhaul = values.get("backhaul") or client.request("config.get", {"key": "backhaul"})["value"]
             budget.check_ota(profile, str(backhaul))
-    if check_fit and (values.get("http_port") or values.get("display") is True):
+    if check_fit and (values.get("http_port") or values.get("display") is True or values.get("receipts_interval")):
         _features_fit(client, values)
     room = client.max_request - (200 if client.admin_key is not None else 48)
     out: dict = {}
@@ -93,8 +93,8 @@ def config_set(client: ConsoleClient, values: dict, check_fit: bool = True) -> d
 
 
 def _features_fit(client: ConsoleClient, values: dict) -> None:
-    """Refuse a status page or a display the board's heap cannot hold beside its role (the values
-    as they will be once these are set)."""
+    """Refuse a status page, a display or signed receipts the board's heap cannot hold beside its
+    role (the values as they will be once these are set)."""
     from loraspot import boards, budget
     from loraspot.errors import BoardProfileError
 
@@ -107,8 +107,10 @@ def _features_fit(client: ConsoleClient, values: dict) -> None:
         return values[key] if key in values else client.request("config.get", {"key": key})["value"]
 
     role = str(now("role"))
-    backhaul = str(now("backhaul")) if role == "hotspot" else None
-    budget.check_features(profile, role, backhaul, bool(now("http_port")), bool(now("display")))
+    hotspot = role == "hotspot"
+    backhaul = str(now("backhaul")) if hotspot else None
+    receipts = bool(now("receipts_interval")) if hotspot or "receipts_interval" in values else False
+    budget.check_features(profile, role, backhaul, bool(now("http_port")), bool(now("display")), receipts)
 
 
 def reboot(client: ConsoleClient, wait: float = 10.0, greet: bool = True) -> dict:

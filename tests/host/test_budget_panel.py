@@ -47,3 +47,34 @@ def test_the_setup_access_point_fits_wherever_a_hotspot_does():
     # it runs instead of the role: a board that can run a hotspot can open it (bench/panel.py)
     for code in ("romfs", "littlefs"):
         assert budget.FEATURE_NEED_KB[("setup", code, "setup")] <= budget.NEED_KB[("hotspot-udp", code)]
+
+
+@pytest.mark.parametrize("board_id", sorted(b for b in boards.all_boards()))
+@pytest.mark.parametrize("backhaul,status", [("udp", False), ("udp", True), ("mqtt", False)])
+def test_signed_receipts_fit_the_psram_boards_only(board_id, backhaul, status):
+    profile = boards.get(board_id)
+    budget_kb = profile["memory"]["heap_kb"]["wifi"]
+    if profile["flash"]["partitions"].get("romfs"):  # measured with the library on littlefs only
+        with pytest.raises(budget.FeatureDoesNotFit, match="not measured"):
+            budget.check_features(profile, "hotspot", backhaul, status, False, True)
+        return
+    need = budget.FEATURE_NEED_KB[(f"hotspot-{backhaul}", "littlefs", budget.feature_case(status, False, True))]
+    assert need > budget.FEATURE_NEED_KB[("hotspot-udp", "littlefs", "status")] if status else \
+        need > budget.NEED_KB[(f"hotspot-{backhaul}", "littlefs")]
+    if profile["memory"]["psram"]:
+        assert budget.check_features(profile, "hotspot", backhaul, status, False, True) == need
+    else:  # what a stock ESP32 gives with Wi-Fi on is short of it
+        assert budget_kb - need < budget.HEADROOM_KB
+        with pytest.raises(budget.FeatureDoesNotFit) as e:
+            budget.check_features(profile, "hotspot", backhaul, status, False, True)
+        assert "signed receipts do not fit" in str(e.value) and f"{need} KB" in str(e.value)
+
+
+def test_receipts_that_were_not_measured_or_have_no_meaning_are_refused():
+    t3 = boards.get("lilygo-t3-s3")
+    with pytest.raises(budget.FeatureDoesNotFit, match="not measured"):
+        budget.check_features(t3, "hotspot", "mqtt", True, False, True)  # beside the status page on MQTT
+    with pytest.raises(budget.FeatureDoesNotFit, match="not measured"):
+        budget.check_features(t3, "hotspot", "udp", False, True, True)  # beside the display
+    with pytest.raises(budget.FeatureDoesNotFit, match="a node has none"):
+        budget.check_features(t3, "node", None, False, False, True)

@@ -99,3 +99,8 @@ async def start(app, parts):
     asyncio.create_task(hs.rx_loop())
     asyncio.create_task(hs.tx_loop())
     asyncio.create_task(net.watch(app, hs, network, link))
+    if app.config.get("receipts_interval"):  # loaded by a string: none of its names in a hotspot without it
+        try:
+            __import__("spot.hotspot.chain", None, None, ("start",)).start(app, hs, eui)
+        except MemoryError:  # a heap the host did not offer receipts on (loraspot.budget): forwarding goes on
+            console.event("log", {"level": "error", "msg": "receipts off: out of memory"})

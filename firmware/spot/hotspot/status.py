@@ -70,6 +70,9 @@ def data(app):
                     "packets": {k: hs.stats[k] for k in COUNTERS},
                     "dropped": dict(dropped), "dropped_total": sum(dropped.values()),
                     "queued": len(hs.backlog), "last_frames": recent_frames(hs)})
+        chain = getattr(hs, "receipts", None)  # the chain head, where receipts are on (spot.hotspot.chain)
+        if chain is not None:
+            out["receipts"] = chain.head()
     else:
         out["backhaul"] = "off"
     net = getattr(app, "network", None)

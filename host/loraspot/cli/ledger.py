@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import platformdirs
 
+from loraspot.cli import options
 from loraspot.errors import LoraspotError
 from loraspot.proofs.ledger import Ledger, LedgerError, Refused, verify_proof
 from loraspot.proofs.receipts import Batch
@@ -110,10 +111,15 @@ def ingest_cmd(ctx, ledger_path: Path, files: tuple[Path, ...]) -> None:
               help="TCP port (a hotspot's ledger_server_port).")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Trust the identity keys of this inventory's hotspots first (as `ledger gateways`).")
+@click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST:PORT",
+              help="Also take the batches hotspots on the MQTT backhaul publish to this broker.")
+@click.option("--mqtt-prefix", default="eu868", show_default=True, help="Topic prefix of the hotspots' MQTT topics.")
 @click.pass_obj
-def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | None) -> None:
-    """Take the batches hotspots upload (their ledger_server setting): each checked into the ledger
-    or refused with its reason, one line each. Ctrl-C stops."""
+def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | None, mqtt_url: str | None,
+              mqtt_prefix: str) -> None:
+    """Take the batches hotspots upload (their ledger_server setting) or publish (the MQTT
+    backhaul, with --mqtt): each checked into the ledger or refused with its reason, one line
+    each. Ctrl-C stops."""
     import sys
 
     from loraspot.proofs.service import LedgerService
@@ -132,11 +138,12 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
         sys.stdout.flush()
 
     try:
-        service = LedgerService(ledger_path, host, port, log)
+        service = LedgerService(ledger_path, host, port, log, mqtt=mqtt_url, mqtt_prefix=mqtt_prefix)
     except OSError as e:
         raise LedgerError(f"{host}:{port}: cannot listen there ({e.strerror or e})") from None
     if not ctx.json:
-        click.echo(f"loraspot ledger serving on http://{host}:{service.address[1]}/batches ({ledger_path}); "
+        also = f" and {mqtt_url} ({mqtt_prefix}/gateway/+/event/receipts)" if mqtt_url else ""
+        click.echo(f"loraspot ledger serving on http://{host}:{service.address[1]}/batches{also} ({ledger_path}); "
                    "Ctrl-C stops")
         sys.stdout.flush()
     try:
@@ -145,6 +152,63 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
         pass
     finally:
         service.close()
+
+
+@ledger_group.command("pull")
+@LEDGER
+@options.port("url")
+@click.option("--baud", type=click.IntRange(300, 5_000_000), default=115200, show_default=True,
+              help="Console baud rate.")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Inventory with the board's admin key, for a locked board (default: the user's).")
+@click.pass_obj
+def pull_cmd(ctx, ledger_path: Path, url: str, baud: int, inventory: Path | None) -> None:
+    """Take the batches a hotspot holds over its console (one without a ledger service, or cut off
+    from it) into the ledger; each one the ledger has leaves the board, a refused one stays."""
+    from loraspot.cli.device import _connect_signed
+    from loraspot.proofs.receipts import batch_from_bytes
+
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    client, _ = _connect_signed(url, baud, inventory)
+    results = []
+    try:
+        with Ledger(ledger_path) as led:
+            for seq in client.request("receipts.batch")["held"]:
+                data = b""
+                while True:
+                    piece = client.request("receipts.batch", {"seq": seq, "offset": len(data)})
+                    data += bytes.fromhex(piece["data"])
+                    if len(data) >= piece["size"] or not piece["data"]:
+                        break
+                try:
+                    batch = batch_from_bytes(data)
+                    led.ingest(batch)
+                    r = {"seq": seq, "ok": True, "records": batch.header.count}
+                except Refused as e:
+                    r = {"seq": seq, "ok": e.reason == "replayed", "reason": e.reason, "error": str(e)}
+                except ValueError as e:
+                    r = {"seq": seq, "ok": False, "reason": "unreadable", "error": str(e)}
+                if r["ok"]:  # the ledger has it: it leaves the board
+                    client.request("receipts.taken", {"seq": seq})
+                results.append(r)
+    finally:
+        client.close()
+    if ctx.json:
+        ctx.emit(results)
+    else:
+        for r in results:
+            if not r["ok"]:
+                text = f"batch {r['seq']}: refused, {r['error']} (kept on the board)"
+            elif "records" in r:
+                text = f"batch {r['seq']}: taken ({r['records']} records)"
+            else:
+                text = f"batch {r['seq']}: in the ledger already"
+            ctx.out.print(text, highlight=False, markup=False)
+        if not results:
+            ctx.out.print("no batch held on the board", highlight=False)
+    refused = sum(not r["ok"] for r in results)
+    if refused:
+        raise LedgerError(f"{refused} of {len(results)} batches refused")
 
 
 @ledger_group.command("prove")

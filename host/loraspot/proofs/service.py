@@ -7,6 +7,9 @@ over HTTP, each checked into the ledger or refused with its reason.
         400 {"refused": "unreadable", "error": words}, 413 too large, 404 elsewhere
     GET /gateways/<EUI>    {"gateway_eui", "seq", "head"} of the last batch taken (404: none yet)
 
+With an MQTT broker (`--mqtt`), it also takes what hotspots on the MQTT backhaul publish to
+PREFIX/gateway/GATEWAY_ID/event/receipts (the same bytes as the POST's body).
+
 An upload needs no other credential: a batch is taken only when it is signed by the identity key
 the ledger holds for its gateway, and whole (its records make the signed Merkle root). Requests are
 served one at a time: the ledger is one SQLite file, and a board uploads a batch now and then."""
@@ -28,9 +31,11 @@ TIMEOUT = 30.0  # s a client may take with its request
 
 class LedgerService:
     def __init__(self, ledger: Path, host: str = "127.0.0.1", port: int = 8780,
-                 log: Callable[[dict], None] | None = None):
+                 log: Callable[[dict], None] | None = None, mqtt: str | None = None, mqtt_prefix: str = "eu868"):
         self.ledger = Ledger(ledger)
         self.log = log or (lambda _: None)
+        self.lock = threading.Lock()  # one check at a time: the HTTP server's and the MQTT client's threads
+        self.mqtt = None
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,8 +75,54 @@ class LedgerService:
         self.server = HTTPServer((host, port), Handler)
         self.address = self.server.server_address[:2]
         self._thread: threading.Thread | None = None
+        if mqtt is not None:
+            try:
+                self.mqtt = self._subscribe(mqtt, mqtt_prefix, ledger)
+            except BaseException:
+                self.server.server_close()
+                self.ledger.close()
+                raise
+
+    def _subscribe(self, url: str, prefix: str, ledger: Path):
+        """Batches hotspots on the MQTT backhaul publish (PREFIX/gateway/ID/event/receipts), taken
+        with a persistent session: what they publish while this service is away is kept by the
+        broker and delivered when it is back (its client id is made from the ledger's path)."""
+        import hashlib
+
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from loraspot.listen.mqtt import MqttListenError, parse_url
+
+        host, port = parse_url(url)
+        topic = f"{prefix}/gateway/+/event/receipts"
+        name = hashlib.sha256(str(ledger.resolve()).encode()).hexdigest()[:12]
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"loraspot-ledger-{name}", clean_session=False)
+        client.reconnect_delay_set(0.05, 1)  # pyright: ignore[reportArgumentType] (paho takes seconds as a float)
+        def on_connect(c, _userdata, _flags, _reason, _properties=None) -> None:
+            c.subscribe(topic, qos=1)
+
+        client.on_connect = on_connect
+
+        def on_message(_c, _u, msg) -> None:
+            try:  # paho's thread: an exception would end it, and every message after
+                self.take(bytes(msg.payload), f"mqtt:{msg.topic.split('/')[2] if msg.topic.count('/') >= 2 else '?'}")
+            except Exception as e:
+                self.log({"peer": "mqtt", "ok": False, "reason": "internal", "error": str(e)})
+
+        client.on_message = on_message
+        try:
+            client.connect(host, port, keepalive=30)
+        except OSError as e:
+            raise MqttListenError(f"cannot connect to the MQTT broker at {host}:{port}: {e}") from None
+        client.loop_start()
+        return client
 
     def take(self, data: bytes, peer: str) -> tuple[int, dict]:
+        with self.lock:
+            return self._take(data, peer)
+
+    def _take(self, data: bytes, peer: str) -> tuple[int, dict]:
         try:
             batch = batch_from_bytes(data)
         except ValueError as e:
@@ -89,6 +140,10 @@ class LedgerService:
         return 200, {"ok": True, **taken}
 
     def head(self, eui: str) -> dict | None:
+        with self.lock:
+            return self._head(eui)
+
+    def _head(self, eui: str) -> dict | None:
         row = self.ledger.db.execute("SELECT seq, hash FROM batches WHERE eui = ? ORDER BY seq DESC LIMIT 1",
                                      (eui.upper(),)).fetchone()
         return None if row is None else {"gateway_eui": eui.upper(), "seq": row[0], "head": row[1].hex()}
@@ -103,6 +158,9 @@ class LedgerService:
         return self
 
     def close(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.loop_stop()
+            self.mqtt.disconnect()
         if self._thread is not None:
             self.server.shutdown()
             self._thread.join()

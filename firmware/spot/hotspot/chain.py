@@ -1,0 +1,429 @@
+# Receipts of what this hotspot hears (docs/proofs.md), loaded only when receipts_interval is set.
+# Each frame heard with a good CRC becomes a 53-byte record (spot.receipts) appended to the open
+# batch on flash as it is heard. At the end of an interval the open batch is closed in steps that
+# a power cut may stop anywhere without forking the chain:
+#   1. the open file is renamed to <seq>.r (the batch's records, fixed from now on);
+#   2. its Merkle root is computed from the file, the header signed with the identity key (in
+#      slices: the radio is served between them) and header + signature written to <seq>.h
+#      (a temporary file renamed: whole or absent);
+#   3. the chain state (next sequence number, hash of this batch) is saved atomically.
+# At start-up a step left undone is redone: Ed25519 signatures are deterministic and the header is
+# made only of the records and the state, so a redone batch is the same bytes. A closed batch stays
+# on flash until the ledger service has taken it (HTTP POST, the batch as its body), or, with the
+# MQTT backhaul, until the broker has it (PUBLISH QoS 1, PREFIX/gateway/ID/event/receipts).
+import asyncio
+import gc
+import os
+from binascii import hexlify, unhexlify
+
+from spot import ed25519, receipts
+from spot.atomic import AtomicJson, exists, remove
+from spot.clock import ticks_diff
+
+try:
+    from typing import Any  # noqa: F401 (for the type checker only)
+except ImportError:
+    pass
+
+DIR = "/rc"
+OPEN = DIR + "/open"
+SIZE = 53  # bytes of a record
+MAX_RECORDS = 1024  # a batch is closed early at this many records (54 KB on flash)
+# closed batches' records kept while the ledger does not take them (a PSRAM board's filesystem is
+# 2 MB; a saturated SF7 channel records 3.3 MB an hour: bench/receipts.py); the oldest go first, counted
+HELD_BYTES = 512 * 1024
+SLICE_BITS = 4  # bits of the signature's scalar multiplication between two turns of the loop
+RETRY_MS = 30000  # after a failed upload
+TIMEOUT_MS = 20000
+PIECE = 384  # bytes of a batch in one console answer (768 hex digits in a frame of at most 1024)
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+class Chain:
+    def __init__(self, app, hs, eui, interval_s, server, mqtt=None):
+        self.app = app
+        self.hs = hs
+        self.eui = eui
+        self.interval_ms = interval_s * 1000
+        self.server = server  # (host, port) of the ledger service, or None: batches stay on the board
+        self.mqtt = mqtt  # (host, port, client id, user, password, tls, topic): the MQTT backhaul's broker
+        try:
+            os.mkdir(DIR)
+        except OSError:
+            pass
+        self.state = AtomicJson(DIR + "/state.json")
+        self.state.cleanup()
+        st = self.state.load()[0] or {}
+        self.seq = st.get("seq", 0)
+        self.prev = unhexlify(st["prev"]) if st.get("prev") else bytes(32)
+        self.figures = {"records": 0, "lost": 0, "batches": 0, "sent": 0, "refused": 0, "dropped": 0,
+                        "last_refusal": "", "last_error": ""}
+        self.wake = asyncio.ThreadSafeFlag()
+        self.sending = asyncio.ThreadSafeFlag()
+        self.opened = None  # clock ms at the first record of the open batch (this boot)
+        self._whole_records()
+        if _size(OPEN) > 0:
+            self.opened = app.clock.ticks_ms()
+        hs.receipts = self
+        received = hs.received
+
+        def heard(p):
+            received(p)
+            if p.crc_ok:
+                self.heard(p)
+
+        hs.received = heard
+        stats = app.role_stats
+
+        def figures():
+            d = stats()
+            d["receipts"] = self.head()
+            return d
+
+        app.role_stats = figures
+        self.lock = asyncio.Lock()  # one close at a time (the interval's, the console's)
+        app.console.register("receipts", self.op_head)
+        app.console.register("receipts.close", self.op_close, True)
+        app.console.register("receipts.batch", self.op_batch)
+        app.console.register("receipts.taken", self.op_taken, True)
+
+    # ---- records ---------------------------------------------------------------------------------
+    def heard(self, p):
+        hs = self.hs
+        hi, lo = hs.tmst.at(p.t_us)
+        sec, us = hs.utc.seconds_at(p.t_us)
+        ms = sec * 1000 + us // 1000 if sec >= 0 else 0
+        rec = receipts.record(p.payload(), (hi << 16) | lo, ms, p.freq, p.sf, p.rssi, p.snr_x4 / 4)
+        try:
+            with open(OPEN, "ab") as f:
+                f.write(rec)
+        except OSError:  # the filesystem full or failing: the frame is still forwarded, its receipt counted lost
+            self.figures["lost"] += 1
+            return
+        self.figures["records"] += 1
+        if self.opened is None:
+            self.opened = self.app.clock.ticks_ms()
+        if _size(OPEN) >= MAX_RECORDS * SIZE:
+            self.wake.set()
+
+    def _whole_records(self):
+        """A record cut by a power cut is dropped, so that the next one starts on its boundary."""
+        remove(OPEN + ".tmp")
+        n = _size(OPEN)
+        if n <= 0 or not n % SIZE:
+            return
+        with open(OPEN, "rb") as src, open(OPEN + ".tmp", "wb") as dst:
+            left = n - n % SIZE
+            while left:
+                part = src.read(min(left, 1024))
+                dst.write(part)
+                left -= len(part)
+        os.rename(OPEN + ".tmp", OPEN)
+
+    # ---- closing a batch ---------------------------------------------------------------------------
+    def _path(self, seq, kind):
+        return "%s/%d.%s" % (DIR, seq, kind)
+
+    async def recover(self):
+        """Finish a close that a reset stopped (steps 2 and 3 above), and drop the records of a
+        batch the ledger had taken when a reset came between removing its two files."""
+        if exists(self._path(self.seq, "r")):
+            await self.close()
+        for name in os.listdir(DIR):
+            if name.endswith(".t") or (name.endswith(".r") and name[:-2].isdigit() and int(name[:-2]) < self.seq
+                                       and not exists(DIR + "/" + name[:-2] + ".h")):
+                remove(DIR + "/" + name)
+
+    async def close(self):
+        """Close the open batch (nothing when no frame was heard). A batch whose close failed
+        (its records renamed, not yet signed) is finished first: the open file then waits for the
+        next close."""
+        async with self.lock:
+            await self._close()
+
+    async def _close(self):
+        seq = self.seq
+        if not exists(self._path(seq, "r")):
+            if _size(OPEN) <= 0:
+                self.opened = None
+                return
+            os.rename(OPEN, self._path(seq, "r"))
+            self.opened = None
+        if not exists(self._path(seq, "h")):
+            await self._sign(seq)
+        self._advance(seq)
+        self._trim()
+        self.sending.set()
+
+    async def _sign(self, seq):
+        tree = receipts.Tree()
+        first = last = 0
+        with open(self._path(seq, "r"), "rb") as f:
+            rec = bytearray(SIZE)
+            while f.readinto(rec) == SIZE:
+                tree.add(rec)
+                t = int.from_bytes(rec[36:44], "big")
+                if t and not first:
+                    first = t
+                last = t or last
+        head = receipts.header(self.eui, seq, first, last, tree.count, tree.root(), self.prev)
+        tree = None
+        secrets = self.app.secrets
+        seed, pub = secrets.get("identity_key"), secrets.get("identity_pub")
+        sig = None
+        for sig in ed25519.signing(seed, head, pub, SLICE_BITS):
+            if sig is None:
+                await asyncio.sleep_ms(0)
+        seed = None
+        tmp = self._path(seq, "t")
+        with open(tmp, "wb") as f:
+            f.write(head)
+            f.write(sig)
+        os.rename(tmp, self._path(seq, "h"))
+        gc.collect()
+
+    def _advance(self, seq):
+        with open(self._path(seq, "h"), "rb") as f:
+            signed = f.read()
+        count = int.from_bytes(signed[33:37], "big")  # the header's count (spot.receipts)
+        h = receipts.batch_hash(signed[:101], signed[101:])
+        self.state.save({"seq": seq + 1, "prev": hexlify(h).decode()})
+        self.seq, self.prev = seq + 1, h
+        self.figures["batches"] += 1
+        self.app.console.event("receipts", {"seq": seq, "count": count, "head": hexlify(h).decode()})
+
+    def _closed(self):
+        """Sequence numbers of the closed batches still on the board, oldest first."""
+        out = []
+        for name in os.listdir(DIR):
+            if name.endswith(".h") and name[:-2].isdigit():
+                out.append(int(name[:-2]))
+        out.sort()
+        return out
+
+    def _trim(self):
+        held = self._closed()
+        total = 0
+        for seq in held:
+            total += max(0, _size(self._path(seq, "r")))
+        while held and total > HELD_BYTES:
+            seq = held.pop(0)
+            total -= max(0, _size(self._path(seq, "r")))
+            self._forget(seq)
+            self.figures["dropped"] += 1
+
+    def _forget(self, seq):
+        remove(self._path(seq, "h"))
+        remove(self._path(seq, "r"))
+
+    def head(self):
+        """The chain head for the status page and the console."""
+        out = dict(self.figures)
+        out["seq"] = self.seq
+        out["head"] = hexlify(self.prev).decode()
+        out["held"] = len(self._closed())  # closed batches the ledger does not have yet
+        out["open"] = max(0, _size(OPEN)) // SIZE  # records in the open batch
+        return out
+
+    # ---- console ---------------------------------------------------------------------------------
+    async def op_head(self, args):
+        """receipts: the chain head and the figures."""
+        return self.head()
+
+    async def op_close(self, args):
+        """receipts.close: close the open batch now (and send it), not at the interval's end."""
+        await self.close()
+        return self.head()
+
+    def _held(self):
+        return [s for s in self._closed() if s < self.seq]
+
+    async def op_batch(self, args):
+        """receipts.batch: the closed batches the ledger does not have yet ({"held": [seq, ...]});
+        with "seq", PIECE bytes of that one from "offset" (hex), for a host that takes them over
+        the console (loraspot ledger pull)."""
+        from spot.console import CommandError, arg
+
+        if "seq" not in args:
+            return {"held": self._held()}
+        seq = arg(args, "seq", int)
+        off = arg(args, "offset", int, 0, False)
+        if seq not in self._held():
+            raise CommandError("no_batch", "batch %d is not held on this board" % seq)
+        head = _size(self._path(seq, "h"))
+        size = head + _size(self._path(seq, "r"))
+        if not 0 <= off <= size:
+            raise CommandError("bad_args", "offset out of range")
+        path, at = (self._path(seq, "h"), off) if off < head else (self._path(seq, "r"), off - head)
+        with open(path, "rb") as f:
+            f.seek(at)
+            data = f.read(PIECE)
+        return {"seq": seq, "size": size, "offset": off, "data": hexlify(data).decode()}
+
+    async def op_taken(self, args):
+        """receipts.taken: the host's ledger has batch "seq": it leaves the board."""
+        from spot.console import CommandError, arg
+
+        seq = arg(args, "seq", int)
+        if seq not in self._held():
+            raise CommandError("no_batch", "batch %d is not held on this board" % seq)
+        self._forget(seq)
+        self.figures["sent"] += 1
+        return self.head()
+
+    # ---- tasks -----------------------------------------------------------------------------------
+    async def run(self):
+        clock = self.app.clock
+        try:
+            await self.recover()
+        except (OSError, MemoryError) as e:
+            self._failed(e)
+        while True:
+            opened = self.opened
+            left = self.interval_ms
+            if opened is not None:
+                left -= ticks_diff(clock.ticks_ms(), opened)
+            if left <= 0 or _size(OPEN) >= MAX_RECORDS * SIZE:
+                try:
+                    await self.close()
+                except (OSError, MemoryError) as e:  # tried again an interval later; forwarding goes on
+                    self._failed(e)
+                    self.opened = clock.ticks_ms()
+                continue
+            try:
+                await asyncio.wait_for_ms(self.wake.wait(), max(left, 50))
+            except asyncio.TimeoutError:
+                pass
+
+    def _failed(self, e):
+        gc.collect()
+        self.figures["last_error"] = "%s: %s" % (type(e).__name__, e)
+        self.app.console.event("log", {"level": "error", "msg": "receipts: " + self.figures["last_error"][:60]})
+
+    async def send_loop(self):
+        while True:
+            held = [s for s in self._closed() if s < self.seq]
+            if not held or (self.server is None and self.mqtt is None):
+                await self.sending.wait()
+                continue
+            ok = False
+            try:
+                ok = await self._upload(held[0])
+            except (OSError, MemoryError, ValueError, asyncio.TimeoutError) as e:
+                self.figures["last_refusal"] = "upload: %s" % (e,)
+                gc.collect()
+            if not ok:
+                try:
+                    await asyncio.wait_for_ms(self.sending.wait(), RETRY_MS)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _publish(self, seq):
+        """One batch over MQTT (the hotspot's broker, a connection of its own beside the Gateway
+        Bridge's): PUBLISH QoS 1 to PREFIX/gateway/GATEWAY_ID/event/receipts, the batch as the
+        payload, written a piece at a time; True on the broker's PUBACK (the ledger service
+        subscribes with a persistent session, so the broker keeps it while the ledger is away)."""
+        from spot.mqttc import Client, _remaining  # pyright: ignore[reportPrivateUsage]
+
+        cfg = self.mqtt
+        c = Client(cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], clock=self.app.clock)
+        c.connect()
+        try:
+            h = self._path(seq, "h")
+            r = self._path(seq, "r")
+            topic = cfg[6]
+            head = bytearray(5)
+            head[0] = 0x32  # PUBLISH, QoS 1
+            n = _remaining(head, 2 + len(topic) + 2 + _size(h) + _size(r))
+            stream = asyncio.StreamReader(c.sock)  # type: Any  # MicroPython's one Stream class: reads and writes
+            stream.write(bytes(head[:n]) + bytes((len(topic) >> 8, len(topic) & 0xFF)) + topic + b"\x00\x01")
+            buf = bytearray(512)
+            for path in (h, r):
+                with open(path, "rb") as f:
+                    while True:
+                        k = f.readinto(buf)
+                        if not k:
+                            break
+                        stream.write(buf[:k])
+                        await stream.drain()
+            ack = await asyncio.wait_for_ms(stream.readexactly(4), TIMEOUT_MS)
+        finally:
+            c.close()
+        if ack[0] != 0x40 or ack[2:4] != b"\x00\x01":
+            return False
+        self._forget(seq)
+        self.figures["sent"] += 1
+        return True
+
+    async def _upload(self, seq):
+        """POST one batch to the ledger service; True when it was taken (or had it already)."""
+        if self.mqtt is not None:
+            return await self._publish(seq)
+        host, port = self.server
+        h = self._path(seq, "h")
+        r = self._path(seq, "r")
+        size = _size(h) + _size(r)
+        reader, writer = await asyncio.wait_for_ms(asyncio.open_connection(host, port), TIMEOUT_MS)
+        try:
+            writer.write(b"POST /batches HTTP/1.0\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
+                         b"Content-Length: %d\r\n\r\n" % (host.encode(), size))
+            buf = bytearray(512)
+            for path in (h, r):
+                with open(path, "rb") as f:
+                    while True:
+                        n = f.readinto(buf)
+                        if not n:
+                            break
+                        writer.write(buf[:n])
+                        await writer.drain()
+            status = await asyncio.wait_for_ms(reader.readline(), TIMEOUT_MS)
+            while True:  # the headers
+                line = await asyncio.wait_for_ms(reader.readline(), TIMEOUT_MS)
+                if not line or line == b"\r\n":
+                    break
+            body = await asyncio.wait_for_ms(reader.read(200), TIMEOUT_MS)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        parts = status.split()
+        code = int(parts[1]) if len(parts) > 1 else 0  # 0: no answer (kept, sent again)
+        if code == 200 or b'"replayed"' in body:
+            self._forget(seq)
+            self.figures["sent"] += 1
+            return True
+        if not 400 <= code < 500:
+            return False
+        self.figures["last_refusal"] = "%d %s" % (code, bytes(body[:60]).decode())
+        self.app.console.event("receipts", {"seq": seq, "refused": self.figures["last_refusal"]})
+        if b'"unknown_gateway"' in body or b'"out_of_order"' in body:
+            return False  # a ledger that does not know this gateway yet, or misses an earlier batch, may take it later
+        self._forget(seq)  # refused for good (its reason kept): not sent again
+        self.figures["refused"] += 1
+        return True
+
+
+def start(app, hs, eui):
+    """The chain's tasks, when receipts_interval is set (by boot.start)."""
+    config = app.config
+    if not app.secrets.has("identity_key"):
+        app.console.event("log", {"level": "error", "msg": "receipts: no identity key (loraspot provision makes it)"})
+        return None
+    host = config.get("ledger_server")
+    server = (host, config.get("ledger_server_port")) if host else None
+    mqtt = None
+    if config.get("backhaul") == "mqtt":  # the batches go to the broker, beside the Gateway Bridge's topics
+        gid = hexlify(eui).decode()
+        password = app.secrets.get("mqtt_password")
+        mqtt = (config.get("mqtt_host"), config.get("mqtt_port"), "loraspot-%s-receipts" % gid,
+                config.get("mqtt_user"), password.decode() if password else None, config.get("mqtt_tls"),
+                ("%s/gateway/%s/event/receipts" % (config.get("mqtt_prefix"), gid)).encode())
+    chain = Chain(app, hs, eui, config.get("receipts_interval"), server, mqtt)
+    asyncio.create_task(chain.run())
+    asyncio.create_task(chain.send_loop())
+    return chain
