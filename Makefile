@@ -83,6 +83,7 @@ bench: setup
 	$(PY) bench/roles.py
 	$(PY) bench/ota.py
 	$(PY) bench/ed25519.py
+	$(PY) bench/receipts.py
 	$(VENV)/bin/loraspot sim soak --device-hours $(HOURS)
 
 lint: setup
