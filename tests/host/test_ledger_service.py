@@ -101,3 +101,41 @@ def test_the_cli_serves_prints_a_line_per_batch_and_stops_on_ctrl_c(tmp_path):
                             "--port", str(busy.address[1])], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "cannot listen there" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_the_service_anchors_the_ledger_head_now_and_then(tmp_path):
+    """`ledger serve --anchor-chain` writes the head after batches were taken (a chain in the
+    service's own process here), and logs it; with nothing new it writes nothing more."""
+    from loraspot.proofs.anchor import ledger_head
+
+    key = Ed25519PrivateKey.generate()
+    ledger = tmp_path / "l.sqlite"
+    with Ledger(ledger) as led:
+        led.add_gateway(EUI.hex(), _pub(key).hex())
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "loraspot", "ledger", "serve", "--ledger", str(ledger), "--port",
+                             str(port), "--anchor-chain", "eth-tester", "--anchor-every", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert "serving on" in proc.stdout.readline()
+        batches, _ = _chain(key, [2, 3])
+        for b in batches:
+            assert _post(port, _wire(b))[0] == 200
+        lines: list[str] = []
+        while not any("(2 batches)" in x for x in lines) and len(lines) < 6:
+            lines.append(proc.stdout.readline().strip())
+        taken = [x for x in lines if x.startswith("taken")]
+        assert taken == [f"taken: {EUI.hex().upper()} batch 0 (2 records)",
+                         f"taken: {EUI.hex().upper()} batch 1 (3 records)"], lines
+        anchored = [x for x in lines if x.startswith("anchored head ")]
+        assert anchored and "(2 batches)" in anchored[-1], lines  # (one after the first batch, if it came between)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    with Ledger(ledger) as led:
+        rows = led.db.execute("SELECT head, batches FROM anchors ORDER BY id").fetchall()
+        head = ledger_head(led)[0]
+    assert rows[-1] == (head, 2) and len(rows) == len(anchored)  # nothing new after it: no more anchors
+    assert head.hex() in anchored[-1]

@@ -114,9 +114,15 @@ def ingest_cmd(ctx, ledger_path: Path, files: tuple[Path, ...]) -> None:
 @click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST:PORT",
               help="Also take the batches hotspots on the MQTT backhaul publish to this broker.")
 @click.option("--mqtt-prefix", default="eu868", show_default=True, help="Topic prefix of the hotspots' MQTT topics.")
+@click.option("--anchor-chain", default=None, metavar="URL",
+              help="Also write the ledger's head to this chain now and then (as `ledger anchor --chain`).")
+@click.option("--anchor-every", default=3600.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds between anchors (only when something new was taken).")
+@click.option("--anchor-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The sending account's private key (hex), as `ledger anchor --key-file`.")
 @click.pass_obj
 def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | None, mqtt_url: str | None,
-              mqtt_prefix: str) -> None:
+              mqtt_prefix: str, anchor_chain: str | None, anchor_every: float, anchor_key_file: Path | None) -> None:
     """Take the batches hotspots upload (their ledger_server setting) or publish (the MQTT
     backhaul, with --mqtt): each checked into the ledger or refused with its reason, one line
     each. Ctrl-C stops."""
@@ -128,9 +134,19 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
         ctx.invoke(gateways_cmd, ledger_path=ledger_path, inventory=inventory)
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
 
+    anchorer = None
+    if anchor_chain is not None:
+        from loraspot.proofs.anchor import Anchorer, connect
+
+        anchorer = Anchorer(connect(anchor_chain), anchor_key_file)
+
     def log(r: dict) -> None:
         if ctx.json:
             click.echo(json.dumps(r))
+        elif r["peer"] == "anchor":
+            a = r.get("anchor")
+            click.echo(f"anchored head {a['head']} ({a['batches']} batches) in transaction {a['tx']}" if a
+                       else f"anchor failed: {r['error']}")
         elif r["ok"]:
             click.echo(f"taken: {r['gateway_eui']} batch {r['seq']} ({r['records']} records)")
         else:
@@ -146,6 +162,8 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
         click.echo(f"loraspot ledger serving on http://{host}:{service.address[1]}/batches{also} ({ledger_path}); "
                    "Ctrl-C stops")
         sys.stdout.flush()
+    if anchorer is not None:
+        service.anchor_every(anchorer, anchor_every)
     try:
         service.serve_forever()
     except KeyboardInterrupt:
@@ -209,6 +227,66 @@ def pull_cmd(ctx, ledger_path: Path, url: str, baud: int, inventory: Path | None
     refused = sum(not r["ok"] for r in results)
     if refused:
         raise LedgerError(f"{refused} of {len(results)} batches refused")
+
+
+@ledger_group.command("anchor")
+@LEDGER
+@click.option("--chain", required=True, metavar="URL",
+              help="An Ethereum-compatible JSON-RPC node (http(s)://), or eth-tester for a chain in this process.")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A file holding the sending account's private key (hex); else the node's first unlocked account.")
+@click.pass_obj
+def anchor_cmd(ctx, ledger_path: Path, chain: str, key_file: Path | None) -> None:
+    """Write the ledger's head (it commits to every batch taken) to the chain as a transaction's
+    data; nothing is written when nothing was taken since the last anchor."""
+    from loraspot.proofs.anchor import Anchorer, connect
+
+    if not ledger_path.exists():
+        raise LedgerError(f"{ledger_path}: no ledger there")
+    w3 = connect(chain)
+    with Ledger(ledger_path) as led:
+        got = Anchorer(w3, key_file).anchor(led)
+    if ctx.json:
+        ctx.emit(got or {"anchored": False})
+    elif got is None:
+        ctx.out.print("nothing new to anchor since the last anchor", highlight=False)
+    else:
+        ctx.out.print(f"anchored head {got['head']} ({got['batches']} batches) in transaction {got['tx']}, "
+                      f"block {got['block']} of chain {got['chain_id']}", highlight=False, markup=False)
+
+
+@ledger_group.command("anchors")
+@LEDGER
+@click.option("--chain", default=None, metavar="URL", help="Also check each anchor is on this chain.")
+@click.pass_obj
+def anchors_cmd(ctx, ledger_path: Path, chain: str | None) -> None:
+    """The anchors written so far (and, with --chain, whether the chain holds each one), and how
+    many tries to write one failed."""
+    from loraspot.proofs.anchor import check, connect
+
+    if not ledger_path.exists():
+        raise LedgerError(f"{ledger_path}: no ledger there")
+    with Ledger(ledger_path) as led:
+        rows = led.db.execute("SELECT head, batches, chain_id, tx, block, anchored_at FROM anchors "
+                              "ORDER BY id").fetchall()
+        failures = led.db.execute("SELECT count(*) FROM anchor_failures").fetchone()[0]
+    w3 = connect(chain) if chain else None
+    out = []
+    for head, batches, chain_id, tx, block, at in rows:
+        a = {"head": head.hex(), "batches": batches, "chain_id": chain_id, "tx": tx, "block": block, "at": at}
+        if w3 is not None:
+            a["on_chain"] = check(w3, tx, head)
+        out.append(a)
+    if ctx.json:
+        ctx.emit({"anchors": out, "failures": failures})
+        return
+    for a in out:
+        held = "" if "on_chain" not in a else ("; on the chain" if a["on_chain"] else "; NOT on the chain")
+        ctx.out.print(f"block {a['block']}: {a['batches']} batches, head {a['head']}, tx {a['tx']}{held}",
+                      highlight=False, markup=False)
+    ctx.out.print(f"{len(out)} anchors, {failures} failed tries", highlight=False)
+    if w3 is not None and not all(a["on_chain"] for a in out):
+        raise LedgerError("an anchor is not on the chain")
 
 
 @ledger_group.command("prove")

@@ -75,6 +75,7 @@ class LedgerService:
         self.server = HTTPServer((host, port), Handler)
         self.address = self.server.server_address[:2]
         self._thread: threading.Thread | None = None
+        self._anchoring: threading.Event | None = None
         if mqtt is not None:
             try:
                 self.mqtt = self._subscribe(mqtt, mqtt_prefix, ledger)
@@ -148,6 +149,26 @@ class LedgerService:
                                      (eui.upper(),)).fetchone()
         return None if row is None else {"gateway_eui": eui.upper(), "seq": row[0], "head": row[1].hex()}
 
+    def anchor_every(self, anchorer, every_s: float) -> None:
+        """Write the ledger's head to a chain every every_s seconds (loraspot.proofs.anchor), in a
+        thread of its own; each anchor or failure is logged, and a failure changes nothing else."""
+        from loraspot.proofs.anchor import AnchorError
+
+        stop = self._anchoring = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_s):
+                try:
+                    with self.lock:
+                        got = anchorer.anchor(self.ledger)
+                except AnchorError as e:
+                    self.log({"peer": "anchor", "ok": False, "reason": "anchor_failed", "error": str(e)})
+                    continue
+                if got is not None:
+                    self.log({"peer": "anchor", "ok": True, "anchor": got})
+
+        threading.Thread(target=loop, daemon=True).start()
+
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)
 
@@ -158,6 +179,8 @@ class LedgerService:
         return self
 
     def close(self) -> None:
+        if self._anchoring is not None:
+            self._anchoring.set()
         if self.mqtt is not None:
             self.mqtt.loop_stop()
             self.mqtt.disconnect()
