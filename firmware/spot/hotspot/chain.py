@@ -257,7 +257,7 @@ class Chain:
         if seq not in self._held():
             raise CommandError("no_batch", "batch %d is not held on this board" % seq)
         head = _size(self._path(seq, "h"))
-        size = head + _size(self._path(seq, "r"))
+        size = self._batch_size(seq)
         if not 0 <= off <= size:
             raise CommandError("bad_args", "offset out of range")
         path, at = (self._path(seq, "h"), off) if off < head else (self._path(seq, "r"), off - head)
@@ -324,6 +324,22 @@ class Chain:
                 except asyncio.TimeoutError:
                     pass
 
+    def _batch_size(self, seq):
+        return _size(self._path(seq, "h")) + _size(self._path(seq, "r"))
+
+    async def _write_batch(self, stream, seq):
+        """A closed batch as the ledger takes it (header, signature, records) into a stream, a
+        piece at a time."""
+        buf = bytearray(512)
+        for path in (self._path(seq, "h"), self._path(seq, "r")):
+            with open(path, "rb") as f:
+                while True:
+                    n = f.readinto(buf)
+                    if not n:
+                        break
+                    stream.write(buf[:n])
+                    await stream.drain()
+
     async def _publish(self, seq):
         """One batch over MQTT (the hotspot's broker, a connection of its own beside the Gateway
         Bridge's): PUBLISH QoS 1 to PREFIX/gateway/GATEWAY_ID/event/receipts, the batch as the
@@ -335,23 +351,13 @@ class Chain:
         c = Client(cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], clock=self.app.clock)
         c.connect()
         try:
-            h = self._path(seq, "h")
-            r = self._path(seq, "r")
             topic = cfg[6]
             head = bytearray(5)
             head[0] = 0x32  # PUBLISH, QoS 1
-            n = _remaining(head, 2 + len(topic) + 2 + _size(h) + _size(r))
+            n = _remaining(head, 2 + len(topic) + 2 + self._batch_size(seq))
             stream = asyncio.StreamReader(c.sock)  # type: Any  # MicroPython's one Stream class: reads and writes
             stream.write(bytes(head[:n]) + bytes((len(topic) >> 8, len(topic) & 0xFF)) + topic + b"\x00\x01")
-            buf = bytearray(512)
-            for path in (h, r):
-                with open(path, "rb") as f:
-                    while True:
-                        k = f.readinto(buf)
-                        if not k:
-                            break
-                        stream.write(buf[:k])
-                        await stream.drain()
+            await self._write_batch(stream, seq)
             ack = await asyncio.wait_for_ms(stream.readexactly(4), TIMEOUT_MS)
         finally:
             c.close()
@@ -366,22 +372,12 @@ class Chain:
         if self.mqtt is not None:
             return await self._publish(seq)
         host, port = self.server
-        h = self._path(seq, "h")
-        r = self._path(seq, "r")
-        size = _size(h) + _size(r)
+        size = self._batch_size(seq)
         reader, writer = await asyncio.wait_for_ms(asyncio.open_connection(host, port), TIMEOUT_MS)
         try:
             writer.write(b"POST /batches HTTP/1.0\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
                          b"Content-Length: %d\r\n\r\n" % (host.encode(), size))
-            buf = bytearray(512)
-            for path in (h, r):
-                with open(path, "rb") as f:
-                    while True:
-                        n = f.readinto(buf)
-                        if not n:
-                            break
-                        writer.write(buf[:n])
-                        await writer.drain()
+            await self._write_batch(writer, seq)
             status = await asyncio.wait_for_ms(reader.readline(), TIMEOUT_MS)
             while True:  # the headers
                 line = await asyncio.wait_for_ms(reader.readline(), TIMEOUT_MS)
