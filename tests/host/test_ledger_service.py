@@ -22,6 +22,12 @@ from tests.broker import free_port
 from tests.host.test_ledger import EUI, _chain, _pub
 
 
+def _ctrl_c_stops() -> None:
+    """In the child before it runs: Ctrl-C (SIGINT) as a terminal gives it, whatever this process
+    inherited (a shell running a job in the background ignores SIGINT for it, and that is passed on)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wire(batch) -> bytes:
     return batch.header.encode() + batch.signature + b"".join(r.encode() for r in batch.records)
 
@@ -81,7 +87,7 @@ def test_the_cli_serves_prints_a_line_per_batch_and_stops_on_ctrl_c(tmp_path):
     env = {**os.environ, "COLUMNS": "40"}
     proc = subprocess.Popen([sys.executable, "-m", "loraspot", "ledger", "serve", "--ledger", str(ledger),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True, preexec_fn=_ctrl_c_stops)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -115,7 +121,8 @@ def test_the_service_anchors_the_ledger_head_now_and_then(tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "loraspot", "ledger", "serve", "--ledger", str(ledger), "--port",
                              str(port), "--anchor-chain", "eth-tester", "--anchor-every", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_ctrl_c_stops)
     try:
         assert proc.stdout is not None
         assert "serving on" in proc.stdout.readline()
