@@ -8,8 +8,8 @@ stock image's layout):
 - hotspot + status page, hotspot + display: the same with one of them;
 - set-up: the access point on, its page and a refused form answered;
 - hotspot + signed receipts (and + status page; and on the MQTT backhaul, with a broker): the same
-  frames recorded, their batch closed, signed with the identity key and taken by the ledger service
-  (loraspot ledger serve).
+  frames recorded, a signed beacon sent, the batch closed, signed with the identity key and taken by
+  the ledger service (loraspot ledger serve).
 
 Prints one JSON line per case with the figure and the table loraspot.budget.FEATURE_NEED_KB
 keeps. Run by `make bench`; `--case NAME` runs one."""
@@ -144,7 +144,9 @@ def _hotspot_works(vb: VirtualBoard, extra: dict, medium: Medium, ledger: tuple[
         if extra.get("http_port"):
             t.join()
         ok = wait(lambda: ev.client.request("stats")["forwarded"] == sent, 20)
-        if "receipts_interval" in extra:  # every frame in a batch the ledger took
+        if "receipts_interval" in extra:  # a signed beacon sent; every frame in a batch the ledger took
+            ok = ok and ev.client.request("receipts.beacon", timeout=30)["result"] == "NONE"
+
             def taken() -> int:
                 return ledger[0].ledger.db.execute("SELECT count(*) FROM records").fetchone()[0]
 

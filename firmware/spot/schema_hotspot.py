@@ -27,4 +27,7 @@ SCHEMA = {
     "receipts_interval": ("int", 0, (0, 86400)),
     "ledger_server": ("str", "", 64),
     "ledger_server_port": ("int", 8780, (1, 65535)),
+    # a signed beacon every beacon_interval s (0: off; needs receipts), witnessed by the hotspots on
+    # the same channel (docs/proofs.md)
+    "beacon_interval": ("int", 0, (0, 86400)),
 }

@@ -36,6 +36,15 @@ SLICE_BITS = 4  # bits of the signature's scalar multiplication between two turn
 RETRY_MS = 30000  # after a failed upload
 TIMEOUT_MS = 20000
 PIECE = 384  # bytes of a batch in one console answer (768 hex digits in a frame of at most 1024)
+# A beacon (docs/proofs.md): a LoRaWAN Proprietary frame (MHDR 0xE0: MType 111) the hotspot sends
+# on its own channel, upright IQ like an uplink so that the hotspots on that channel hear it, and
+# signs: b"LSB1", gateway EUI, beacon number (u32), UTC ms (u64, 0 unknown), claimed position
+# (lat, lon in 1e-7 degrees: i32, i32; alt m: i16), nonce (16), then the Ed25519 signature (64) of
+# all before it: 115 bytes. Every hotspot that hears it keeps a receipt of it (a witness); the
+# sender keeps one of what it sent, its SF byte's top bit set and its RSSI the power it sent at.
+BEACON = b"\xe0LSB1"
+SENT = 0x80  # the SF byte of a record of a frame this hotspot sent
+BEACON_DBM = 14  # a node's usual power: what witnesses measure is what a node there would give
 
 
 def _size(path):
@@ -61,9 +70,10 @@ class Chain:
         self.state.cleanup()
         st = self.state.load()[0] or {}
         self.seq = st.get("seq", 0)
+        self.beacons = st.get("beacons", 0)  # beacons sent, on across reboots (their numbers never repeat)
         self.prev = unhexlify(st["prev"]) if st.get("prev") else bytes(32)
         self.figures = {"records": 0, "lost": 0, "batches": 0, "sent": 0, "refused": 0, "dropped": 0,
-                        "last_refusal": "", "last_error": ""}
+                        "beacons": 0, "beacons_refused": 0, "last_refusal": "", "last_error": ""}
         self.wake = asyncio.ThreadSafeFlag()
         self.sending = asyncio.ThreadSafeFlag()
         self.opened = None  # clock ms at the first record of the open batch (this boot)
@@ -92,14 +102,19 @@ class Chain:
         app.console.register("receipts.close", self.op_close, True)
         app.console.register("receipts.batch", self.op_batch)
         app.console.register("receipts.taken", self.op_taken, True)
+        app.console.register("receipts.beacon", self.op_beacon, True)
 
     # ---- records ---------------------------------------------------------------------------------
+    def _utc_ms(self, ticks):
+        sec, us = self.hs.utc.seconds_at(ticks)
+        return sec * 1000 + us // 1000 if sec >= 0 else 0
+
     def heard(self, p):
-        hs = self.hs
-        hi, lo = hs.tmst.at(p.t_us)
-        sec, us = hs.utc.seconds_at(p.t_us)
-        ms = sec * 1000 + us // 1000 if sec >= 0 else 0
-        rec = receipts.record(p.payload(), (hi << 16) | lo, ms, p.freq, p.sf, p.rssi, p.snr_x4 / 4)
+        hi, lo = self.hs.tmst.at(p.t_us)
+        self._keep(receipts.record(p.payload(), (hi << 16) | lo, self._utc_ms(p.t_us), p.freq, p.sf, p.rssi,
+                                   p.snr_x4 / 4))
+
+    def _keep(self, rec):
         try:
             with open(OPEN, "ab") as f:
                 f.write(rec)
@@ -174,13 +189,7 @@ class Chain:
                 last = t or last
         head = receipts.header(self.eui, seq, first, last, tree.count, tree.root(), self.prev)
         tree = None
-        secrets = self.app.secrets
-        seed, pub = secrets.get("identity_key"), secrets.get("identity_pub")
-        sig = None
-        for sig in ed25519.signing(seed, head, pub, SLICE_BITS):
-            if sig is None:
-                await asyncio.sleep_ms(0)
-        seed = None
+        sig = await self._signature(head)
         tmp = self._path(seq, "t")
         with open(tmp, "wb") as f:
             f.write(head)
@@ -188,12 +197,23 @@ class Chain:
         os.rename(tmp, self._path(seq, "h"))
         gc.collect()
 
+    async def _signature(self, msg):
+        """The identity key's signature of msg, made in slices: the loop runs between them."""
+        secrets = self.app.secrets
+        out = b""
+        for sig in ed25519.signing(secrets.get("identity_key"), msg, secrets.get("identity_pub"), SLICE_BITS):
+            if sig is None:
+                await asyncio.sleep_ms(0)
+            else:
+                out = sig
+        return out
+
     def _advance(self, seq):
         with open(self._path(seq, "h"), "rb") as f:
             signed = f.read()
         count = int.from_bytes(signed[33:37], "big")  # the header's count (spot.receipts)
         h = receipts.batch_hash(signed[:101], signed[101:])
-        self.state.save({"seq": seq + 1, "prev": hexlify(h).decode()})
+        self.state.save({"seq": seq + 1, "prev": hexlify(h).decode(), "beacons": self.beacons})
         self.seq, self.prev = seq + 1, h
         self.figures["batches"] += 1
         self.app.console.event("receipts", {"seq": seq, "count": count, "head": hexlify(h).decode()})
@@ -231,7 +251,55 @@ class Chain:
         out["open"] = max(0, _size(OPEN)) // SIZE  # records in the open batch
         return out
 
+    # ---- beacons ---------------------------------------------------------------------------------
+    async def beacon(self, nonce=b""):
+        """Sign and send a beacon now (nonce: a challenge's 16 bytes, else random), through the
+        downlink queue and so within the region's duty cycle; its record kept as sent. The TX_ACK
+        code: "NONE" when it was queued."""
+        import struct
+
+        from spot.hotspot.semtech import NONE, Txpk
+
+        hs = self.hs
+        lat, lon, alt = hs.position or (0.0, 0.0, 0.0)
+        nonce = (bytes(nonce) + os.urandom(16))[:16]
+        body = BEACON + self.eui + struct.pack(">IQiih", self.beacons, self._utc_ms(hs.clock.ticks_us()),
+                                               round(lat * 1e7), round(lon * 1e7), round(alt)) + nonce
+        sig = await self._signature(body)
+        t = Txpk()
+        t.imme = True
+        t.freq, t.sf, t.ipol, t.data = hs.freq, hs.sf, False, body + sig
+        t.power = BEACON_DBM
+        err = hs.schedule(t)
+        if err != NONE:
+            self.figures["beacons_refused"] += 1
+            return err
+        hi, lo = hs.tmst.advance()
+        self._keep(receipts.record(t.data, (hi << 16) | lo, self._utc_ms(hs.clock.ticks_us()), hs.freq,
+                                   hs.sf | SENT, t.power, 0))
+        if self.opened is None:
+            self.opened = self.app.clock.ticks_ms()
+        self.beacons += 1
+        self.state.save({"seq": self.seq, "prev": hexlify(self.prev).decode(), "beacons": self.beacons})
+        self.figures["beacons"] += 1
+        self.app.console.event("beacon", {"n": self.beacons - 1, "size": len(t.data)})
+        return err
+
     # ---- console ---------------------------------------------------------------------------------
+    async def op_beacon(self, args):
+        """receipts.beacon: send a signed beacon now; "nonce" (hex, 16 bytes): a challenge's."""
+        from spot.console import CommandError, arg
+
+        nonce = b""
+        if "nonce" in args:
+            try:
+                nonce = unhexlify(arg(args, "nonce", str))
+            except ValueError:
+                raise CommandError("bad_args", "nonce must be hex")
+            if len(nonce) != 16:
+                raise CommandError("bad_args", "nonce must be 16 bytes")
+        return {"result": await self.beacon(nonce), "n": self.beacons - 1}
+
     async def op_head(self, args):
         """receipts: the chain head and the figures."""
         return self.head()
@@ -278,6 +346,17 @@ class Chain:
         return self.head()
 
     # ---- tasks -----------------------------------------------------------------------------------
+    async def beacons_loop(self, every_s):
+        """A beacon every every_s seconds (and a random part of it, so that hotspots set alike do
+        not beacon together)."""
+        clock = self.app.clock
+        while True:
+            await clock.sleep_ms(every_s * 1000 + int.from_bytes(os.urandom(2), "big") % (every_s * 250 + 1))
+            try:
+                await self.beacon()
+            except (OSError, MemoryError, ValueError) as e:
+                self._failed(e)
+
     async def run(self):
         clock = self.app.clock
         try:
@@ -422,4 +501,6 @@ def start(app, hs, eui):
     chain = Chain(app, hs, eui, config.get("receipts_interval"), server, mqtt)
     asyncio.create_task(chain.run())
     asyncio.create_task(chain.send_loop())
+    if config.get("beacon_interval"):
+        asyncio.create_task(chain.beacons_loop(config.get("beacon_interval")))
     return chain

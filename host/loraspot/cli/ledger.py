@@ -13,6 +13,7 @@ from loraspot.cli import options
 from loraspot.errors import LoraspotError
 from loraspot.proofs.ledger import Ledger, LedgerError, Refused, verify_proof
 from loraspot.proofs.receipts import Batch
+from loraspot.proofs.witness import ENVIRONMENTS, TOLERANCE_DB
 
 
 class BadInput(LoraspotError):
@@ -349,18 +350,64 @@ def track_cmd(ctx, dev_eui: str, ledger_path: Path, frames_path: Path) -> None:
                         when = when or rec.time_ms or None
                 rows.append({"fcnt": f.get("fcnt"), "lat": pos["lat"], "lon": pos["lon"], "alt": pos["alt"],
                              "time_ms": when, "proven_by": sorted(proven), "phy": phy.hex()})
+
+    def text(r: dict) -> str:
+        by = f"heard by {', '.join(r['proven_by'])}: proof holds" if r["proven_by"] else "NO PROOF"
+        return f"fcnt {r['fcnt']}: {r['lat']:.4f}, {r['lon']:.4f}, {r['alt']} m; {by}"
+
+    _report(ctx, rows, text, f"no GPS uplink of {eui} in {frames_path}", lambda r: not r["proven_by"],
+            "positions have no proof in the ledger")
+
+
+def _report(ctx, rows: list[dict], text, empty: str, failed, what: str) -> None:
+    """rows as JSON or a line each (text(row)); LedgerError when there are none (saying `empty`) or
+    when any failed (failed(row)): "N of M <what>"."""
     if ctx.json:
         ctx.emit(rows)
     else:
         for r in rows:
-            by = f"heard by {', '.join(r['proven_by'])}: proof holds" if r["proven_by"] else "NO PROOF"
-            ctx.out.print(f"fcnt {r['fcnt']}: {r['lat']:.4f}, {r['lon']:.4f}, {r['alt']} m; {by}", highlight=False,
-                          markup=False)
+            ctx.out.print(text(r), highlight=False, markup=False)
     if not rows:
-        raise LedgerError(f"no GPS uplink of {eui} in {frames_path}")
-    unproven = sum(not r["proven_by"] for r in rows)
-    if unproven:
-        raise LedgerError(f"{unproven} of {len(rows)} positions have no proof in the ledger")
+        raise LedgerError(empty)
+    bad = sum(bool(failed(r)) for r in rows)
+    if bad:
+        raise LedgerError(f"{bad} of {len(rows)} {what}")
+
+
+@ledger_group.command("witnesses")
+@LEDGER
+@click.option("--frames", "frames_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The network server's frames (`loraspot listen --json`), where the beacons are.")
+@click.option("--environment", type=click.Choice(sorted(ENVIRONMENTS)), default="open", show_default=True,
+              help="The path-loss exponent: open 2.7, suburban 3.0, urban 3.5.")
+@click.option("--tolerance-db", default=TOLERANCE_DB, show_default=True, type=click.FloatRange(min=0),
+              help="How far a reported RSSI may be from the model's before the link is flagged.")
+@click.pass_obj
+def witnesses_cmd(ctx, ledger_path: Path, frames_path: Path, environment: str, tolerance_db: float) -> None:
+    """Judge the hotspots' beacons and the witnesses of them in the ledger: positions against the
+    path-loss model, time, replays, duplicates, beacons never sent, hotspots witnessing
+    themselves. The exit code says whether any was flagged."""
+    from loraspot.proofs.witness import beacons_in, judge
+
+    if not ledger_path.exists():
+        raise LedgerError(f"{ledger_path}: no ledger there")
+    try:
+        beacons = beacons_in(frames_path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{frames_path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise BadInput(f"{frames_path}: not frames as `loraspot listen --json` prints them ({e})") from None
+    with Ledger(ledger_path) as led:
+        found = [j.as_dict() for j in judge(led, beacons, environment, tolerance_db)]
+
+    def text(j: dict) -> str:
+        verdict = "ok" if j["ok"] else "FLAGGED " + ", ".join(j["flags"])
+        if j["witness"] is None:
+            return f"beacon {j['beacon']}: {verdict}"
+        model = f", expected {j['expected_rssi']} dBm at {j['distance_m']} m" if j["expected_rssi"] is not None else ""
+        return f"  heard by {j['witness']}: RSSI {j['rssi']} dBm{model}: {verdict}"
+
+    _report(ctx, found, text, f"no beacon in {frames_path}", lambda j: not j["ok"], "beacons and witnesses flagged")
 
 
 @ledger_group.command("verify")

@@ -4,6 +4,7 @@ A record is one frame heard, 53 bytes, big-endian:
     SHA-256 of the PHYPayload (32) | tmst, the concentrator's microsecond counter (u32) |
     UTC time in ms, 0 when unknown (u64) | frequency in Hz (u32) | SF (u8) |
     RSSI in dBm (i16) | SNR in tenths of a dB (i16)
+(a frame the hotspot sent itself, a beacon: the SF byte's top bit set, the RSSI field its power)
 A batch's header, 101 bytes, is what is signed (Ed25519, the board's identity key):
     b"LSRB" | version 1 (u8) | gateway EUI (8) | sequence number (u32, on across reboots) |
     first and last UTC ms of the interval (u64, u64) | number of records (u32) |

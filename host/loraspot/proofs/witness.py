@@ -1,0 +1,193 @@
+"""Beacons and witnesses (docs/proofs.md): is what the hotspots' signed receipts say about each
+other's beacons physically plausible?
+
+A beacon is a LoRaWAN Proprietary frame a hotspot sends on its channel and signs (spot.hotspot.chain):
+    MHDR 0xE0 | b"LSB1" | gateway EUI (8) | beacon number (u32) | UTC ms (u64) |
+    claimed latitude, longitude (i32, 1e-7 degrees) | altitude (i16, m) | nonce (16) |
+    Ed25519 signature of everything before it (64)                                   115 bytes
+The sender keeps a receipt of what it sent (the SF byte's top bit set, the RSSI field its power in
+dBm); each hotspot that hears it keeps an ordinary receipt: a witness, with the RSSI and SNR it
+measured and its time. Only hotspots on the beacon's channel (frequency and SF) can hear it: with
+single-channel hotspots, witnesses exist between hotspots set to the same channel.
+
+The beacon frames come from the network server's frames (what `loraspot listen --json` printed:
+the witnesses forward them like any frame); the receipts come from the ledger. Each witness is
+judged against:
+- the path-loss model: log-distance, PL(d) = PL(1 m) + 10 n log10(d / 1 m), PL(1 m) the free-space
+  loss at the frequency (20 log10(f / Hz) - 147.55 dB), n by environment (ENVIRONMENTS); the RSSI
+  expected at the distance between the two claimed positions (the witness's own from its latest
+  beacon) against the one reported, within a stated tolerance in dB: stronger than that is a signal
+  from nearer than claimed (a position that is a lie), weaker is one from farther;
+- time: the witness's receipt within TIME_TOLERANCE_MS of the beacon's own time (NTP or host time;
+  a board with GPS time could be held to far less), else a replay;
+and each beacon: signed by a gateway the ledger knows and kept as sent in its chain (else never
+sent), heard at most once per witness and sent once under its number (else duplicated), and not
+witnessed by its own sender."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from loraspot.proofs.ledger import Ledger
+from loraspot.proofs.receipts import Record
+
+MAGIC = b"\xe0LSB1"
+BODY = struct.Struct(">5s8sIQiih16s")
+SIZE = BODY.size + 64
+SENT = 0x80
+# path-loss exponents by environment (log-distance model); "open" is the virtual medium's own
+ENVIRONMENTS = {"open": 2.7, "suburban": 3.0, "urban": 3.5}
+TOLERANCE_DB = 10.0
+TIME_TOLERANCE_MS = 5000
+
+
+@dataclass(frozen=True)
+class Beacon:
+    eui: str
+    n: int
+    time_ms: int
+    lat: float
+    lon: float
+    alt: int
+    nonce: bytes
+    body: bytes
+    signature: bytes
+
+    @property
+    def frame(self) -> bytes:
+        return self.body + self.signature
+
+    @property
+    def name(self) -> str:
+        return f"{self.eui}#{self.n}"
+
+
+def parse(phy: bytes) -> Beacon | None:
+    """The beacon a frame is, or None for any other frame."""
+    if len(phy) != SIZE or not phy.startswith(MAGIC):
+        return None
+    _, eui, n, ms, lat, lon, alt, nonce = BODY.unpack(phy[: BODY.size])
+    return Beacon(eui.hex().upper(), n, ms, lat / 1e7, lon / 1e7, alt, nonce, phy[: BODY.size], phy[BODY.size :])
+
+
+def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance (haversine, mean Earth radius) between (lat, lon) in degrees."""
+    la1, lo1, la2, lo2 = map(math.radians, (*a, *b))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return 2 * 6371008.8 * math.asin(math.sqrt(h))
+
+
+def path_loss_db(d_m: float, freq_hz: int, exponent: float) -> float:
+    return 20 * math.log10(freq_hz) - 147.55 + 10 * exponent * math.log10(max(1.0, d_m))
+
+
+@dataclass
+class Judgement:
+    beacon: str
+    frame: str  # the beacon frame's SHA-256, hex (two frames may carry one beacon's name)
+    witness: str | None
+    flags: list[str] = field(default_factory=list)
+    rssi: int | None = None
+    expected_rssi: float | None = None
+    distance_m: float | None = None
+    delay_ms: int | None = None
+
+    def as_dict(self) -> dict:
+        expected = None if self.expected_rssi is None else round(self.expected_rssi, 1)
+        return {"beacon": self.beacon, "frame": self.frame, "witness": self.witness, "ok": not self.flags,
+                "flags": self.flags,
+                "rssi": self.rssi, "expected_rssi": expected,
+                "distance_m": None if self.distance_m is None else round(self.distance_m), "delay_ms": self.delay_ms}
+
+
+def beacons_in(frames_path: Path) -> list[Beacon]:
+    """The beacon frames among the network server's frames (JSON lines with a base64 `phy`)."""
+    out = []
+    for line in frames_path.read_text().splitlines():
+        if not line.strip():
+            continue
+        f = json.loads(line)
+        b = parse(base64.b64decode(f["phy"], validate=True)) if isinstance(f, dict) and "phy" in f else None
+        if b is not None:
+            out.append(b)
+    return out
+
+
+def _signed(led: Ledger, b: Beacon) -> bool:
+    key = led.public_key(b.eui)
+    if key is None:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(b.signature, b.body)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def judge(led: Ledger, beacons: list[Beacon], environment: str = "open",
+          tolerance_db: float = TOLERANCE_DB, time_tolerance_ms: int = TIME_TOLERANCE_MS) -> list[Judgement]:
+    exponent = ENVIRONMENTS[environment]
+    unique: dict[bytes, Beacon] = {}
+    for b in beacons:
+        unique.setdefault(b.frame, b)
+    by_number: dict[tuple[str, int], set[bytes]] = {}  # signed frames under each beacon's name
+    for b in unique.values():
+        if _signed(led, b):
+            by_number.setdefault((b.eui, b.n), set()).add(b.frame)
+    # each gateway's claimed position: that of its latest beacon that is signed
+    position: dict[str, Beacon] = {}
+    for b in unique.values():
+        if _signed(led, b) and (b.eui not in position or b.n > position[b.eui].n):
+            position[b.eui] = b
+    out: list[Judgement] = []
+    for b in sorted(unique.values(), key=lambda x: (x.eui, x.n, x.frame)):
+        digest = hashlib.sha256(b.frame).digest()
+        rows = led.db.execute("SELECT g.eui, r.record FROM records r JOIN batches g ON g.id = r.batch "
+                              "WHERE r.phy_hash = ? ORDER BY g.eui, g.seq, r.idx",
+                              (digest,)).fetchall()
+        records = [(eui, Record.decode(rec)) for eui, rec in rows]
+        sent = [r for eui, r in records if eui == b.eui and r.sf & SENT]
+        beacon_flags = []
+        if not _signed(led, b) or not sent:
+            beacon_flags.append("never_sent")
+        if len(by_number.get((b.eui, b.n), ())) > 1 or len(sent) > 1:
+            beacon_flags.append("duplicate")
+        out.append(Judgement(b.name, digest.hex(), None, beacon_flags))
+        heard: dict[str, int] = {}
+        for eui, r in records:
+            if r.sf & SENT:
+                continue
+            heard[eui] = heard.get(eui, 0) + 1
+        for eui, r in records:
+            if r.sf & SENT:
+                continue
+            j = Judgement(b.name, digest.hex(), eui, list(beacon_flags), rssi=r.rssi)
+            if eui == b.eui:
+                j.flags.append("self_witness")
+            if heard[eui] > 1:
+                j.flags.append("duplicate")
+            if b.time_ms and r.time_ms:
+                j.delay_ms = r.time_ms - b.time_ms
+                if abs(j.delay_ms) > time_tolerance_ms:
+                    j.flags.append("replayed")
+            mine = position.get(eui)
+            if mine is None:
+                j.flags.append("no_position")
+            elif sent:
+                j.distance_m = distance_m((b.lat, b.lon), (mine.lat, mine.lon))
+                j.expected_rssi = sent[0].rssi - path_loss_db(j.distance_m, r.freq, exponent)
+                if r.rssi > j.expected_rssi + tolerance_db:
+                    j.flags.append("too_strong")  # heard from nearer than the positions claim
+                elif r.rssi < j.expected_rssi - tolerance_db:
+                    j.flags.append("too_weak")
+            out.append(j)
+    return out
