@@ -73,7 +73,8 @@ window.addEventListener("load", () => { for (const f of document.querySelectorAl
     assert dom.returncode == 0 and _console_messages(dom.stderr) == []
     figures = re.findall(r'<figure id="fig-(\w+)" data-decoded="(\d+)">.*?<figcaption>(.*?)</figcaption>',
                          dom.stdout, re.S)
-    assert {name for name, _, _ in figures} == {"signal", "packets", "duty", "heap", "positions"}, dom.stdout[:3000]
+    assert {name for name, _, _ in figures} == {"signal", "packets", "duty", "heap", "positions", "coverage"}, \
+        dom.stdout[:3000]
     for name, decoded, caption in figures:
         assert int(decoded) > 300, name  # an image the browser decoded
         assert caption.startswith("shows ") or caption.startswith("no data: "), (name, caption)
@@ -87,6 +88,32 @@ window.addEventListener("load", () => { for (const f of document.querySelectorAl
     assert ("roof", HS.upper(), "hotspot", "tbeam-v1.1-sx1262", "1") in rows
     assert ("field-7", NODE.upper(), "node", "ttgo-lora32-v1", "1") in rows
     assert summary["names"] == {HS: "roof", NODE: "field-7"}
+    assert captions["coverage"].startswith("no data: no beacons or witnesses given")
+
+
+def test_the_coverage_map_in_chromium(tmp_path):
+    """The coverage map drawn from a ledger of two hotspots' beacons and witnesses: the hotspots at
+    their claimed positions, the honest link and the flagged ones, read back from the figure's data
+    and decoded by the browser."""
+    from loraspot.proofs.ledger import Ledger
+    from loraspot.proofs.witness import coverage, parse
+
+    from tests.host.test_witness import A, B, scenario
+
+    _recording(tmp_path / "r.jsonl", gps=True)
+    beacons = [b for b in (parse(p) for p in scenario(tmp_path / "l.sqlite")) if b is not None]
+    with Ledger(tmp_path / "l.sqlite") as led:
+        cover = coverage(led, beacons)
+    summary = write_report(tmp_path / "r.jsonl", tmp_path / "report.html", cover)
+    a, b = A.hex().upper(), B.hex().upper()
+    series = summary["series"]["coverage"]
+    assert f"hotspot:{a}" in series and f"hotspot:{b}" in series
+    assert [x.rsplit(":", 1)[0] for x in series if x.startswith("link:")] == [f"link:{b}>{a}"]  # A heard B
+    assert sorted(x.split(":")[-1] for x in series if x.startswith("flagged:")) == ["duplicate", "duplicate+replayed"]
+    dom = _browse(tmp_path / "report.html", "--dump-dom")
+    assert dom.returncode == 0 and _console_messages(dom.stderr) == []
+    (caption,) = re.findall(r'<figure id="fig-coverage">.*?<figcaption>(.*?)</figcaption>', dom.stdout, re.S)
+    assert caption.startswith("shows ") and f"hotspot:{a}" in caption, caption
 
 
 def test_a_console_error_would_be_seen(tmp_path):

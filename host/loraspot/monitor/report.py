@@ -164,6 +164,7 @@ NO_DATA = {
     "duty": "no uplinks recorded (nodes report the airtime of each uplink)",
     "heap": "no stats events recorded (boards send them every stats_interval seconds)",
     "positions": "no GPS readings recorded (boards with a GPS, such as the T-Beam, report them)",
+    "coverage": "no beacons or witnesses given (loraspot report --ledger LEDGER --frames FRAMES: docs/proofs.md)",
 }
 BINS = ((1800, 60, "minute"), (3 * 3600, 600, "10 minutes"), (float("inf"), 3600, "hour"))
 
@@ -174,7 +175,7 @@ def _bin(span_s: float) -> tuple[int, str]:
     return next((size, label) for limit, size, label in BINS if span_s <= limit)
 
 
-def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
+def _figures(rep: Report, cover: dict | None = None) -> dict[str, tuple[bytes, list[str], str]]:
     """name -> (PNG, the series it shows, why it is empty or "")."""
     from loraspot.extras import need
 
@@ -307,16 +308,51 @@ def _figures(rep: Report) -> dict[str, tuple[bytes, list[str], str]]:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     save(fig, "positions", series, [ax])
+
+    # the coverage map: hotspots at their claimed positions, each witnessed link coloured by its
+    # RSSI, a flagged one dashed in red with its flags (loraspot.proofs.witness.coverage)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    series = []
+    if cover and cover["hotspots"]:
+        from matplotlib import cm, colors
+
+        pos = cover["hotspots"]
+        rssi = [link["rssi"] for link in cover["links"]] or [-120, -60]
+        norm = colors.Normalize(vmin=min(rssi), vmax=max(rssi))
+        cmap = matplotlib.colormaps["viridis"]
+        for link in cover["links"]:
+            (la1, lo1), (la2, lo2) = pos[link["from"]], pos[link["to"]]
+            name = f"{link['from']}>{link['to']}"
+            if link["flags"]:
+                ax.plot([lo1, lo2], [la1, la2], "--", color="red", linewidth=1.5, alpha=0.8)
+                ax.annotate(",".join(link["flags"]), ((lo1 + lo2) / 2, (la1 + la2) / 2), fontsize=6, color="red")
+                series.append(f"flagged:{name}:{link['rssi']}:{'+'.join(link['flags'])}")
+            else:
+                ax.plot([lo1, lo2], [la1, la2], "-", color=cmap(norm(link["rssi"])), linewidth=2)
+                series.append(f"link:{name}:{link['rssi']}")
+        for eui, (lat, lon) in sorted(pos.items()):
+            ax.plot([lon], [lat], "^", color="black", markersize=9)
+            ax.annotate(eui[-6:], (lon, lat), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            series.append(f"hotspot:{eui}")
+        fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="witnessed RSSI (dBm)")
+        ax.set_xlabel("longitude (°)")
+        ax.set_ylabel("latitude (°)")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.ticklabel_format(useOffset=False)
+        ax.grid(alpha=0.3)
+    ax.set_title("Coverage: hotspots at their claimed positions, witnessed links (flagged ones dashed red)")
+    save(fig, "coverage", series, [ax])
     return out
 
 
-def write_report(source: Path, out: Path) -> dict:
-    """The HTML page at `out` and its figures as `out`-stem-NAME.png; returns what was drawn."""
+def write_report(source: Path, out: Path, cover: dict | None = None) -> dict:
+    """The HTML page at `out` and its figures as `out`-stem-NAME.png; returns what was drawn.
+    cover: the coverage map's hotspots and links (loraspot.proofs.witness.coverage), if any."""
     records = load(source)
     if not records:
         raise MonitorError(f"{source}: no events recorded")
     rep = analyse(records)
-    figures = _figures(rep)
+    figures = _figures(rep, cover)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pngs = {}

@@ -133,6 +133,27 @@ def _signed(led: Ledger, b: Beacon) -> bool:
         return False
 
 
+def claimed_positions(led: Ledger, beacons: list[Beacon]) -> dict[str, Beacon]:
+    """Each gateway's claimed position: that of its latest signed beacon."""
+    position: dict[str, Beacon] = {}
+    for b in beacons:
+        if _signed(led, b) and (b.eui not in position or b.n > position[b.eui].n):
+            position[b.eui] = b
+    return position
+
+
+def coverage(led: Ledger, beacons: list[Beacon], environment: str = "open") -> dict:
+    """What the report's coverage map draws: the hotspots at their claimed positions and each
+    witnessed link (beacon sender to witness) with its RSSI and flags."""
+    found = judge(led, beacons, environment)
+    names = {b.name: b.eui for b in beacons}
+    hotspots = {eui: (b.lat, b.lon) for eui, b in claimed_positions(led, beacons).items()}
+    links = [{"from": names[j.beacon], "to": j.witness, "rssi": j.rssi, "flags": j.flags}
+             for j in found if j.witness is not None and j.witness != names[j.beacon]
+             and names[j.beacon] in hotspots and j.witness in hotspots and "never_sent" not in j.flags]
+    return {"hotspots": hotspots, "links": links}
+
+
 def judge(led: Ledger, beacons: list[Beacon], environment: str = "open",
           tolerance_db: float = TOLERANCE_DB, time_tolerance_ms: int = TIME_TOLERANCE_MS) -> list[Judgement]:
     exponent = ENVIRONMENTS[environment]
@@ -143,11 +164,7 @@ def judge(led: Ledger, beacons: list[Beacon], environment: str = "open",
     for b in unique.values():
         if _signed(led, b):
             by_number.setdefault((b.eui, b.n), set()).add(b.frame)
-    # each gateway's claimed position: that of its latest beacon that is signed
-    position: dict[str, Beacon] = {}
-    for b in unique.values():
-        if _signed(led, b) and (b.eui not in position or b.n > position[b.eui].n):
-            position[b.eui] = b
+    position = claimed_positions(led, list(unique.values()))
     out: list[Judgement] = []
     for b in sorted(unique.values(), key=lambda x: (x.eui, x.n, x.frame)):
         digest = hashlib.sha256(b.frame).digest()
