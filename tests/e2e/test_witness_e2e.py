@@ -37,6 +37,11 @@ REAL = [(0.0, 0.0), (3000.0, 0.0), (0.0, 3000.0), (3000.0, 3000.0)]
 CLAIMED = [*REAL[:3], (9000.0, 9000.0)]  # the fourth claims to be 8.5 km from where it is
 
 
+def beacon_frames_all(frames_file) -> list[bytes]:
+    return [base64.b64decode(json.loads(x)["phy"]) for x in frames_file.read_text().splitlines()
+            if witness.parse(base64.b64decode(json.loads(x)["phy"])) is not None]
+
+
 def latlon(xy: tuple[float, float]) -> str:
     x, y = xy
     lat = ORIGIN[0] + y / 111_320
@@ -108,9 +113,16 @@ def test_witnesses_of_beacons_are_judged_by_the_path_loss_model(make_board, tmp_
             near_h1.transmit(frames[euis[0]], cfg)
             near_h1.tx_done()
             assert wait(lambda: records(0) > before0, 30)
+            # a challenge for hotspot 0: given with the answer to its next upload, it beacons with it
+            nonce = svc.challenge(euis[0])
+            events[0].client.request("receipts.close", timeout=60)
+            assert wait(lambda: events[0].client.request("receipts")["beacons"] == 2, 60)  # (its figures: this boot)
+            assert wait(lambda: records(1) >= 1 and records(2) >= 1, 30)  # heard again, in their new batches
             for ev in events:
                 ev.client.request("receipts.close", timeout=60)
-            assert wait(lambda: all(svc.head(e) is not None for e in euis), 60), taken
+            # every hotspot's batch taken; hotspot 0's second one too (what it sent answering the challenge)
+            assert wait(lambda: all(svc.head(e) is not None for e in euis) and svc.head(euis[0])["seq"] == 1, 60), \
+                taken
             assert all(t["ok"] for t in taken), taken
             frames_file = tmp_path / "frames.jsonl"
             frames_file.write_text("".join(json.dumps(f) + "\n" for f in ls.frames))
@@ -138,6 +150,12 @@ def test_witnesses_of_beacons_are_judged_by_the_path_loss_model(make_board, tmp_
     assert [j["frame"] for j in never] == [hashlib.sha256(forged).hexdigest()], never  # the forged frame only
     assert any("replayed" in j["flags"] for j in link(0, 1) + link(0, 2))
     assert [j["flags"] for j in link(0, 0)] and all("self_witness" in j["flags"] for j in link(0, 0))
+    # the beacon that answered the challenge carries its nonce, and its honest witnesses pass
+    (answer,) = [j for j in found if j["witness"] is None and j["challenge"]]
+    assert answer["beacon"] == f"{euis[0]}#1" and answer["ok"], answer
+    answered = [b for b in map(witness.parse, beacon_frames_all(frames_file)) if b and b.name == answer["beacon"]]
+    assert answered and answered[0].nonce == nonce
+    assert all(j["ok"] for j in found if j["frame"] == answer["frame"] and j["witness"] in (euis[1], euis[2]))
     # the CLI says the same, one line per beacon and witness, and exits 9
     r = cli("ledger", "witnesses", "--ledger", str(ledger_path), "--frames", str(frames_file), cwd=tmp_path)
     assert r.returncode == 9 and "FLAGGED too_strong" in r.stdout and "never_sent" in r.stdout, r.stdout + r.stderr

@@ -109,3 +109,46 @@ def test_the_report_cli_draws_the_coverage_map(tmp_path, capsys):
     assert main(["report", str(tmp_path / "r.jsonl"), "--out", out, "--ledger", str(tmp_path / "l.sqlite")]) == 2
     err = capsys.readouterr().err
     assert "needs both --ledger and --frames" in err and "Traceback" not in err
+
+
+def test_a_beacon_claiming_a_time_before_its_challenge_is_flagged(tmp_path):
+    """A nonce the ledger service gave at some moment cannot be in a beacon made before it: one
+    that says so (its own time earlier) is flagged; one made after carries it and passes."""
+    beacon_a, beacon_b, _ = scenario(tmp_path / "l.sqlite")
+    a, b = witness.parse(beacon_a), witness.parse(beacon_b)
+    assert a is not None and b is not None
+    with Ledger(tmp_path / "l.sqlite") as led:
+        for beacon, given_s in ((a, T0 / 1000 + 3600), (b, T0 / 1000 - 3600)):  # given after A's beacon, before B's
+            led.db.execute("INSERT INTO challenges VALUES (?, ?, ?, ?)", (beacon.eui, beacon.nonce, given_s, given_s))
+        found = {j.beacon: j.as_dict() for j in witness.judge(led, [a, b]) if j.witness is None}
+    assert found[a.name]["challenge"] and "before_challenge" in found[a.name]["flags"]
+    assert found[b.name]["challenge"] and found[b.name]["ok"]
+
+
+def test_the_service_gives_a_challenge_with_the_answer_to_the_next_upload(tmp_path):
+    import json
+    import urllib.request
+
+    from loraspot.proofs.receipts import make_batch
+    from loraspot.proofs.service import LedgerService
+
+    key = Ed25519PrivateKey.generate()
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.add_gateway(A.hex(), _pub(key).hex())
+    batches, prev = [], ZERO
+    for seq in range(3):
+        batches.append(make_batch(key, A, seq, T0, T0 + 1, [Record.heard(os.urandom(20), 0, T0, FREQ, 7, -80, 5.0)],
+                                  prev))
+        prev = batches[-1].hash()
+    with LedgerService(tmp_path / "l.sqlite", port=0).start() as svc:
+        url = f"http://127.0.0.1:{svc.address[1]}/batches"
+
+        def upload(bt) -> dict:
+            body = bt.header.encode() + bt.signature + b"".join(r.encode() for r in bt.records)
+            with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=20) as r:
+                return json.loads(r.read())
+
+        assert "challenge" not in upload(batches[0])
+        nonce = svc.challenge(A.hex())
+        assert upload(batches[1])["challenge"] == nonce.hex()  # given once
+        assert "challenge" not in upload(batches[2])

@@ -13,6 +13,7 @@
 # MQTT backhaul, until the broker has it (PUBLISH QoS 1, PREFIX/gateway/ID/event/receipts).
 import asyncio
 import gc
+import json
 import os
 from binascii import hexlify, unhexlify
 
@@ -352,10 +353,14 @@ class Chain:
         clock = self.app.clock
         while True:
             await clock.sleep_ms(every_s * 1000 + int.from_bytes(os.urandom(2), "big") % (every_s * 250 + 1))
-            try:
-                await self.beacon()
-            except (OSError, MemoryError, ValueError) as e:
-                self._failed(e)
+            await self._beacon_or_say(b"")
+
+    async def _beacon_or_say(self, nonce):
+        """A beacon from a task: a failure is said (a log event, last_error), the task goes on."""
+        try:
+            await self.beacon(nonce)
+        except (OSError, MemoryError, ValueError) as e:
+            self._failed(e)
 
     async def run(self):
         clock = self.app.clock
@@ -471,6 +476,13 @@ class Chain:
         if code == 200 or b'"replayed"' in body:
             self._forget(seq)
             self.figures["sent"] += 1
+            if b'"challenge"' in body:  # the ledger service asks for a beacon carrying its nonce
+                try:
+                    nonce = unhexlify(json.loads(body)["challenge"])
+                except (ValueError, KeyError, TypeError):
+                    nonce = b""
+                if len(nonce) == 16:
+                    asyncio.create_task(self._beacon_or_say(nonce))
             return True
         if not 400 <= code < 500:
             return False

@@ -121,9 +121,13 @@ def ingest_cmd(ctx, ledger_path: Path, files: tuple[Path, ...]) -> None:
               help="Seconds between anchors (only when something new was taken).")
 @click.option("--anchor-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The sending account's private key (hex), as `ledger anchor --key-file`.")
+@click.option("--challenge-every", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between challenges to each hotspot (a nonce with the answer to its upload, "
+                   "which it beacons with); 0: none.")
 @click.pass_obj
 def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | None, mqtt_url: str | None,
-              mqtt_prefix: str, anchor_chain: str | None, anchor_every: float, anchor_key_file: Path | None) -> None:
+              mqtt_prefix: str, anchor_chain: str | None, anchor_every: float, anchor_key_file: Path | None,
+              challenge_every: float) -> None:
     """Take the batches hotspots upload (their ledger_server setting) or publish (the MQTT
     backhaul, with --mqtt): each checked into the ledger or refused with its reason, one line
     each. Ctrl-C stops."""
@@ -165,6 +169,8 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
         sys.stdout.flush()
     if anchorer is not None:
         service.anchor_every(anchorer, anchor_every)
+    if challenge_every:
+        service.challenge_every(challenge_every)
     try:
         service.serve_forever()
     except KeyboardInterrupt:

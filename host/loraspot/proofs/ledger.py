@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS anchors (
     id INTEGER PRIMARY KEY, head BLOB NOT NULL, batches INTEGER NOT NULL, chain_id INTEGER NOT NULL,
     tx TEXT NOT NULL, block INTEGER NOT NULL, anchored_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS anchor_failures (at REAL NOT NULL, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS challenges (eui TEXT NOT NULL, nonce BLOB NOT NULL UNIQUE, issued_at REAL NOT NULL,
+    given_at REAL);
 CREATE TRIGGER IF NOT EXISTS anchors_append_only BEFORE UPDATE ON anchors
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS anchors_no_delete BEFORE DELETE ON anchors

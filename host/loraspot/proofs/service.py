@@ -2,7 +2,8 @@
 over HTTP, each checked into the ledger or refused with its reason.
 
     POST /batches    body: a batch as the board keeps it (header, signature, records back to back)
-        200 {"ok": true, "gateway_eui", "seq", "records"}
+        200 {"ok": true, "gateway_eui", "seq", "records"}, and "challenge" (hex, 16 bytes) when
+            one is waiting for that gateway: it answers with a beacon carrying it
         409 {"refused": reason, "error": words}    a check failed (loraspot.proofs.ledger)
         400 {"refused": "unreadable", "error": words}, 413 too large, 404 elsewhere
     GET /gateways/<EUI>    {"gateway_eui", "seq", "head"} of the last batch taken (404: none yet)
@@ -76,6 +77,7 @@ class LedgerService:
         self.address = self.server.server_address[:2]
         self._thread: threading.Thread | None = None
         self._anchoring: threading.Event | None = None
+        self._challenging: threading.Event | None = None
         if mqtt is not None:
             try:
                 self.mqtt = self._subscribe(mqtt, mqtt_prefix, ledger)
@@ -138,7 +140,33 @@ class LedgerService:
             return 409, {"refused": e.reason, "error": str(e)}
         taken = {"gateway_eui": eui, "seq": batch.header.seq, "records": batch.header.count}
         self.log({"peer": peer, "ok": True, **taken})
-        return 200, {"ok": True, **taken}
+        answer: dict = {"ok": True, **taken}
+        nonce = None if peer.startswith("mqtt:") else self._challenge_for(eui)  # (MQTT has no answer to carry it)
+        if nonce is not None:  # the hotspot answers with a beacon carrying it (docs/proofs.md)
+            answer["challenge"] = nonce.hex()
+        return 200, answer
+
+    def challenge(self, eui: str) -> bytes:
+        """A fresh nonce for gateway eui, given to it with the answer to its next upload; the
+        beacon it then sends carries it, which shows the beacon was made after this moment."""
+        import os
+        import time
+
+        nonce = os.urandom(16)
+        with self.lock:
+            self.ledger.db.execute("INSERT INTO challenges (eui, nonce, issued_at) VALUES (?, ?, ?)",
+                                   (eui.upper(), nonce, time.time()))
+        return nonce
+
+    def _challenge_for(self, eui: str) -> bytes | None:
+        import time
+
+        row = self.ledger.db.execute("SELECT nonce FROM challenges WHERE eui = ? AND given_at IS NULL "
+                                     "ORDER BY issued_at LIMIT 1", (eui,)).fetchone()
+        if row is None:
+            return None
+        self.ledger.db.execute("UPDATE challenges SET given_at = ? WHERE nonce = ?", (time.time(), row[0]))
+        return row[0]
 
     def head(self, eui: str) -> dict | None:
         with self.lock:
@@ -148,6 +176,21 @@ class LedgerService:
         row = self.ledger.db.execute("SELECT seq, hash FROM batches WHERE eui = ? ORDER BY seq DESC LIMIT 1",
                                      (eui.upper(),)).fetchone()
         return None if row is None else {"gateway_eui": eui.upper(), "seq": row[0], "head": row[1].hex()}
+
+    def challenge_every(self, every_s: float) -> None:
+        """A challenge for each gateway the ledger knows every every_s seconds (one waiting at a time)."""
+        stop = self._challenging = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_s):
+                with self.lock:
+                    euis = [e for (e,) in self.ledger.db.execute(
+                        "SELECT eui FROM gateways WHERE eui NOT IN "
+                        "(SELECT eui FROM challenges WHERE given_at IS NULL)")]
+                for eui in euis:
+                    self.challenge(eui)
+
+        threading.Thread(target=loop, daemon=True).start()
 
     def anchor_every(self, anchorer, every_s: float) -> None:
         """Write the ledger's head to a chain every every_s seconds (loraspot.proofs.anchor), in a
@@ -179,8 +222,9 @@ class LedgerService:
         return self
 
     def close(self) -> None:
-        if self._anchoring is not None:
-            self._anchoring.set()
+        for stop in (self._anchoring, self._challenging):
+            if stop is not None:
+                stop.set()
         if self.mqtt is not None:
             self.mqtt.loop_stop()
             self.mqtt.disconnect()

@@ -21,8 +21,9 @@ judged against:
 - time: the witness's receipt within TIME_TOLERANCE_MS of the beacon's own time (NTP or host time;
   a board with GPS time could be held to far less), else a replay;
 and each beacon: signed by a gateway the ledger knows and kept as sent in its chain (else never
-sent), heard at most once per witness and sent once under its number (else duplicated), and not
-witnessed by its own sender."""
+sent), heard at most once per witness and sent once under its number (else duplicated), not
+witnessed by its own sender, and, when it carries a challenge the ledger service gave (its nonce),
+not claiming a time before the challenge was given."""
 
 from __future__ import annotations
 
@@ -100,13 +101,15 @@ class Judgement:
     expected_rssi: float | None = None
     distance_m: float | None = None
     delay_ms: int | None = None
+    challenge: bool = False  # (a beacon) it carries a nonce the ledger service gave as a challenge
 
     def as_dict(self) -> dict:
         expected = None if self.expected_rssi is None else round(self.expected_rssi, 1)
         return {"beacon": self.beacon, "frame": self.frame, "witness": self.witness, "ok": not self.flags,
                 "flags": self.flags,
                 "rssi": self.rssi, "expected_rssi": expected,
-                "distance_m": None if self.distance_m is None else round(self.distance_m), "delay_ms": self.delay_ms}
+                "distance_m": None if self.distance_m is None else round(self.distance_m), "delay_ms": self.delay_ms,
+                "challenge": self.challenge}
 
 
 def beacons_in(frames_path: Path) -> list[Beacon]:
@@ -178,7 +181,11 @@ def judge(led: Ledger, beacons: list[Beacon], environment: str = "open",
             beacon_flags.append("never_sent")
         if len(by_number.get((b.eui, b.n), ())) > 1 or len(sent) > 1:
             beacon_flags.append("duplicate")
-        out.append(Judgement(b.name, digest.hex(), None, beacon_flags))
+        given = led.db.execute("SELECT given_at FROM challenges WHERE eui = ? AND nonce = ?",
+                               (b.eui, b.nonce)).fetchone()
+        if given is not None and given[0] is not None and b.time_ms < given[0] * 1000 - time_tolerance_ms:
+            beacon_flags.append("before_challenge")  # it claims a time before the nonce it carries was given
+        out.append(Judgement(b.name, digest.hex(), None, beacon_flags, challenge=given is not None))
         heard: dict[str, int] = {}
         for eui, r in records:
             if r.sf & SENT:
