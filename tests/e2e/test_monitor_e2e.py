@@ -113,7 +113,7 @@ def test_four_boards_every_event_recorded_once_then_report(make_board, tmp_path)
             with open(png, "rb") as f:
                 data = f.read()
             assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, name
-        assert page.count("data:image/png;base64,") == len(summary["png"]) == 5 and boards[0].board.device_id in page
+        assert page.count("data:image/png;base64,") == len(summary["png"]) == 6 and boards[0].board.device_id in page
 
 
 def _take_pty(name: str, timeout: float = 10.0) -> tuple[int, ...]:

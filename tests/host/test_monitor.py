@@ -86,7 +86,9 @@ def test_recordings_round_trip_and_feed_the_report(tmp_path):
     # the hotspot by its name (from the monitor's hello record), the node by its MAC
     assert summary["series"]["signal"] == ["rssi:roof", "snr:roof"] and summary["series"]["duty"] == ["duty:AA"]
     assert summary["empty"] == {"positions": "no GPS readings recorded (boards with a GPS, such as the T-Beam, "
-                                             "report them)"}
+                                             "report them)",
+                                "coverage": "no beacons or witnesses given (loraspot report --ledger LEDGER --frames "
+                                            "FRAMES: docs/proofs.md)"}
     hs = analyse(load(tmp_path / "r.jsonl")).devices["hs"]
     assert (hs.role, hs.board, hs.boots, hs.gaps) == ("hotspot", "tbeam-v1.1-sx1262", 1, 0)  # hello is not numbered
     page = (tmp_path / "out" / "r.html").read_text()
