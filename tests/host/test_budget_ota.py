@@ -22,7 +22,8 @@ def test_boards_with_psram_take_updates_over_the_air(board):
 def test_boards_without_psram_are_refused_with_the_figures(board):
     with pytest.raises(budget.OtaDoesNotFit) as e:
         budget.check_ota(_stock(board), "udp")
-    assert "196 KB" in str(e.value) and "PSRAM" in str(e.value)
+    need = budget.OTA_NEED_KB[("hotspot-udp", "littlefs")]
+    assert f"{need} KB" in str(e.value) and "PSRAM" in str(e.value)
 
 
 def test_what_was_not_measured_is_refused_not_guessed():
