@@ -78,8 +78,8 @@ class Chain:
         self.wake = asyncio.ThreadSafeFlag()
         self.sending = asyncio.ThreadSafeFlag()
         self.opened = None  # clock ms at the first record of the open batch (this boot)
-        self._whole_records()
-        if _size(OPEN) > 0:
+        self.open_n = self._whole_records()  # records in the open batch, counted here, not read back
+        if self.open_n:
             self.opened = app.clock.ticks_ms()
         hs.receipts = self
         received = hs.received
@@ -123,17 +123,19 @@ class Chain:
             self.figures["lost"] += 1
             return
         self.figures["records"] += 1
+        self.open_n += 1
         if self.opened is None:
             self.opened = self.app.clock.ticks_ms()
-        if _size(OPEN) >= MAX_RECORDS * SIZE:
+        if self.open_n >= MAX_RECORDS:
             self.wake.set()
 
     def _whole_records(self):
-        """A record cut by a power cut is dropped, so that the next one starts on its boundary."""
+        """The open batch's records; one cut by a power cut is dropped, so that the next one starts
+        on its boundary."""
         remove(OPEN + ".tmp")
         n = _size(OPEN)
         if n <= 0 or not n % SIZE:
-            return
+            return max(0, n) // SIZE
         with open(OPEN, "rb") as src, open(OPEN + ".tmp", "wb") as dst:
             left = n - n % SIZE
             while left:
@@ -141,6 +143,7 @@ class Chain:
                 dst.write(part)
                 left -= len(part)
         os.rename(OPEN + ".tmp", OPEN)
+        return n // SIZE
 
     # ---- closing a batch ---------------------------------------------------------------------------
     def _path(self, seq, kind):
@@ -166,11 +169,11 @@ class Chain:
     async def _close(self):
         seq = self.seq
         if not exists(self._path(seq, "r")):
-            if _size(OPEN) <= 0:
+            if not self.open_n:
                 self.opened = None
                 return
             os.rename(OPEN, self._path(seq, "r"))
-            self.opened = None
+            self.opened, self.open_n = None, 0
         if not exists(self._path(seq, "h")):
             await self._sign(seq)
         self._advance(seq)
@@ -249,7 +252,7 @@ class Chain:
         out["seq"] = self.seq
         out["head"] = hexlify(self.prev).decode()
         out["held"] = len(self._closed())  # closed batches the ledger does not have yet
-        out["open"] = max(0, _size(OPEN)) // SIZE  # records in the open batch
+        out["open"] = self.open_n  # records in the open batch
         return out
 
     # ---- beacons ---------------------------------------------------------------------------------
@@ -278,8 +281,6 @@ class Chain:
         hi, lo = hs.tmst.advance()
         self._keep(receipts.record(t.data, (hi << 16) | lo, self._utc_ms(hs.clock.ticks_us()), hs.freq,
                                    hs.sf | SENT, t.power, 0))
-        if self.opened is None:
-            self.opened = self.app.clock.ticks_ms()
         self.beacons += 1
         self.state.save({"seq": self.seq, "prev": hexlify(self.prev).decode(), "beacons": self.beacons})
         self.figures["beacons"] += 1
@@ -373,7 +374,7 @@ class Chain:
             left = self.interval_ms
             if opened is not None:
                 left -= ticks_diff(clock.ticks_ms(), opened)
-            if left <= 0 or _size(OPEN) >= MAX_RECORDS * SIZE:
+            if left <= 0 or self.open_n >= MAX_RECORDS:
                 try:
                     await self.close()
                 except (OSError, MemoryError) as e:  # tried again an interval later; forwarding goes on
@@ -392,7 +393,7 @@ class Chain:
 
     async def send_loop(self):
         while True:
-            held = [s for s in self._closed() if s < self.seq]
+            held = self._held()
             if not held or (self.server is None and self.mqtt is None):
                 await self.sending.wait()
                 continue
