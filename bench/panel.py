@@ -9,7 +9,8 @@ stock image's layout):
 - set-up: the access point on, its page and a refused form answered;
 - hotspot + signed receipts (and + status page; and on the MQTT backhaul, with a broker): the same
   frames recorded, a signed beacon sent, the batch closed, signed with the identity key and taken by
-  the ledger service (loraspot ledger serve).
+  the ledger service (loraspot ledger serve), over HTTP a challenge answered by a second beacon,
+  with a GPS receiver giving the hotspot its time.
 
 Prints one JSON line per case with the figure and the table loraspot.budget.FEATURE_NEED_KB
 keeps. Run by `make bench`; `--case NAME` runs one."""
@@ -105,8 +106,10 @@ def _works(board: str, case: str, heap_kb: int, tmp: Path, broker: Broker | None
             cfg["wifi_ssid"] = "HomeNet"
             secret["wifi_password"] = b"bench password"
         path = _image(tmp / f"{case}.bin", board, cfg, secret)
+        # with receipts, a GPS receiver streaming (its time taken, as on a T-Beam): the larger need
+        hardware = {"gps": {}} if "receipts_interval" in cfg else {}
         vb = VirtualBoard(BoardOptions(flash=path, board=board, medium=medium.address, register=False,
-                                       heap_kb=heap_kb, wifi={"HomeNet": "bench password"}))
+                                       heap_kb=heap_kb, wifi={"HomeNet": "bench password"}, hardware=hardware))
         vb.start()
         try:
             return _setup_works(vb) if extra is None else _hotspot_works(vb, extra, medium, (led, pub))
@@ -144,13 +147,21 @@ def _hotspot_works(vb: VirtualBoard, extra: dict, medium: Medium, ledger: tuple[
         if extra.get("http_port"):
             t.join()
         ok = wait(lambda: ev.client.request("stats")["forwarded"] == sent, 20)
-        if "receipts_interval" in extra:  # a signed beacon sent; every frame in a batch the ledger took
+        if "receipts_interval" in extra:
+            # a signed beacon sent; every frame in a batch the ledger took; over HTTP, a challenge
+            # given with the answer to an upload, and the beacon that answers it sent while the
+            # batches go on (a broker gives no answer: the MQTT backhaul takes no challenge)
+            challenged = extra.get("backhaul") != "mqtt"
+            if challenged:
+                ledger[0].challenge(eui64(ev.hello["id"]))
             ok = ok and ev.client.request("receipts.beacon", timeout=30)["result"] == "NONE"
 
             def taken() -> int:
                 return ledger[0].ledger.db.execute("SELECT count(*) FROM records").fetchone()[0]
 
             ok = ok and wait(lambda: taken() >= sent, 60)
+            ok = ok and (not challenged or wait(lambda: ev.client.request("receipts")["beacons"] >= 2, 60))
+            ok = ok and not ev.client.request("receipts")["last_error"]
         st = ev.client.request("stats")
         drawn = not extra.get("display") or vb.parts.screens > 0
         return ok and not fails and st["nomem"] == 0 and drawn and ev.client.request("hello")["boot"] is not None \

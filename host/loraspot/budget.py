@@ -47,9 +47,9 @@ FEATURE_NEED_KB = {
     ("hotspot-udp", "littlefs", "status+display"): 208,
     ("hotspot-udp", "littlefs", "status"): 192,
     ("hotspot-udp", "littlefs", "display"): 184,
-    ("hotspot-udp", "littlefs", "receipts"): 204,
+    ("hotspot-udp", "littlefs", "receipts"): 212,
     ("hotspot-udp", "littlefs", "status+receipts"): 232,
-    ("hotspot-mqtt", "littlefs", "receipts"): 212,
+    ("hotspot-mqtt", "littlefs", "receipts"): 220,
     ("setup", "romfs", "setup"): 84,
     ("setup", "littlefs", "setup"): 112,
 }

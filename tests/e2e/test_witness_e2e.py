@@ -49,6 +49,13 @@ def latlon(xy: tuple[float, float]) -> str:
     return f"{lat:.7f},{lon:.7f},10"
 
 
+def sent_time(ev: Events, n: int) -> float:
+    """When a hotspot queued its beacon number n (host time of its event, which follows the
+    receipt it keeps of it: the time the judge counts from)."""
+    (at,) = [e.host_time for e in list(ev.events) if e.kind == "beacon" and e.data["n"] == n]
+    return at
+
+
 def test_witnesses_of_beacons_are_judged_by_the_path_loss_model(make_board, tmp_path):
     ledger_path = tmp_path / "ledger.sqlite"
     taken: list[dict] = []
@@ -106,9 +113,8 @@ def test_witnesses_of_beacons_are_judged_by_the_path_loss_model(make_board, tmp_
             near_h1.tx_done()
             assert wait(lambda: records(0) >= before0 + 2 and records(2) >= before + 2, 30)
             # hotspot 0's beacon played again once it is old: a replay; hotspot 0 hears it too
-            sent_at = witness.parse(frames[euis[0]])
-            assert sent_at is not None
-            assert wait(lambda: time.time() * 1000 > sent_at.time_ms + witness.TIME_TOLERANCE_MS + 1000, 30)
+            sent_at = sent_time(events[0], 0)
+            assert wait(lambda: time.time() > sent_at + witness.TIME_TOLERANCE_MS / 1000 + 1, 30)
             before0 = records(0)
             near_h1.transmit(frames[euis[0]], cfg)
             near_h1.tx_done()
@@ -116,7 +122,8 @@ def test_witnesses_of_beacons_are_judged_by_the_path_loss_model(make_board, tmp_
             # a challenge for hotspot 0: given with the answer to its next upload, it beacons with it
             nonce = svc.challenge(euis[0])
             events[0].client.request("receipts.close", timeout=60)
-            assert wait(lambda: events[0].client.request("receipts")["beacons"] == 2, 60)  # (its figures: this boot)
+            assert wait(lambda: events[0].client.request("receipts")["beacons"] == 2, 60), \
+                events[0].client.request("receipts")  # (its figures: this boot)
             assert wait(lambda: records(1) >= 1 and records(2) >= 1, 30)  # heard again, in their new batches
             for ev in events:
                 ev.client.request("receipts.close", timeout=60)
@@ -181,3 +188,79 @@ def test_beacons_stay_within_the_duty_cycle(make_board, tmp_path):
         finally:
             ev.close()
     assert sent >= 2 and sent * toa_ms <= 36_000 < (sent + 1) * toa_ms, (sent, toa_ms)
+
+
+def test_gps_timed_hotspots_are_held_to_a_second(make_board, tmp_path):
+    """Two hotspots with a GPS receiver (as a T-Beam) take their time from it, a third from NTP (the
+    host's clock). A beacon from the first carries GPS time, true to within the tolerance; the
+    second's receipt of it is GPS-timed, the third's is not. Played again two seconds later, the
+    beacon's GPS-timed witness is flagged as a replay by the one-second tolerance, while the
+    NTP-timed one, held to the wider tolerance, is not."""
+    ledger_path = tmp_path / "ledger.sqlite"
+    gps = [True, True, False]
+    with Medium() as medium, Listener({}, port=0) as ls, LedgerService(ledger_path, port=0).start() as svc:
+        events, euis = [], []
+        for i, has_gps in enumerate(gps):
+            seed, pub = identity()
+            path = receipts_image(tmp_path / f"hs{i}.bin", ls.address[1], svc.address[1], seed, pub, interval_s=86400,
+                                  position=latlon(REAL[i]))
+            hardware = {"gps": {"lat": 52.0, "lon": 5.0}} if has_gps else {}
+            h = make_board(path, medium=medium.address, register=False, heap_kb=HEAP_KB, position=(*REAL[i], 0.0),
+                           hardware=hardware)
+            events.append(Events(h.info["url"]))
+            euis.append(eui64(events[-1].hello["id"]))
+            svc.ledger.add_gateway(euis[-1], pub.hex())
+        replayer = MediumClient(medium.address, "replayer", (1500.0, 0.0, 0.0))
+        try:
+            for i, ev in enumerate(events):
+                want = "gps" if gps[i] else "ntp"
+                assert wait(lambda ev=ev, want=want: ev.client.request("receipts").get("time") == want, 60), \
+                    ev.client.request("receipts")
+
+            def records(i: int) -> int:
+                return events[i].client.request("receipts")["open"]
+
+            before = [records(k) for k in range(3)]
+            asked = time.time()
+            assert events[0].client.request("receipts.beacon", timeout=30)["result"] == "NONE"
+            answered = time.time()
+            assert wait(lambda: all(records(k) > before[k] for k in range(3)), 30)
+            assert wait(lambda: any(witness.parse(base64.b64decode(f["phy"])) for f in list(ls.frames)), 30)
+            frame = next(base64.b64decode(f["phy"]) for f in list(ls.frames)
+                         if witness.parse(base64.b64decode(f["phy"])))
+            sent = witness.parse(frame)
+            assert sent is not None and sent.gps, sent
+            # its time is true UTC (the virtual receiver's at speed 1): between the request and its answer
+            tol = witness.GPS_TIME_TOLERANCE_MS
+            assert asked * 1000 - tol <= sent.time_ms <= answered * 1000 + tol, (asked, sent.time_ms, answered)
+            # played again once it is past the GPS tolerance
+            sent_at = sent_time(events[0], 0)
+            assert wait(lambda: time.time() > sent_at + witness.GPS_TIME_TOLERANCE_MS / 1000 + 1, 30)
+            before = [records(k) for k in range(3)]
+            replayer.transmit(frame, Cfg(FREQ, 7, 125_000, 5, 8, F_CRC, 0x34, 14))
+            replayer.tx_done()
+            assert wait(lambda: records(1) > before[1] and records(2) > before[2], 30)
+            for ev in events:
+                ev.client.request("receipts.close", timeout=60)
+            assert wait(lambda: all(svc.head(e) is not None for e in euis), 60)
+            frames_file = tmp_path / "frames.jsonl"
+            frames_file.write_text("".join(json.dumps(f) + "\n" for f in ls.frames))
+        finally:
+            replayer.close()
+            for ev in events:
+                ev.close()
+    with Ledger(ledger_path) as led:
+        # an NTP tolerance wider than any pause of a busy machine: only the GPS tolerance can flag here
+        found = [j.as_dict() for j in witness.judge(led, witness.beacons_in(frames_file), time_tolerance_ms=60_000)]
+    by = {k: sorted((j for j in found if j["witness"] == euis[k]), key=lambda j: j["delay_ms"]) for k in (1, 2)}
+    (first1, again1), (first2, again2) = by[1], by[2]
+    # each witness heard the one beacon twice (both receipts flagged duplicate), and sent none itself
+    # (no claimed position of its own: no_position); the time is what differs
+    def timing(j: dict) -> set[str]:
+        return set(j["flags"]) - {"duplicate", "no_position"}
+
+    assert first1["gps_time"] and not timing(first1), first1
+    assert abs(first1["delay_ms"]) <= witness.GPS_TIME_TOLERANCE_MS, first1
+    assert again1["gps_time"] and timing(again1) == {"replayed"}, again1
+    assert not first2["gps_time"] and not timing(first2), first2
+    assert not again2["gps_time"] and not timing(again2) and again2["delay_ms"] > witness.GPS_TIME_TOLERANCE_MS, again2

@@ -202,9 +202,22 @@ NMEA = (b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"
 
 
 def _nmea():
+    """A node's fix (spot.sensors.gps) and a hotspot's GPS time (spot.hotspot.gpstime), each fed the
+    same bytes."""
+    from spot.clock import Clock
+    from spot.hotspot.gpstime import GpsTime
     from spot.sensors.gps import Nmea
 
     parser = Nmea()
+
+    class Utc:
+        def sync(self, ns=None):
+            return isinstance(ns, int)
+
+    class Hs:
+        utc = Utc()
+
+    times = GpsTime(Hs(), None, Clock(), 946684800)
 
     def gen(rng):
         return mutate(rng, NMEA) if rng.below(4) else rng.bytes(rng.below(90))
@@ -212,6 +225,7 @@ def _nmea():
     def run(data):
         parser.feed(data)
         parser.fix.usable()
+        times.feed(data)
 
     return gen, run, ()
 

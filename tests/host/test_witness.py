@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from loraspot.proofs import witness
 from loraspot.proofs.ledger import Ledger
-from loraspot.proofs.receipts import ZERO, Record, make_batch
+from loraspot.proofs.receipts import GPS_TIME, SENT, ZERO, Record, make_batch
 
 from tests.host.test_ledger import _pub
 
@@ -45,7 +45,7 @@ def scenario(path) -> tuple[bytes, bytes, bytes]:
     expected = 14 - witness.path_loss_db(1000, FREQ, 2.7)
 
     def heard(phy: bytes, rssi: float, t: int = T0 + 300, sent: bool = False) -> Record:
-        return Record.heard(phy, 0, t, FREQ, 7 | (witness.SENT if sent else 0), 14 if sent else rssi, 5.0)
+        return Record.heard(phy, 0, t, FREQ, 7 | (SENT if sent else 0), 14 if sent else rssi, 5.0)
 
     a_records = [heard(beacon_a, 0, T0, sent=True), heard(beacon_b, expected + 2)]
     b_records = [heard(beacon_b, 0, T0, sent=True), heard(beacon_a, expected - 1),   # honest
@@ -77,6 +77,42 @@ def test_each_case_gets_its_flag(tmp_path):
     # the same link judged for a town (n = 3.5): the model expects far less there, so it is too strong
     h = hashlib.sha256(beacon_b).hexdigest()
     assert [j["flags"] for j in far if j["witness"] == A.hex().upper() and j["frame"] == h] == [["too_strong"]]
+
+
+def test_gps_timed_pairs_are_held_to_the_narrow_tolerance(tmp_path):
+    """A beacon whose time is GPS time (its time field's top byte) heard 1.5 s after it went out (the
+    sender's receipt of it, plus its airtime): a replay for a GPS-timed receipt (1 s), in time for
+    an NTP-timed one (5 s); within 1 s, in time for both. The time source is read from the frame and
+    the records, not assumed."""
+    ka = Ed25519PrivateKey.generate()
+    t = T0 | witness.GPS_SOURCE << 56
+    beacon = _beacon(ka, A, 0, 52.0, 5.0, t)
+    b = witness.parse(beacon)
+    assert b is not None and b.gps and b.time_ms == T0
+    plain = witness.parse(_beacon(ka, A, 1, 52.0, 5.0))
+    assert plain is not None and not plain.gps and plain.time_ms == T0
+    # the beacon's airtime (115 bytes, 125 kHz, 4/5, explicit header, CRC; Semtech AN1200.13's
+    # formula by hand): 12.25 + 178 symbols of 1.024 ms at SF7, 12.25 + 123 of 32.768 ms at SF12
+    assert witness.airtime_ms(7) == pytest.approx(194.8, abs=0.1)
+    assert witness.airtime_ms(12) == pytest.approx(4431.9, abs=0.1)
+    air = round(witness.airtime_ms(7))
+    flags = []
+    for gps_time, delay in ((True, 1500), (False, 1500), (True, 900), (False, 900)):
+        path = tmp_path / f"{gps_time}{delay}.sqlite"
+        sf = 7 | (GPS_TIME if gps_time else 0)
+        # the sender's receipt as it queued the beacon, 2 s after the beacon's own time (its signing)
+        recs_a = [Record.heard(beacon, 0, T0 + 2000, FREQ, sf | SENT | GPS_TIME, 14, 0)]
+        recs_b = [Record.heard(beacon, 0, T0 + 2000 + air + delay, FREQ, sf, -90, 5.0)]
+        kb = Ed25519PrivateKey.generate()
+        with Ledger(path) as led:
+            for eui, key, recs in ((A, ka, recs_a), (B, kb, recs_b)):
+                led.add_gateway(eui.hex(), _pub(key).hex())
+                led.ingest(make_batch(key, eui, 0, T0, T0 + 60_000, recs, ZERO))
+            (j,) = [j for j in witness.judge(led, [b]) if j.witness == B.hex().upper()]
+        assert j.gps_time == gps_time and j.delay_ms == delay
+        flags.append("replayed" in j.flags)
+    assert flags == [True, False, False, False]
+    assert Record.heard(beacon, 0, T0, FREQ, 9 | GPS_TIME | SENT, 14, 0).spreading_factor == 9
 
 
 def test_the_coverage_map_data(tmp_path):

@@ -15,6 +15,7 @@ import asyncio
 import gc
 import json
 import os
+import time
 from binascii import hexlify, unhexlify
 
 from spot import ed25519, receipts
@@ -39,12 +40,18 @@ TIMEOUT_MS = 20000
 PIECE = 384  # bytes of a batch in one console answer (768 hex digits in a frame of at most 1024)
 # A beacon (docs/proofs.md): a LoRaWAN Proprietary frame (MHDR 0xE0: MType 111) the hotspot sends
 # on its own channel, upright IQ like an uplink so that the hotspots on that channel hear it, and
-# signs: b"LSB1", gateway EUI, beacon number (u32), UTC ms (u64, 0 unknown), claimed position
+# signs: b"LSB1", gateway EUI, beacon number (u32), time (u64: the top byte its source, GPS_SOURCE
+# or 0 for NTP; the low 56 bits UTC ms since 1970, 0 unknown), claimed position
 # (lat, lon in 1e-7 degrees: i32, i32; alt m: i16), nonce (16), then the Ed25519 signature (64) of
 # all before it: 115 bytes. Every hotspot that hears it keeps a receipt of it (a witness); the
 # sender keeps one of what it sent, its SF byte's top bit set and its RSSI the power it sent at.
 BEACON = b"\xe0LSB1"
 SENT = 0x80  # the SF byte of a record of a frame this hotspot sent
+GPS_TIME = 0x40  # the SF byte of a record whose time is GPS time (spot.hotspot.gpstime)
+GPS_SOURCE = 1  # a beacon's time source: GPS
+# the port's epoch in Unix seconds (2000-01-01 on the ESP32 port, 1970 on the unix one): records and
+# beacons carry Unix time, as the ledger reads it
+EPOCH_S = 946684800 if time.gmtime(0)[0] == 2000 else 0
 BEACON_DBM = 14  # a node's usual power: what witnesses measure is what a node there would give
 
 
@@ -78,6 +85,7 @@ class Chain:
         self.wake = asyncio.ThreadSafeFlag()
         self.sending = asyncio.ThreadSafeFlag()
         self.opened = None  # clock ms at the first record of the open batch (this boot)
+        self.gps = None  # type: Any  # spot.hotspot.gpstime.GpsTime on a board with a GPS receiver
         self.open_n = self._whole_records()  # records in the open batch, counted here, not read back
         if self.open_n:
             self.opened = app.clock.ticks_ms()
@@ -107,13 +115,18 @@ class Chain:
 
     # ---- records ---------------------------------------------------------------------------------
     def _utc_ms(self, ticks):
+        """Unix ms at clock ticks, 0 when the time is unknown."""
         sec, us = self.hs.utc.seconds_at(ticks)
-        return sec * 1000 + us // 1000 if sec >= 0 else 0
+        return (sec + EPOCH_S) * 1000 + us // 1000 if sec >= 0 else 0
+
+    def _gps(self):
+        """True while the hotspot's time is GPS time."""
+        return self.gps is not None and self.gps.fresh()
 
     def heard(self, p):
         hi, lo = self.hs.tmst.at(p.t_us)
-        self._keep(receipts.record(p.payload(), (hi << 16) | lo, self._utc_ms(p.t_us), p.freq, p.sf, p.rssi,
-                                   p.snr_x4 / 4))
+        self._keep(receipts.record(p.payload(), (hi << 16) | lo, self._utc_ms(p.t_us), p.freq,
+                                   p.sf | (GPS_TIME if self._gps() else 0), p.rssi, p.snr_x4 / 4))
 
     def _keep(self, rec):
         try:
@@ -253,6 +266,9 @@ class Chain:
         out["head"] = hexlify(self.prev).decode()
         out["held"] = len(self._closed())  # closed batches the ledger does not have yet
         out["open"] = self.open_n  # records in the open batch
+        out["time"] = ("gps" if self._gps() else "ntp") if self.hs.utc.valid else None  # the records' time source
+        if self.gps is not None:
+            out["gps_syncs"] = self.gps.syncs
         return out
 
     # ---- beacons ---------------------------------------------------------------------------------
@@ -267,7 +283,9 @@ class Chain:
         hs = self.hs
         lat, lon, alt = hs.position or (0.0, 0.0, 0.0)
         nonce = (bytes(nonce) + os.urandom(16))[:16]
-        body = BEACON + self.eui + struct.pack(">IQiih", self.beacons, self._utc_ms(hs.clock.ticks_us()),
+        gps = self._gps()
+        ms = self._utc_ms(hs.clock.ticks_us())
+        body = BEACON + self.eui + struct.pack(">IQiih", self.beacons, (GPS_SOURCE << 56 if gps and ms else 0) | ms,
                                                round(lat * 1e7), round(lon * 1e7), round(alt)) + nonce
         sig = await self._signature(body)
         t = Txpk()
@@ -278,10 +296,10 @@ class Chain:
         if err != NONE:
             self.figures["beacons_refused"] += 1
             return err
+        self.beacons += 1  # its number is spent from here, whatever follows
         hi, lo = hs.tmst.advance()
         self._keep(receipts.record(t.data, (hi << 16) | lo, self._utc_ms(hs.clock.ticks_us()), hs.freq,
-                                   hs.sf | SENT, t.power, 0))
-        self.beacons += 1
+                                   hs.sf | SENT | (GPS_TIME if gps else 0), t.power, 0))
         self.state.save({"seq": self.seq, "prev": hexlify(self.prev).decode(), "beacons": self.beacons})
         self.figures["beacons"] += 1
         self.app.console.event("beacon", {"n": self.beacons - 1, "size": len(t.data)})
@@ -357,11 +375,24 @@ class Chain:
             await self._beacon_or_say(b"")
 
     async def _beacon_or_say(self, nonce):
-        """A beacon from a task: a failure is said (a log event, last_error), the task goes on."""
-        try:
-            await self.beacon(nonce)
-        except (OSError, MemoryError, ValueError) as e:
-            self._failed(e)
+        """A beacon from a task: a failure is said (a log event, last_error), the task goes on. The
+        heap short at a peak (a batch being uploaded) is waited out, up to three tries: a
+        challenge is answered once."""
+        for i in range(3):
+            n = self.beacons
+            try:
+                await self.beacon(nonce)
+                return
+            except MemoryError as e:
+                err = e
+                if self.beacons != n:  # it was queued: not sent twice
+                    break
+                gc.collect()
+                await self.app.clock.sleep_ms(RETRY_MS // 10)
+            except (OSError, ValueError) as e:
+                err = e
+                break
+        self._failed(err)  # pyright: ignore[reportPossiblyUnbound]
 
     async def run(self):
         clock = self.app.clock
@@ -512,6 +543,11 @@ def start(app, hs, eui):
                 config.get("mqtt_user"), password.decode() if password else None, config.get("mqtt_tls"),
                 ("%s/gateway/%s/event/receipts" % (config.get("mqtt_prefix"), gid)).encode())
     chain = Chain(app, hs, eui, config.get("receipts_interval"), server, mqtt)
+    if app.board.profile.get("gps"):  # GPS time for the records and beacons (a T-Beam)
+        from spot.hotspot.gpstime import GpsTime
+
+        gps = chain.gps = GpsTime(hs, app.board.gps_uart(), app.clock, EPOCH_S)
+        asyncio.create_task(gps.run())
     asyncio.create_task(chain.run())
     asyncio.create_task(chain.send_loop())
     if config.get("beacon_interval"):

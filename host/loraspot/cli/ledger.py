@@ -448,13 +448,17 @@ def verify_cmd(ctx, file: Path, key_hex: str | None, inventory: Path | None, fra
         if k is None:
             raise LedgerError(f"no identity key for gateway {eui or '?'}: give --key or --inventory")
         rec = verify_proof(p if isinstance(p, dict) else {}, k, phy)
-        out.append({"gateway_eui": eui, "ok": True, "time_ms": rec.time_ms, "freq": rec.freq, "sf": rec.sf,
+        out.append({"gateway_eui": eui, "ok": True, "time_ms": rec.time_ms, "freq": rec.freq,
+                    "sf": rec.spreading_factor, "time_source": "gps" if rec.gps_time else "ntp", "sent": rec.sent,
                     "rssi": rec.rssi, "snr": rec.snr_tenths / 10})
     if ctx.json:
         ctx.emit(out)
     else:
         for r in out:
-            ctx.out.print(f"{r['gateway_eui']}: heard at {r['time_ms']} ms UTC on {r['freq']} Hz SF{r['sf']}, "
+            what = "sent" if r["sent"] else "heard"
+            when = f"{r['time_ms']} ms UTC ({'GPS' if r['time_source'] == 'gps' else 'NTP'} time)" if r["time_ms"] \
+                else "an unknown time"
+            ctx.out.print(f"{r['gateway_eui']}: {what} at {when} on {r['freq']} Hz SF{r['sf']}, "
                           f"RSSI {r['rssi']} dBm, SNR {r['snr']} dB: proof holds", highlight=False, markup=False)
 
 

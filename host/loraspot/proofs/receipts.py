@@ -4,7 +4,8 @@ A record is one frame heard, 53 bytes, big-endian:
     SHA-256 of the PHYPayload (32) | tmst, the concentrator's microsecond counter (u32) |
     UTC time in ms, 0 when unknown (u64) | frequency in Hz (u32) | SF (u8) |
     RSSI in dBm (i16) | SNR in tenths of a dB (i16)
-(a frame the hotspot sent itself, a beacon: the SF byte's top bit set, the RSSI field its power)
+The SF byte holds flags above the spreading factor: 0x80, a frame the hotspot sent itself (a
+beacon; the RSSI field its power), and 0x40, its time is GPS time. The UTC time is Unix ms.
 A batch's header, 101 bytes, is what is signed (Ed25519, the board's identity key):
     b"LSRB" | version 1 (u8) | gateway EUI (8) | sequence number (u32, on across reboots) |
     first and last UTC ms of the interval (u64, u64) | number of records (u32) |
@@ -29,6 +30,8 @@ VERSION = 1
 RECORD = struct.Struct(">32sIQIBhh")
 HEADER = struct.Struct(">4sB8sIQQI32s32s")
 ZERO = bytes(32)
+SENT = 0x80  # the SF byte: a frame the hotspot sent
+GPS_TIME = 0x40  # the SF byte: the record's time is GPS time
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,18 @@ class Record:
 
     def leaf(self) -> bytes:
         return merkle.leaf_hash(self.encode())
+
+    @property
+    def spreading_factor(self) -> int:
+        return self.sf & 0x3F
+
+    @property
+    def sent(self) -> bool:
+        return bool(self.sf & SENT)
+
+    @property
+    def gps_time(self) -> bool:
+        return bool(self.sf & GPS_TIME)
 
 
 @dataclass(frozen=True)

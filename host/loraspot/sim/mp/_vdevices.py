@@ -47,7 +47,9 @@ class VirtualBME280(_vhw.BME280Model):
 
 
 class VirtualGPS(_vhw.UartModel):
-    """Streams an RMC+GGA pair per second of board time along a track heading north-east."""
+    """Streams an RMC+GGA pair at the start of each UTC second along a track heading north-east.
+    UTC is the host's at the board's start, carried on at the board's speed (as the board's own
+    clock runs): at speed 1 the receiver's time is true UTC, as a GPS receiver's is."""
 
     def __init__(self, opts, rand):
         super().__init__()
@@ -57,17 +59,22 @@ class VirtualGPS(_vhw.UartModel):
         self.step = opts.get("step_deg", 0.00005)
         self.ttff_s = opts.get("ttff_s", 0)
         self.start = time.ticks_ms()
+        self.wall0_ms = time.time_ns() // 1000000
+        self.first = self.wall0_ms // 1000
         self.second = -1
 
     def _pump(self):
-        s = time.ticks_diff(time.ticks_ms(), self.start) * STATE["speed"] // 1000
-        if s == self.second:
+        sec = (self.wall0_ms + time.ticks_diff(time.ticks_ms(), self.start) * STATE["speed"]) // 1000
+        if sec == self.second:
             return
-        self.second = s
+        self.second = sec
+        s = sec - self.first  # seconds since the receiver was powered
         fixed = s >= self.ttff_s
         lat, lon = self.lat + self.step * s, self.lon + self.step * s
+        y, mo, d = time.gmtime(sec)[:3]
         self.rx = self.rx[-256:]  # the UART buffer keeps only the latest bytes
-        self.push(_vhw.fix_sentences(43200 + s, lat, lon, self.alt, sats=9 if fixed else 2, quality=1 if fixed else 0))
+        self.push(_vhw.fix_sentences(sec % 86400, lat, lon, self.alt, sats=9 if fixed else 2,
+                                     quality=1 if fixed else 0, date="%02d%02d%02d" % (d, mo, y % 100)))
         if fixed:
             _tell({"name": "gps", "lat": lat, "lon": lon, "alt": self.alt})
 
