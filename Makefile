@@ -33,12 +33,14 @@ servers: $(BROKER)
 	@missing=""; \
 	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || missing="mosquitto"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing$$missing (Debian) for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	elif [ -n "$$missing" ]; then \
 		echo "not installed:$$missing. The MQTT tests use amqtt (PyPI) from $(VENV)/broker instead of mosquitto;"; \
 		echo "the report's browser test needs chromium: sudo apt-get install chromium"; \
+		echo "the PostgreSQL stores' tests need Debian's postgresql: sudo apt-get install postgresql"; \
 	fi
 
 $(BROKER): tests/broker-requirements.txt

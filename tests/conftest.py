@@ -26,6 +26,24 @@ HEAP = "112K"
 os.environ.setdefault("LORASPOT_CACHE", str(ROOT / ".venv"))
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the tests of a worker (tests/postgres.py), stopped at its end."""
+    from tests.postgres import PostgresServer
+
+    with PostgresServer() as pg:
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """Where a store is made: an SQLite file, or a fresh database on the PostgreSQL server (each
+    test that takes this runs against both)."""
+    if request.param == "sqlite":
+        return tmp_path / "store.sqlite"
+    return request.getfixturevalue("postgres_server").new_database()
+
+
 @pytest.fixture(autouse=True)
 def _own_user_data(tmp_path, monkeypatch):
     """The default inventory of a test is its own, never the user's (~/.local/share/loraspot)."""

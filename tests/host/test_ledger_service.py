@@ -43,12 +43,49 @@ def _post(port: int, body: bytes, path: str = "/batches") -> tuple[int, dict]:
 
 
 @pytest.fixture
-def service(tmp_path):
+def service(store_target):
     key = Ed25519PrivateKey.generate()
-    with Ledger(tmp_path / "l.sqlite") as led:
+    with Ledger(store_target) as led:
         led.add_gateway(EUI.hex(), _pub(key).hex())
-    with LedgerService(tmp_path / "l.sqlite", port=0).start() as s:
+    with LedgerService(store_target, port=0).start() as s:
         yield s, key
+
+
+def test_two_services_on_one_postgresql_ledger_take_each_batch_once(postgres_server):
+    """Two ledger services (two stations) on one PostgreSQL ledger, four gateways: every batch is
+    posted to both services at once, from threads: each is taken exactly once, the other copy
+    refused as replayed, and every chain ends whole, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = postgres_server.new_database()
+    gateways = [(bytes.fromhex(f"024C53FFFE0000{i:02X}"), Ed25519PrivateKey.generate()) for i in range(4)]
+    chains = {}
+    with Ledger(url) as led:
+        for eui, key in gateways:
+            led.add_gateway(eui.hex(), _pub(key).hex())
+            chains[eui] = _chain(key, [2] * 8, eui)[0]
+    with LedgerService(url, port=0).start() as a, LedgerService(url, port=0).start() as b:
+        ports = (a.address[1], b.address[1])
+
+        def upload(eui: bytes) -> list[tuple[int, str]]:
+            out = []
+            with ThreadPoolExecutor(2) as pool:
+                for batch in chains[eui]:
+                    got = list(pool.map(lambda p, batch=batch: _post(p, _wire(batch)), ports))
+                    out += [(code, r.get("refused", "")) for code, r in got]
+            return out
+
+        with ThreadPoolExecutor(4) as pool:
+            results = dict(zip(chains, pool.map(upload, chains), strict=True))
+    for got in results.values():
+        taken = [x for x in got if x[0] == 200]
+        assert len(taken) == 8 and all(x[0] in (200, 409) for x in got), got
+        assert {reason for code, reason in got if code == 409} == {"replayed"}, got
+    with Ledger(url) as led:
+        for eui, chain in chains.items():
+            rows = led.db.execute("SELECT seq, hash FROM batches WHERE eui = ? ORDER BY seq",
+                                  (eui.hex().upper(),)).fetchall()
+            assert [(seq, bytes(h)) for seq, h in rows] == [(i, c.hash()) for i, c in enumerate(chain)]
 
 
 def test_uploads_are_taken_in_order_and_refused_with_their_reason(service):
@@ -146,3 +183,26 @@ def test_the_service_anchors_the_ledger_head_now_and_then(tmp_path):
         head = ledger_head(led)[0]
     assert rows[-1] == (head, 2) and len(rows) == len(anchored)  # nothing new after it: no more anchors
     assert head.hex() in anchored[-1]
+
+
+def test_a_dropped_database_connection_is_a_try_again_then_made_again(postgres_server):
+    """The PostgreSQL server ends the service's session (a restart, an administrator): the upload
+    that finds it gone is answered 503 (the hotspot keeps the batch and sends it again), the
+    service goes on, and the next upload is taken on a new connection."""
+    import psycopg
+
+    url = postgres_server.new_database()
+    key = Ed25519PrivateKey.generate()
+    batches, _ = _chain(key, [2, 3])
+    with Ledger(url) as led:
+        led.add_gateway(EUI.hex(), _pub(key).hex())
+    with LedgerService(url, port=0).start() as s:
+        port = s.address[1]
+        assert _post(port, _wire(batches[0]))[0] == 200
+        with psycopg.connect(url, autocommit=True) as admin:
+            ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+        assert ended == (1,)  # the service's one session
+        code, body = _post(port, _wire(batches[1]))
+        assert code == 503 and "the ledger's database" in body["error"], body
+        assert _post(port, _wire(batches[1]))[0] == 200

@@ -34,10 +34,10 @@ def test_the_figures():
 
 
 def scenario(path) -> tuple[bytes, bytes, bytes]:
-    """A ledger at path with two hotspots' receipts of each other's beacons: A at (52, 5), B claiming
-    1 km north of it (at 14 dBm and n = 2.7 the model expects about -99 dBm there). A hears B 2 dB off
-    the model; B hears A, then A's beacon again a minute later, a forgery in A's name, and itself.
-    Returns the beacons of A and B and the forgery."""
+    """A ledger at path (a file or a PostgreSQL URL) with two hotspots' receipts of each other's
+    beacons: A at (52, 5), B claiming 1 km north of it (at 14 dBm and n = 2.7 the model expects
+    about -99 dBm there). A hears B 2 dB off the model; B hears A, then A's beacon again a minute
+    later, a forgery in A's name, and itself. Returns the beacons of A and B and the forgery."""
     ka, kb = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     beacon_a = _beacon(ka, A, 0, 52.0, 5.0)
     beacon_b = _beacon(kb, B, 0, 52.0 + 1000 / 111_195, 5.0)
@@ -58,9 +58,9 @@ def scenario(path) -> tuple[bytes, bytes, bytes]:
     return beacon_a, beacon_b, forged
 
 
-def test_each_case_gets_its_flag(tmp_path):
-    beacon_a, beacon_b, forged = scenario(tmp_path / "l.sqlite")
-    with Ledger(tmp_path / "l.sqlite") as led:
+def test_each_case_gets_its_flag(store_target):
+    beacon_a, beacon_b, forged = scenario(store_target)
+    with Ledger(store_target) as led:
         found = [j.as_dict() for j in witness.judge(led, [witness.parse(p) for p in (beacon_a, beacon_b, forged)])]
         far = [j.as_dict() for j in witness.judge(led, [witness.parse(p) for p in (beacon_a, beacon_b)],
                                                   tolerance_db=10, environment="urban")]

@@ -14,6 +14,7 @@ from loraspot.errors import LoraspotError
 from loraspot.proofs.ledger import Ledger, LedgerError, Refused, verify_proof
 from loraspot.proofs.receipts import Batch
 from loraspot.proofs.witness import ENVIRONMENTS, TOLERANCE_DB
+from loraspot.store import where
 
 
 class BadInput(LoraspotError):
@@ -24,9 +25,24 @@ def default_ledger() -> Path:
     return Path(platformdirs.user_data_dir("loraspot")) / "ledger.sqlite"
 
 
-LEDGER = click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
+LEDGER = click.option("--ledger", "ledger_path", type=options.StoreTarget(), envvar="LORASPOT_LEDGER",
                       default=default_ledger, show_default="the user's data folder",
-                      help="The ledger's SQLite file.")
+                      help="The ledger: an SQLite file, or a PostgreSQL server's postgresql://USER@HOST/DB "
+                           "(also LORASPOT_LEDGER).")
+
+
+def _made(target: Path | str) -> Path | str:
+    """A ledger about to be opened for writing: a file's folder made (a server's database is)."""
+    if isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _existing(target: Path | str) -> Path | str:
+    """A ledger only read: a file that is not there is said so, not made."""
+    if isinstance(target, Path) and not target.exists():
+        raise LedgerError(f"{target}: no ledger there")
+    return target
 
 
 def _hex(value: str, what: str, size: int | None = None) -> bytes:
@@ -49,31 +65,31 @@ def ledger_group() -> None:
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The inventory whose hotspots' identity keys the ledger trusts.")
 @click.pass_obj
-def gateways_cmd(ctx, ledger_path: Path, inventory: Path | None) -> None:
+def gateways_cmd(ctx, ledger_path: Path | str, inventory: Path | None) -> None:
     """Trust the identity keys of the inventory's hotspots (made on each board at provisioning)."""
     from loraspot.provision.inventory import Inventory
 
     with Inventory(inventory) as inv:
         found = [(d.gateway_eui, d.identity) for d in inv.devices() if d.gateway_eui and d.identity]
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    _made(ledger_path)
     with Ledger(ledger_path) as led:
         for eui, pub in found:
             led.add_gateway(eui, pub)
     if ctx.json:
         ctx.emit({"gateways": [e for e, _ in found]})
     else:
-        ctx.out.print(f"{len(found)} gateway identities in {ledger_path}", highlight=False)
+        ctx.out.print(f"{len(found)} gateway identities in {where(ledger_path)}", highlight=False)
 
 
 @ledger_group.command("ingest")
 @LEDGER
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-def ingest_cmd(ctx, ledger_path: Path, files: tuple[Path, ...]) -> None:
+def ingest_cmd(ctx, ledger_path: Path | str, files: tuple[Path, ...]) -> None:
     """Check batches (JSON lines, as hotspots send them) into the ledger; each is taken or refused
     with the reason, and the exit code says whether any was refused."""
     results = []
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    _made(ledger_path)
     with Ledger(ledger_path) as led:
         for path in files:
             for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -125,7 +141,7 @@ def ingest_cmd(ctx, ledger_path: Path, files: tuple[Path, ...]) -> None:
               help="Seconds between challenges to each hotspot (a nonce with the answer to its upload, "
                    "which it beacons with); 0: none.")
 @click.pass_obj
-def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | None, mqtt_url: str | None,
+def serve_cmd(ctx, ledger_path: Path | str, host: str, port: int, inventory: Path | None, mqtt_url: str | None,
               mqtt_prefix: str, anchor_chain: str | None, anchor_every: float, anchor_key_file: Path | None,
               challenge_every: float) -> None:
     """Take the batches hotspots upload (their ledger_server setting) or publish (the MQTT
@@ -137,7 +153,7 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
 
     if inventory is not None:
         ctx.invoke(gateways_cmd, ledger_path=ledger_path, inventory=inventory)
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    _made(ledger_path)
 
     anchorer = None
     if anchor_chain is not None:
@@ -164,8 +180,8 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
         raise LedgerError(f"{host}:{port}: cannot listen there ({e.strerror or e})") from None
     if not ctx.json:
         also = f" and {mqtt_url} ({mqtt_prefix}/gateway/+/event/receipts)" if mqtt_url else ""
-        click.echo(f"loraspot ledger serving on http://{host}:{service.address[1]}/batches{also} ({ledger_path}); "
-                   "Ctrl-C stops")
+        click.echo(f"loraspot ledger serving on http://{host}:{service.address[1]}/batches{also} "
+                   f"({where(ledger_path)}); Ctrl-C stops")
         sys.stdout.flush()
     if anchorer is not None:
         service.anchor_every(anchorer, anchor_every)
@@ -187,13 +203,13 @@ def serve_cmd(ctx, ledger_path: Path, host: str, port: int, inventory: Path | No
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Inventory with the board's admin key, for a locked board (default: the user's).")
 @click.pass_obj
-def pull_cmd(ctx, ledger_path: Path, url: str, baud: int, inventory: Path | None) -> None:
+def pull_cmd(ctx, ledger_path: Path | str, url: str, baud: int, inventory: Path | None) -> None:
     """Take the batches a hotspot holds over its console (one without a ledger service, or cut off
     from it) into the ledger; each one the ledger has leaves the board, a refused one stays."""
     from loraspot.cli.device import _connect_signed
     from loraspot.proofs.receipts import batch_from_bytes
 
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    _made(ledger_path)
     client, _ = _connect_signed(url, baud, inventory)
     results = []
     try:
@@ -243,13 +259,12 @@ def pull_cmd(ctx, ledger_path: Path, url: str, baud: int, inventory: Path | None
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A file holding the sending account's private key (hex); else the node's first unlocked account.")
 @click.pass_obj
-def anchor_cmd(ctx, ledger_path: Path, chain: str, key_file: Path | None) -> None:
+def anchor_cmd(ctx, ledger_path: Path | str, chain: str, key_file: Path | None) -> None:
     """Write the ledger's head (it commits to every batch taken) to the chain as a transaction's
     data; nothing is written when nothing was taken since the last anchor."""
     from loraspot.proofs.anchor import Anchorer, connect
 
-    if not ledger_path.exists():
-        raise LedgerError(f"{ledger_path}: no ledger there")
+    _existing(ledger_path)
     w3 = connect(chain)
     with Ledger(ledger_path) as led:
         got = Anchorer(w3, key_file).anchor(led)
@@ -266,13 +281,12 @@ def anchor_cmd(ctx, ledger_path: Path, chain: str, key_file: Path | None) -> Non
 @LEDGER
 @click.option("--chain", default=None, metavar="URL", help="Also check each anchor is on this chain.")
 @click.pass_obj
-def anchors_cmd(ctx, ledger_path: Path, chain: str | None) -> None:
+def anchors_cmd(ctx, ledger_path: Path | str, chain: str | None) -> None:
     """The anchors written so far (and, with --chain, whether the chain holds each one), and how
     many tries to write one failed."""
     from loraspot.proofs.anchor import check, connect
 
-    if not ledger_path.exists():
-        raise LedgerError(f"{ledger_path}: no ledger there")
+    _existing(ledger_path)
     with Ledger(ledger_path) as led:
         rows = led.db.execute("SELECT head, batches, chain_id, tx, block, anchored_at FROM anchors "
                               "ORDER BY id").fetchall()
@@ -300,11 +314,10 @@ def anchors_cmd(ctx, ledger_path: Path, chain: str | None) -> None:
 @LEDGER
 @click.option("--frame", required=True, help="The frame's PHYPayload, hex.")
 @click.pass_obj
-def prove_cmd(ctx, ledger_path: Path, frame: str) -> None:
+def prove_cmd(ctx, ledger_path: Path | str, frame: str) -> None:
     """The inclusion proofs of a frame: one per hotspot that heard it (JSON; give it to `ledger
     verify` with the gateway's public key)."""
-    if not ledger_path.exists():
-        raise LedgerError(f"{ledger_path}: no ledger there")
+    _existing(ledger_path)
     with Ledger(ledger_path) as led:
         proofs = led.prove(_hex(frame, "--frame"))
     if not proofs:
@@ -318,15 +331,14 @@ def prove_cmd(ctx, ledger_path: Path, frame: str) -> None:
 @click.option("--frames", "frames_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The network server's frames: what `loraspot listen --json` printed (JSON lines).")
 @click.pass_obj
-def track_cmd(ctx, dev_eui: str, ledger_path: Path, frames_path: Path) -> None:
+def track_cmd(ctx, dev_eui: str, ledger_path: Path | str, frames_path: Path) -> None:
     """A tracker's positions (its GPS uplinks among the frames), each with the hotspots whose signed
     batches prove the frame was heard, checked with their identity keys; the exit code says whether
     any position has no proof."""
     import base64
 
     eui = _hex(dev_eui, "DEVEUI", 8).hex().upper()
-    if not ledger_path.exists():
-        raise LedgerError(f"{ledger_path}: no ledger there")
+    _existing(ledger_path)
     try:
         lines = frames_path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -389,14 +401,13 @@ def _report(ctx, rows: list[dict], text, empty: str, failed, what: str) -> None:
 @click.option("--tolerance-db", default=TOLERANCE_DB, show_default=True, type=click.FloatRange(min=0),
               help="How far a reported RSSI may be from the model's before the link is flagged.")
 @click.pass_obj
-def witnesses_cmd(ctx, ledger_path: Path, frames_path: Path, environment: str, tolerance_db: float) -> None:
+def witnesses_cmd(ctx, ledger_path: Path | str, frames_path: Path, environment: str, tolerance_db: float) -> None:
     """Judge the hotspots' beacons and the witnesses of them in the ledger: positions against the
     path-loss model, time, replays, duplicates, beacons never sent, hotspots witnessing
     themselves. The exit code says whether any was flagged."""
     from loraspot.proofs.witness import beacons_in, judge
 
-    if not ledger_path.exists():
-        raise LedgerError(f"{ledger_path}: no ledger there")
+    _existing(ledger_path)
     try:
         beacons = beacons_in(frames_path)
     except (OSError, UnicodeDecodeError) as e:

@@ -96,12 +96,13 @@ def _plain(ctx, mon, end) -> None:
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="The HTML page; figures go beside it as PNG files.")
-@click.option("--ledger", "ledger_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A receipts ledger: with --frames, the coverage map of the hotspots' beacons and witnesses.")
+@click.option("--ledger", "ledger_path", type=options.StoreTarget(), default=None,
+              help="A receipts ledger (its SQLite file or postgresql:// URL): with --frames, the coverage map of "
+                   "the hotspots' beacons and witnesses.")
 @click.option("--frames", "frames_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The network server's frames (`loraspot listen --json`), where the beacons are.")
 @click.pass_obj
-def report_cmd(ctx, source: Path, out: Path, ledger_path: Path | None, frames_path: Path | None) -> None:
+def report_cmd(ctx, source: Path, out: Path, ledger_path: Path | str | None, frames_path: Path | None) -> None:
     """Figures and a device table from a recording (monitor's --record JSON lines or --db SQLite);
     with --ledger and --frames also the coverage map."""
     from loraspot.monitor.report import write_report
@@ -110,6 +111,7 @@ def report_cmd(ctx, source: Path, out: Path, ledger_path: Path | None, frames_pa
     if (ledger_path is None) != (frames_path is None):
         raise click.UsageError("the coverage map needs both --ledger and --frames")
     if ledger_path is not None and frames_path is not None:
+        from loraspot.cli.ledger import _existing
         from loraspot.proofs.ledger import Ledger
         from loraspot.proofs.witness import beacons_in, coverage
 
@@ -118,7 +120,7 @@ def report_cmd(ctx, source: Path, out: Path, ledger_path: Path | None, frames_pa
         except (ValueError, KeyError, TypeError) as e:
             raise click.BadParameter(f"not frames as `loraspot listen --json` prints them ({e})",
                                      param_hint="--frames") from None
-        with Ledger(ledger_path) as led:
+        with Ledger(_existing(ledger_path)) as led:
             cover = coverage(led, beacons)
     summary = write_report(source, out, cover)
     if ctx.json:

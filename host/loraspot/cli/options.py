@@ -4,8 +4,12 @@ and shell completion of ports and board ids."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from click.shell_completion import CompletionItem
+
+from loraspot.store import is_url
 
 ENV_PORT = "LORASPOT_PORT"
 _DEFAULT = f"Default: ${ENV_PORT}, or the only board attached."
@@ -66,3 +70,23 @@ def ports(help: str = "Serial port path or URL; repeat for several boards."):
 def board(**kw):
     kw.setdefault("help", "Board profile (default: detected from the USB id).")
     return click.option("--board", "board_id", default=None, shell_complete=complete_boards, **kw)
+
+
+class StoreTarget(click.ParamType):
+    """A store (--ledger): an SQLite file (a path, expanded) or a PostgreSQL server (a
+    postgresql:// URL), told apart once, here."""
+
+    name = "PATH|URL"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path):
+            return value
+        value = str(value).strip()
+        if is_url(value):
+            return value
+        if not value:
+            self.fail("give a file or a postgresql:// URL", param, ctx)
+        path = Path(value).expanduser()
+        if path.is_dir():
+            self.fail(f"{path} is a folder: give a file", param, ctx)
+        return path

@@ -1,5 +1,6 @@
-"""The ledger: receipt batches checked and kept append-only in SQLite, and inclusion proofs out of
-it that anyone can check offline with only the gateway's public key (docs/proofs.md).
+"""The ledger: receipt batches checked and kept append-only (in SQLite, or on PostgreSQL), and
+inclusion proofs out of it that anyone can check offline with only the gateway's public key
+(docs/proofs.md).
 
 A batch is taken only when every check passes, and refused with the first failing one's reason:
 unknown_gateway, bad_signature (another key, or a changed header), count_mismatch (a record
@@ -10,15 +11,15 @@ and broken_chain (it does not name the hash of the batch before it)."""
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from pathlib import Path
 
 from loraspot.errors import LoraspotError
 from loraspot.proofs import merkle
 from loraspot.proofs.receipts import ZERO, Batch, Header, Record, signature_ok
+from loraspot.store import Store, StoreError, where
 
-SCHEMA = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS gateways (eui TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY, eui TEXT NOT NULL REFERENCES gateways(eui), seq INTEGER NOT NULL,
@@ -28,25 +29,25 @@ CREATE TABLE IF NOT EXISTS records (
     batch INTEGER NOT NULL REFERENCES batches(id), idx INTEGER NOT NULL, phy_hash BLOB NOT NULL,
     record BLOB NOT NULL, PRIMARY KEY (batch, idx));
 CREATE INDEX IF NOT EXISTS records_phy ON records(phy_hash);
-CREATE TRIGGER IF NOT EXISTS batches_append_only BEFORE UPDATE ON batches
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS batches_no_delete BEFORE DELETE ON batches
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS records_append_only BEFORE UPDATE ON records
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TABLE IF NOT EXISTS anchors (
     id INTEGER PRIMARY KEY, head BLOB NOT NULL, batches INTEGER NOT NULL, chain_id INTEGER NOT NULL,
     tx TEXT NOT NULL, block INTEGER NOT NULL, anchored_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS anchor_failures (at REAL NOT NULL, error TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS challenges (eui TEXT NOT NULL, nonce BLOB NOT NULL UNIQUE, issued_at REAL NOT NULL,
     given_at REAL);
-CREATE TRIGGER IF NOT EXISTS anchors_append_only BEFORE UPDATE ON anchors
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS anchors_no_delete BEFORE DELETE ON anchors
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
+APPEND_ONLY = ("batches", "records", "anchors")  # no row of these is ever changed or removed
+SQLITE_TRIGGERS = "".join(f"""
+CREATE TRIGGER IF NOT EXISTS {t}_append_only BEFORE UPDATE ON {t}
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS {t}_no_delete BEFORE DELETE ON {t}
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;""" for t in APPEND_ONLY)
+POSTGRES_TRIGGERS = """
+CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$;
+""" + "".join(f"""
+CREATE OR REPLACE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t}
+    FOR EACH ROW EXECUTE FUNCTION ledger_append_only();""" for t in APPEND_ONLY)
 
 
 class LedgerError(LoraspotError):
@@ -60,12 +61,17 @@ class Refused(LedgerError):
 
 
 class Ledger:
-    def __init__(self, path: Path):
+    """The ledger in an SQLite file (a path) or on a PostgreSQL server (a postgresql:// URL): the
+    same tables, statements and checks (loraspot.store)."""
+
+    def __init__(self, path: Path | str):
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            self.db.executescript(SCHEMA)
-        except sqlite3.Error as e:
-            raise LedgerError(f"{path}: cannot open the ledger ({e})") from None
+            self.db = Store(path)
+            self.db.schema(TABLES, SQLITE_TRIGGERS, POSTGRES_TRIGGERS)
+        except StoreError as e:
+            raise LedgerError(f"{e} (the ledger)") from None
+        except self.db.errors as e:
+            raise LedgerError(f"{where(path)}: cannot open the ledger ({e})") from None
 
     def close(self) -> None:
         self.db.close()
@@ -103,8 +109,7 @@ class Ledger:
         if merkle.root([r.leaf() for r in batch.records]) != h.root:
             raise Refused("root_mismatch", f"batch {h.seq} of {eui}: its records do not make the signed Merkle root")
         digest = batch.hash()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.db.transaction(lock="batches"):
             if self.db.execute("SELECT 1 FROM batches WHERE hash = ?", (digest,)).fetchone():
                 raise Refused("replayed", f"batch {h.seq} of {eui} is in the ledger already")
             if self.db.execute("SELECT 1 FROM batches WHERE eui = ? AND seq = ?", (eui, h.seq)).fetchone():
@@ -116,15 +121,11 @@ class Ledger:
                 raise Refused("out_of_order", f"batch {h.seq} of {eui} after batch {last[0]}")
             if h.prev != want_prev:
                 raise Refused("broken_chain", f"batch {h.seq} of {eui} does not follow the batch before it")
-            cur = self.db.execute("INSERT INTO batches (eui, seq, hash, header, signature, received_at) "
-                                  "VALUES (?, ?, ?, ?, ?, ?)",
-                                  (eui, h.seq, digest, h.encode(), batch.signature, time.time()))
+            self.db.execute("INSERT INTO batches (eui, seq, hash, header, signature, received_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (eui, h.seq, digest, h.encode(), batch.signature, time.time()))
+            (batch_id,) = self.db.execute("SELECT id FROM batches WHERE hash = ?", (digest,)).fetchone()
             self.db.executemany("INSERT INTO records VALUES (?, ?, ?, ?)",
-                                [(cur.lastrowid, i, r.phy_hash, r.encode()) for i, r in enumerate(batch.records)])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+                                [(batch_id, i, r.phy_hash, r.encode()) for i, r in enumerate(batch.records)])
         return h.seq
 
     def prove(self, phy: bytes) -> list[dict]:

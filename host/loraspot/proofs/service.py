@@ -31,7 +31,7 @@ TIMEOUT = 30.0  # s a client may take with its request
 
 
 class LedgerService:
-    def __init__(self, ledger: Path, host: str = "127.0.0.1", port: int = 8780,
+    def __init__(self, ledger: Path | str, host: str = "127.0.0.1", port: int = 8780,
                  log: Callable[[dict], None] | None = None, mqtt: str | None = None, mqtt_prefix: str = "eu868"):
         self.ledger = Ledger(ledger)
         self.log = log or (lambda _: None)
@@ -86,10 +86,10 @@ class LedgerService:
                 self.ledger.close()
                 raise
 
-    def _subscribe(self, url: str, prefix: str, ledger: Path):
+    def _subscribe(self, url: str, prefix: str, ledger: Path | str):
         """Batches hotspots on the MQTT backhaul publish (PREFIX/gateway/ID/event/receipts), taken
         with a persistent session: what they publish while this service is away is kept by the
-        broker and delivered when it is back (its client id is made from the ledger's path)."""
+        broker and delivered when it is back (its client id is made from the ledger's path or URL)."""
         import hashlib
 
         import paho.mqtt.client as paho
@@ -99,7 +99,7 @@ class LedgerService:
 
         host, port = parse_url(url)
         topic = f"{prefix}/gateway/+/event/receipts"
-        name = hashlib.sha256(str(ledger.resolve()).encode()).hexdigest()[:12]
+        name = hashlib.sha256(str(ledger if isinstance(ledger, str) else ledger.resolve()).encode()).hexdigest()[:12]
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"loraspot-ledger-{name}", clean_session=False)
         client.reconnect_delay_set(0.05, 1)  # pyright: ignore[reportArgumentType] (paho takes seconds as a float)
         def on_connect(c, _userdata, _flags, _reason, _properties=None) -> None:
@@ -138,6 +138,11 @@ class LedgerService:
             self.log({"peer": peer, "ok": False, "gateway_eui": eui, "seq": batch.header.seq, "reason": e.reason,
                       "error": str(e)})
             return 409, {"refused": e.reason, "error": str(e)}
+        except self.ledger.db.errors as e:  # the database failing: the hotspot keeps the batch and sends it again
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self.log({"peer": peer, "ok": False, "gateway_eui": eui, "seq": batch.header.seq, "reason": "store",
+                      "error": why})
+            return 503, {"error": f"the ledger's database: {why}"}
         taken = {"gateway_eui": eui, "seq": batch.header.seq, "records": batch.header.count}
         self.log({"peer": peer, "ok": True, **taken})
         answer: dict = {"ok": True, **taken}
