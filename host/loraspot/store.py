@@ -64,12 +64,10 @@ class Store:
                 raise StoreError(f"{where(target)}: PostgreSQL needs its driver: pip install 'loraspot[postgresql]'") \
                     from None
             self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
-            self.integrity: type[Exception] = psycopg.IntegrityError
             self._timeout = int(timeout)
             self.conn: Any = self._connect()
         else:
             self.errors = (sqlite3.Error,)
-            self.integrity = sqlite3.IntegrityError
             try:
                 self.conn = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False)
             except sqlite3.Error as e:

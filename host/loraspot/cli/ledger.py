@@ -31,18 +31,16 @@ LEDGER = click.option("--ledger", "ledger_path", type=options.StoreTarget(), env
                            "(also LORASPOT_LEDGER).")
 
 
-def _made(target: Path | str) -> Path | str:
+def _made(target: Path | str) -> None:
     """A ledger about to be opened for writing: a file's folder made (a server's database is)."""
     if isinstance(target, Path):
         target.parent.mkdir(parents=True, exist_ok=True)
-    return target
 
 
-def _existing(target: Path | str) -> Path | str:
+def _existing(target: Path | str) -> None:
     """A ledger only read: a file that is not there is said so, not made."""
     if isinstance(target, Path) and not target.exists():
         raise LedgerError(f"{target}: no ledger there")
-    return target
 
 
 def _hex(value: str, what: str, size: int | None = None) -> bytes:
@@ -467,8 +465,7 @@ def verify_cmd(ctx, file: Path, key_hex: str | None, inventory: Path | None, fra
     else:
         for r in out:
             what = "sent" if r["sent"] else "heard"
-            when = f"{r['time_ms']} ms UTC ({'GPS' if r['time_source'] == 'gps' else 'NTP'} time)" if r["time_ms"] \
-                else "an unknown time"
+            when = f"{r['time_ms']} ms UTC ({r['time_source'].upper()} time)" if r["time_ms"] else "an unknown time"
             ctx.out.print(f"{r['gateway_eui']}: {what} at {when} on {r['freq']} Hz SF{r['sf']}, "
                           f"RSSI {r['rssi']} dBm, SNR {r['snr']} dB: proof holds", highlight=False, markup=False)
 

@@ -120,7 +120,8 @@ def report_cmd(ctx, source: Path, out: Path, ledger_path: Path | str | None, fra
         except (ValueError, KeyError, TypeError) as e:
             raise click.BadParameter(f"not frames as `loraspot listen --json` prints them ({e})",
                                      param_hint="--frames") from None
-        with Ledger(_existing(ledger_path)) as led:
+        _existing(ledger_path)
+        with Ledger(ledger_path) as led:
             cover = coverage(led, beacons)
     summary = write_report(source, out, cover)
     if ctx.json:

@@ -69,7 +69,7 @@ class Ledger:
             self.db = Store(path)
             self.db.schema(TABLES, SQLITE_TRIGGERS, POSTGRES_TRIGGERS)
         except StoreError as e:
-            raise LedgerError(f"{e} (the ledger)") from None
+            raise LedgerError(str(e)) from None
         except self.db.errors as e:
             raise LedgerError(f"{where(path)}: cannot open the ledger ({e})") from None
 
