@@ -202,11 +202,10 @@ NMEA = (b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"
 
 
 def _nmea():
-    """A node's fix (spot.sensors.gps) and a hotspot's GPS time (spot.hotspot.gpstime), each fed the
+    """A node's fix (spot.sensors.gps) and a hotspot's GPS time (spot.sensors.gps), each fed the
     same bytes."""
     from spot.clock import Clock
-    from spot.hotspot.gpstime import GpsTime
-    from spot.sensors.gps import Nmea
+    from spot.sensors.gps import GpsTime, Nmea
 
     parser = Nmea()
 

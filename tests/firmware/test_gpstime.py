@@ -1,19 +1,17 @@
-# A hotspot's GPS time (spot.hotspot.gpstime): the UTC of an RMC sentence against the port's own
+# A hotspot's GPS time (spot.sensors.gps): the UTC of an RMC sentence against the port's own
 # calendar (time.gmtime), every other sentence refused; GPS time sets the hotspot's UTC as lines
 # come from the UART, and NTP does not move it while it is fresh, but does once it is stale.
 import asyncio
-import time
 
 from _vhw import UartModel, fix_sentences, nmea
 from fwtest import eq
 from spot.clock import MASK, Clock
 from spot.hotspot.core import Utc
-from spot.hotspot.gpstime import FRESH_MS, POLL_MS, GpsTime, rmc_ns
+from spot.sensors.gps import FRESH_MS, POLL_MS, GpsTime, rmc_ns
 
 
 def _sentence(unix_s, status="A"):
-    y, mo, d, hh, mi, ss = time.gmtime(unix_s)[:6]
-    rmc = fix_sentences(hh * 3600 + mi * 60 + ss, 52.0, 5.0, 10.0, date="%02d%02d%02d" % (d, mo, y % 100))
+    rmc = fix_sentences(unix_s, 52.0, 5.0, 10.0)  # its date too
     rmc = rmc[: rmc.index(b"\r\n")]
     if status != "A":
         body = rmc[1 : rmc.rindex(b"*")].replace(b",A,", b",%s," % status.encode(), 1)

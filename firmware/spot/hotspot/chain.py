@@ -47,7 +47,7 @@ PIECE = 384  # bytes of a batch in one console answer (768 hex digits in a frame
 # sender keeps one of what it sent, its SF byte's top bit set and its RSSI the power it sent at.
 BEACON = b"\xe0LSB1"
 SENT = 0x80  # the SF byte of a record of a frame this hotspot sent
-GPS_TIME = 0x40  # the SF byte of a record whose time is GPS time (spot.hotspot.gpstime)
+GPS_TIME = 0x40  # the SF byte of a record whose time is GPS time (spot.sensors.gps)
 GPS_SOURCE = 1  # a beacon's time source: GPS
 # the port's epoch in Unix seconds (2000-01-01 on the ESP32 port, 1970 on the unix one): records and
 # beacons carry Unix time, as the ledger reads it
@@ -85,7 +85,7 @@ class Chain:
         self.wake = asyncio.ThreadSafeFlag()
         self.sending = asyncio.ThreadSafeFlag()
         self.opened = None  # clock ms at the first record of the open batch (this boot)
-        self.gps = None  # type: Any  # spot.hotspot.gpstime.GpsTime on a board with a GPS receiver
+        self.gps = None  # type: Any  # spot.sensors.gps.GpsTime on a board with a GPS receiver
         self.open_n = self._whole_records()  # records in the open batch, counted here, not read back
         if self.open_n:
             self.opened = app.clock.ticks_ms()
@@ -544,7 +544,7 @@ def start(app, hs, eui):
                 ("%s/gateway/%s/event/receipts" % (config.get("mqtt_prefix"), gid)).encode())
     chain = Chain(app, hs, eui, config.get("receipts_interval"), server, mqtt)
     if app.board.profile.get("gps"):  # GPS time for the records and beacons (a T-Beam)
-        from spot.hotspot.gpstime import GpsTime
+        from spot.sensors.gps import GpsTime
 
         gps = chain.gps = GpsTime(hs, app.board.gps_uart(), app.clock, EPOCH_S)
         asyncio.create_task(gps.run())

@@ -71,10 +71,8 @@ class VirtualGPS(_vhw.UartModel):
         s = sec - self.first  # seconds since the receiver was powered
         fixed = s >= self.ttff_s
         lat, lon = self.lat + self.step * s, self.lon + self.step * s
-        y, mo, d = time.gmtime(sec)[:3]
         self.rx = self.rx[-256:]  # the UART buffer keeps only the latest bytes
-        self.push(_vhw.fix_sentences(sec % 86400, lat, lon, self.alt, sats=9 if fixed else 2,
-                                     quality=1 if fixed else 0, date="%02d%02d%02d" % (d, mo, y % 100)))
+        self.push(_vhw.fix_sentences(sec, lat, lon, self.alt, sats=9 if fixed else 2, quality=1 if fixed else 0))
         if fixed:
             _tell({"name": "gps", "lat": lat, "lon": lon, "alt": self.alt})
 

@@ -372,14 +372,23 @@ def _nmea_coord(v, lat):
     return ("%02d%07.4f" if lat else "%03d%07.4f") % (deg, minutes), hemi
 
 
-def fix_sentences(t_s, lat, lon, alt, sats=8, quality=1, talker="GP", date="221126"):
-    """An RMC and a GGA sentence for a fix at t_s seconds of the day (RMC's date: ddmmyy)."""
+def fix_sentences(t_s, lat, lon, alt, sats=8, quality=1, talker="GP"):
+    """An RMC and a GGA sentence for a fix at t_s: seconds of the day (RMC's date 22 Nov 2026), or
+    from a day on, Unix seconds (RMC's date theirs). No keyword more: every virtual board loads
+    this module, and a name more in MicroPython's table can make it grow a block."""
+    day = "221126"
+    if t_s >= 86400:
+        import time
+
+        y, mo, d = time.gmtime(int(t_s))[:3]
+        day = "%02d%02d%02d" % (d, mo, y % 100)
+        t_s %= 86400
     hh, mm, ss = int(t_s // 3600) % 24, int(t_s // 60) % 60, t_s % 60
     t = "%02d%02d%05.2f" % (hh, mm, ss)
     la, ns = _nmea_coord(lat, True)
     lo, ew = _nmea_coord(lon, False)
     status = "A" if quality else "V"
-    rmc = nmea("%sRMC,%s,%s,%s,%s,%s,%s,0.5,54.7,%s,,,A" % (talker, t, status, la, ns, lo, ew, date))
+    rmc = nmea("%sRMC,%s,%s,%s,%s,%s,%s,0.5,54.7,%s,,,A" % (talker, t, status, la, ns, lo, ew, day))
     gga = nmea("%sGGA,%s,%s,%s,%s,%s,%d,%02d,0.9,%.1f,M,47.0,M,," % (talker, t, la, ns, lo, ew, quality, sats, alt))
     return rmc + gga
 
