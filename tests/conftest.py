@@ -44,6 +44,15 @@ def store_target(request, tmp_path):
     return request.getfixturevalue("postgres_server").new_database()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def inventory(request, tmp_path):
+    """Where a test's device inventory is: a file, or a fresh database on the PostgreSQL server
+    (each test that takes this runs against both)."""
+    if request.param == "sqlite":
+        return tmp_path / "inv.sqlite"
+    return request.getfixturevalue("postgres_server").new_database()
+
+
 @pytest.fixture(autouse=True)
 def _own_user_data(tmp_path, monkeypatch):
     """The default inventory of a test is its own, never the user's (~/.local/share/loraspot)."""

@@ -86,7 +86,7 @@ def run_all(ports: list[str]) -> list[Result]:
         return list(pool.map(run, ports))
 
 
-def keep(results: list[Result], inventory_path: Path | None) -> None:
+def keep(results: list[Result], inventory_path: Path | str | None) -> None:
     """Each result that names its board goes into the inventory (with the time it was taken)."""
     from loraspot.provision.inventory import Inventory
 

@@ -63,7 +63,7 @@ class Page:
             raise SetupError(f"{where}: answered {r.status} without JSON: is it a loraspot set-up page?") from None
 
 
-def apply(page: Page, values: dict[str, str], inventory: Path | None = None) -> dict:
+def apply(page: Page, values: dict[str, str], inventory: Path | str | None = None) -> dict:
     """Send values (FIELDS) to the page; on a locked board signed with the admin key the inventory
     holds for it. The board's answer, or SetupError naming the field it refused."""
     unknown = sorted(set(values) - set(FIELDS))
@@ -83,7 +83,7 @@ def apply(page: Page, values: dict[str, str], inventory: Path | None = None) -> 
     return out
 
 
-def _signature(page: Page, state: dict, values: dict[str, str], inventory: Path | None) -> dict:
+def _signature(page: Page, state: dict, values: dict[str, str], inventory: Path | str | None) -> dict:
     from loraspot.provision.inventory import Inventory, InventoryError
 
     try:
@@ -102,7 +102,7 @@ def _signature(page: Page, state: dict, values: dict[str, str], inventory: Path 
     return {"nonce": env["nonce"], "mac": env["mac"]}
 
 
-def virtual_page(port: str, pairing: str | None, inventory: Path | None) -> Page:
+def virtual_page(port: str, pairing: str | None, inventory: Path | str | None) -> Page:
     """The set-up page of the running virtual board serving port, through its access point."""
     from loraspot.sim import screen
 

@@ -50,6 +50,27 @@ def postgres_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def statements(script: str) -> list[str]:
+    """The statements of a script, one by one (run one at a time, inside the caller's transaction:
+    sqlite3's executescript would commit it): split where SQLite says a statement is complete."""
+    out, part = [], ""
+    for piece in script.split(";"):
+        part += piece + ";"
+        if sqlite3.complete_statement(part):
+            if part.strip(" \n;"):
+                out.append(part.strip())
+            part = ""
+    return out
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """The errors of either database a command may meet (the CLI says them in one line)."""
+    import sys
+
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error, psycopg.Error) if psycopg is not None else (sqlite3.Error,)
+
+
 class Store:
     """A connection in autocommit (transactions are opened with `transaction()`), shared by the
     threads of one process one statement at a time, as sqlite3's is with check_same_thread off."""
@@ -64,10 +85,12 @@ class Store:
                 raise StoreError(f"{where(target)}: PostgreSQL needs its driver: pip install 'loraspot[postgresql]'") \
                     from None
             self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
+            self.integrity_errors: tuple[type[Exception], ...] = (psycopg.IntegrityError,)
             self._timeout = int(timeout)
             self.conn: Any = self._connect()
         else:
             self.errors = (sqlite3.Error,)
+            self.integrity_errors = (sqlite3.IntegrityError,)
             try:
                 self.conn = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False)
             except sqlite3.Error as e:
@@ -115,6 +138,46 @@ class Store:
         else:
             self.conn.executescript(tables + sqlite)
 
+    def migrate(self, migrations: list[str], name: str) -> int:
+        """Bring a versioned schema up to date: `migrations[n]` (statements in SQLite's dialect,
+        split at `;`) takes it from version n to n + 1, each run once even when several processes
+        open one new store at once. The version is SQLite's user_version, or a row of the table
+        `{name}_schema` on PostgreSQL. Returns the version found, before migrating; a version newer
+        than this program knows is left alone (the caller refuses it)."""
+        found = self.version(name)
+        if found >= len(migrations):
+            return found
+        with self.transaction(lock=None if self.postgres else "schema"):
+            if self.postgres:
+                self.conn.execute("SELECT pg_advisory_xact_lock(4736)")  # loraspot's migration lock
+                self.conn.execute(f"CREATE TABLE IF NOT EXISTS {name}_schema (version INTEGER NOT NULL)")
+            version = self.version(name)  # again, under the lock: another process may have migrated
+            for n in range(version, len(migrations)):
+                for statement in statements(migrations[n]):
+                    self.conn.execute(postgres_ddl(statement) if self.postgres else statement)
+                if self.postgres:
+                    self.conn.execute(f"DELETE FROM {name}_schema")
+                    self.conn.execute(f"INSERT INTO {name}_schema VALUES ({n + 1})")
+                else:
+                    self.conn.execute(f"PRAGMA user_version = {n + 1}")
+        return found
+
+    def version(self, name: str) -> int:
+        """The schema version `migrate` keeps (0: none yet)."""
+        if not self.postgres:
+            return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        exists = self._live().execute("SELECT to_regclass(%s)", (f"{name}_schema",)).fetchone()[0]
+        row = self.conn.execute(f"SELECT max(version) FROM {name}_schema").fetchone() if exists else None
+        return (row[0] or 0) if row else 0
+
+    @property
+    def in_transaction(self) -> bool:
+        if self.postgres:
+            import psycopg
+
+            return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        return self.conn.in_transaction
+
     def transaction(self, lock: str | None = None) -> _Transaction:
         """`with store.transaction(lock="table"):` one transaction; with `lock`, writers of that
         table wait for each other from its start (SQLite: BEGIN IMMEDIATE locks the whole file)."""
@@ -125,12 +188,18 @@ class Store:
 
 
 class _Transaction:
+    """A transaction; one opened inside another joins it (the outer one commits or rolls back)."""
+
     def __init__(self, store: Store, lock: str | None) -> None:
         self.store = store
         self.lock = lock
+        self.joined = False
 
     def __enter__(self) -> Store:
         c = self.store._live()  # pyright: ignore[reportPrivateUsage]
+        if self.store.in_transaction:
+            self.joined = True
+            return self.store
         if self.store.postgres:
             c.execute("BEGIN")
             if self.lock:
@@ -140,4 +209,5 @@ class _Transaction:
         return self.store
 
     def __exit__(self, kind, exc, tb) -> None:
-        self.store.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        if not self.joined:
+            self.store.conn.execute("COMMIT" if kind is None else "ROLLBACK")

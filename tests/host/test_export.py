@@ -22,9 +22,9 @@ KEY = bytes.fromhex("98929b92c49edba9676d646d3b612456")
 
 
 @pytest.fixture
-def inv_path(tmp_path, monkeypatch):
+def inv_path(inventory, monkeypatch):
     monkeypatch.setenv("LORASPOT_MASTER_KEY", "44" * 32)
-    path = tmp_path / "inv.sqlite"
+    path = inventory
     with Inventory(path) as inv:
         inv.register(NODE, "A4CF12000001", role="node", board="virtual", region="EU868", name="node-000001",
                      join_eui="0000000000000000", state="provisioned")

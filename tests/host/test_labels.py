@@ -14,9 +14,9 @@ from PIL import Image
 
 
 @pytest.fixture
-def inv(tmp_path, monkeypatch):
+def inv(inventory, monkeypatch):
     monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
-    path = tmp_path / "inv.sqlite"
+    path = inventory
     with Inventory(path) as i:
         for n in range(1, 4):
             eui = f"70B3D57ED000000{n}"

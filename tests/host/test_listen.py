@@ -119,18 +119,18 @@ def test_keys_are_read_again_when_a_join_does_not_verify():
         assert "error" in join(bytes(16), 4)  # a key nobody has: still refused
 
 
-def test_keys_files_and_inventory(tmp_path):
+def test_keys_files_and_inventory(tmp_path, inventory):
     (tmp_path / "k.json").write_text(json.dumps({DEV.lower(): KEY.hex()}))
     (tmp_path / "k.csv").write_text(f"dev_eui,app_key\n{DEV},{KEY.hex()}\n")
     assert load_keys(tmp_path / "k.json") == load_keys(tmp_path / "k.csv") == {DEV: KEY}
     (tmp_path / "bad.csv").write_text(f"{DEV},1234\n")
     with pytest.raises(ListenError, match="32-hex-digit AppKey"):
         load_keys(tmp_path / "bad.csv")
-    with Inventory(tmp_path / "inv.sqlite") as inv:
+    with Inventory(inventory) as inv:
         inv.add_device(DEV)
         inv.set_secret(DEV, "app_key", KEY)
         inv.add_device("70B3D57ED0009999")  # no key yet: left out
-    assert inventory_keys(tmp_path / "inv.sqlite") == {DEV: KEY}
+    assert inventory_keys(inventory) == {DEV: KEY}
 
 
 def test_port_in_use_is_a_clear_error():

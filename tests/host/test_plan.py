@@ -16,8 +16,8 @@ def _hotspot(inv: Inventory, n: int, freq: int, sf: int, state: str = "provision
                  state=state, provisioned_at=time.time())
 
 
-def test_a_node_gets_the_hotspots_channel_or_a_reason(tmp_path):
-    with Inventory(tmp_path / "inv.sqlite") as inv:
+def test_a_node_gets_the_hotspots_channel_or_a_reason(inventory):
+    with Inventory(inventory) as inv:
         node = Options(role="node")
         assert plan(node, inv).startswith("EU868") and node.region == "EU868"  # no hotspot: a full region
         _hotspot(inv, 1, 868_100_000, 7, state="provisioning")  # not done: not counted
@@ -38,8 +38,8 @@ def test_a_node_gets_the_hotspots_channel_or_a_reason(tmp_path):
         assert plan(node, inv).startswith("SINGLE on 868.5 MHz SF7") and node.sf == 7
 
 
-def test_a_hotspots_channel_is_in_its_region(tmp_path):
-    with Inventory(tmp_path / "inv.sqlite") as inv:
+def test_a_hotspots_channel_is_in_its_region(inventory):
+    with Inventory(inventory) as inv:
         hs = Options(role="hotspot")
         assert plan(hs, inv) == "EU868, listening on 868.1 MHz SF7"
         us = Options(role="hotspot", region="US915")
@@ -51,17 +51,17 @@ def test_a_hotspots_channel_is_in_its_region(tmp_path):
             plan(Options(role="hotspot", region="SINGLE"), inv)
 
 
-def test_single_without_a_channel_is_refused(tmp_path):
-    with Inventory(tmp_path / "inv.sqlite") as inv, pytest.raises(ProvisionError, match="provision the hotspot"):
+def test_single_without_a_channel_is_refused(inventory):
+    with Inventory(inventory) as inv, pytest.raises(ProvisionError, match="provision the hotspot"):
         plan(Options(role="node", region="SINGLE"), inv)
     assert provision.REGIONS[-1] == "SINGLE"
 
 
-def test_a_single_channel_node_gets_the_region_its_channel_lies_in(tmp_path):
+def test_a_single_channel_node_gets_the_region_its_channel_lies_in(inventory):
     """single_region: the hotspot's region on that channel; with no hotspot in the inventory, the
     region whose band holds the frequency (where US915 and AS923 overlap, the one it is a default
     channel of); a frequency in no region, or in two without being a default channel, is refused."""
-    with Inventory(tmp_path / "inv.sqlite") as inv:
+    with Inventory(inventory) as inv:
         for freq, want in ((903_900_000, "US915"), (923_200_000, "AS923-1"), (916_600_000, "AS923-3"),
                            (868_100_000, "EU868")):
             node = Options(role="node", freq=freq, sf=7)
@@ -75,8 +75,8 @@ def test_a_single_channel_node_gets_the_region_its_channel_lies_in(tmp_path):
         assert (node.freq, node.single_region) == (921_400_000, "AS923-2")
 
 
-def test_a_hotspot_channel_its_nodes_could_not_use_and_lbt_outside_as923_are_refused(tmp_path):
-    with Inventory(tmp_path / "inv.sqlite") as inv:
+def test_a_hotspot_channel_its_nodes_could_not_use_and_lbt_outside_as923_are_refused(inventory):
+    with Inventory(inventory) as inv:
         # 869.3 MHz lies between EU868's sub-bands (LoRaMac-node RegionEU868.c VerifyRfFreq)
         with pytest.raises(ProvisionError, match="in no sub-band of EU868"):
             plan(Options(role="hotspot", region="EU868", freq=869_300_000, sf=9), inv)

@@ -12,8 +12,7 @@ from loraspot.errors import LoraspotError
 port_option = options.port("url")
 BAUD = click.IntRange(300, 5_000_000)  # what USB serial chips and pyserial take
 UDP_PORT = click.IntRange(0, 65535)
-INVENTORY = click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                         help="Inventory with the board's admin key, for a locked board (default: the user's).")
+INVENTORY = options.inventory("Inventory with the board's admin key, for a locked board (default: the user's).")
 baud_option = click.option("--baud", type=BAUD, default=115200, show_default=True, help="Console baud rate.")
 
 
@@ -104,7 +103,7 @@ def app_rows(app: object) -> list[tuple[str, object]]:
 SECRET_SETTINGS = {"wifi_password": (8, 63), "mqtt_password": (0, 255)}
 
 
-def _connect_signed(url: str, baud: int, inventory: Path | None):
+def _connect_signed(url: str, baud: int, inventory: Path | str | None):
     """A console client; on a locked board it signs with the admin key from the inventory."""
     client, hello = device.connect(url, baud)
     if hello.get("locked"):
@@ -125,7 +124,7 @@ def _connect_signed(url: str, baud: int, inventory: Path | None):
 @click.argument("key")
 @click.argument("value", required=False)
 @click.pass_obj
-def config_set_cmd(ctx, url: str, baud: int, inventory: Path | None, key: str, value: str | None) -> None:
+def config_set_cmd(ctx, url: str, baud: int, inventory: Path | str | None, key: str, value: str | None) -> None:
     """Set KEY to VALUE (JSON or text). wifi_password and mqtt_password go to the secrets store
     (asked for, hidden, when VALUE is left out); a locked board is signed for with the admin key."""
     if key in SECRET_SETTINGS:
@@ -144,7 +143,7 @@ def config_set_cmd(ctx, url: str, baud: int, inventory: Path | None, key: str, v
         click.echo(f"{key} = {json.dumps(stored[key])}")
 
 
-def _set_secret(ctx, url: str, baud: int, inventory: Path | None, key: str, value: str | None) -> None:
+def _set_secret(ctx, url: str, baud: int, inventory: Path | str | None, key: str, value: str | None) -> None:
     from loraspot.provision.provision import ProvisionError
 
     if value is None:
@@ -164,14 +163,14 @@ def _set_secret(ctx, url: str, baud: int, inventory: Path | None, key: str, valu
         click.echo(f"{key} = (set; never shown){'' if noted else ' - not in an inventory'}")
 
 
-def _note_secret(hello: dict, inventory: Path | None, kind: str, value: bytes) -> bool:
+def _note_secret(hello: dict, inventory: Path | str | None, kind: str, value: bytes) -> bool:
     """Keep the secret with the board's row when an inventory knows the board."""
-    from loraspot.provision.inventory import Inventory, default_path
+    from loraspot.provision.inventory import Inventory, inventory_target
 
-    path = Path(inventory) if inventory else default_path()
-    if not path.exists():
+    target = inventory_target(inventory)
+    if isinstance(target, Path) and not target.exists():
         return False
-    with Inventory(path) as inv:
+    with Inventory(target) as inv:
         known = inv.by_mac(str(hello.get("id", "")))
         if known is None:
             return False
@@ -184,7 +183,7 @@ def _note_secret(hello: dict, inventory: Path | None, kind: str, value: bytes) -
 @baud_option
 @INVENTORY
 @click.pass_obj
-def reboot_cmd(ctx, url: str, baud: int, inventory: Path | None) -> None:
+def reboot_cmd(ctx, url: str, baud: int, inventory: Path | str | None) -> None:
     """Restart the board (role and config changes take effect); waits until it is back, also
     when a board on native USB comes back under another port name."""
     from loraspot import transport
@@ -222,7 +221,7 @@ class SelftestFailed(LoraspotError):
 @click.option("--all", "every", is_flag=True, help="Every detected board.")
 @INVENTORY
 @click.pass_obj
-def selftest_cmd(ctx, ports: tuple[str, ...], every: bool, inventory: Path | None) -> None:
+def selftest_cmd(ctx, ports: tuple[str, ...], every: bool, inventory: Path | str | None) -> None:
     """Factory self-test, several boards in parallel: radio identity and register read-back, the
     noise floor on the board's channel (receive only), I2C scan, one reading of each sensor, a
     filesystem write and read-back, free heap, battery, GPS sentences. A board running a role

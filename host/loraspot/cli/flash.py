@@ -36,11 +36,10 @@ def _ask_board(ctx, target: flasher.Target) -> str:
               help="Highest baud rate to try (default 921600, falling back to lower ones).")
 @click.option("--force", is_flag=True,
               help="Flash a board the inventory knows as provisioned (its keys and config are erased).")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory that knows the boards (default: the user's).")
+@options.inventory("Inventory that knows the boards (default: the user's).")
 @click.pass_obj
 def flash_cmd(ctx, ports: tuple[str, ...], every: bool, board_id: str | None, image: Path | None,
-              config_file: Path | None, baud: str | None, force: bool, inventory: Path | None) -> None:
+              config_file: Path | None, baud: str | None, force: bool, inventory: Path | str | None) -> None:
     """Write MicroPython and the loraspot app to one or more boards, in parallel, in one esptool session each."""
     config = flasher.load_config(config_file) if config_file else None
     targets = flasher.resolve_targets(list(ports), every, board_id)
@@ -198,15 +197,14 @@ def restore_cmd(ctx, port: str, baud: str | None, file: Path) -> None:
 @click.option("--all-ota", "all_ota", is_flag=True,
               help="Over the network, every hotspot of --inventory with an update address "
                    "(`loraspot devices set-ota`).")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory holding the boards' admin keys (for --ota and --all-ota).")
+@options.inventory("Inventory holding the boards' admin keys (for --ota and --all-ota).")
 @click.option("--label", default="", help="A name for this release, shown by `loraspot info` (for --ota).")
 @click.option("--firmware", "firmware_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --ota/--all-ota: MicroPython itself, an application image (.app-bin), into the other "
                    "app slot of an ESP32_GENERIC-OTA image, kept once its health check passes.")
 @click.pass_obj
 def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str | None, dry_run: bool,
-               ota_targets: tuple[str, ...], all_ota: bool, inventory: Path | None, label: str,
+               ota_targets: tuple[str, ...], all_ota: bool, inventory: Path | str | None, label: str,
                firmware_file: Path | None) -> None:
     """Send only the app files that changed, each written atomically, then reboot once; several
     boards in parallel. With --ota, over the network: the board stages the files, switches at its
@@ -282,7 +280,7 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
         raise flasher.FlashError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
 
 
-def _inventory_hotspots(ctx, inventory: Path | None) -> tuple[str, ...]:
+def _inventory_hotspots(ctx, inventory: Path | str | None) -> tuple[str, ...]:
     """The update addresses of the inventory's hotspots; the hotspots without one are named."""
     from loraspot.provision.inventory import Inventory
 

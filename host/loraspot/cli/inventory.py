@@ -16,9 +16,7 @@ from loraspot.provision.inventory import Inventory
 
 AES_KINDS = provision.AES_KINDS
 
-INVENTORY_OPTION = click.option(
-    "--inventory", "inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Inventory file (default: inventory.sqlite in the user data folder).")
+INVENTORY_OPTION = options.inventory("The inventory (default: inventory.sqlite in the user data folder).")
 
 
 def _ports(ports: tuple[str, ...], every: bool) -> list[str]:
@@ -95,7 +93,7 @@ def provision_cmd(ctx, ports, every, role, region, freq, sf, multi_channel, acti
 @click.option("--production", is_flag=True, help="Also turn the MicroPython REPL off (Ctrl-C does nothing).")
 @INVENTORY_OPTION
 @click.pass_obj
-def lock_cmd(ctx, port: str, production: bool, inventory: Path | None) -> None:
+def lock_cmd(ctx, port: str, production: bool, inventory: Path | str | None) -> None:
     """Require the admin key (from the inventory) for keys, sensitive config, file writes and reset."""
     out = provision.set_lock(port, True, production, inventory)
     if ctx.json:
@@ -110,7 +108,7 @@ def lock_cmd(ctx, port: str, production: bool, inventory: Path | None) -> None:
 @options.port()
 @INVENTORY_OPTION
 @click.pass_obj
-def unlock_cmd(ctx, port: str, inventory: Path | None) -> None:
+def unlock_cmd(ctx, port: str, inventory: Path | str | None) -> None:
     """Turn admin authentication off again (needs the admin key from the inventory)."""
     out = provision.set_lock(port, False, False, inventory)
     ctx.emit(out) if ctx.json else ctx.out.print(f"{port}: unlocked")
@@ -121,7 +119,7 @@ def unlock_cmd(ctx, port: str, inventory: Path | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @INVENTORY_OPTION
 @click.pass_obj
-def factory_reset_cmd(ctx, port: str, yes: bool, inventory: Path | None) -> None:
+def factory_reset_cmd(ctx, port: str, yes: bool, inventory: Path | str | None) -> None:
     """Erase the board's secrets and config (signed with the admin key when it is locked)."""
     if not yes:
         click.confirm(f"Erase the keys and config of the board on {port}?", abort=True)
@@ -131,10 +129,9 @@ def factory_reset_cmd(ctx, port: str, yes: bool, inventory: Path | None) -> None
 
 # --- devices ---------------------------------------------------------------------------------------
 @click.group("devices", invoke_without_command=True)
-@click.option("--inventory", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory file (default: inventory.sqlite in the user data folder).")
+@options.inventory("The inventory (default: inventory.sqlite in the user data folder).", "path")
 @click.pass_context
-def devices_group(cctx: click.Context, path: Path | None) -> None:
+def devices_group(cctx: click.Context, path: Path | str | None) -> None:
     """The device inventory (secrets encrypted at rest; shown only with `show --reveal-keys`)."""
     cctx.obj.inventory_path = path
     if cctx.invoked_subcommand is None:
@@ -234,11 +231,37 @@ def _find(inv: Inventory, ident: str):
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def backup_cmd(ctx, file: Path) -> None:
-    """A consistent copy of the inventory (SQLite online backup: safe while others write)."""
+    """A consistent copy of the inventory into a new file, safe while others write: SQLite's online
+    backup, or a logical export of a PostgreSQL inventory (an inventory file, secrets still sealed;
+    `devices migrate` takes it back to a server)."""
     with Inventory(ctx.inventory_path) as inv:
         inv.backup(file)
         n = len(inv.devices())
     ctx.emit({"file": str(file), "devices": n}) if ctx.json else ctx.out.print(f"{n} devices backed up to {file}")
+
+
+@devices_group.command("migrate")
+@click.option("--from", "source", type=options.StoreTarget(), required=True, metavar="PATH|URL",
+              help="The inventory to copy: a file or postgresql://USER@HOST/DB.")
+@click.option("--to", "dest", type=options.StoreTarget(), required=True, metavar="PATH|URL",
+              help="An empty inventory to copy it into (made if need be).")
+@click.pass_obj
+def migrate_cmd(ctx, source: Path | str, dest: Path | str) -> None:
+    """Move an inventory to another database (a file to a PostgreSQL server several stations share,
+    or back): every device, self-test and secret, still sealed under the same master key. The
+    source is left as it was."""
+    from loraspot.provision.inventory import key_file, migrate
+    from loraspot.store import where
+
+    counts = migrate(source, dest)
+    if ctx.json:
+        ctx.emit({"from": where(source), "to": where(dest), **counts})
+        return
+    ctx.out.print(f"{counts['devices']} devices, {counts['secrets']} secrets and {counts['selftests']} self-tests "
+                  f"copied to {where(dest)}", highlight=False)
+    if not os.environ.get("LORASPOT_MASTER_KEY"):
+        ctx.err.print(f"its master key is the source's, in {key_file(dest)}: other stations need it too (that file, "
+                      "or LORASPOT_MASTER_KEY)", highlight=False)
 
 
 @devices_group.command("export")
@@ -309,8 +332,7 @@ def _since(text: str | None) -> float | None:
 @click.command("labels")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The sheet: a .pdf (all pages) or a .png (one file per page).")
-@click.option("--inventory", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory file (default: inventory.sqlite in the user data folder).")
+@options.inventory("The inventory (default: inventory.sqlite in the user data folder).", "path")
 @click.option("--dev-eui", "dev_euis", multiple=True, help="Only these boards (repeatable).")
 @click.option("--since", default=None,
               help="Only boards provisioned since then (a provisioning run), e.g. 2026-12-05T14:00.")
@@ -319,7 +341,7 @@ def _since(text: str | None) -> float | None:
 @click.option("--with-app-key", is_flag=True, help="Put each node's AppKey in its QR code (a label is not a safe place "
               "for it: only when the boxes stay with you).")
 @click.pass_obj
-def labels_cmd(ctx, out: Path, path: Path | None, dev_euis: tuple[str, ...], since: str | None, profile_id: str,
+def labels_cmd(ctx, out: Path, path: Path | str | None, dev_euis: tuple[str, ...], since: str | None, profile_id: str,
                with_app_key: bool) -> None:
     """Printable labels for a batch: name, DevEUI or gateway EUI, the LoRa Alliance TR005 QR code
     (JoinEUI, DevEUI, profile) and the pairing code of each provisioned board."""

@@ -60,10 +60,9 @@ def ledger_group() -> None:
 
 @ledger_group.command("gateways")
 @LEDGER
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The inventory whose hotspots' identity keys the ledger trusts.")
+@options.inventory("The inventory whose hotspots' identity keys the ledger trusts (default: the user's).")
 @click.pass_obj
-def gateways_cmd(ctx, ledger_path: Path | str, inventory: Path | None) -> None:
+def gateways_cmd(ctx, ledger_path: Path | str, inventory: Path | str | None) -> None:
     """Trust the identity keys of the inventory's hotspots (made on each board at provisioning)."""
     from loraspot.provision.inventory import Inventory
 
@@ -124,8 +123,8 @@ def ingest_cmd(ctx, ledger_path: Path | str, files: tuple[Path, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8780, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port (a hotspot's ledger_server_port).")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Trust the identity keys of this inventory's hotspots first (as `ledger gateways`).")
+@options.inventory("Trust the identity keys of this inventory's hotspots first (as `ledger gateways`).",
+                   envvar=False)
 @click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST:PORT",
               help="Also take the batches hotspots on the MQTT backhaul publish to this broker.")
 @click.option("--mqtt-prefix", default="eu868", show_default=True, help="Topic prefix of the hotspots' MQTT topics.")
@@ -139,7 +138,7 @@ def ingest_cmd(ctx, ledger_path: Path | str, files: tuple[Path, ...]) -> None:
               help="Seconds between challenges to each hotspot (a nonce with the answer to its upload, "
                    "which it beacons with); 0: none.")
 @click.pass_obj
-def serve_cmd(ctx, ledger_path: Path | str, host: str, port: int, inventory: Path | None, mqtt_url: str | None,
+def serve_cmd(ctx, ledger_path: Path | str, host: str, port: int, inventory: Path | str | None, mqtt_url: str | None,
               mqtt_prefix: str, anchor_chain: str | None, anchor_every: float, anchor_key_file: Path | None,
               challenge_every: float) -> None:
     """Take the batches hotspots upload (their ledger_server setting) or publish (the MQTT
@@ -198,10 +197,9 @@ def serve_cmd(ctx, ledger_path: Path | str, host: str, port: int, inventory: Pat
 @options.port("url")
 @click.option("--baud", type=click.IntRange(300, 5_000_000), default=115200, show_default=True,
               help="Console baud rate.")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory with the board's admin key, for a locked board (default: the user's).")
+@options.inventory("Inventory with the board's admin key, for a locked board (default: the user's).")
 @click.pass_obj
-def pull_cmd(ctx, ledger_path: Path | str, url: str, baud: int, inventory: Path | None) -> None:
+def pull_cmd(ctx, ledger_path: Path | str, url: str, baud: int, inventory: Path | str | None) -> None:
     """Take the batches a hotspot holds over its console (one without a ledger service, or cut off
     from it) into the ledger; each one the ledger has leaves the board, a refused one stays."""
     from loraspot.cli.device import _connect_signed
@@ -428,11 +426,10 @@ def witnesses_cmd(ctx, ledger_path: Path | str, frames_path: Path, environment: 
 @ledger_group.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key", "key_hex", default=None, help="The gateway's public identity key, hex (else --inventory).")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="An inventory holding the gateway's identity key.")
+@options.inventory("An inventory holding the gateway's identity key.", envvar=False)
 @click.option("--frame", default=None, help="The frame's PHYPayload, hex: also check the proof is of this frame.")
 @click.pass_obj
-def verify_cmd(ctx, file: Path, key_hex: str | None, inventory: Path | None, frame: str | None) -> None:
+def verify_cmd(ctx, file: Path, key_hex: str | None, inventory: Path | str | None, frame: str | None) -> None:
     """Check inclusion proofs offline (`ledger prove`'s output): each record was in a batch the
     gateway signed."""
     try:

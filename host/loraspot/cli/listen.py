@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from loraspot.cli import options
 from loraspot.cli.device import UDP_PORT
 from loraspot.listen.server import Listener, ListenError, inventory_abp, inventory_keys, load_keys
 
@@ -33,8 +34,7 @@ def _row(f: dict) -> tuple[str, ...]:
               help="UDP port of the Semtech packet forwarder protocol (0: any free one).")
 @click.option("--keys", "keys_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="DevEUI/AppKey pairs (JSON object or CSV) instead of the inventory.")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Inventory to take the AppKeys from (default: the user's).")
+@options.inventory("Inventory to take the AppKeys from (default: the user's).")
 @click.option("--dedup-ms", default=200.0, show_default=True, help="Wait this long for copies from other hotspots.")
 @click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST:PORT",
               help="Also take hotspots' ChirpStack Gateway Bridge JSON from this MQTT broker.")
@@ -43,7 +43,7 @@ def _row(f: dict) -> tuple[str, ...]:
               help="Region of the hotspots: downlinks follow its RX1 and RX2 rules.")
 @click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 @click.pass_obj
-def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Path | None, dedup_ms: float,
+def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Path | str | None, dedup_ms: float,
                mqtt_url: str | None, mqtt_prefix: str, region: str, duration: float) -> None:
     """Receive from hotspots over Semtech UDP, answer joins, decrypt and decode uplinks; a live
     table (or one JSON object per frame with --json)."""

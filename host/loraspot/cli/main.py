@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 
 import click
@@ -12,6 +11,7 @@ from rich.markup import escape
 
 from loraspot import __version__
 from loraspot.errors import LoraspotError
+from loraspot.store import database_errors
 
 
 class Ctx:
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"{where}{e.strerror or e}", 2)
     except UnicodeDecodeError as e:
         return _error(f"a file is not text where text was expected ({e.reason} at byte {e.start})", 2)
-    except sqlite3.Error as e:
-        return _error(f"database: {e}", 6)
+    except database_errors() as e:  # SQLite's, and PostgreSQL's when its driver is loaded
+        return _error(f"database: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}", 6)
     except click.exceptions.Abort:
         return 130
     except click.ClickException as e:

@@ -90,3 +90,12 @@ class StoreTarget(click.ParamType):
         if path.is_dir():
             self.fail(f"{path} is a folder: give a file", param, ctx)
         return path
+
+
+def inventory(help: str, param: str = "inventory", envvar: bool = True):
+    """--inventory: an SQLite file or a PostgreSQL server (postgresql://USER@HOST/DB); where None
+    means the user's own, LORASPOT_INVENTORY names another (`envvar`)."""
+    return click.option("--inventory", param, type=StoreTarget(), default=None,
+                        envvar="LORASPOT_INVENTORY" if envvar else None, metavar="PATH|URL",
+                        help=help + (" A file or postgresql://USER@HOST/DB (also LORASPOT_INVENTORY)." if envvar
+                                     else " A file or postgresql://USER@HOST/DB."))

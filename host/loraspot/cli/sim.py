@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from loraspot.cli import ui
+from loraspot.cli import options, ui
 from loraspot.cli.device import BAUD, UDP_PORT
 from loraspot.sim.medium import Medium, MediumError
 from loraspot.sim.vboard import BoardOptions, VirtualBoard
@@ -172,12 +172,11 @@ def medium_cmd(ctx, port: int, speed: int, path_loss_exponent: float) -> None:
 @click.option("--forward", default=None, metavar="udp://HOST:PORT|mqtt://HOST:PORT",
               help="Hotspots forward to this network server (Semtech UDP) or MQTT broker (ChirpStack Gateway "
                    "Bridge JSON) instead of a built-in loraspot listen.")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Keep the nodes' keys in this inventory (default: a temporary one).")
+@options.inventory("Keep the nodes' keys in this inventory (default: a temporary one).", envvar=False)
 @click.option("--uplink-interval", default=60, show_default=True, help="Node uplink interval, device seconds.")
 @click.pass_obj
 def world_cmd(ctx, nodes: int, hotspots: int, region: str, duration: float, speed: int, forward: str | None,
-              inventory: Path | None, uplink_interval: int) -> None:
+              inventory: Path | str | None, uplink_interval: int) -> None:
     """A simulated world: nodes, hotspots, the RF medium and loraspot listen; one JSON object per
     event with --json, and a summary at the end."""
     from loraspot.sim.world import World, WorldOptions

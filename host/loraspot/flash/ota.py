@@ -137,7 +137,7 @@ def sign(key: bytes, nonce: bytes, head: dict) -> str:
     return hmac.new(key, nonce + b"ota\n" + canonical(head), hashlib.sha256).hexdigest()
 
 
-def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Path | None = None,
+def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Path | str | None = None,
                admin_key: bytes | None = None, label: str = "", dry_run: bool = False,
                wait: float = 120.0, timeout: float = 30.0) -> serial_deploy.DeployResult:
     """Send the files that differ from the board's manifest; wait (up to `wait` wall seconds)
@@ -147,7 +147,7 @@ def deploy_ota(target: str, files: dict[str, bytes] | None = None, inventory: Pa
     return _retried(_deploy_ota, target, files, inventory, admin_key, label, dry_run, wait, timeout)
 
 
-def _admin_key(greet: dict, where: str, inventory: Path | None) -> bytes:
+def _admin_key(greet: dict, where: str, inventory: Path | str | None) -> bytes:
     """The board's admin key from the inventory that provisioned it (found by the id it greets with)."""
     from loraspot.provision.provision import held_admin_key
 
@@ -171,7 +171,7 @@ def _retried(session, *args):
     return session(*args)
 
 
-def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | None, admin_key: bytes | None,
+def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | str | None, admin_key: bytes | None,
                 label: str, dry_run: bool, wait: float, timeout: float) -> serial_deploy.DeployResult:
     host, port = parse_target(target)
     start = time.monotonic()
@@ -226,8 +226,9 @@ def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | N
     return res
 
 
-def deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | None = None, admin_key: bytes | None = None,
-                        label: str = "", wait: float = 120.0, timeout: float = 30.0) -> dict:
+def deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | str | None = None,
+                        admin_key: bytes | None = None, label: str = "", wait: float = 120.0,
+                        timeout: float = 30.0) -> dict:
     """MicroPython itself (an application image, as the .app-bin of a MicroPython release) into
     the app slot a board with two (ESP32_GENERIC-OTA) is not running; the board boots it once on
     trial and keeps it when its health check passes, else its bootloader goes back. Waits (up to
@@ -236,7 +237,7 @@ def deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | None = N
     return _retried(_deploy_firmware_ota, target, firmware, inventory, admin_key, label, wait, timeout)
 
 
-def _deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | None, admin_key: bytes | None,
+def _deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | str | None, admin_key: bytes | None,
                          label: str, wait: float, timeout: float) -> dict:
     from loraspot.flash import espimage
 

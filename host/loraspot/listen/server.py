@@ -71,7 +71,7 @@ def load_keys(path: Path) -> dict[str, bytes]:
     return out
 
 
-def inventory_abp(path: Path | None = None) -> dict[str, tuple[str, bytes, bytes]]:
+def inventory_abp(path: Path | str | None = None) -> dict[str, tuple[str, bytes, bytes]]:
     """The inventory's ABP devices: DevAddr -> (DevEUI, NwkSKey, AppSKey)."""
     from loraspot.provision.inventory import Inventory, InventoryError
 
@@ -87,7 +87,7 @@ def inventory_abp(path: Path | None = None) -> dict[str, tuple[str, bytes, bytes
     return out
 
 
-def inventory_keys(path: Path | None = None) -> dict[str, bytes]:
+def inventory_keys(path: Path | str | None = None) -> dict[str, bytes]:
     from loraspot.provision.inventory import Inventory, InventoryError
 
     out = {}

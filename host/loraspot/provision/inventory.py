@@ -1,10 +1,14 @@
-"""The device inventory: SQLite (one file, user data dir by default), secrets encrypted at rest
-with AES-256-GCM under a master key, schema versioned with migrations.
+"""The device inventory: an SQLite file (in the user data dir by default) or a PostgreSQL server
+several stations share (a postgresql:// URL), secrets encrypted at rest with AES-256-GCM under a
+master key, one schema versioned with one set of migrations for both (loraspot.store translates).
+No two devices share a MAC, DevEUI, gateway EUI, DevAddr, identity or key: the database's own
+unique indexes say so, whichever station writes.
 
 The master key comes from, in order: LORASPOT_MASTER_KEY (64 hex digits), the system keyring
-(when the `keyring` package is installed and has one), or a key file next to the inventory
-(created 0600 with a random key; refused when others may read it). A wrong master key is
-detected on open through an encrypted check value, before anything is read or written.
+(when the `keyring` package is installed and has one), or a key file (created 0600 with a random
+key; refused when others may read it): next to an inventory file, or in the user data dir for a
+server's inventory. A wrong master key is detected on open through an encrypted check value,
+before anything is read or written.
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 import stat
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from loraspot.errors import LoraspotError
+from loraspot.store import Store, StoreError, is_url, where
 
 ENV_KEY = "LORASPOT_MASTER_KEY"
 _CHECK = b"loraspot inventory master key check"
@@ -87,6 +94,7 @@ MIGRATIONS = [
     """,
 ]
 # never the same on two devices
+SCHEMA = "inventory"  # the name of its schema version on a PostgreSQL server (loraspot.store.migrate)
 UNIQUE_KINDS = ("app_key", "nwk_key", "nwk_s_key", "app_s_key", "admin_key", "admin_key_pending")
 STATES = ("registered", "provisioning", "provisioned", "locked")
 
@@ -109,31 +117,68 @@ def _parse_key(text: str, source: str) -> bytes:
     return key
 
 
-def master_key(inventory_path: Path, create: bool = True) -> bytes:
-    """The master key for inventory_path (see the module documentation for the order)."""
+Target = Path | str  # an inventory: an SQLite file, or a postgresql:// URL
+
+
+def inventory_target(target: str | Path | None) -> Target:
+    """Where an inventory is, said once: the default file, a URL as it is, or a path expanded."""
+    if target is None or str(target).strip() == "":
+        return default_path()
+    if is_url(target):
+        return str(target).strip()
+    return Path(target).expanduser()
+
+
+def key_file(target: Target) -> Path:
+    """The key file of an inventory: beside its file, or in the user data dir for a server's
+    (named by user, host, port and database, never by the password)."""
+    if is_url(target):
+        u = urlsplit(str(target))
+        label = f"{u.username or ''}@{u.hostname or 'localhost'}_{u.port or 5432}_{u.path.strip('/') or 'postgres'}"
+        return Path(platformdirs.user_data_dir("loraspot")) / "keys" / (re.sub(r"[^\w@.-]", "_", label) + ".key")
+    path = Path(target)
+    return path.with_name(path.name + ".key")
+
+
+def _configured_key(target: Target) -> bytes | None:
+    """The master key the environment, the keyring or the key file gives `target`, if any."""
     env = os.environ.get(ENV_KEY)
     if env:
         return _parse_key(env, ENV_KEY)
     try:
         import keyring  # pyright: ignore[reportMissingImports]
 
-        stored = keyring.get_password("loraspot", str(inventory_path.resolve()))
+        stored = keyring.get_password("loraspot", where(target) if is_url(target) else str(Path(target).resolve()))
         if stored:
             return _parse_key(stored, "the system keyring")
     except Exception:  # no keyring package, or no usable backend: fall back to the key file
         pass
-    path = inventory_path.with_name(inventory_path.name + ".key")
+    path = key_file(target)
     if path.exists():
         if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
             raise InventoryError(f"{path} can be read by other users: chmod 600 it")
         return _parse_key(path.read_text(), str(path))
-    if not create:
-        raise InventoryError(f"no master key: set {ENV_KEY} or restore {path}")
+    return None
+
+
+def _write_key_file(target: Target, key: bytes) -> None:
+    path = key_file(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(key.hex() + "\n")
+
+
+def master_key(target: Target, create: bool = True) -> bytes:
+    """The master key of the inventory at `target` (see the module documentation for the order)."""
+    target = inventory_target(target)
+    key = _configured_key(target)
+    if key is not None:
+        return key
+    if not create:
+        raise InventoryError(f"no master key: set {ENV_KEY} or restore {key_file(target)}")
+    key = secrets.token_bytes(32)
+    _write_key_file(target, key)
     return key
 
 
@@ -171,19 +216,6 @@ def hex_id(value: str, digits: int, what: str, error: type[LoraspotError] = Inve
     return v
 
 
-def _statements(script: str) -> list[str]:
-    """The SQL statements of a migration, one by one (a script run with executescript would commit
-    the transaction it is part of): split where sqlite says a statement is complete."""
-    out, part = [], ""
-    for piece in script.split(";"):
-        part += piece + ";"
-        if sqlite3.complete_statement(part):
-            if part.strip(" \n;"):
-                out.append(part.strip())
-            part = ""
-    return out
-
-
 def _mac(value: str) -> str:
     return hex_id(value, 12, "MAC")
 
@@ -192,25 +224,47 @@ def _eui(value: str, what: str = "DevEUI") -> str:
     return hex_id(value, 16, what)
 
 
-def peek_by_mac(path: Path, mac: str) -> Device | None:
+def peek_by_mac(target: str | Path | None, mac: str) -> Device | None:
     """The device of a MAC, read without the master key (public columns only, read-only): for a
     check that must not need the key, such as flash asking whether a board is provisioned."""
-    uri = f"file:{Path(path).resolve()}?mode=ro"
+    target = inventory_target(target)
+    query = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE mac = ?"
+    if is_url(target):
+        try:
+            store = Store(target)
+        except StoreError as e:
+            raise InventoryError(str(e)) from None
+        try:
+            current = store.version(SCHEMA) == len(MIGRATIONS)
+            row = store.execute(query, (_mac(mac),)).fetchone() if current else None
+        except store.errors as e:
+            raise InventoryError(f"{where(target)}: the inventory cannot be read ({_first_line(e)})") from None
+        finally:
+            store.close()
+        if current:
+            return Device(*row) if row else None
+        with Inventory(target) as inv:  # an older schema: migrated (this needs the key)
+            return inv.by_mac(mac)
+    uri = f"file:{Path(target).resolve()}?mode=ro"
     try:
         db = sqlite3.connect(uri, uri=True, timeout=30)
     except sqlite3.Error as e:
-        raise InventoryError(f"{path}: cannot open the inventory ({e})") from None
+        raise InventoryError(f"{target}: cannot open the inventory ({e})") from None
     try:
         if db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
             db.close()
-            with Inventory(path) as inv:  # an older schema: migrated (this needs the key)
+            with Inventory(target) as inv:  # an older schema: migrated (this needs the key)
                 return inv.by_mac(mac)
-        row = db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE mac = ?", (_mac(mac),)).fetchone()
+        row = db.execute(query, (_mac(mac),)).fetchone()
         return Device(*row) if row else None
     except sqlite3.DatabaseError as e:
-        raise InventoryError(f"{path}: not a loraspot inventory, or damaged ({e})") from None
+        raise InventoryError(f"{target}: not a loraspot inventory, or damaged ({e})") from None
     finally:
         db.close()
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _blob(value: object) -> bytes:
@@ -227,26 +281,34 @@ _DEVICE_COLUMNS = ", ".join(f.name for f in fields(Device))
 
 
 class Inventory:
-    def __init__(self, path: Path | None = None, key: bytes | None = None):
-        self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        # WAL: readers (listen, a backup) and one writer at a time from several processes and the
-        # threads of a batch, each with a connection of its own; a writer waits up to 30 s
+    def __init__(self, target: str | Path | None = None, key: bytes | None = None):
+        self.target = inventory_target(target)
+        self.where = where(self.target)
+        self.postgres = is_url(self.target)
+        if isinstance(self.target, Path):
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite in WAL: readers (listen, a backup) and one writer at a time from several processes
+        # and the threads of a batch, each with a connection of its own; a writer waits up to 30 s.
+        # PostgreSQL: as many stations as the server takes; writers wait for each other likewise.
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        except sqlite3.Error as e:
-            raise InventoryError(f"{self.path}: cannot open the inventory ({e})") from None
+            self.db = Store(self.target, timeout=30)
+        except StoreError as e:
+            raise InventoryError(str(e).replace("cannot open", "cannot open the inventory")) from None
         try:
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self._wal()
-            self._migrate()
-            self._key = key if key is not None else master_key(self.path, create=new or self._empty())
+            if not self.postgres:
+                self.db.execute("PRAGMA foreign_keys = ON")
+                self._wal()
+            found = self.db.migrate(MIGRATIONS, SCHEMA)
+            if found > len(MIGRATIONS):
+                raise InventoryError(f"{self.where} was written by a newer loraspot (schema {found}); upgrade loraspot")
+            self._key = key if key is not None else master_key(self.target, create=self._empty())
             self._aead = AESGCM(self._key)
             self._check_key()
-        except sqlite3.DatabaseError as e:
+        except self.db.errors as e:
             self.db.close()
-            raise InventoryError(f"{self.path}: not a loraspot inventory, or damaged ({e}); "
+            if self.postgres:
+                raise InventoryError(f"{self.where}: the inventory cannot be opened ({_first_line(e)})") from None
+            raise InventoryError(f"{self.where}: not a loraspot inventory, or damaged ({e}); "
                                  "restore it from a backup (loraspot devices backup)") from None
         except Exception:
             self.db.close()
@@ -256,8 +318,6 @@ class Inventory:
         """WAL mode. Switching a new file to it needs the file to itself, and SQLite answers "database
         is locked" at once, without its busy wait, while another process opening the same new
         inventory holds it: that is retried, with a growing pause, for as long as a writer waits."""
-        import time
-
         deadline = time.monotonic() + 30
         pause = 0.01
         while True:
@@ -280,28 +340,8 @@ class Inventory:
         self.close()
 
     # ---- schema ---------------------------------------------------------------------------------
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise InventoryError(f"{self.path} was written by a newer loraspot (schema {version}); upgrade loraspot")
-        if version == len(MIGRATIONS):
-            return
-        # another process may be opening the same new inventory: the version is read again under
-        # the write lock, so each migration runs once
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            for n in range(version, len(MIGRATIONS)):
-                for statement in _statements(MIGRATIONS[n]):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {n + 1}")
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-
     def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        return self.db.version(SCHEMA)
 
     def _empty(self) -> bool:
         return self.db.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
@@ -322,19 +362,21 @@ class Inventory:
             blob = _blob(row[0])
             self._aead.decrypt(blob[:12], blob[12:], b"key_check")
         except (InvalidTag, ValueError):
-            raise InventoryError(f"wrong master key for {self.path}") from None
+            raise InventoryError(f"wrong master key for {self.where}") from None
 
     # ---- devices --------------------------------------------------------------------------------
     def add_device(self, dev_eui: str, join_eui: str | None = None, name: str | None = None,
                    board: str | None = None) -> Device:
         eui = _eui(dev_eui)
         now = time.time()
-        self.db.execute(
-            "INSERT INTO devices (dev_eui, join_eui, dev_addr, name, board, created_at, updated_at) "
-            "VALUES (?, ?, NULL, ?, ?, ?, ?) ON CONFLICT(dev_eui) DO UPDATE SET "
-            "join_eui = COALESCE(excluded.join_eui, join_eui), name = COALESCE(excluded.name, name), "
-            "board = COALESCE(excluded.board, board), updated_at = excluded.updated_at",
-            (eui, _eui(join_eui, "JoinEUI") if join_eui else None, name, board, now, now))
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO devices (dev_eui, join_eui, dev_addr, name, board, created_at, updated_at) "
+                "VALUES (?, ?, NULL, ?, ?, ?, ?) ON CONFLICT(dev_eui) DO UPDATE SET "
+                "join_eui = COALESCE(excluded.join_eui, devices.join_eui), "
+                "name = COALESCE(excluded.name, devices.name), "
+                "board = COALESCE(excluded.board, devices.board), updated_at = excluded.updated_at",
+                (eui, _eui(join_eui, "JoinEUI") if join_eui else None, name, board, now, now))
         return self.device(eui)
 
     def device(self, dev_eui: str) -> Device:
@@ -386,17 +428,16 @@ class Inventory:
             return
         if fields.get("identity") is not None:
             fields["identity"] = hex_id(fields["identity"], 64, "identity public key").lower()
+        eui = _eui(dev_eui)
         sets = ", ".join(f"{k} = ?" for k in fields)
-        try:
+        with self.transaction():
+            if fields.get("identity") is not None:
+                other = self.db.execute("SELECT dev_eui FROM devices WHERE identity = ? AND dev_eui != ?",
+                                        (fields["identity"], eui)).fetchone()
+                if other:
+                    raise InventoryError(f"identity key {fields['identity']} already belongs to {other[0]}")
             self.db.execute(f"UPDATE devices SET {sets}, updated_at = ? WHERE dev_eui = ?",
-                            (*fields.values(), time.time(), _eui(dev_eui)))
-        except sqlite3.IntegrityError as e:
-            if "identity" in str(e):
-                other = self.db.execute("SELECT dev_eui FROM devices WHERE identity = ?",
-                                        (fields["identity"],)).fetchone()
-                raise InventoryError(f"identity key {fields['identity']} already belongs to "
-                                     f"{other[0] if other else 'another device'}") from None
-            raise
+                            (*fields.values(), time.time(), eui))
 
     def new_dev_addr(self, net_id: int = 0x000013) -> str:
         """A DevAddr no device of the inventory has, in the address block of NetID net_id (type 0:
@@ -420,36 +461,80 @@ class Inventory:
         if mac is not None:
             query += " WHERE mac = ?"
             args = (_mac(mac),)
-        rows = self.db.execute(query + " ORDER BY at, rowid", args).fetchall()
+        rows = self.db.execute(query + " ORDER BY at", args).fetchall()
         return [{"mac": m, "board": b, "at": at, "ok": bool(ok), "checks": json.loads(r)} for m, b, at, ok, r in rows]
 
     @contextlib.contextmanager
     def transaction(self):
-        """One write transaction (BEGIN IMMEDIATE: other writers wait); nested calls join it."""
-        if self.db.in_transaction:
+        """One write transaction (writers of the inventory wait for each other from its start);
+        nested calls join it. A write the database refuses (a unique index: another station took
+        that MAC, EUI or key first) is said in words, and the whole transaction is undone."""
+        try:
+            with self.db.transaction(lock="devices"):
+                yield
+        except self.db.integrity_errors as e:
+            raise _taken(e) from None
+
+    @contextlib.contextmanager
+    def claim(self, mac: str):
+        """This station works on the board of `mac` until the block ends. On a server several
+        stations share, a second station is refused meanwhile (a session advisory lock, which the
+        server lets go of when this station's connection ends: a station that dies leaves the
+        board's row, in `provisioning`, to be resumed by another). A file's inventory serves one
+        machine, whose boards each have their own port: nothing to hold there."""
+        mac = _mac(mac)
+        if not self.postgres:
             yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        lock = int.from_bytes(hashlib.sha256(b"loraspot board " + mac.encode()).digest()[:8], "big", signed=True)
+        if not self.db.execute("SELECT pg_try_advisory_lock(?::bigint)", (lock,)).fetchone()[0]:
+            raise InventoryError(f"the board with MAC {mac} is being provisioned by another station right now")
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        finally:
+            with contextlib.suppress(*self.db.errors):
+                self.db.execute("SELECT pg_advisory_unlock(?::bigint)", (lock,))
 
     def backup(self, dest: Path) -> None:
-        """A consistent copy through SQLite's online backup API, safe while others write."""
+        """A consistent copy, safe while others write: SQLite's online backup API for a file; an
+        inventory file with the same schema and sealed rows for a server's (a logical export,
+        which `devices migrate` takes back to a server)."""
         dest = Path(dest)
         if dest.exists():
             raise InventoryError(f"{dest} exists; give a new file name")
+        if self.postgres:
+            with Inventory(dest, key=self._key) as out:
+                self.copy_to(out)
+            return
         try:
             out = sqlite3.connect(dest)
             try:
-                self.db.backup(out)
+                self.db.conn.backup(out)
             finally:
                 out.close()
         except sqlite3.Error as e:
             raise InventoryError(f"{dest}: cannot write the backup there ({e})") from None
+
+    _TABLES = (("devices", _DEVICE_COLUMNS), ("secrets", "dev_eui, kind, nonce, sealed, updated_at"),
+               ("key_prints", "print, dev_eui, kind"), ("selftests", "mac, board, at, ok, result"))
+
+    def copy_to(self, dst: Inventory) -> dict[str, int]:
+        """Every row into the empty inventory `dst` under the same master key, secrets still sealed
+        (never decrypted on the way). Returns the rows copied, by table."""
+        if dst._key != self._key:
+            raise InventoryError(f"{dst.where} has another master key than {self.where}")
+        if dst.db.execute("SELECT (SELECT COUNT(*) FROM devices) + (SELECT COUNT(*) FROM selftests)").fetchone()[0]:
+            raise InventoryError(f"{dst.where} already holds devices: copy into an empty inventory")
+        with self.transaction():  # one consistent state: writers wait while it is read
+            rows = {table: self.db.execute(f"SELECT {columns} FROM {table}").fetchall()
+                    for table, columns in self._TABLES}
+        with dst.transaction():
+            for table, columns in self._TABLES:
+                if rows[table]:
+                    marks = ", ".join("?" * len(columns.split(",")))
+                    dst.db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                                       [tuple(r) for r in rows[table]])
+        return {table: len(r) for table, r in rows.items()}
 
     # ---- secrets --------------------------------------------------------------------------------
     def set_secret(self, dev_eui: str, kind: str, value: bytes) -> None:
@@ -467,7 +552,8 @@ class Inventory:
                                          "needs keys of its own")
                 self.db.execute("DELETE FROM key_prints WHERE dev_eui = ? AND kind = ?", (eui, kind))
                 self.db.execute("INSERT INTO key_prints VALUES (?, ?, ?)", (fp, eui, kind))
-            self.db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?, ?)",
+            self.db.execute("INSERT INTO secrets VALUES (?, ?, ?, ?, ?) ON CONFLICT (dev_eui, kind) DO UPDATE SET "
+                            "nonce = excluded.nonce, sealed = excluded.sealed, updated_at = excluded.updated_at",
                             (eui, kind, nonce, sealed, time.time()))
 
     def promote_admin_key(self, dev_eui: str) -> None:
@@ -497,6 +583,43 @@ class Inventory:
     def secret_kinds(self, dev_eui: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT kind FROM secrets WHERE dev_eui = ? ORDER BY kind",
                                               (_eui(dev_eui),))]
+
+
+_COLUMN_WORDS = (("gateway_eui", "gateway EUI"), ("dev_addr", "DevAddr"), ("identity", "identity key"),
+                 ("print", "key"), ("mac", "MAC"), ("dev_eui", "DevEUI"), ("devices_pkey", "DevEUI"))
+
+
+def _taken(e: Exception) -> InventoryError:
+    """A write a unique index refused (SQLite: "UNIQUE constraint failed: devices.mac", PostgreSQL:
+    'duplicate key value violates unique constraint "devices_mac"'), in words."""
+    text = str(e)
+    for column, words in _COLUMN_WORDS:
+        if column in text:
+            return InventoryError(f"that {words} already belongs to another device of the inventory (another "
+                                  "station may have just taken it); nothing was written")
+    return InventoryError(f"the inventory refused the write ({_first_line(e)}); nothing was written")
+
+
+def migrate(source: str | Path, dest: str | Path) -> dict[str, int]:
+    """Move an inventory (an SQLite file to a PostgreSQL server, or back) into an empty one: every
+    row, secrets still sealed under the same master key. A destination without a master key of
+    its own gets a key file with the source's; one with another key is refused before anything
+    is written."""
+    source, dest = inventory_target(source), inventory_target(dest)
+    if source == dest:
+        raise InventoryError("--from and --to are the same inventory")
+    if isinstance(source, Path) and not source.exists():
+        raise InventoryError(f"{source}: no inventory there")
+    with Inventory(source) as src:
+        held = _configured_key(dest)
+        if held is not None and held != src._key:
+            raise InventoryError(f"{where(dest)} has a master key of its own, not the one of {src.where}: "
+                                 f"give both the same ({ENV_KEY})")
+        with Inventory(dest, key=src._key) as dst:
+            counts = src.copy_to(dst)
+        if held is None:
+            _write_key_file(dest, src._key)
+    return counts
 
 
 PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a label

@@ -253,13 +253,13 @@ class Result:
         return dict(self.__dict__)
 
 
-def provision_one(port: str, opts: Options, inventory: Path | None = None) -> Result:
+def provision_one(port: str, opts: Options, inventory: Path | str | None = None) -> Result:
     """Provision the board on `port`; the result says what happened, errors included."""
     res = Result(port, role=opts.role)
     t0 = time.monotonic()
     try:
         client, hello = device.connect(port, opts.baud)
-        with client, Inventory(inventory) as inv:
+        with client, Inventory(inventory) as inv, inv.claim(str(hello.get("id", ""))):
             _provision(client, hello, inv, opts, res)
         res.ok = True
     except (LoraspotError, OSError) as e:
@@ -274,7 +274,11 @@ def _provision(client, hello: dict, inv: Inventory, opts: Options, res: Result) 
     known = inv.by_mac(mac)
     on_device = client.request("keys.list")["keys"]
     locked = bool(hello.get("locked"))
-    done_before = bool(on_device) or locked or (known is not None and known.state in ("provisioned", "locked"))
+    # a run cut off (a station that died: the row stays in `provisioning`, its keys kept) is resumed
+    # without --force: the keys the board may hold are the ones that run made here
+    resuming = known is not None and known.state == "provisioning"
+    done_before = (bool(on_device) and not resuming) or locked or \
+        (known is not None and known.state in ("provisioned", "locked"))
     if done_before and not opts.force:
         what = "is locked" if locked else ("holds keys" if on_device else "is provisioned in the inventory")
         raise ProvisionError(f"{res.port}: the device {what}; give --force to provision it again "
@@ -388,17 +392,17 @@ class EraseGuard:
     config on it, the network server holding those keys) is refused unless forced, and a forced
     erase is written down (the row goes back to `registered`: known, without keys on the board)."""
 
-    def __init__(self, inventory: Path | None, force: bool):
-        from loraspot.provision.inventory import default_path
+    def __init__(self, inventory: Path | str | None, force: bool):
+        from loraspot.provision.inventory import inventory_target
 
-        self.path = Path(inventory) if inventory else default_path()
+        self.path = inventory_target(inventory)
         self.force = force
         self.erased: dict[str, str] = {}  # MAC -> DevEUI of provisioned boards erased by force
 
     def __call__(self, mac: str) -> None:
         from loraspot.provision.inventory import peek_by_mac
 
-        if not self.path.exists():
+        if isinstance(self.path, Path) and not self.path.exists():
             return  # no inventory: nothing known to lose
         known = peek_by_mac(self.path, mac)  # no master key needed to ask
         if known is None or known.state not in ("provisioning", "provisioned", "locked"):
@@ -439,7 +443,7 @@ def _held_admin_key(client, inv: Inventory, known, port: str) -> bytes:
                          "provisioned again without it (factory-reset it, or erase and re-flash it)")
 
 
-def provision_many(ports: list[str], opts: Options, inventory: Path | None = None) -> list[Result]:
+def provision_many(ports: list[str], opts: Options, inventory: Path | str | None = None) -> list[Result]:
     """Several boards at once; one failing does not stop the others. Results in port order."""
     opts.check()
     with Inventory(inventory) as inv:  # created (and its master key) once, before the threads
@@ -450,28 +454,29 @@ def provision_many(ports: list[str], opts: Options, inventory: Path | None = Non
         return list(pool.map(lambda p: provision_one(p, opts, inventory), ports))
 
 
-def held_admin_key(hello: dict, port: str, inventory: Path | None = None) -> tuple[bytes, str]:
+def held_admin_key(hello: dict, port: str, inventory: Path | str | None = None) -> tuple[bytes, str]:
     """The admin key of the board that said `hello`, from the inventory that provisioned it, and
     its DevEUI; a ProvisionError saying what to do when the inventory does not hold it."""
-    from loraspot.provision.inventory import default_path
+    from loraspot.provision.inventory import inventory_target
+    from loraspot.store import where
 
-    path = Path(inventory) if inventory else default_path()
+    path = inventory_target(inventory)
     mac = _hex(str(hello.get("id", "")), 12, "the device's id (its MAC)")
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         raise ProvisionError(f"{port}: the board is locked; its admin key is in the inventory that provisioned it, "
                              f"and {path} does not exist: give --inventory")
     with Inventory(path) as inv:
         known = inv.by_mac(mac)
         if known is None:
-            raise ProvisionError(f"{port}: the board is locked and the inventory {path} does not know MAC {mac}: give "
-                                 "--inventory with the one that provisioned it")
+            raise ProvisionError(f"{port}: the board is locked and the inventory {where(path)} does not know MAC "
+                                 f"{mac}: give --inventory with the one that provisioned it")
         try:
             return inv.secret(known.dev_eui, "admin_key"), known.dev_eui
         except InventoryError:
             raise ProvisionError(f"{port}: no admin key for {known.dev_eui}: provision it first") from None
 
 
-def _admin_client(port: str, inventory: Path | None, baud: int = 115200):
+def _admin_client(port: str, inventory: Path | str | None, baud: int = 115200):
     client, hello = device.connect(port, baud)
     try:
         client.admin_key, eui = held_admin_key(hello, port, inventory)
@@ -481,7 +486,7 @@ def _admin_client(port: str, inventory: Path | None, baud: int = 115200):
         raise
 
 
-def factory_reset(port: str, inventory: Path | None = None) -> None:
+def factory_reset(port: str, inventory: Path | str | None = None) -> None:
     """Erase the board's secrets, config and lock (signed with its admin key from the inventory
     when it is locked); its inventory row goes back to `registered`."""
     client, hello = device.connect(port)
@@ -497,7 +502,7 @@ def factory_reset(port: str, inventory: Path | None = None) -> None:
             inv.update(known.dev_eui, state="registered")
 
 
-def set_lock(port: str, locked: bool, production: bool = False, inventory: Path | None = None) -> dict:
+def set_lock(port: str, locked: bool, production: bool = False, inventory: Path | str | None = None) -> dict:
     """Lock (optionally in production mode: no REPL) or unlock the board with its admin key."""
     client, hello, eui = _admin_client(port, inventory)
     with client:

@@ -35,7 +35,7 @@ class WorldOptions:
     region: str = "EU868"
     speed: int = 1
     forward: str | None = None  # udp://HOST:PORT of a network server, or mqtt://HOST:PORT of a broker
-    inventory: Path | None = None
+    inventory: Path | str | None = None
     uplink_interval: int = 60
     confirm_every: int = 3
     listen_port: int = 0
