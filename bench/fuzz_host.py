@@ -336,12 +336,12 @@ def _sqlite_target(path: Path, make, read):
 
 def _recording_db():
     from loraspot.monitor import report
-    from loraspot.monitor.record import Record, SqliteSink
+    from loraspot.monitor.record import DatabaseSink, Record
 
     path = _tmp("run.sqlite")
 
     def make(p: Path) -> None:
-        sink = SqliteSink(p)
+        sink = DatabaseSink(p)
         sink.write_batch([Record.from_dict(r) for r in _records()])
         sink.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         sink.finish()

@@ -1,6 +1,9 @@
 """The monitor's cost: events parsed per second on one core (frames through the console client
 into the fleet state and a JSON-lines file), then 16 virtual boards at 921600 baud sending events
-as fast as their line carries, monitored at once, with the monitor's CPU use and memory."""
+as fast as their line carries, monitored at once, with the monitor's CPU use and memory; then the
+events per second a database takes from the monitor's database sink (batches of 1000, as the sink
+writes them): an SQLite file, and a PostgreSQL server (tests/postgres.py) from one monitor and
+from three at once."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from loraspot.flash import flasher
 from loraspot.flash import image as fsimage
 from loraspot.monitor.fleet import Fleet
 from loraspot.monitor.monitor import EARLY_EVENTS, Monitor
-from loraspot.monitor.record import JsonlSink, Record
+from loraspot.monitor.record import DatabaseSink, JsonlSink, Record
 
 # a board that sends stats-like events without pause (the firmware's own frame encoder)
 FLOOD = b"""import sys, select, json, binascii, machine
@@ -161,6 +164,47 @@ def sixteen(tmp: Path) -> None:
             p.wait(10)
 
 
+def _ingest(target, device: str, n: int) -> None:
+    sink = DatabaseSink(target)
+    try:
+        for start in range(0, n, 1000):
+            sink.write_batch([Record(device, "stats", i, i * 10, {"events": i, "heap_free": 40000, "rx": i // 3},
+                                     1_800_000_000.0 + i / 100, "b1", "/dev/ttyUSB0")
+                              for i in range(start, min(n, start + 1000))])
+    finally:
+        sink.finish()
+
+
+def database_rate(tmp: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.postgres import PostgresServer, bindir
+
+    n = 60_000
+    t = time.monotonic()
+    _ingest(tmp / "events.sqlite", "aa", n)
+    sqlite_rate = n / (time.monotonic() - t)
+    print(f"database sink, SQLite file: {n} events in batches of 1000 = {sqlite_rate:,.0f} events/s")
+    if bindir() is None:
+        print("database sink, PostgreSQL: skipped, PostgreSQL is not installed (make servers)")
+        return
+    with PostgresServer() as pg:
+        url = pg.new_database()
+        t = time.monotonic()
+        _ingest(url, "aa", n)
+        one = n / (time.monotonic() - t)
+        url = pg.new_database()
+        DatabaseSink(url).finish()  # the schema, made once before the three start
+        threads = [threading.Thread(target=_ingest, args=(url, f"d{k}", n // 3)) for k in range(3)]
+        t = time.monotonic()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        three = n / (time.monotonic() - t)
+    print(f"database sink, PostgreSQL: one monitor {one:,.0f} events/s, three at once {three:,.0f} events/s in all "
+          f"({three / one:.2f}x one; SQLite file {sqlite_rate / one:.2f}x one)")
+
+
 def main() -> None:
     global print
     print = functools.partial(print, flush=True)
@@ -168,6 +212,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         parse_rate(Path(d))
         sixteen(Path(d))
+        database_rate(Path(d))
     print(f"  bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -21,7 +21,7 @@ import pytest
 from loraspot import device
 from loraspot.listen.server import Listener
 from loraspot.monitor.monitor import Monitor
-from loraspot.monitor.record import JsonlSink, MqttSink, SqliteSink
+from loraspot.monitor.record import DatabaseSink, JsonlSink, MqttSink
 from loraspot.monitor.report import write_report
 from loraspot.sim.medium import Medium
 
@@ -64,7 +64,7 @@ def test_four_boards_every_event_recorded_once_then_report(make_board, tmp_path)
                                      hardware={"seed": i, "bme280": {}}))
         for b in boards:
             b.wait_status("boot")
-        mon = Monitor([b.info["pty"] for b in boards], sinks=[JsonlSink(jsonl), SqliteSink(db)]).start()
+        mon = Monitor([b.info["pty"] for b in boards], sinks=[JsonlSink(jsonl), DatabaseSink(db)]).start()
         try:
             assert wait(lambda: len(mon.fleet.devices) == 4, 20)
             for b in boards:  # from a fresh boot on, so that every event the board numbers is seen
@@ -345,3 +345,79 @@ def test_cli_json_lines_and_report(make_board, tmp_path, capsys):
     assert main(["--json", "report", str(jsonl), "--out", str(tmp_path / "r.html")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["devices"] == [h.board.device_id] and (tmp_path / "r-heap.png").exists()
+
+
+@pytest.mark.long
+def test_three_monitor_processes_feed_one_postgresql_store_each_event_once(make_board, postgres_server, tmp_path):
+    """Three `loraspot monitor --db postgresql://...` processes (as on three machines), two boards
+    each, one server; the server drops every monitor's session in the middle of the run. Every
+    event each board numbered is in the store exactly once, in order (checked against the board's
+    own count in its stats events), and `loraspot report` reads the store."""
+    import signal
+
+    from loraspot.store import Store
+
+    from tests.e2e.hotspot_world import free_udp_port
+
+    url = postgres_server.new_database()
+    with Medium(speed=SPEED) as medium:
+        boards = [make_board(hotspot_image(tmp_path / f"hs{i}.bin", server_port=free_udp_port(), stats_interval=1),
+                             speed=SPEED, medium=medium.address, register=False) for i in range(6)]
+        for b in boards:
+            b.wait_status("boot")
+        logs = [open(tmp_path / f"monitor{k}.log", "w") for k in range(3)]  # noqa: SIM115 (closed below)
+        monitors = [subprocess.Popen([sys.executable, "-m", "loraspot.cli", "monitor", "--db", url,
+                                      *(a for b in boards[k::3] for a in ("--port", b.info["pty"]))],
+                                     stdout=logs[k], stderr=subprocess.STDOUT,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                    for k in range(3)]
+        store = Store(url)
+
+        def count(sql: str) -> int:
+            try:
+                return store.execute(sql).fetchone()[0]
+            except store.errors:  # the table not made yet by the first monitor
+                return 0
+
+        try:
+            assert wait(lambda: count("SELECT count(DISTINCT device) FROM events WHERE kind = 'hello'") == 6, 60)
+            for b in boards:  # from a fresh boot on, so that every event the board numbers is seen
+                _power_cycle(b)
+            ids = [b.board.device_id for b in boards]
+
+            def stats_after_boot(n: int) -> bool:
+                rows = store.execute("SELECT device, boot, kind, data FROM events WHERE seq >= 0").fetchall()
+                latest = {d: [json.loads(x)["boot"] for dd, _, k, x in rows if dd == d and k == "boot"]
+                          for d in ids}
+                return all(latest[d] and sum(dd == d and bt == latest[d][-1] and k == "stats"
+                                             for dd, bt, k, _ in rows) >= n for d in ids)
+
+            assert wait(lambda: stats_after_boot(2), 90)
+            before = count("SELECT count(*) FROM events")
+            dropped = count("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            assert dropped >= 3  # every monitor's session
+            assert wait(lambda: count("SELECT count(*) FROM events") > before + 30, 90)  # written again since
+            assert wait(lambda: stats_after_boot(5), 90)
+        finally:
+            for m in monitors:
+                m.send_signal(signal.SIGINT)
+            codes = [m.wait(60) for m in monitors]
+            for f in logs:
+                f.close()
+        assert codes == [0] * 3, [(tmp_path / f"monitor{k}.log").read_text()[-2000:] for k in range(3)]
+        rows = store.execute("SELECT device, boot, seq, kind, data FROM events WHERE seq >= 0 ORDER BY id").fetchall()
+        twice = store.execute("SELECT device, boot, seq FROM events WHERE seq >= 0 GROUP BY device, boot, seq "
+                              "HAVING count(*) > 1").fetchall()
+        store.close()
+    assert twice == []
+    for d in ids:
+        boot = [json.loads(x)["boot"] for dd, _, _, k, x in rows if dd == d and k == "boot"][-1]
+        mine = [(s, k, json.loads(x)) for dd, bt, s, k, x in rows if dd == d and bt == boot]
+        n = [x for _, k, x in mine if k == "stats"][-1]["events"]  # the board's own count
+        assert sorted(s for s, _, _ in mine)[: n + 1] == list(range(n + 1)), (d, n)  # each one, once
+    out = tmp_path / "fleet.html"
+    r = subprocess.run([sys.executable, "-m", "loraspot.cli", "--json", "report", url, "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)["devices"]) == set(ids)

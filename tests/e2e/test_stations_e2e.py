@@ -128,24 +128,24 @@ def test_a_board_is_worked_on_by_one_station_at_a_time(postgres_server, tmp_path
     try:
         assert holding.wait(60)
         with Inventory(url, key=key) as other:
-            with pytest.raises(InventoryError, match="A4CF12000001 is being provisioned by another station"):
-                with other.claim("A4CF12000001"):
-                    pass
+            with pytest.raises(InventoryError, match="A4CF12000001 is being provisioned by another station"), \
+                    other.claim("A4CF12000001"):
+                pass
             with other.claim("A4CF12000002"):  # another board: free
                 pass
     finally:
         release.set()
         t.join(60)
     code = ("import sys, os\nfrom loraspot.provision.inventory import Inventory\n"
-            "inv = Inventory(sys.argv[1])\nheld = inv.claim('A4CF12000001')\nheld.__enter__()\nprint('held', flush=True)\n"
-            "sys.stdin.readline()\n")
+            "inv = Inventory(sys.argv[1])\nheld = inv.claim('A4CF12000001')\nheld.__enter__()\n"
+            "print('held', flush=True)\nsys.stdin.readline()\n")
     station = subprocess.Popen([sys.executable, "-c", code, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, env=ENV)
     try:
         assert station.stdout is not None and station.stdout.readline().strip() == "held"
-        with Inventory(url, key=key) as other, pytest.raises(InventoryError, match="another station"):
-            with other.claim("A4CF12000001"):
-                pass
+        with Inventory(url, key=key) as other, pytest.raises(InventoryError, match="another station"), \
+                other.claim("A4CF12000001"):
+            pass
     finally:
         station.kill()
         station.communicate(timeout=60)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from loraspot.monitor.fleet import Fleet
-from loraspot.monitor.record import JsonlSink, MonitorError, Record, Sink, SqliteSink
+from loraspot.monitor.record import DatabaseSink, JsonlSink, MonitorError, Record, Sink
 from loraspot.monitor.report import analyse, load, write_report
 
 
@@ -72,7 +72,7 @@ def test_recordings_round_trip_and_feed_the_report(tmp_path):
     records += [rec(i, "rx", {"rssi": -90 - i, "snr": 5.0}, i * 60.0, dev="hs") for i in range(1, 30)]
     records += [rec(i, "uplink", {"airtime_ms": 62, "duty_left_ms": 30000}, i * 120.0) for i in range(1, 10)]
     records += [rec(12, "stats", {"heap_free": 40000}, 900.0)]
-    for sink in (JsonlSink(tmp_path / "r.jsonl"), SqliteSink(tmp_path / "r.sqlite")):
+    for sink in (JsonlSink(tmp_path / "r.jsonl"), DatabaseSink(tmp_path / "r.sqlite")):
         sink.start()
         for r in records:
             sink.put(r)
@@ -147,3 +147,51 @@ def test_a_recording_with_numbers_no_float_holds_is_refused_in_one_line(tmp_path
     odd.write_text(line % ("5.0", "1" + "0" * 400))
     rep = report.analyse(report.load(odd))
     assert rep.devices["a"].rx == 1 and rep.rssi == {}
+
+
+def test_a_database_keeps_each_numbered_event_once_however_many_monitors_bring_it(store_target, tmp_path):
+    """Two monitors (two sinks) bring the same device's events, one of them twice (a batch tried
+    again after a commit that went unanswered): each event the device numbered is stored once; each
+    monitor's own hello (seq -1, not the device's) stays. Run on SQLite and on a PostgreSQL server."""
+    from loraspot.store import Store
+
+    hello = Record("aa", "hello", -1, 0, {"role": "node"}, 1_800_000_000.0, "b1")
+    numbered = [Record("aa", "boot", 0, 0, {"boot": "b1"}, 1_800_000_000.0, "b1")]
+    numbered += [Record("aa", "stats", i, i * 10, {"events": i}, 1_800_000_000.0 + i, "b1") for i in range(1, 50)]
+    numbered += [Record("bb", "boot", 0, 0, {"boot": "c1"}, 1_800_000_001.0, "c1")]  # another device's own #0
+    first, second = DatabaseSink(store_target), DatabaseSink(store_target)
+    first.write_batch([hello, *numbered[:30]])
+    first.write_batch(numbered[20:40])  # the retried batch, overlapping
+    second.write_batch([hello, *numbered[10:]])
+    first.finish()
+    second.finish()
+    back = load(store_target)
+    assert [(r.device, r.seq) for r in back if r.seq >= 0] == [(r.device, r.seq) for r in numbered]
+    assert sum(r.kind == "hello" for r in back) == 2
+    assert analyse(back).devices["aa"].gaps == 0
+    store = Store(store_target)
+    with pytest.raises(store.integrity_errors):  # the database's own rule, whoever writes
+        store.execute("INSERT INTO events (device, boot, seq, t, kind, host_time, port, data) "
+                      "VALUES ('aa', 'b1', 3, 0, 'x', 0, NULL, '{}')")
+    store.close()
+    summary = write_report(store_target, tmp_path / "r.html")
+    assert summary["events"] == len(numbered) + 2
+
+
+def test_a_monitor_database_an_earlier_release_made_is_kept_and_deduplicated(tmp_path):
+    import sqlite3
+
+    from loraspot.monitor.record import MIGRATIONS
+    from loraspot.store import statements
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    for s in statements(MIGRATIONS[0]):
+        db.execute(s)
+    rows = [("aa", "b1", seq, "stats") for seq in (0, 1, 1, 2)] + [("aa", "b1", -1, "hello")] * 2
+    db.executemany("INSERT INTO events (device, boot, seq, t, kind, host_time, port, data) "
+                   "VALUES (?, ?, ?, 0, ?, 0, NULL, '{}')", rows)
+    db.close()
+    DatabaseSink(path).finish()
+    assert [(r.seq, r.kind) for r in load(path)] == [(0, "stats"), (1, "stats"), (2, "stats"), (-1, "hello"),
+                                                       (-1, "hello")]

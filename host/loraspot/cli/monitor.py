@@ -19,8 +19,9 @@ from loraspot.cli.device import BAUD
 @click.option("--baud", type=BAUD, default=transport.DEFAULT_BAUD, show_default=True)
 @click.option("--record", "record", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append every event as a JSON line to this file.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Store every event in this SQLite database.")
+@click.option("--db", type=options.StoreTarget(), default=None, metavar="PATH|URL",
+              help="Store every event in this database: an SQLite file, or a PostgreSQL server's "
+                   "postgresql://USER@HOST/DB that many monitors feed (each event once).")
 @click.option("--mqtt", default=None, help="Publish events to mqtt://[user[:password]@]host[:port].")
 @click.option("--mqtt-prefix", default="loraspot", show_default=True, help="Topics: PREFIX/DEVICE/event/TYPE.")
 @click.option("--raw", is_flag=True, help="A plain serial terminal (one port; Ctrl-] quits).")
@@ -46,7 +47,7 @@ def monitor_cmd(ctx, ports, every, baud, record, db, mqtt, mqtt_prefix, raw, kee
     if record:
         sinks.append(rec.JsonlSink(record))
     if db:
-        sinks.append(rec.SqliteSink(db))
+        sinks.append(rec.DatabaseSink(db))
     if mqtt:
         sinks.append(rec.MqttSink(mqtt, mqtt_prefix))
     if ctx.json:
@@ -93,7 +94,7 @@ def _plain(ctx, mon, end) -> None:
 
 
 @click.command("report")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("source", type=options.StoreTarget())
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="The HTML page; figures go beside it as PNG files.")
 @click.option("--ledger", "ledger_path", type=options.StoreTarget(), default=None,
@@ -102,9 +103,9 @@ def _plain(ctx, mon, end) -> None:
 @click.option("--frames", "frames_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The network server's frames (`loraspot listen --json`), where the beacons are.")
 @click.pass_obj
-def report_cmd(ctx, source: Path, out: Path, ledger_path: Path | str | None, frames_path: Path | None) -> None:
-    """Figures and a device table from a recording (monitor's --record JSON lines or --db SQLite);
-    with --ledger and --frames also the coverage map."""
+def report_cmd(ctx, source: Path | str, out: Path, ledger_path: Path | str | None, frames_path: Path | None) -> None:
+    """Figures and a device table from a recording (monitor's --record JSON lines, or its --db: an
+    SQLite file or a postgresql:// URL); with --ledger and --frames also the coverage map."""
     from loraspot.monitor.report import write_report
 
     cover = None

@@ -1,14 +1,13 @@
-"""Where monitored events go: a JSON-lines file, an SQLite database, an MQTT broker, standard
-output. Each sink has a bounded queue and a thread of its own: the port readers only put records
-in queues, so a slow disk or a broker that is away never holds them up. A full queue loses the
-record and counts it (`overflow`)."""
+"""Where monitored events go: a JSON-lines file, a database (an SQLite file or a PostgreSQL
+server), an MQTT broker, standard output. Each sink has a bounded queue and a thread of its own:
+the port readers only put records in queues, so a slow disk or a broker that is away never holds
+them up. A full queue loses the record and counts it (`overflow`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import queue
-import sqlite3
 import sys
 import threading
 import time
@@ -170,36 +169,57 @@ class JsonlSink(Sink):
         self.f.close()
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, device TEXT NOT NULL, boot TEXT, seq INTEGER NOT NULL, t INTEGER,
-    kind TEXT NOT NULL, host_time REAL NOT NULL, port TEXT, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_device_time ON events(device, host_time);
-CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
-"""
+MIGRATIONS = [
+    # 1: the events (IF NOT EXISTS: a database an earlier loraspot made has them, at version 0)
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY, device TEXT NOT NULL, boot TEXT, seq INTEGER NOT NULL, t INTEGER,
+        kind TEXT NOT NULL, host_time REAL NOT NULL, port TEXT, data TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS events_device_time ON events(device, host_time);
+    CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
+    """,
+    # 2: an event the device numbered is stored once, however many monitors (or retries of a batch
+    # whose commit went unanswered) bring it: (device, boot, seq) is unique; the monitor's own
+    # records (seq -1: a hello at each connection) are not the device's, and stay as they come
+    """
+    DELETE FROM events WHERE seq >= 0 AND id NOT IN (
+        SELECT MIN(id) FROM events WHERE seq >= 0 GROUP BY device, COALESCE(boot, ''), seq);
+    CREATE UNIQUE INDEX events_once ON events(device, (COALESCE(boot, '')), seq) WHERE seq >= 0;
+    """,
+]
 
 
-class SqliteSink(Sink):
-    name = "sqlite"
+class DatabaseSink(Sink):
+    """Events into a database: an SQLite file, or a PostgreSQL server (a postgresql:// URL) that
+    monitors on many machines feed at once. Each device-numbered event once (see MIGRATIONS); a
+    batch is one transaction, tried again until the database takes it."""
 
-    def __init__(self, path: Path, size: int = QUEUE_SIZE):
+    name = "database"
+
+    def __init__(self, target: Path | str, size: int = QUEUE_SIZE):
+        from loraspot.store import Store, StoreError, is_url, where
+
         super().__init__(size)
-        self.path = Path(path)
+        self.path = target if is_url(target) else Path(target)
         try:
-            self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        except sqlite3.Error as e:
-            raise MonitorError(f"{self.path}: cannot open the database ({e})") from None
+            self.db = Store(self.path, timeout=30)
+        except StoreError as e:
+            raise MonitorError(str(e)) from None
         try:
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as e:
+            if not self.db.postgres:
+                self.db.execute("PRAGMA journal_mode = WAL")
+            if self.db.migrate(MIGRATIONS, "monitor") > len(MIGRATIONS):
+                raise MonitorError(f"{where(self.path)} was written by a newer loraspot; upgrade loraspot")
+        except self.db.errors as e:
             self.db.close()
-            raise MonitorError(f"{self.path}: not a monitor database, or damaged ({e})") from None
+            raise MonitorError(f"{where(self.path)}: not a monitor database, or damaged "
+                               f"({str(e).strip().splitlines()[0]})") from None
 
     def write_batch(self, batch: list[Record]) -> None:
-        with self.db:
+        with self.db.transaction():
             self.db.executemany(
-                "INSERT INTO events (device, boot, seq, t, kind, host_time, port, data) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO events (device, boot, seq, t, kind, host_time, port, data) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 [(r.device, r.boot, r.seq, r.t, r.kind, r.host_time, r.port,
                   json.dumps(r.data, separators=(",", ":"))) for r in batch])
 

@@ -22,29 +22,49 @@ HOUR_MS = 3_600_000
 DUTY_BUDGET_MS = 36_000  # 1 % of an hour: the EU868 sub-band most uplinks use
 
 
-def load(path: Path) -> list[Record]:
+EVENTS_QUERY = "SELECT id, device, kind, seq, t, data, host_time, boot, port FROM events ORDER BY id"
+
+
+def _rows_to_records(rows, where: str) -> list[Record]:
+    out: list[Record] = []
+    for n, device, kind, seq, t, data, host_time, boot, port in rows:
+        try:  # a row is checked as a line of a JSON-lines recording is
+            out.append(Record.from_dict({"device": device, "ev": kind, "seq": seq, "t": t or 0,
+                                         "data": json.loads(data), "host_time": host_time or 0.0,
+                                         "boot": boot, "port": port}))
+        except (ValueError, TypeError, RecursionError):
+            raise MonitorError(f"{where} event {n}: not a monitor record") from None
+    return out
+
+
+def load(path: Path | str) -> list[Record]:
+    """The records of a recording: monitor's JSON lines, its SQLite file, or its PostgreSQL server."""
+    from loraspot.store import Store, StoreError, is_url, where
+
+    if is_url(path):
+        try:
+            store = Store(path)
+        except StoreError as e:
+            raise MonitorError(str(e)) from None
+        try:
+            return _rows_to_records(store.execute(EVENTS_QUERY).fetchall(), where(path))
+        except store.errors as e:
+            raise MonitorError(f"{where(path)}: not a monitor database ({str(e).strip().splitlines()[0]})") from None
+        finally:
+            store.close()
     path = Path(path)
     if not path.exists():
         raise MonitorError(f"{path}: no such file")
-    out: list[Record] = []
     if path.suffix in (".sqlite", ".db", ".sqlite3"):
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
-                rows = db.execute("SELECT id, device, kind, seq, t, data, host_time, boot, port FROM events "
-                                  "ORDER BY id")
-                for n, device, kind, seq, t, data, host_time, boot, port in rows:
-                    try:  # a row is checked as a line of a JSON-lines recording is
-                        out.append(Record.from_dict({"device": device, "ev": kind, "seq": seq, "t": t or 0,
-                                                     "data": json.loads(data), "host_time": host_time or 0.0,
-                                                     "boot": boot, "port": port}))
-                    except (ValueError, TypeError, RecursionError):
-                        raise MonitorError(f"{path} event {n}: not a monitor record") from None
+                return _rows_to_records(db.execute(EVENTS_QUERY), str(path))
             finally:
                 db.close()
         except sqlite3.DatabaseError as e:
             raise MonitorError(f"{path}: not a monitor database ({e})") from None
-        return out
+    out: list[Record] = []
     with open(path, encoding="utf-8", errors="replace") as f:  # bytes that are not text fail as a record
         for n, line in enumerate(f, 1):
             line = line.strip()
@@ -345,10 +365,13 @@ def _figures(rep: Report, cover: dict | None = None) -> dict[str, tuple[bytes, l
     return out
 
 
-def write_report(source: Path, out: Path, cover: dict | None = None) -> dict:
+def write_report(source: Path | str, out: Path, cover: dict | None = None) -> dict:
     """The HTML page at `out` and its figures as `out`-stem-NAME.png; returns what was drawn.
     cover: the coverage map's hotspots and links (loraspot.proofs.witness.coverage), if any."""
+    from loraspot.store import where
+
     records = load(source)
+    source = where(source)  # a server's URL without its password, in what is printed and written
     if not records:
         raise MonitorError(f"{source}: no events recorded")
     rep = analyse(records)
