@@ -202,10 +202,19 @@ def restore_cmd(ctx, port: str, baud: str | None, file: Path) -> None:
 @click.option("--firmware", "firmware_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --ota/--all-ota: MicroPython itself, an application image (.app-bin), into the other "
                    "app slot of an ESP32_GENERIC-OTA image, kept once its health check passes.")
+@click.option("--canary", "canaries", type=click.IntRange(1), default=None, metavar="N",
+              help="Over the network, a staged rollout: the first N boards first; the rest only once these pass "
+                   "their health check on the new app; stop at the first failure.")
+@click.option("--wave", type=click.IntRange(1), default=None, metavar="N",
+              help="With --canary: after the canaries, N boards at a time, each wave checked like them (default: "
+                   "all the rest at once).")
+@click.option("--health-wait", type=click.FloatRange(1), default=1200.0, show_default=True, metavar="SECONDS",
+              help="With --canary: how long a board may take to pass its health check (3 boots of 5 minutes "
+                   "each at most, docs/ota.md).")
 @click.pass_obj
 def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str | None, dry_run: bool,
                ota_targets: tuple[str, ...], all_ota: bool, inventory: Path | str | None, label: str,
-               firmware_file: Path | None) -> None:
+               firmware_file: Path | None, canaries: int | None, wave: int | None, health_wait: float) -> None:
     """Send only the app files that changed, each written atomically, then reboot once; several
     boards in parallel. With --ota, over the network: the board stages the files, switches at its
     next boot and goes back to the previous app by itself if the new one fails its health check."""
@@ -238,6 +247,15 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
         targets = [t.port for t in flasher.resolve_targets(list(ports), every, None)]
     if via == "mpremote" and not board_id:
         raise click.UsageError("--via mpremote needs --board")
+    if wave is not None and canaries is None:
+        raise click.UsageError("--wave is a stage of a staged rollout: give --canary N too")
+    if canaries is not None:
+        if not ota_targets:
+            raise click.UsageError("a staged rollout goes over the network: give --ota (several) or --all-ota")
+        if dry_run:
+            raise click.UsageError("--dry-run shows what one board would get: leave --canary out")
+        _rollout(ctx, targets, canaries, wave, firmware, inventory, label, health_wait)
+        return
 
     def one(port: str):
         try:
@@ -278,6 +296,35 @@ def deploy_cmd(ctx, ports: tuple[str, ...], every: bool, via: str, board_id: str
     failed = [r for r in results if isinstance(r, Exception)]
     if failed:
         raise flasher.FlashError(f"{len(failed)} of {len(results)} boards failed; fix the cause and run again")
+
+
+def _rollout(ctx, targets: list[str], canaries: int, wave: int | None, firmware: bytes | None,
+             inventory: Path | str | None, label: str, health_wait: float) -> None:
+    from loraspot.flash import rollout
+
+    def on_stage(name: str, group: list[str]) -> None:
+        if not ctx.json:
+            ctx.err.print(f"{name}: {', '.join(group)}", highlight=False)
+
+    outcomes = rollout.rollout(targets, canaries, wave, firmware=firmware, inventory=inventory, label=label,
+                               health_wait=health_wait, on_stage=on_stage)
+    if ctx.json:
+        ctx.emit([o.as_dict() for o in outcomes])
+    else:
+        table = ui.table("board", "stage", "result", "app", "seconds")
+        for o in outcomes:
+            colour = "green" if o.ok else "dim" if o.result == rollout.UNTOUCHED else "red"
+            table.add_row(o.target, o.stage, f"[{colour}]{o.result}[/]", o.app or "-",
+                          f"{o.seconds:.0f}" if o.result != rollout.UNTOUCHED else "-")
+        ui.print_table(ctx.out, table)
+        for o in outcomes:
+            if o.detail:
+                ctx.err.print(f"{o.target}: {o.detail}", highlight=False, markup=False)
+    bad = [o for o in outcomes if not o.ok and o.result != rollout.UNTOUCHED]
+    if bad:
+        left = sum(o.result == rollout.UNTOUCHED for o in outcomes)
+        raise flasher.FlashError(f"rollout stopped at the {bad[0].stage}: {len(bad)} board(s) did not pass "
+                                 f"({', '.join(o.target for o in bad)}); {left} left untouched")
 
 
 def _inventory_hotspots(ctx, inventory: Path | str | None) -> tuple[str, ...]:

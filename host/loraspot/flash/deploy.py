@@ -51,10 +51,11 @@ class DeployResult:
     bytes_sent: int = 0
     seconds: float = 0.0
     rebooted: bool = False
+    app: str = ""  # over the air: the app version the board runs once it has the files
 
     def as_dict(self) -> dict:
         return {"port": self.port, "sent": self.sent, "unchanged": self.unchanged, "bytes": self.bytes_sent,
-                "seconds": round(self.seconds, 3), "rebooted": self.rebooted}
+                "seconds": round(self.seconds, 3), "rebooted": self.rebooted, **({"app": self.app} if self.app else {})}
 
 
 def _remote_manifest(client) -> dict[str, str] | None:

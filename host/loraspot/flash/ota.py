@@ -189,6 +189,7 @@ def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | s
         manifest = fsimage.manifest_bytes(files)
         changed = [p for p in local if remote.get(p) != local[p]]
         res.unchanged = len(local) - len(changed)
+        res.app = str(greet.get("app") or "")
         if not changed and manifest == remote_bytes:
             return res
         if dry_run:
@@ -216,7 +217,7 @@ def _deploy_ota(target: str, files: dict[str, bytes] | None, inventory: Path | s
         res.sent = changed
         res.bytes_sent = len(pack)
         res.rebooted = True
-        new_version = hashlib.sha256(manifest).hexdigest()[:12]
+        new_version = res.app = hashlib.sha256(manifest).hexdigest()[:12]
     finally:
         s.close()
         res.seconds = time.monotonic() - start
@@ -287,6 +288,21 @@ def _deploy_firmware_ota(target: str, firmware: bytes, inventory: Path | str | N
         _wait_for(where, wait, kept, "the new MicroPython did not pass its health check")
     out["seconds"] = time.monotonic() - start
     return out
+
+
+def wait_healthy(target: str, version: str, wait: float) -> dict:
+    """Greet the board until it runs app `version` having passed its health check (phase `good`);
+    an OtaError (code `rolled_back`) as soon as it says it went back to its previous app."""
+    host, port = parse_target(target)
+    where = f"{host}:{port}"
+
+    def done(g: dict) -> bool:
+        if g.get("phase") == "rolledback":
+            raise OtaError(f"{where}: app {version} failed its health check; the board went back to app "
+                           f"{g.get('app')}", "rolled_back")
+        return g.get("app") == version and g.get("phase") == "good"
+
+    return _wait_for(where, wait, done, f"app {version} did not pass its health check")
 
 
 def _wait_back(host: str, port: int, version: str, wait: float) -> dict:
