@@ -421,3 +421,81 @@ def test_three_monitor_processes_feed_one_postgresql_store_each_event_once(make_
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert set(json.loads(r.stdout)["devices"]) == set(ids)
+
+
+@pytest.mark.long
+def test_an_offline_hotspot_raises_one_alert_on_mqtt_and_the_webhook(make_board, tmp_path, postgres_server):
+    """Three hotspots monitored into one store; `loraspot alerts` watches it. One hotspot goes off:
+    one `offline` alert, on the MQTT broker and on the webhook, however long it stays off; the
+    others raise none."""
+    import http.server
+    import signal
+
+    from loraspot.store import Store
+
+    from tests.e2e.hotspot_world import free_udp_port
+
+    hooks: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hooks.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = postgres_server.new_database()
+    published: list[dict] = []
+    broker = Broker(tmp_path)
+    with contextlib.ExitStack() as stack, Medium(speed=SPEED) as medium:
+        stack.callback(broker.stop)
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="alert-watcher")
+        sub.on_message = lambda c, u, m: published.append(json.loads(m.payload))
+        sub.connect("127.0.0.1", broker.port)
+        sub.subscribe("loraspot/+/alert", qos=1)
+        sub.loop_start()
+        boards = [make_board(hotspot_image(tmp_path / f"hs{i}.bin", server_port=free_udp_port(), stats_interval=1),
+                             speed=SPEED, medium=medium.address, register=False) for i in range(3)]
+        for b in boards:
+            b.wait_status("boot")
+        mon = Monitor([b.info["pty"] for b in boards], sinks=[DatabaseSink(url)]).start()
+        store = Store(url)
+        alerts = None
+        try:
+            def events(dev: str | None = None) -> int:
+                try:
+                    if dev is None:
+                        return store.execute("SELECT count(*) FROM events").fetchone()[0]
+                    return store.execute("SELECT count(*) FROM events WHERE device = ?", (dev,)).fetchone()[0]
+                except store.errors:
+                    return 0
+
+            ids = [b.board.device_id for b in boards]
+            assert wait(lambda: all(events(d) >= 3 for d in ids), 60)
+            alerts = subprocess.Popen(
+                [sys.executable, "-m", "loraspot.cli", "--json", "alerts", "--db", url, "--offline-after", "5",
+                 "--every", "0.2", "--mqtt", broker.url, "--webhook", f"http://127.0.0.1:{web.server_port}/hook"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            off = boards[0].board.device_id
+            boards[0].stop()  # the hotspot goes off: nothing more from it
+            assert wait(lambda: len(hooks) >= 1 and len(published) >= 1, 60), (hooks, published)
+            mark = {d: events(d) for d in ids[1:]}
+            # the alerts go on watching while the others go on reporting: several stats events more each
+            assert wait(lambda: all(events(d) >= n + 4 for d, n in mark.items()), 90)
+        finally:
+            if alerts is not None:
+                alerts.send_signal(signal.SIGINT)
+                out, err = alerts.communicate(timeout=60)
+            mon.stop()
+            store.close()
+            sub.loop_stop()
+            web.shutdown()
+    assert alerts.returncode == 0, err
+    assert [(a["device"], a["alert"]) for a in hooks] == [(off, "offline")]
+    assert [(a["device"], a["alert"]) for a in published] == [(off, "offline")]
+    assert [json.loads(x)["alert"] for x in out.splitlines()] == ["offline"] and "1 alert(s) raised" in err

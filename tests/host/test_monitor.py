@@ -195,3 +195,40 @@ def test_a_monitor_database_an_earlier_release_made_is_kept_and_deduplicated(tmp
     DatabaseSink(path).finish()
     assert [(r.seq, r.kind) for r in load(path)] == [(0, "stats"), (1, "stats"), (2, "stats"), (-1, "hello"),
                                                        (-1, "hello")]
+
+
+def test_alerts_offline_back_and_drops_each_once(store_target):
+    """The alert rules on a store of events (SQLite and PostgreSQL): a board silent for longer than
+    the limit raises `offline` once however often the store is checked, and `back` once when it
+    reports again; a jump in a hotspot's drop counters raises `drops`, a slow climb does not."""
+    from loraspot.monitor.alerts import Watch
+
+    t0 = 1_800_000_000.0
+    sink = DatabaseSink(store_target)
+
+    def stats(dev, seq, at, dropped, boot="b1"):
+        return Record(dev, "stats", seq, seq * 1000, {"rx": seq, "dropped": {"full": dropped, "age": 1}}, t0 + at,
+                      boot)
+
+    sink.write_batch([stats("hs1", 0, 0, 0), stats("hs2", 0, 0, 0)])
+    watch = Watch(store_target, offline_after=30, drops=10)
+    assert watch.check(now=t0 + 5) == []
+    sink.write_batch([stats("hs1", 1, 10, 3), stats("hs2", 1, 10, 1)])  # +3: a slow climb
+    assert watch.check(now=t0 + 15) == []
+    sink.write_batch([stats("hs1", 2, 20, 40)])  # +37 at once; hs2 says nothing more
+    raised = watch.check(now=t0 + 25)
+    assert [(a.device, a.kind, a.detail["dropped"]) for a in raised] == [("hs1", "drops", 37)]
+    raised = watch.check(now=t0 + 45)  # hs2 silent for 35 s
+    assert [(a.device, a.kind) for a in raised] == [("hs2", "offline")]
+    for later in (50, 60, 120):  # checked again and again: no second alert
+        sink.write_batch([stats("hs1", 3 + later, later, 40)])
+        assert watch.check(now=t0 + later + 1) == []
+    sink.write_batch([stats("hs2", 0, 130, 0, boot="b2")])  # back, after a reboot (a new boot's numbering)
+    assert [(a.device, a.kind) for a in watch.check(now=t0 + 131)] == [("hs2", "back")]
+    sink.finish()
+    watch.close()
+    # a watch started later knows the devices already in the store, and a silent one is said once
+    late = Watch(store_target, offline_after=30, drops=10)
+    assert [(a.device, a.kind) for a in late.check(now=t0 + 400)] == [("hs1", "offline"), ("hs2", "offline")]
+    assert late.check(now=t0 + 500) == []
+    late.close()

@@ -132,6 +132,62 @@ def report_cmd(ctx, source: Path | str, out: Path, ledger_path: Path | str | Non
                       f"and {len(summary['png'])} PNG figures")
 
 
+@click.command("alerts")
+@click.option("--db", "target", type=options.StoreTarget(), required=True, metavar="PATH|URL",
+              help="The store of events the monitors write (monitor --db): an SQLite file or postgresql://...")
+@click.option("--offline-after", type=click.FloatRange(1), default=600.0, show_default=True, metavar="SECONDS",
+              help="Alert when a board has sent no event for this long (then again when it is back).")
+@click.option("--drops", type=click.IntRange(1), default=20, show_default=True, metavar="N",
+              help="Alert when a hotspot's drop counters grow by N or more from one stats event to the next.")
+@click.option("--every", type=click.FloatRange(0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="How often to look at the store.")
+@click.option("--mqtt", default=None, help="Publish alerts to mqtt://[user[:password]@]host[:port] "
+              "(PREFIX/DEVICE/alert, QoS 1).")
+@click.option("--mqtt-prefix", default="loraspot", show_default=True)
+@click.option("--webhook", default=None, metavar="URL", help="Also POST each alert as JSON to this URL.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C).")
+@click.pass_obj
+def alerts_cmd(ctx, target, offline_after, drops, every, mqtt, mqtt_prefix, webhook, duration) -> None:
+    """Watch the fleet's events: a board that stops reporting, a hotspot whose drops jump. Each
+    alert once when it starts and once when it clears; to the screen (--json: one JSON object per
+    line), MQTT and a webhook."""
+    from loraspot.monitor.alerts import Publisher, Watch
+    from loraspot.monitor.record import MonitorError
+
+    watch = Watch(target, offline_after, drops)
+    pub = Publisher(mqtt, mqtt_prefix, webhook, out=sys.stdout if ctx.json else None)
+    end = None if duration is None else time.monotonic() + duration
+    failing = False
+    try:
+        while end is None or time.monotonic() < end:
+            try:
+                raised = watch.check()
+            except MonitorError as e:
+                if not failing:
+                    ctx.err.print(f"alerts: the store cannot be read, trying again: {e}", highlight=False,
+                                  markup=False)
+                failing = True
+                raised = []
+            else:
+                if failing:
+                    ctx.err.print("alerts: the store answers again", highlight=False)
+                failing = False
+            for a in raised:
+                pub.publish(a)
+                if not ctx.json:
+                    detail = ", ".join(f"{k} {v}" for k, v in a.detail.items())
+                    ctx.out.print(f"{time.strftime('%H:%M:%S', time.localtime(a.at))} {a.device} {a.kind}"
+                                  + (f" ({detail})" if detail else ""), highlight=False, markup=False)
+            time.sleep(every)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pub.close()
+        watch.close()
+    ctx.err.print(f"{pub.sent} alert(s) raised", highlight=False)
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(monitor_cmd)
     cli.add_command(report_cmd)
+    cli.add_command(alerts_cmd)
