@@ -423,3 +423,37 @@ def test_everyday_commands_on_a_locked_board(make_board, tmp_path, capsys, monke
     with client:
         assert hello["locked"] and "wifi_password" in client.request("keys.list")["keys"]
         assert device.config_get(client, "stats_interval") == {"stats_interval": 30}
+
+
+def test_config_pushed_to_a_selection_of_boards_with_a_result_each(make_board, tmp_path, capsys, monkeypatch):
+    """`config push`: the same settings to several boards at once; a locked one signed for with
+    the inventory's admin key, one of another role skipped, one that cannot be reached failed
+    while the others change; a bad value refused before any board is touched."""
+    monkeypatch.setenv("LORASPOT_MASTER_KEY", MASTER)
+    inv = tmp_path / "inv.sqlite"
+    locked, open_, node = (make_board(pty=False) for _ in range(3))
+    for h, role in ((locked, "hotspot"), (open_, "hotspot"), (node, "node")):
+        assert provision.provision_many([h.info["url"]], provision.Options(role=role, reboot=False), inv)[0].ok
+    assert _run(capsys, "lock", "--port", locked.info["url"], "--inventory", str(inv))[0] == 0
+    urls = [h.info["url"] for h in (locked, open_, node)]
+
+    def setting(h, key):
+        client, _ = device.connect(h.info["url"])
+        with client:
+            return device.config_get(client, key)[key]
+
+    before = [setting(h, "stats_interval") for h in (locked, open_, node)]
+    args = [a for u in urls for a in ("--port", u)]
+    code, _, err = _run(capsys, "config", "push", *args, "--inventory", str(inv), "stats_interval=1")
+    assert code == 2 and "stats_interval" in err and "Traceback" not in err, err
+    assert [setting(h, "stats_interval") for h in (locked, open_, node)] == before  # nothing touched
+    gone = "socket://127.0.0.1:9"  # nothing answers there
+    code, out, err = _run(capsys, "--json", "config", "push", *args, "--port", gone, "--inventory", str(inv),
+                          "--role", "hotspot", "stats_interval=45", 'name="roof"')
+    assert code == 1 and "1 of 4 boards were not changed" in err, err
+    rows = {r["port"]: r for r in json.loads(out)}
+    assert [rows[u]["result"] for u in urls] == ["changed", "changed", "skipped"]
+    assert rows[gone]["result"] == "failed" and rows[gone]["error"]
+    assert rows[urls[0]]["values"] == {"stats_interval": 45, "name": "roof"}
+    assert [setting(h, "stats_interval") for h in (locked, open_, node)] == [45, 45, before[2]]
+    assert setting(locked, "name") == "roof" and setting(node, "name") != "roof"

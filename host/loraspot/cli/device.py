@@ -143,6 +143,81 @@ def config_set_cmd(ctx, url: str, baud: int, inventory: Path | str | None, key: 
         click.echo(f"{key} = {json.dumps(stored[key])}")
 
 
+@config_group.command("push")
+@options.ports("Serial port path or URL of a board to change; repeat for several.")
+@click.option("--all", "every", is_flag=True, help="Every detected board.")
+@click.option("--role", type=click.Choice(["node", "hotspot", "idle"]), default=None,
+              help="Only the boards in this role (the others are listed as skipped).")
+@click.option("--reboot", "restart", is_flag=True, help="Restart each changed board (role and radio changes take "
+              "effect at a restart).")
+@baud_option
+@INVENTORY
+@click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.pass_obj
+def config_push_cmd(ctx, ports: tuple[str, ...], every: bool, role: str | None, restart: bool, baud: int,
+                    inventory: Path | str | None, settings: tuple[str, ...]) -> None:
+    """The same settings to a selection of boards at once, with a result per board. Every value is
+    checked by the firmware's own rules before any board is touched; a locked board is signed for
+    with the admin key from the inventory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loraspot.errors import LoraspotError
+    from loraspot.flash.flasher import resolve_targets
+    from loraspot.resources import firmware_module
+
+    schema = firmware_module("spot/schema.py")
+    values: dict = {}
+    for item in settings:  # read and checked once, here, before any board
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise click.BadParameter(f"{item!r}: give KEY=VALUE", param_hint="KEY=VALUE")
+        if key in SECRET_SETTINGS:
+            raise click.BadParameter(f"{key} is a secret: set it board by board with `loraspot config set` (it is "
+                                     "kept with each board's row in the inventory)", param_hint="KEY=VALUE")
+        try:
+            values[key] = schema.check(key, _parse_value(text))
+        except Exception as e:  # the firmware's ConfigError(code, message)
+            raise click.BadParameter(str(e.args[-1] if e.args else e), param_hint="KEY=VALUE") from None
+    targets = [t.port for t in resolve_targets(list(ports), every, None)]
+
+    def one(port: str) -> dict:
+        row: dict = {"port": port, "result": "failed"}
+        try:
+            client, hello = _connect_signed(port, baud, inventory)
+        except (LoraspotError, OSError) as e:
+            return {**row, "error": str(e)}
+        try:
+            row.update(board=hello.get("board"), id=hello.get("id"), role=hello.get("role"))
+            if role is not None and hello.get("role") != role:
+                return {**row, "result": "skipped", "error": f"role {hello.get('role')}"}
+            row["values"] = device.config_set(client, values)
+            if restart:
+                device.reboot(client, greet=False)
+            row["result"] = "changed"
+        except (LoraspotError, OSError) as e:
+            row["error"] = str(e)
+        finally:
+            client.close()
+        return row
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        rows = list(pool.map(one, targets))
+    if ctx.json:
+        ctx.emit(rows)
+    else:
+        table = ui.table("port", "board", "id", "role", "result")
+        for r in rows:
+            colour = {"changed": "green", "skipped": "dim"}.get(r["result"], "red")
+            table.add_row(r["port"], str(r.get("board") or "-"), str(r.get("id") or "-"), str(r.get("role") or "-"),
+                          f"[{colour}]{r['result']}[/]" + (f": {r['error']}" if r.get("error") else ""))
+        ui.print_table(ctx.out, table)
+    failed = [r for r in rows if r["result"] == "failed"]
+    if failed:
+        raise LoraspotError(f"{len(failed)} of {len(rows)} boards were not changed; fix the cause and push again "
+                            "(the others keep the new settings)")
+
+
 def _set_secret(ctx, url: str, baud: int, inventory: Path | str | None, key: str, value: str | None) -> None:
     from loraspot.provision.provision import ProvisionError
 
