@@ -232,3 +232,31 @@ def test_alerts_offline_back_and_drops_each_once(store_target):
     assert [(a.device, a.kind) for a in late.check(now=t0 + 400)] == [("hs1", "offline"), ("hs2", "offline")]
     assert late.check(now=t0 + 500) == []
     late.close()
+
+
+def test_alerts_ride_out_a_dropped_server_session(postgres_server):
+    """The server drops the watch's session (a restart, an administrator): that check says so in
+    an error the command prints and goes on from; the next check connects again and still raises
+    each alert once."""
+    from loraspot.monitor.alerts import Watch
+    from loraspot.store import Store
+
+    url = postgres_server.new_database()
+    t0 = 1_800_000_000.0
+    sink = DatabaseSink(url)
+    sink.write_batch([Record("hs1", "stats", 0, 0, {"dropped": {"full": 0}}, t0, "b1")])
+    watch = Watch(url, offline_after=30, drops=10)
+    assert watch.check(now=t0 + 1) == []
+    admin = Store(url)
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND pid <> pg_backend_pid()")
+    admin.close()
+    with pytest.raises(MonitorError):
+        watch.check(now=t0 + 2)
+    sink = DatabaseSink(url)  # the sink's own session went too: a new one, as its retry would
+    sink.write_batch([Record("hs1", "stats", 1, 10, {"dropped": {"full": 50}}, t0 + 3, "b1")])
+    sink.finish()
+    assert [(a.device, a.kind) for a in watch.check(now=t0 + 4)] == [("hs1", "drops")]
+    assert [(a.device, a.kind) for a in watch.check(now=t0 + 40)] == [("hs1", "offline")]
+    assert watch.check(now=t0 + 50) == []
+    watch.close()

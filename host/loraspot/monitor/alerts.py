@@ -62,8 +62,12 @@ class Watch:
         self._known()
 
     def _rows(self, sql: str, args: tuple = ()) -> list:
+        from loraspot.store import StoreError
+
         try:
             return self.db.execute(sql, args).fetchall()
+        except StoreError as e:  # the server gone: connecting again failed
+            raise MonitorError(str(e)) from None
         except self.db.errors as e:
             if "events" in str(e) and ("no such table" in str(e) or "does not exist" in str(e)):
                 return []  # no monitor has written yet
