@@ -160,15 +160,25 @@ def read_vfs(image_path: Path) -> LittleFS:
 
 def app_files(profile: dict, config: dict | None = None, mpy_dir: Path | None = None) -> dict[str, bytes]:
     """The application as it lands on the board: boot.py, main.py, lib/spot/..., board.json.
-    With mpy_dir (a tree made by flash.mpy.compiled_firmware) the library is shipped as bytecode."""
+    With mpy_dir (a tree made by flash.mpy.compiled_firmware) the library is shipped as bytecode,
+    each module naming as its source the path the board imports it from (flash.mpy.with_source_name:
+    /rom/lib/... in a ROMFS, /lib/... on littlefs)."""
+    from loraspot.flash.mpy import with_source_name
+
     fw = resources.firmware_dir()
     files = {"boot.py": (fw / "boot.py").read_bytes(), "main.py": (fw / "main.py").read_bytes()}
     lib, pattern = (Path(mpy_dir), "*.mpy") if mpy_dir else (fw, "*.py")
+    at = "/rom/" if romfs_of(partitions_for(profile)) is not None else "/"
+
+    def shipped(name: str, src: Path) -> bytes:
+        return with_source_name(src.read_bytes(), at + name) if mpy_dir else src.read_bytes()
+
     for src in sorted((lib / "spot").rglob(pattern)):
-        files["lib/" + src.relative_to(lib).as_posix()] = src.read_bytes()
+        name = "lib/" + src.relative_to(lib).as_posix()
+        files[name] = shipped(name, src)
     for src in sorted(lib.glob(pattern)):  # modules beside the package (otaboot: the update guard)
         if src.name not in ("boot.py", "main.py"):
-            files["lib/" + src.name] = src.read_bytes()
+            files["lib/" + src.name] = shipped("lib/" + src.name, src)
     files["board.json"] = json.dumps(boards.device_profile(profile), indent=1).encode()
     files[MANIFEST] = manifest_bytes(files)
     if config:

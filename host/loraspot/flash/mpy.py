@@ -29,6 +29,51 @@ def compile_file(src: Path, dest: Path, name: str) -> None:
         raise ImageError(f"mpy-cross could not compile {name}: {proc.stderr.strip() or proc.stdout.strip()}")
 
 
+def _uint(data: bytes, pos: int) -> tuple[int, int]:
+    """An .mpy varint (7 bits a byte, most significant first, 0x80 on all but the last) at pos."""
+    n = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        n = (n << 7) | (b & 0x7F)
+        if not b & 0x80:
+            return n, pos
+
+
+def _uint_bytes(n: int) -> bytes:
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def with_source_name(data: bytes, name: str) -> bytes:
+    """The bytecode `data` naming `name` as its source file, as `mpy-cross -s name` would have.
+
+    A module's source name is the first entry of its .mpy's name table (mpy v6: the header, the
+    counts of names and constants, then the names, each a varint of its length times two and its
+    bytes and a NUL). Every name a module's table holds is entered into the board's name table,
+    which lives on the heap, when it is imported; the board also makes one of the path it imported
+    the module from (`__file__`). With the source name set to that same path, one name serves both
+    (tracebacks then say where the module is on the board): a name fewer per module."""
+    if data[:2] != b"M\x06":
+        raise ImageError("not an .mpy file of version 6")
+    pos = 4
+    _, pos = _uint(data, pos)  # names
+    _, pos = _uint(data, pos)  # constants
+    first = pos
+    length, pos = _uint(data, pos)
+    if length & 1:  # a name of the interpreter's own table, by index: kept as it is
+        return data
+    end = pos + (length >> 1)
+    if data[end:end + 1] != b"\0":
+        raise ImageError("an .mpy file whose first name does not end where its length says")
+    raw = name.encode()
+    return data[:first] + _uint_bytes(len(raw) << 1) + raw + b"\0" + data[end + 1:]
+
+
 def compile_tree(src: Path, dest: Path) -> None:
     """Every .py under src as .mpy under dest (same layout), except KEEP_SOURCE at the top."""
     for path in sorted(src.rglob("*.py")):
