@@ -117,6 +117,7 @@ def _no_prompt(out: bytes) -> None:
         assert mark not in out, (mark, out[max(0, out.find(mark) - 300) : out.find(mark) + 100])
 
 
+@pytest.mark.long  # a flood, a load or a whole flash: the long tier (make test stays under 10 min)
 def test_ctrl_c_floods_across_fifty_resets_never_reach_a_prompt(production_locked):
     h, url, secrets, _ = production_locked
     port = serial.serial_for_url(url, 115200, timeout=0.5)

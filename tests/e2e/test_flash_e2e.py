@@ -154,6 +154,7 @@ def test_baud_fallback_and_clear_errors(make_board, tmp_path, monkeypatch):
         flasher.resolve_targets([], False, None)
 
 
+@pytest.mark.long  # a flood, a load or a whole flash: the long tier (make test stays under 10 min)
 def test_backup_and_restore_whole_flash(make_board, tmp_path):
     h = make_board(tmp_path / "f.bin", pty=False, register=False)
     h.wait_status("boot")
@@ -169,6 +170,7 @@ def test_backup_and_restore_whole_flash(make_board, tmp_path):
     assert _hello(h.info["url"])["board"] == "virtual"
 
 
+@pytest.mark.long  # a flood, a load or a whole flash: the long tier (make test stays under 10 min)
 def test_flash_and_backup_keep_a_provisioned_boards_keys(make_board, tmp_path, capsys, monkeypatch):
     """flash refuses to erase a board the inventory knows as provisioned (and records a forced
     erase); backup checks its output first, resets the board afterwards and leaves the keys out

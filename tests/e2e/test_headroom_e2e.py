@@ -28,6 +28,7 @@ def _no_refusals(ev: Events, boots_before: int) -> None:
     assert sum(e.kind == "boot" for e in ev.events) == boots_before  # no reset
 
 
+@pytest.mark.long  # a flood, a load or a whole flash: the long tier (make test stays under 10 min)
 def test_a_node_retrying_its_join_answers_400_requests_at_4_a_second(make_board, tmp_path):
     with Medium(speed=SPEED) as medium:  # no hotspot in range: every join goes unanswered
         h = make_board(node_image(tmp_path / "n.bin", "70B3D57ED0000001", bytes(16), sensors="bme280"), speed=SPEED,
@@ -52,6 +53,7 @@ def test_a_node_retrying_its_join_answers_400_requests_at_4_a_second(make_board,
             ev.close()
 
 
+@pytest.mark.long  # a flood, a load or a whole flash: the long tier (make test stays under 10 min)
 def test_a_joined_node_takes_50_config_info_and_provisioning_requests(make_board, tmp_path, capsys,
                                                                       monkeypatch):
     from loraspot.lorawan.joinserver import JoinServer

@@ -113,6 +113,7 @@ def test_a_starved_medium_costs_a_node_no_frame_and_no_reset(tmp_path, make_boar
     assert gw.errors == []
 
 
+@pytest.mark.long  # a flood, a load or a whole flash: the long tier (make test stays under 10 min)
 def test_fifty_deep_sleep_cycles_keep_session_and_fcnt(tmp_path, make_board):
     speed = 20
     cycles = 50
