@@ -69,3 +69,56 @@ def test_wifi_reconnects_with_back_off_and_reports():
     eq(w.connects, len(times) + 2)  # reconnects at once after a drop
 
 
+
+
+class _Sock:
+    """recv fails for heap as the script says: 'taken' after the datagram went (the unix port
+    copies it into a second block, the ESP32 makes its bytes object), 'kept' before."""
+
+    def __init__(self, script, queued):
+        self.script = list(script)
+        self.queued = list(queued)
+
+    def recv(self, n):
+        step = self.script.pop(0) if self.script else None
+        if step == "kept":
+            raise MemoryError
+        if not self.queued:
+            raise OSError(11)  # EAGAIN
+        d = self.queued.pop(0)
+        if step == "taken":
+            raise MemoryError
+        return d
+
+    def readinto(self, buf):
+        raise OSError(11)
+
+
+class _Counted:
+    def __init__(self):
+        self.nomem = 0
+
+    def out_of_memory(self):
+        self.nomem += 1
+
+
+class _Console:
+    def _release(self):
+        return True
+
+
+def _udp(sock):
+    from spot.hotspot import udp
+
+    u = object.__new__(udp.SemtechUdp)
+    u.sock, u.reserve, u.hs, u.console = sock, bytearray(8), _Counted(), _Console()
+    return u
+
+
+def test_a_datagram_recv_took_before_it_failed_for_heap_is_counted_lost():
+    u = _udp(_Sock(["taken"], [b"d1"]))
+    eq((u._recv(), u.hs.nomem), (None, 1))
+    u = _udp(_Sock(["kept"], [b"d1"]))  # the datagram was still there: read on the next try
+    eq((u._recv(), u.hs.nomem), (b"d1", 0))
+    u = _udp(_Sock([], []))  # nothing to read is nothing lost
+    eq((u._recv(), u.hs.nomem), (None, 0))
