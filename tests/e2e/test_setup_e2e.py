@@ -63,6 +63,19 @@ def _config(h, key):
         return device.config_get(client, key)[key]
 
 
+
+def _restarted_on_wifi(h) -> Events:
+    """Restart the board (given its Wi-Fi settings) and wait for its backhaul to be up."""
+    client, _ = device.connect(h.info["url"])
+    with client:
+        device.reboot(client, greet=False)
+    h.wait_status("boot", count=2, timeout=60)
+    ev = Events(h.info["url"])
+    if not wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60):
+        ev.close()
+        pytest.fail("the backhaul did not come up after the restart")
+    return ev
+
 def test_access_point_set_up_joins_the_network(make_board, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LORASPOT_MASTER_KEY", "5a" * 32)
     inv = tmp_path / "inv.sqlite"
@@ -161,13 +174,8 @@ def test_no_access_point_without_a_pairing_code_and_a_long_press_opens_it(make_b
             ev.client.request("keys.set", {"kind": "wifi_password", "value": WIFI["HomeNet"].encode().hex()})
         finally:
             ev.close()
-        client, _ = device.connect(h.info["url"])
-        with client:
-            device.reboot(client, greet=False)
-        h.wait_status("boot", count=2, timeout=60)
-        ev = Events(h.info["url"])
+        ev = _restarted_on_wifi(h)
         try:
-            assert wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60)
             h.board.parts.press(200)  # a short press: no set-up
             assert wait(lambda: ev.of("button"), 30), ev.events[-5:]
             assert ev.of("button")[0]["held_ms"] < 5000 and not any(s["event"] == "access_point" for s in h.status)
@@ -200,13 +208,8 @@ def test_a_long_press_opens_set_up_on_a_hotspot_without_a_display(make_board, tm
             ev.client.request("keys.set", {"kind": "wifi_password", "value": WIFI["HomeNet"].encode().hex()})
         finally:
             ev.close()
-        client, _ = device.connect(h.info["url"])
-        with client:
-            device.reboot(client, greet=False)
-        h.wait_status("boot", count=2, timeout=60)
-        ev = Events(h.info["url"])
+        ev = _restarted_on_wifi(h)
         try:
-            assert wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60)
             assert device.config_get(ev.client, "display") == {"display": False}
             stats = ev.client.request("stats")
             assert stats.get("role_no_memory", 0) == 0 and stats["tx_no_memory"] == 0, stats
