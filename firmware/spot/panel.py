@@ -1,11 +1,12 @@
 # The board's panel beside its role: the set-up access point (spot.setup) instead of the role when
 # it is wanted, a hotspot's status page (http_port), the display (config display, on a board that
-# has one) and the button (with the display, or on a hotspot): a short press turns the page (or
-# shows the pairing code on the set-up page), a long one restarts into set-up. Made at start-up with
-# the role's own buffers, while the heap is in one piece; loaded only when one of them may be on
-# (spot.app).
+# has one) and, with the display, the button: a short press turns the page (or shows the pairing
+# code on the set-up page), a long one restarts into set-up. Made at start-up with the role's own
+# buffers, while the heap is in one piece; loaded only when one of them may be on (spot.app).
 import asyncio
 import gc
+
+from spot.parts import Parts
 
 
 def build(app, role, enter_names):
@@ -31,10 +32,10 @@ def build(app, role, enter_names):
 
         app.display = display.start(app)
     button = None
-    if role == "hotspot" or getattr(app, "display", None) is not None:
-        from spot import button as button_mod
-
-        button = button_mod.make(app.board)
+    if getattr(app, "display", None) is not None:
+        button = Parts(app.board).button()
+        if button is not None:
+            from spot import button as _button  # noqa: F401 (loaded with the others)
     gc.collect()
     return role, (why, status, button)
 

@@ -23,7 +23,6 @@ class BoardParts:
         self.http_port = free_port()
         self.button_port = free_port(socket.SOCK_DGRAM)
         self.display_on = False  # the config switches the display on (read at each boot)
-        self.hotspot = False  # the config's role is hotspot (read at each boot): its button is on
         self.screen: bytes | None = None  # what the display shows (rows of pixels, MSB left)
         self.panel: SSD1306Model | None = None
         self.screens = 0
@@ -38,8 +37,7 @@ class BoardParts:
         if oled and self.display_on:
             self.panel = SSD1306Model(oled["addr"], oled.get("width", 128), oled.get("height", 64))
         return {"http_port": self.http_port, "button_port": self.button_port,
-                "panel": oled["addr"] if self.panel is not None and oled else None,
-                "button": self.profile.get("button") if self.hotspot or self.panel is not None else None}
+                "panel": oled["addr"] if self.panel is not None and oled else None}
 
     def press(self, ms: int) -> None:
         """Hold the board's button down for ms of device time (0: let it go)."""

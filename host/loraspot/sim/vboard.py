@@ -313,7 +313,6 @@ class VirtualBoard:
         role in the board's config (a hotspot runs Wi-Fi, which takes its share of the RAM)."""
         cfg = self._config()
         self.parts.display_on = bool(cfg.get("display"))
-        self.parts.hotspot = cfg.get("role") == "hotspot"  # a hotspot runs the button (spot.button)
         if self.opts.heap_kb:
             return self.opts.heap_kb
         budget = self.profile["memory"]["heap_kb"]

@@ -1,16 +1,18 @@
-# The virtual board's own parts: its Wi-Fi station and access point (network.WLAN stand-ins) and the
-# link to its display (the panel's model runs in the supervisor); its button is _vbutton. C on a
-# board: vboot loads this before the firmware's heap is measured out.
+# The virtual board's own parts: its Wi-Fi station and access point (network.WLAN stand-ins), its
+# button, and the link to its display (the panel's model runs in the supervisor). C on a board:
+# vboot loads this before the firmware's heap is measured out.
 import _vboard
 import _vside
 
 PANEL_BUS = None  # the I2C bus with only the display on it, when the board has no sensor models
+BUTTON_PORT = 0  # the loopback UDP port the supervisor sends the button's presses to
 
 
 def start(cfg, i2c):
-    """Wire the parts vboot was told of: the display on the sensors' I2C bus (i2c, the bus of the
-    sensor models) or on a bus of its own."""
-    global PANEL_BUS
+    """Wire the parts vboot was told of: the button's port, the display on the sensors' I2C bus
+    (i2c, the bus of the sensor models) or on a bus of its own."""
+    global BUTTON_PORT, PANEL_BUS
+    BUTTON_PORT = cfg.get("button_port", 0)
     if cfg.get("panel"):
         link = PanelLink(cfg["panel"])
         if i2c is not None:
@@ -112,6 +114,40 @@ class VirtualAp:
 
     def ifconfig(self):
         return ("192.168.4.1", "255.255.255.0", "192.168.4.1", "192.168.4.1")
+
+
+# ---- the board's button (loraspot sim press): datagrams from the supervisor ----------------------
+
+
+class VirtualButton:
+    """The button's pin, pressed by the supervisor: a datagram with a number of device ms holds it
+    down that long from its arrival (0 lets it go), so a press is as long on a busy machine as on an
+    idle one; the firmware waits on it as on a pin interrupt (spot.board.Button)."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(socket.getaddrinfo("127.0.0.1", BUTTON_PORT)[0][-1])
+        self.sock.setblocking(False)
+        self.until = None  # time.ticks_ms at which a held press ends
+
+    def pressed(self):
+        import time
+
+        while True:
+            try:
+                d = self.sock.recv(16)
+            except OSError:
+                break
+            try:
+                ms = int(d)
+            except ValueError:
+                continue
+            self.until = time.ticks_add(time.ticks_ms(), ms // _vboard.SPEED) if ms > 0 else None
+        if self.until is not None and time.ticks_diff(self.until, time.ticks_ms()) <= 0:
+            self.until = None
+        return 1 if self.until is not None else 0
 
 
 class PanelLink:

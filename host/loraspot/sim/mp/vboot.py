@@ -19,12 +19,10 @@ from _vflash import FlashPartition
 
 cfg = json.loads(os.getenv("LORASPOT_VBOARD"))
 if cfg.get("wifi") is not None or cfg.get("panel"):
-    # the Wi-Fi, the display's link: C on a board, so loaded before the heap is measured, and only
-    # on a board that uses them (their names would otherwise shift where MicroPython's table of
-    # names grows for every other board)
+    # the Wi-Fi, the button, the display's link: C on a board, so loaded before the heap is
+    # measured, and only on a board that uses them (their names would otherwise shift where
+    # MicroPython's table of names grows for every other board)
     import _vwifi
-if cfg.get("button"):  # the button, likewise
-    import _vbutton
 if cfg.get("ota"):
     import _vesp32
 side = open("/dev/fd/%d" % cfg["side_fd"], "wb")
@@ -46,13 +44,11 @@ _vboard.WIFI = cfg.get("wifi")
 _vboard.HTTP_PORT = cfg.get("http_port", 0)
 _vmachine.setup(side, cfg["cause"], bytes.fromhex(cfg["mac"]), bytes.fromhex(cfg.get("rtc", "")), cfg.get("efuse"))
 sys.modules["machine"] = _vmachine
-if cfg.get("button"):
-    _vbutton.install(_vmachine, cfg.get("button_port", 0), cfg["button"]["pin"], cfg["button"].get("active_low", True))
 if cfg.get("hw"):
     import _vdevices  # the board's sensors: hardware, so set up before the heap is measured out
 
     _vdevices.setup(cfg["hw"], cfg["speed"])
-if cfg.get("wifi") is not None or cfg.get("panel"):  # the display on its bus
+if cfg.get("wifi") is not None or cfg.get("panel"):  # the button, and the display on its bus
     _vwifi.start(cfg, _vdevices.STATE["i2c"] if cfg.get("hw") else None)
 
 flash = open(cfg["flash"], "r+b")
