@@ -67,10 +67,8 @@ except BaseException as e:
 """
 
 
-@pytest.mark.parametrize("fire", [[], [2], [2, 3]], ids=["one-ctrl-c", "a-second-in-the-handler", "a-third"])
+@pytest.mark.parametrize("fire", [[], [2]], ids=["one-ctrl-c", "a-second-in-the-handler"])
 def test_interrupts_in_main_pys_handler_end_in_a_reset_on_a_production_board(fire):
     script = HARNESS % (json.dumps(fire), str(ROOT / "firmware" / "main.py"))
     proc = subprocess.run([micropython(), "-c", script], capture_output=True, text=True, timeout=60)
-    out = proc.stdout.split()
-    # (a real reset never returns; this one raises SystemExit, which the outer handler may see too)
-    assert out[:1] == ["RESET"] and set(out) == {"RESET"}, (proc.stdout, proc.stderr)
+    assert proc.stdout.split() == ["RESET"], (proc.stdout, proc.stderr)
