@@ -13,6 +13,10 @@ class BoardProfileError(LoraspotError):
     exit_code = 2
 
 
+class InventoryError(LoraspotError):
+    exit_code = 6
+
+
 class ImageError(LoraspotError):
     exit_code = 5
 
