@@ -17,13 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from loraspot.sim.parts import free_port  # a broker brought back binds its port again
+
 AMQTT = Path(sys.prefix) / "broker" / "bin" / "amqtt"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mosquitto_exe() -> str | None:

@@ -10,6 +10,7 @@ from spot import unload
 HEALTH_WINDOW_MS = 300000  # device time an app on trial has to pass its health check, each boot
 BACKHAUL_GRACE_MS = 60000  # a hotspot's backhaul that has been retrying this long passes
 TRIAL_BOOTS = 3  # otaboot.MAX_TRIAL_BOOTS
+LISTEN_RETRY_MS = 10000  # device time between two tries for a port the update service could not have
 
 
 def report(app):
@@ -82,11 +83,19 @@ async def listen(app):
     from spot.tcp import listen as listen_on
 
     port = app.config.get("ota_port")
-    try:
-        s = listen_on(port)
-    except OSError as e:
-        app.console.event("log", {"level": "error", "msg": "updates over the air: port %d: %s" % (port, e)})
-        return
+    said = False
+    while True:  # a port that cannot be had now (held by another service) is tried again, said once
+        try:
+            s = listen_on(port)
+            break
+        except OSError as e:
+            if not said:
+                app.console.event("log", {"level": "error", "msg": "updates over the air: port %d: %s (trying again)"
+                                          % (port, e)})
+                said = True
+        await app.clock.sleep_ms(LISTEN_RETRY_MS)
+    if said:
+        app.console.event("log", {"level": "info", "msg": "updates over the air: listening on port %d" % port})
     app.ota_port = port
     while True:
         conn = await accept(s)

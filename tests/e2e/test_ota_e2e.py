@@ -20,6 +20,7 @@ from loraspot.flash.deploy import make_pack
 from loraspot.flash.mpy import compiled_firmware
 from loraspot.listen.server import Listener
 from loraspot.sim.medium import Medium
+from loraspot.sim.parts import free_port
 
 from tests.e2e.conftest import ROOT
 from tests.e2e.hotspot_world import FREQ, SF, Events, wait
@@ -32,9 +33,9 @@ HEAP_KB = budget.OTA_NEED_KB[("hotspot-udp", "littlefs")] + budget.HEADROOM_KB
 
 
 def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a board's update service, which the board binds again at each boot: below the
+    ephemeral range, where another test's connection cannot take it while the board restarts."""
+    return free_port()
 
 
 def _profile() -> dict:
@@ -272,6 +273,27 @@ def test_a_second_session_while_one_runs_is_refused(hotspot):
     finally:
         first.close()
     assert wait(lambda: _answers(target), 30)  # free again once the first ended
+
+
+def test_the_update_service_waits_for_a_port_another_program_holds_at_boot(make_board, tmp_path):
+    """A port held by someone else when the board starts (on a test machine, another program's
+    connection in the gap of a reboot) costs the update service nothing: the board tries again
+    until it has it, instead of going without updates until its next boot."""
+    port = _free_tcp_port()
+    with Medium(speed=SPEED) as medium, Listener({}, port=0) as ls, socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen(1)
+        path = _hotspot_image(tmp_path / "hs.bin", ls.address[1], port)
+        h = make_board(path, speed=SPEED, medium=medium.address, register=False, heap_kb=HEAP_KB)
+        ev = Events(h.info["url"])
+        try:
+            assert wait(lambda: ev.of("stats"), 60), ev.events[-5:]  # the hotspot runs meanwhile
+            holder.close()
+            assert wait(lambda: _answers(f"127.0.0.1:{port}"), 60), ev.events[-5:]
+            said = [e["msg"] for e in ev.of("log") if "updates over the air" in e.get("msg", "")]
+            assert said == [f"updates over the air: listening on port {port}"], said
+        finally:
+            ev.close()
 
 
 @pytest.mark.parametrize("text,want", [("10.0.0.7", ("10.0.0.7", 3232)), ("hs.local:4000", ("hs.local", 4000)),

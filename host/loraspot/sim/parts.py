@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,8 @@ from loraspot import localports
 from loraspot.sim.air import AccessPoint
 from loraspot.sim.mp import _vside
 from loraspot.sim.mp._vssd1306 import SSD1306Model
+
+STABLE_PORTS_FROM = 20000
 
 
 class BoardParts:
@@ -77,10 +80,34 @@ class BoardParts:
             screen_file(self.device_id).unlink(missing_ok=True)
 
 
+def _ephemeral_low() -> int:
+    """Where the system starts handing out ports of its own (to outgoing connections and to binds
+    on port 0): Linux says it in /proc; elsewhere the IANA range (49152-65535) is the rule."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on loopback for a service that is bound again at each restart (a board's web
+    server and button, a broker brought back): taken below the system's ephemeral range, so that
+    no outgoing connection or port-0 bind of another program can take it while its owner restarts
+    (a port from bind(("", 0)) can be gone by then on a busy machine)."""
+    top = min(_ephemeral_low(), 32768)
+    if top - STABLE_PORTS_FROM < 1000:  # a system that hands out nearly every port: as it gives one
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(500):
+        port = random.randrange(STABLE_PORTS_FROM, top)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port between {STABLE_PORTS_FROM} and {top} on 127.0.0.1")
 
 
 def screen_file(device_id: str) -> Path:
