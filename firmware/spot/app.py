@@ -261,12 +261,31 @@ class App:
         finally:
             unload("spot.nodeboot")
 
-    async def heartbeat(self):
+    async def heartbeat(self, button=None):
         last = self.clock.ticks_ms()
+        pin = since = None
+        if button:
+            # a hotspot without its display watches its button here, once a second, for a press held
+            # 5 s (set-up: spot.setup); no module, task or buffer of its own for it
+            from spot import board as board_mod
+
+            p = board_mod.machine.Pin
+            low = button.get("active_low", True)
+            pin = p(button["pin"], p.IN, p.PULL_UP if low else p.PULL_DOWN)
         while True:
             # re-read the interval every second so a config change applies at once
             await self.clock.sleep_ms(1000)
             now = self.clock.ticks_ms()
+            if pin is not None:
+                if pin.value() != (0 if low else 1):
+                    since = None
+                elif since is None:
+                    since = now
+                elif ticks_diff(now, since) >= 5000:
+                    self.console.event("button", {"held_ms": ticks_diff(now, since), "then": "setup"})
+                    with open("/setup", "wb") as f:  # spot.setup.FLAG, taken at the next boot
+                        f.write(b"1")
+                    self.board.reset()
             if ticks_diff(now, last) >= self.config.get("stats_interval") * 1000:
                 last = now
                 try:
@@ -289,7 +308,7 @@ class App:
         parts = None
         if not self.safe_mode:
             self.test_boot = _take_test_flag()
-        panel = None
+        panel = button = None
         if not self.safe_mode and not self.test_boot:
             # the names of occasional modules, the set-up page's or the status page's, display's
             # and button's modules and buffers (spot.panel, only where one may be on), then the
@@ -298,13 +317,16 @@ class App:
             cfg = self.config
             if cfg.get("display") or (
                 role == "hotspot"
-                and (cfg.get("http_port") or (not cfg.get("wifi_ssid") and self.board.network("") is None))
+                and (cfg.get("http_port") or _setup_flag()
+                     or (not cfg.get("wifi_ssid") and self.board.network("") is None))
             ):
                 from spot import panel as panel_mod
 
                 role, panel = panel_mod.build(self, role, _enter_names)
             else:
                 _enter_names(role)
+            if role == "hotspot" and getattr(self, "display", None) is None:
+                button = self.board.profile.get("button")  # its long press, watched by heartbeat
             if role == "hotspot":
                 parts = self._build_hotspot()
             elif role == "node":
@@ -331,7 +353,7 @@ class App:
             self.console.event("fault", {"error": "safe mode after %d crashes" % self.board.crash_streak,
                                          "crash": self.last_crash})
         else:
-            asyncio.create_task(self.heartbeat())
+            asyncio.create_task(self.heartbeat(button))
             if self.test_boot:
                 pass  # restarted for the self-test: the role stays off (spot.selftest)
             elif role == "node":
@@ -400,6 +422,16 @@ def _sweep():
 
 
 TEST_FLAG = "/selftest"  # present at boot: a test boot (removed as it is read, so only one)
+
+
+def _setup_flag():
+    """A long press of the button asked for set-up at this boot (spot.button, or the heartbeat of a
+    hotspot without its display, wrote the flag that spot.setup takes)."""
+    try:
+        os.stat("/setup")
+        return True
+    except OSError:
+        return False
 
 
 def _take_test_flag():

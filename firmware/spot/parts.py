@@ -67,9 +67,9 @@ class Button:
     def __init__(self, machine, vboard, pin, active_low):
         self._v = None
         if vboard is not None:
-            from _vwifi import VirtualButton  # pyright: ignore[reportMissingImports]
+            import _vwifi  # pyright: ignore[reportMissingImports]
 
-            self._v = VirtualButton()
+            self._v = _vwifi.BUTTON  # the pin's button, made at boot (machine.Pin reads it too)
             return
         import asyncio
 

@@ -40,7 +40,8 @@ class BoardParts:
         if oled and self.display_on:
             self.panel = SSD1306Model(oled["addr"], oled.get("width", 128), oled.get("height", 64))
         return {"http_port": self.http_port, "button_port": self.button_port,
-                "panel": oled["addr"] if self.panel is not None and oled else None}
+                "panel": oled["addr"] if self.panel is not None and oled else None,
+                "button": self.profile.get("button")}
 
     def press(self, ms: int) -> None:
         """Hold the board's button down for ms of device time (0: let it go)."""

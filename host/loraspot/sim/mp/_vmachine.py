@@ -137,7 +137,8 @@ class Pin:
 
     def __init__(self, pin, mode=-1, pull=-1, value=None):
         self.id = pin
-        self._v = 0 if value is None else value
+        # an input nothing drives reads as its pull makes it (a button not pressed: high)
+        self._v = (1 if pull == 1 else 0) if value is None else value
 
     def value(self, v=None):
         if v is None:

@@ -6,13 +6,20 @@ import _vside
 
 PANEL_BUS = None  # the I2C bus with only the display on it, when the board has no sensor models
 BUTTON_PORT = 0  # the loopback UDP port the supervisor sends the button's presses to
+BUTTON = None  # the board's button (VirtualButton), on a board whose profile has one
 
 
 def start(cfg, i2c):
     """Wire the parts vboot was told of: the button's port, the display on the sensors' I2C bus
     (i2c, the bus of the sensor models) or on a bus of its own."""
-    global BUTTON_PORT, PANEL_BUS
+    global BUTTON_PORT, PANEL_BUS, BUTTON
     BUTTON_PORT = cfg.get("button_port", 0)
+    b = cfg.get("button")
+    if b:
+        import _vmachine
+
+        BUTTON = VirtualButton()
+        _vmachine.Pin = _button_pin(_vmachine.Pin, b["pin"], b.get("active_low", True))
     if cfg.get("panel"):
         link = PanelLink(cfg["panel"])
         if i2c is not None:
@@ -148,6 +155,19 @@ class VirtualButton:
         if self.until is not None and time.ticks_diff(self.until, time.ticks_ms()) <= 0:
             self.until = None
         return 1 if self.until is not None else 0
+
+
+def _button_pin(base, pin, active_low):
+    """machine.Pin with the button's pin read from the button: low while it is held on a board
+    whose button pulls its pin to ground (the PRG/BOOT buttons), high otherwise."""
+
+    class ButtonPin(base):
+        def value(self, v=None):
+            if v is None and self.id == pin:
+                return int(BUTTON.pressed() != active_low)
+            return base.value(self, v)
+
+    return ButtonPin
 
 
 class PanelLink:
