@@ -5,8 +5,11 @@ stock image's layout):
 
 - hotspot + status page + display: backhaul up, 200 page requests answered while frames arrive,
   every frame forwarded, the display drawn;
-- hotspot + status page, hotspot + display: the same with one of them;
+- hotspot + status page, hotspot + display: the same with one of them; each of the three also on
+  the MQTT backhaul (with a broker);
 - set-up: the access point on, its page and a refused form answered;
+- node + display: the node with its sensors joins and sends two uplinks through a gateway and
+  draws its display;
 - hotspot + signed receipts (and + status page; and on the MQTT backhaul, with a broker): the same
   frames recorded, a signed beacon sent, the batch closed, signed with the identity key and taken by
   the ledger service (loraspot ledger serve), over HTTP a challenge answered by a second beacon,
@@ -47,7 +50,12 @@ STEP = 4
 RECEIPTS = {"receipts_interval": 2, "ledger_server": "127.0.0.1"}
 CASES = {"status+display": {"http_port": 80, "display": True}, "status": {"http_port": 80},
          "display": {"display": True}, "setup": None, "receipts": RECEIPTS,
-         "status+receipts": {"http_port": 80, **RECEIPTS}, "mqtt+receipts": {"backhaul": "mqtt", **RECEIPTS}}
+         "status+receipts": {"http_port": 80, **RECEIPTS}, "mqtt+receipts": {"backhaul": "mqtt", **RECEIPTS},
+         "mqtt+status+display": {"backhaul": "mqtt", "http_port": 80, "display": True},
+         "mqtt+status": {"backhaul": "mqtt", "http_port": 80}, "mqtt+display": {"backhaul": "mqtt", "display": True}}
+# a node with its display on, run at NODE_SPEED (as its own figure is measured: test_budget_e2e)
+NODE_CASES = {"node+display": {"display": True}, "node": {}}  # "node": the same check without it, for the ratio
+NODE_SPEED = 10
 # the cases measured with the library loaded from littlefs only: receipts are offered on the boards
 # with PSRAM, whose images have no ROMFS
 LITTLEFS_ONLY = ("receipts", "status+receipts", "mqtt+receipts")
@@ -77,6 +85,8 @@ def identity() -> tuple[bytes, bytes]:
 
 
 def works(board: str, case: str, heap_kb: int, tmp: Path) -> bool:
+    if case in NODE_CASES:
+        return _node_works(board, case, heap_kb, tmp)
     extra = CASES[case]
     if extra is not None and extra.get("backhaul") == "mqtt":
         broker = Broker(tmp)
@@ -171,6 +181,45 @@ def _hotspot_works(vb: VirtualBoard, extra: dict, medium: Medium, ledger: tuple[
         ev.close()
 
 
+def _node_works(board: str, case: str, heap_kb: int, tmp: Path) -> bool:
+    """A node with the sensors its own figure (NEED_KB) was measured with and its display on: it
+    joins and sends two uplinks through a gateway, draws its display, is never short of heap for
+    its role or its console and does not reset."""
+    from loraspot.lorawan.joinserver import JoinServer
+
+    from tests.host.lorawan_gateway import Gateway
+
+    eui, key = "70B3D57ED00000D1", bytes(range(16))
+    js = JoinServer()
+    js.add_device(eui, key)
+    cfg = {"role": "node", "dev_eui": eui, "sensors": "bme280,gps,battery", "uplink_interval": 10,
+           **NODE_CASES[case]}
+    path = _image(tmp / f"{case}.bin", board, cfg, {"app_key": key})
+    with Medium(speed=NODE_SPEED) as medium:
+        gw = Gateway(medium, js, NODE_SPEED)
+        vb = VirtualBoard(BoardOptions(flash=path, board=board, speed=NODE_SPEED, medium=medium.address,
+                                       register=False, heap_kb=heap_kb,
+                                       hardware={"bme280": {}, "gps": {}, "battery": {}}))
+        vb.start()
+        ev = None
+        try:
+            ev = Events(vb.rfc.url if vb.rfc else "")
+            if not wait(lambda: sum("uplink" in e for e in gw.log) >= 2, 60):
+                return False
+            st = ev.client.request("stats")
+            boots = {e.data.get("boot") for e in ev.events if e.kind == "boot"} - {ev.hello.get("boot")}
+            drawn = vb.parts.screens > 0 or not cfg.get("display")
+            return (st.get("role_no_memory", 0) == 0 and st["tx_no_memory"] == 0 and drawn
+                    and not boots and not any(e.kind == "fault" for e in ev.events))
+        except Exception:  # a board that crashed, did not answer, or dropped the connection: does not fit
+            return False
+        finally:
+            if ev is not None:
+                ev.close()
+            vb.stop()
+            gw.close()
+
+
 def _setup_works(vb: VirtualBoard) -> bool:
     from loraspot.setup import Page, SetupError, apply
 
@@ -204,13 +253,16 @@ def main() -> None:
     only = sys.argv[sys.argv.index("--case") + 1] if "--case" in sys.argv else None
     with tempfile.TemporaryDirectory() as d:
         for board, code in (("virtual", "romfs"), ("virtual-ota", "littlefs")):
-            for case in CASES:
+            for case in [*CASES, *NODE_CASES]:
                 if (only and case != only) or (code == "romfs" and case in LITTLEFS_ONLY):
                     continue
                 need = smallest(board, case, Path(d))
-                key = "setup" if case == "setup" else "hotspot-mqtt" if case.startswith("mqtt+") else "hotspot-udp"
-                print(json.dumps({"bench": "panel", "case": case, "code": code, "need_kb": need,
-                                  "table": [key, code, case.removeprefix("mqtt+")]}), flush=True)
+                key = case.split("+")[0] if case.startswith(("mqtt+", "node+")) else \
+                    "setup" if case == "setup" else "hotspot-udp"
+                key = {"mqtt": "hotspot-mqtt"}.get(key, key)
+                table = None if case == "node" else [key, code, case.removeprefix("mqtt+").removeprefix("node+")]
+                print(json.dumps({"bench": "panel", "case": case, "code": code, "need_kb": need, "table": table}),
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,8 @@ def lines_node(app, page):
             st = lw.stats
             out.append("up %d down %d" % (st.get("uplinks", 0), st.get("downlinks", 0)))
             out.append("joins %d" % st.get("joins", 0))
+            if st.get("downlinks"):  # the last packet the node heard: its last downlink
+                out.append("rssi %d snr %d" % (lw.last_rssi, lw.last_snr))
         return out
     return None
 

@@ -48,17 +48,22 @@ def _steady(ev: Events) -> None:
     assert not [e for e in ev.events if e.kind == "boot" and e.data.get("boot") != ev.hello.get("boot")]
 
 
+@pytest.mark.parametrize("display", [False, True], ids=["", "display"])
 @pytest.mark.parametrize("code", ["littlefs", "romfs"])
-def test_the_node_runs_in_the_heap_it_is_said_to_need(make_board, tmp_path, code):
+def test_the_node_runs_in_the_heap_it_is_said_to_need(make_board, tmp_path, code, display):
+    """The node, and the node with its display on (FEATURE_NEED_KB), which draws it."""
     eui, key = "70B3D57ED00000A1", bytes(range(16))
     js = JoinServer()
     js.add_device(eui, key)
-    cfg = {"role": "node", "dev_eui": eui, "sensors": "bme280,gps,battery", "uplink_interval": 10}
+    cfg = {"role": "node", "dev_eui": eui, "sensors": "bme280,gps,battery", "uplink_interval": 10,
+           "display": display}
+    heap_kb = budget.FEATURE_NEED_KB[("node", code, "display")] + budget.HEADROOM_KB if display else \
+        _heap_kb(("node", code))
     with Medium(speed=SPEED) as medium:
         gw = Gateway(medium, js, SPEED)
         try:
             h = make_board(_image(tmp_path / "n.bin", code, cfg, {"app_key": key}), speed=SPEED,
-                           medium=medium.address, register=False, heap_kb=_heap_kb(("node", code)),
+                           medium=medium.address, register=False, heap_kb=heap_kb,
                            hardware={"bme280": {}, "gps": {}, "battery": {}})
             ev = Events(h.info["url"])
             try:
@@ -68,6 +73,9 @@ def test_the_node_runs_in_the_heap_it_is_said_to_need(make_board, tmp_path, code
                 # a joined node's stats name its DevAddr (the soak accounts its uplinks on the air by it)
                 stats = ev.client.request("stats")
                 assert stats["joined"] and stats["devaddr"].upper() in {s.devaddr_hex for s in js.sessions.values()}
+                if display:  # drawn, and what it shows is the node's page: rows of pixels lit
+                    assert wait(lambda: h.board.parts.screens > 0, 30)
+                    assert h.board.parts.screen is not None and any(h.board.parts.screen)
             finally:
                 ev.close()
         finally:

@@ -152,3 +152,43 @@ def test_config_set_refuses_what_the_boards_heap_cannot_hold(make_board, tmp_pat
         got = json.loads(capsys.readouterr().out)
         values = got.get("values", got)
         assert values["display"] is False and values["http_port"] == 0
+
+
+def test_the_status_page_and_the_display_beside_the_mqtt_backhaul(make_board, tmp_path):
+    """On the MQTT backhaul, in the heap measured for it with both on (bench/panel.py) plus the
+    headroom: pages answered while frames arrive, every frame published, the display drawn."""
+    from tests.broker import Broker
+
+    broker = Broker(tmp_path)
+    try:
+        with Medium() as medium, Listener({}, port=0, udp=False, mqtt=broker.url) as ls:
+            path = hotspot_image(tmp_path / "hs.bin", backhaul="mqtt", mqtt_port=broker.port, http_port=80,
+                                 display=True, packet_events=False)
+            heap = budget.FEATURE_NEED_KB[("hotspot-mqtt", "romfs", "status+display")] + budget.HEADROOM_KB
+            h = make_board(path, medium=medium.address, heap_kb=heap)
+            port = h.info["http"]
+            ev = Events(h.info["url"])
+            node = MediumClient(medium.address, "n", (10, 0, 0))
+            try:
+                assert wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60), ev.events[-5:]
+                assert wait(lambda: _try(port), 30)
+                codes: list[int] = []
+                asker = threading.Thread(target=lambda: codes.extend(
+                    _get(port, "/status.json" if i % 2 else "/")[0] for i in range(200)))
+                asker.start()
+                for i in range(40):
+                    node.transmit(bytes([0x40, i, 0, 1, 0x26, 0, i, 0]) + bytes(8),
+                                  Cfg(FREQ, SF, 125_000, 5, 8, F_CRC, 0x34, 14))
+                    node.tx_done()
+                asker.join()
+                assert codes == [200] * 200
+                assert wait(lambda: ev.client.request("stats")["forwarded"] == 40, 30), ev.client.request("stats")
+                st = ev.client.request("stats")
+                assert st["nomem"] == 0 and sum(st["dropped"].values()) == 0
+                assert wait(lambda: h.board.parts.screens > 0, 30)
+            finally:
+                node.close()
+                ev.close()
+            assert wait(lambda: ls.snapshot()["counts"].get("rxpk", 0) >= 40, 30), ls.snapshot()["counts"]
+    finally:
+        broker.stop()

@@ -58,6 +58,19 @@ class Net:
     state = "up"
 
 
+class Lw:
+    """A joined node's LoRaWAN stack: its counters and its last downlink's signal."""
+
+    session = object()
+    stats = {"joins": 1, "join_fail": 0, "uplinks": 42, "downlinks": 3, "down_rejected": 0}
+    last_rssi = -97
+    last_snr = 6
+
+
+class Node:
+    lw = Lw()
+
+
 class App:
     def __init__(self, role):
         self.config = Cfg({"role": role, "name": "roof"})
@@ -67,7 +80,7 @@ class App:
         self.setup = None
         self.hotspot = Hotspot() if role == "hotspot" else None
         self.network = Net()
-        self.node = None
+        self.node = Node() if role == "node" else None
 
 
 model = SSD1306Model()
@@ -92,6 +105,7 @@ shot("hotspot-board", App("hotspot"), presses=1)
 setup_app = App("hotspot")
 setup_app.setup = object()
 shot("setup", setup_app)
+shot("node", App("node"), bat=3710)
 shot("setup-code", setup_app, presses=1)
 panel.power(False)
 print(json.dumps({"state": "off", "rows": hexlify(model.screen()).decode()}))

@@ -10,21 +10,22 @@ from loraspot import boards, budget
 
 @pytest.mark.parametrize("board_id", sorted(b for b in boards.all_boards()))
 @pytest.mark.parametrize("status,display", [(True, False), (False, True), (True, True)])
-def test_each_board_fits_or_is_refused(board_id, status, display):
+@pytest.mark.parametrize("backhaul", ["udp", "mqtt"])
+def test_each_board_fits_or_is_refused(board_id, status, display, backhaul):
     profile = boards.get(board_id)
     code = "romfs" if profile["flash"]["partitions"].get("romfs") else "littlefs"
     case = budget.feature_case(status, display)
     if display and not profile.get("oled"):
         with pytest.raises(budget.FeatureDoesNotFit, match="has no display"):
-            budget.check_features(profile, "hotspot", "udp", status, display)
+            budget.check_features(profile, "hotspot", backhaul, status, display)
         return
-    need = budget.FEATURE_NEED_KB[("hotspot-udp", code, case)]
-    assert need > budget.NEED_KB[("hotspot-udp", code)]  # more than the hotspot alone
+    need = budget.FEATURE_NEED_KB[(f"hotspot-{backhaul}", code, case)]
+    assert need > budget.NEED_KB[(f"hotspot-{backhaul}", code)]  # more than the hotspot alone
     if profile["memory"]["heap_kb"]["wifi"] - need >= budget.HEADROOM_KB:
-        assert budget.check_features(profile, "hotspot", "udp", status, display) == need
+        assert budget.check_features(profile, "hotspot", backhaul, status, display) == need
     else:
         with pytest.raises(budget.FeatureDoesNotFit) as e:
-            budget.check_features(profile, "hotspot", "udp", status, display)
+            budget.check_features(profile, "hotspot", backhaul, status, display)
         assert f"{need} KB" in str(e.value) and f"{profile['memory']['heap_kb']['wifi']} KB" in str(e.value)
 
 
@@ -37,10 +38,23 @@ def test_psram_boards_take_both_and_a_stock_esp32_does_not():
 def test_what_was_not_measured_is_refused():
     t3 = boards.get("lilygo-t3-s3")
     with pytest.raises(budget.FeatureDoesNotFit, match="not measured"):
-        budget.check_features(t3, "hotspot", "mqtt", True, False)
-    with pytest.raises(budget.FeatureDoesNotFit, match="not measured"):
-        budget.check_features(t3, "node", None, False, True)
+        budget.check_features(t3, "hotspot", "mqtt", True, True, True)  # receipts beside both
     assert budget.check_features(t3, "node", None, True, False) is None  # a node has no status page
+
+
+def test_a_nodes_display_fits_the_psram_boards_and_not_a_stock_esp32():
+    # the node's display costs it what bench/panel.py measured beside the node (node and
+    # node+display with the same check), added to the node's own figure
+    for code in ("romfs", "littlefs"):
+        need = budget.FEATURE_NEED_KB[("node", code, "display")]
+        assert need - budget.NEED_KB[("node", code)] >= 16
+    assert budget.check_features(boards.get("lilygo-t3-s3"), "node", None, False, True) == \
+        budget.FEATURE_NEED_KB[("node", "littlefs", "display")]
+    for board_id, code in (("virtual", "romfs"), ("ttgo-lora32-v1", "littlefs"), ("heltec-wifi-lora32-v3", "littlefs")):
+        need = budget.FEATURE_NEED_KB[("node", code, "display")]
+        fails = rf"the display does not fit board {board_id} .*needs {need} KB"
+        with pytest.raises(budget.FeatureDoesNotFit, match=fails):
+            budget.check_features(boards.get(board_id), "node", None, False, True)
 
 
 def test_the_setup_access_point_fits_wherever_a_hotspot_does():

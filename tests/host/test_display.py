@@ -40,7 +40,7 @@ def test_the_driver_sets_the_panel_up_as_the_datasheet_says(states):
                                        "com_rev": True, "mux": 64, "invert": False}
 
 
-@pytest.mark.parametrize("name", ["hotspot", "hotspot-board", "setup", "setup-code"])
+@pytest.mark.parametrize("name", ["hotspot", "hotspot-board", "setup", "setup-code", "node"])
 def test_frames_match_the_reference_pictures(states, name):
     rows, w, h = screen.rows_of(REFS / f"{name}.png")
     got = bytes.fromhex(states[name]["rows"])

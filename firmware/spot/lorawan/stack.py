@@ -57,6 +57,7 @@ class LoRaWAN:
         self.pending_answers = b""  # MAC answers for the next uplink
         self.stats = {"joins": 0, "join_fail": 0, "uplinks": 0, "downlinks": 0, "down_rejected": 0}
         self.last_snr = 0
+        self.last_rssi = 0  # dBm of the last downlink taken (the display shows it)
         self.rejects = {}
         self._buf = bytearray(255)
         self._rx = bytearray(255)
@@ -162,6 +163,7 @@ class LoRaWAN:
         self.stats["downlinks"] += 1
         self.adr_ack_cnt = 0
         self.last_snr = p.snr_x4 // 4
+        self.last_rssi = p.rssi
         self.mac.sticky = b""
         cmds = d.fopts or (d.payload if d.fport == 0 else b"")
         self.pending_answers = mac.handle(self.mac, cmds, margin=self.last_snr) if cmds else b""
