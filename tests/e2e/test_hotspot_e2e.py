@@ -91,8 +91,10 @@ def test_three_nodes_join_and_send_through_the_hotspot_to_listen(tmp_path, make_
         "%s\n%s\n%s" % (lost, first.of("uplink"),
                         _story(devices, frames, ls, hs_stats, hs_events, nodes, node_events, medium)))
     assert all(f["downlink"]["sent"] for f in uplinks(next(iter(devices))) if f["confirmed"])
-    # the hotspot's own account: every accepted downlink transmitted, nothing refused
-    assert len(hs_events.of("tx")) == gw["tx_acks"]["NONE"]
+    # the hotspot's own account: every accepted downlink transmitted, nothing refused (its counter;
+    # a tx event lost for heap on a board at exactly its budget is counted, and shows as a gap in seq)
+    assert hs_stats["tx"] == gw["tx_acks"]["NONE"], (hs_stats, gw["tx_acks"])
+    assert gw["tx_acks"]["NONE"] - len(hs_events.of("tx")) <= hs_stats["tx_no_memory"], hs_stats
     stats = hs_events.of("stats")[-1]
     assert stats["forwarded"] > 0 and stats["tx_refused"] == 0 and stats["backhaul"] == "up"
     assert ls.counts["duplicates"] == 0 and ls.counts["malformed"] == 0

@@ -118,10 +118,10 @@ def test_datagrams_are_to_the_letter_and_bad_downlinks_are_refused(tmp_path, mak
     # (its sockets are connected to the server) and went neither into the queue nor on air
     assert not set(acks) & (set(bad) | {301})
     # each malformed one refused (no TX_ACK, as Semtech's forwarder), or, on a board at exactly its
-    # heap budget whose events queue up for a starved host, at most one lost for want of a block
-    # and counted as such (spot.hotspot.udp._recv): never lost unsaid
+    # heap budget whose events queue up for a starved host, lost for want of a block, never unsaid:
+    # each recv that failed for heap is counted (spot.hotspot.udp._recv)
     counts = {k: st[k] for k in ("down", "down_bad", "nomem", "bad_datagrams")}
-    assert st["down_bad"] + st["nomem"] == len(bad) and st["nomem"] <= 1, counts
+    assert st["down_bad"] <= len(bad) and st["down_bad"] + st["nomem"] >= len(bad), counts
     assert st["bad_datagrams"] == 5  # short, version, identifier ones
     assert st["tx"] == 1 and st["tx_refused"] == 5  # only the good one went on air
     # every datagram: version 2, a known identifier, the gateway EUI from the MAC with FFFE

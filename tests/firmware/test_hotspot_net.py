@@ -69,8 +69,6 @@ def test_wifi_reconnects_with_back_off_and_reports():
     eq(w.connects, len(times) + 2)  # reconnects at once after a drop
 
 
-
-
 class _Sock:
     """recv fails for heap as the script says: 'taken' after the datagram went (the unix port
     copies it into a second block, the ESP32 makes its bytes object), 'kept' before."""
@@ -111,14 +109,20 @@ def _udp(sock):
     from spot.hotspot import udp
 
     u = object.__new__(udp.SemtechUdp)
-    u.sock, u.reserve, u.hs, u.console = sock, bytearray(8), _Counted(), _Console()
+    u.sock, u.reserve, u.small, u.hs, u.console = sock, bytearray(8), bytearray(64), _Counted(), _Console()
     return u
 
 
 def test_a_datagram_recv_took_before_it_failed_for_heap_is_counted_lost():
     u = _udp(_Sock(["taken"], [b"d1"]))
     eq((u._recv(), u.hs.nomem), (None, 1))
-    u = _udp(_Sock(["kept"], [b"d1"]))  # the datagram was still there: read on the next try
-    eq((u._recv(), u.hs.nomem), (b"d1", 0))
+    # taken with the next one queued behind it: the next try reads that one, and the failure that
+    # cost the first is counted all the same
+    u = _udp(_Sock(["taken"], [b"d1", b"d2"]))
+    eq((u._recv(), u.hs.nomem), (b"d2", 1))
+    u = _udp(_Sock(["kept"], [b"d1"]))  # the datagram was still there: read on the next try, the failure counted
+    eq((u._recv(), u.hs.nomem), (b"d1", 1))
+    u = _udp(_Sock(["kept", "kept", "kept"], [b"d1"]))  # no block at all: dropped, each failure counted
+    eq((u._recv(), u.hs.nomem), (None, 3))
     u = _udp(_Sock([], []))  # nothing to read is nothing lost
     eq((u._recv(), u.hs.nomem), (None, 0))

@@ -161,24 +161,23 @@ class SemtechUdp:
     def _recv(self):
         """The next datagram, or None. Its 1 KB block comes from the heap; where a cut-up heap has
         none, from the block kept for it, then from the console's reserve (taken again later: a
-        downlink has a second to go out). Only when all three fail is the datagram lost, counted.
-        recv takes the datagram before it makes the bytes object it returns (the unix port copies
-        it into a second block; the ESP32's needs a small one): a MemoryError then, and nothing to
-        read on the next try, means the datagram went with it, also counted."""
+        downlink has a second to go out). recv may take the datagram before it makes the bytes
+        object it returns (the unix port copies it into a second block; the ESP32's needs a small
+        one), so each MemoryError of recv is counted (nomem): one may have cost a datagram, which
+        the next try cannot tell from the one queued behind it. When every try fails the datagram
+        is dropped."""
         for step in range(3):
             try:
                 return self.sock.recv(1024)  # a PULL_RESP is at most ~700 bytes
             except OSError:
-                if step:  # recv may fail for heap after it took the datagram: then it is lost, counted
-                    self.hs.out_of_memory()
                 return None
             except MemoryError:
+                self.hs.out_of_memory()  # collects the heap
                 if step == 0 and self.reserve is not None:
                     self.reserve = None
                     gc.collect()
                 elif not self.console._release():
                     break
-        self.hs.out_of_memory()
         try:
             self.sock.readinto(self.small)  # drop it
         except OSError:
