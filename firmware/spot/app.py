@@ -265,7 +265,7 @@ class App:
         last = self.clock.ticks_ms()
         pin = since = None
         if button:
-            # a hotspot without its display watches its button here, once a second, for a press held
+            # a board without its display watches its button here, once a second, for a press held
             # 5 s (set-up: spot.setup); no module, task or buffer of its own for it
             from spot import board as board_mod
 
@@ -315,17 +315,16 @@ class App:
             # role's modules and long-lived buffers, while the heap is still in one piece
             # (MicroPython's name table grows in one block)
             cfg = self.config
-            if cfg.get("display") or (
+            if cfg.get("display") or _setup_flag() or (
                 role == "hotspot"
-                and (cfg.get("http_port") or _setup_flag()
-                     or (not cfg.get("wifi_ssid") and self.board.network("") is None))
+                and (cfg.get("http_port") or (not cfg.get("wifi_ssid") and self.board.network("") is None))
             ):
                 from spot import panel as panel_mod
 
                 role, panel = panel_mod.build(self, role, _enter_names)
             else:
                 _enter_names(role)
-            if role == "hotspot" and getattr(self, "display", None) is None:
+            if role in ("hotspot", "node") and getattr(self, "display", None) is None:
                 button = self.board.profile.get("button")  # its long press, watched by heartbeat
             if role == "hotspot":
                 parts = self._build_hotspot()

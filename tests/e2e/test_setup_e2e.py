@@ -225,3 +225,30 @@ def test_a_long_press_opens_set_up_on_a_hotspot_without_a_display(make_board, tm
         assert status == 200 and b"HomeNet" in page
         with pytest.raises(air.AirError, match="wrong passphrase"):
             _request(h, ap["ssid"], "WRONG-CODE-0000", "GET", "/")
+
+
+def test_a_long_press_opens_set_up_on_a_node_without_a_display(make_board, tmp_path):
+    """A node watches its button as a hotspot without its display does, in the heap measured for
+    the node: a press held 5 s restarts it into set-up (its region, for one)."""
+    from loraspot import budget
+
+    from tests.e2e.hotspot_world import node_image
+
+    with Medium() as medium:
+        path = node_image(tmp_path / "n.bin", "70B3D57ED00000E1", bytes(range(16)))
+        heap = budget.NEED_KB[("node", "romfs")] + budget.HEADROOM_KB
+        h = make_board(path, medium=medium.address, wifi=WIFI, heap_kb=heap, hardware={"bme280": {}})
+        ev = Events(h.info["url"])
+        try:
+            ev.client.request("keys.set", {"kind": "pairing_code", "value": b"PAIR-CODE-4567".hex()})
+            assert device.config_get(ev.client, "display") == {"display": False}
+            # held until the board has opened its access point (looked at once a second)
+            h.board.parts.press(600_000)
+            ap = h.wait_status("access_point", timeout=120)
+            h.board.parts.press(0)
+        finally:
+            ev.close()
+        status, page = _request(h, ap["ssid"], "PAIR-CODE-4567", "GET", "/")
+        assert status == 200
+        with pytest.raises(air.AirError, match="wrong passphrase"):
+            _request(h, ap["ssid"], "WRONG-CODE-0000", "GET", "/")
