@@ -213,18 +213,11 @@ def test_a_long_press_opens_set_up_on_a_hotspot_without_a_display(make_board, tm
             assert device.config_get(ev.client, "display") == {"display": False}
             stats = ev.client.request("stats")
             assert stats.get("role_no_memory", 0) == 0 and stats["tx_no_memory"] == 0, stats
-            # held until the board has opened its access point: the press is looked at once a
-            # second of device time, and a starved process must not let it end early
-            h.board.parts.press(600_000)
-            ap = h.wait_status("access_point", timeout=120)
-            h.board.parts.press(0)
+            ap = _held_into_set_up(h)
             assert [e["then"] for e in ev.of("button")] in ([], ["setup"])  # the event may race the reset
         finally:
             ev.close()
-        status, page = _request(h, ap["ssid"], "PAIR-CODE-6789", "GET", "/")
-        assert status == 200 and b"HomeNet" in page
-        with pytest.raises(air.AirError, match="wrong passphrase"):
-            _request(h, ap["ssid"], "WRONG-CODE-0000", "GET", "/")
+        assert b"HomeNet" in _page_only_with(h, ap, "PAIR-CODE-6789")
 
 
 def test_a_long_press_opens_set_up_on_a_node_without_a_display(make_board, tmp_path):
@@ -242,13 +235,25 @@ def test_a_long_press_opens_set_up_on_a_node_without_a_display(make_board, tmp_p
         try:
             ev.client.request("keys.set", {"kind": "pairing_code", "value": b"PAIR-CODE-4567".hex()})
             assert device.config_get(ev.client, "display") == {"display": False}
-            # held until the board has opened its access point (looked at once a second)
-            h.board.parts.press(600_000)
-            ap = h.wait_status("access_point", timeout=120)
-            h.board.parts.press(0)
+            ap = _held_into_set_up(h)
         finally:
             ev.close()
-        status, page = _request(h, ap["ssid"], "PAIR-CODE-4567", "GET", "/")
-        assert status == 200 and b"region" in page
-        with pytest.raises(air.AirError, match="wrong passphrase"):
-            _request(h, ap["ssid"], "WRONG-CODE-0000", "GET", "/")
+        assert b"region" in _page_only_with(h, ap, "PAIR-CODE-4567")
+
+
+def _held_into_set_up(h) -> dict:
+    """Hold the button until the board has opened its access point (the press is looked at once a
+    second of device time, and a starved process must not let it end early): its status."""
+    h.board.parts.press(600_000)
+    ap = h.wait_status("access_point", timeout=120)
+    h.board.parts.press(0)
+    return ap
+
+
+def _page_only_with(h, ap: dict, code: str) -> bytes:
+    """The set-up page, reached with the pairing code and refused with another."""
+    status, page = _request(h, ap["ssid"], code, "GET", "/")
+    assert status == 200
+    with pytest.raises(air.AirError, match="wrong passphrase"):
+        _request(h, ap["ssid"], "WRONG-CODE-0000", "GET", "/")
+    return page

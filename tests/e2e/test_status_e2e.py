@@ -29,17 +29,29 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
         return r.status, r.read()
 
 
+def _paged(make_board, path, medium: Medium, heap_kb: int) -> tuple:
+    """A hotspot with its status page started, its backhaul up and its page answering: (harness,
+    page port, its events, a node on the air beside it)."""
+    h = make_board(path, medium=medium.address, heap_kb=heap_kb)
+    port = h.info["http"]
+    ev = Events(h.info["url"])
+    node = MediumClient(medium.address, "n", (10, 0, 0))
+    try:
+        assert wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60), ev.events[-5:]
+        assert wait(lambda: _try(port), 30)
+    except BaseException:
+        node.close()
+        ev.close()
+        raise
+    return h, port, ev, node
+
+
 def test_status_page_under_a_saturated_channel(make_board, tmp_path):
     with Medium() as medium, Listener({}, port=0) as ls:
         path = hotspot_image(tmp_path / "hs.bin", server_port=ls.address[1], http_port=80, display=True,
                              packet_events=False)
-        h = make_board(path, medium=medium.address, heap_kb=HEAP_KB)
-        port = h.info["http"]
-        ev = Events(h.info["url"])
-        node = MediumClient(medium.address, "n", (10, 0, 0))
+        _h, port, ev, node = _paged(make_board, path, medium, HEAP_KB)
         try:
-            assert wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60), ev.events[-5:]
-            assert wait(lambda: _try(port), 30)
             requests: list[int] = []
             failures: list[str] = []
 
@@ -165,13 +177,8 @@ def test_the_status_page_and_the_display_beside_the_mqtt_backhaul(make_board, tm
             path = hotspot_image(tmp_path / "hs.bin", backhaul="mqtt", mqtt_port=broker.port, http_port=80,
                                  display=True, packet_events=False)
             heap = budget.FEATURE_NEED_KB[("hotspot-mqtt", "romfs", "status+display")] + budget.HEADROOM_KB
-            h = make_board(path, medium=medium.address, heap_kb=heap)
-            port = h.info["http"]
-            ev = Events(h.info["url"])
-            node = MediumClient(medium.address, "n", (10, 0, 0))
+            h, port, ev, node = _paged(make_board, path, medium, heap)
             try:
-                assert wait(lambda: ev.client.request("stats").get("backhaul") == "up", 60), ev.events[-5:]
-                assert wait(lambda: _try(port), 30)
                 codes: list[int] = []
                 asker = threading.Thread(target=lambda: codes.extend(
                     _get(port, "/status.json" if i % 2 else "/")[0] for i in range(200)))
