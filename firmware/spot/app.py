@@ -425,7 +425,7 @@ TEST_FLAG = "/selftest"  # present at boot: a test boot (removed as it is read, 
 
 def _setup_flag():
     """A long press of the button asked for set-up at this boot (spot.button, or the heartbeat of a
-    hotspot without its display, wrote the flag that spot.setup takes)."""
+    board without its display, wrote the flag that spot.setup takes)."""
     try:
         os.stat("/setup")
         return True

@@ -57,8 +57,8 @@ FEATURE_NEED_KB = {
     ("hotspot-mqtt", "littlefs", "status+display"): 216,
     ("hotspot-mqtt", "littlefs", "status"): 204,
     ("hotspot-mqtt", "littlefs", "display"): 196,
-    ("node", "romfs", "display"): 138 + 156 - 132,
-    ("node", "littlefs", "display"): 198 + 204 - 188,
+    ("node", "romfs", "display"): NEED_KB[("node", "romfs")] + 156 - 132,
+    ("node", "littlefs", "display"): NEED_KB[("node", "littlefs")] + 204 - 188,
     ("setup", "romfs", "setup"): 84,
     ("setup", "littlefs", "setup"): 112,
 }

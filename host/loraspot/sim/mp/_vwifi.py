@@ -129,7 +129,8 @@ class VirtualAp:
 class VirtualButton:
     """The button's pin, pressed by the supervisor: a datagram with a number of device ms holds it
     down that long from its arrival (0 lets it go), so a press is as long on a busy machine as on an
-    idle one; the firmware waits on it as on a pin interrupt (spot.board.Button)."""
+    idle one; the firmware waits on it as on a pin interrupt (spot.parts.Button) or reads its pin
+    (machine.Pin, _button_pin)."""
 
     def __init__(self):
         import socket
