@@ -66,6 +66,16 @@ class Harness:
                     seen.append(line)
         raise AssertionError(f"no RESULT line: {seen} {self.status}")
 
+    def backlog(self, seconds: float = 2.0) -> str:
+        """What the board printed that nobody read yet (its last 4,000 characters), to explain a
+        failure."""
+        got = bytearray()
+        with serial.serial_for_url(self.info["url"], 115200, timeout=0.2) as port:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                got += port.read(4096)
+        return got.decode(errors="replace")[-4000:]
+
     def stop(self) -> None:
         self.board.stop()
 

