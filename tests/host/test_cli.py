@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from loraspot.cli.main import main
+from loraspot.provision.inventory import Inventory
 
 LORASPOT = [sys.executable, "-m", "loraspot.cli"]
 
@@ -104,6 +105,8 @@ def _bad_inputs(tmp_path) -> list[tuple[list[str], int]]:
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "hdr.sqlite").write_bytes(b"SQLite format 3\0" + os.urandom(200))
     good = tmp_path / "good.sqlite"
+    with Inventory(good):  # made as provisioning makes it
+        pass
     assert main(["devices", "--inventory", str(good), "list"]) == 0
     trunc = tmp_path / "trunc.sqlite"
     trunc.write_bytes(good.read_bytes()[:100])

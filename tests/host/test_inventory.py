@@ -194,6 +194,27 @@ def test_cli_lists_devices_with_kcvs_never_keys(inventory, capsys):
         del os.environ[ENV_KEY]
 
 
+@pytest.mark.parametrize("argv", [
+    ["devices", "--inventory", "{p}", "list"],
+    ["devices", "--inventory", "{p}", "show", "node-1"],
+    ["devices", "--inventory", "{p}", "export", "--format", "csv"],
+    ["devices", "--inventory", "{p}", "backup", "{d}/copy.sqlite"],
+    ["devices", "--inventory", "{p}", "set-ota", "node-1", "127.0.0.1:8266"],
+    ["deploy", "--all-ota", "--inventory", "{p}"],
+], ids=lambda a: " ".join(a[0:4:3] if a[0] == "devices" else a[:2]))
+def test_a_mistyped_inventory_is_an_error_not_a_new_one(tmp_path, capsys, monkeypatch, argv):
+    """A command that reads or changes what an inventory holds, given a file that is not there
+    (a typo), says so in one line and makes nothing: no empty inventory, no key file."""
+    from loraspot.cli.main import main
+
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    path = tmp_path / "inventroy.sqlite"
+    assert main([a.format(p=path, d=tmp_path) for a in argv]) == 6
+    err = capsys.readouterr().err
+    assert f"{path}: no inventory there" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_no_two_devices_share_an_eui_mac_or_key(inventory):
     with Inventory(inventory) as inv:
         inv.register(EUI, "a4:cf:12:00:00:01", role="node", board="virtual")

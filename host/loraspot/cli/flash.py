@@ -331,7 +331,7 @@ def _inventory_hotspots(ctx, inventory: Path | str | None) -> tuple[str, ...]:
     """The update addresses of the inventory's hotspots; the hotspots without one are named."""
     from loraspot.provision.inventory import Inventory
 
-    with Inventory(inventory) as inv:
+    with Inventory(inventory, existing=True) as inv:
         hotspots = [d for d in inv.devices() if d.role == "hotspot"]
     missing = [d.dev_eui for d in hotspots if not d.ota]
     if missing and not ctx.json:

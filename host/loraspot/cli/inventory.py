@@ -146,7 +146,7 @@ def _when(t: float | None) -> str:
 @click.pass_obj
 def list_cmd(ctx) -> None:
     """Devices with the kinds of secrets stored (key check values, never keys)."""
-    with Inventory(ctx.inventory_path) as inv:
+    with Inventory(ctx.inventory_path, existing=True) as inv:
         rows = []
         for d in inv.devices():
             kinds = inv.secret_kinds(d.dev_eui)
@@ -168,7 +168,7 @@ def list_cmd(ctx) -> None:
 @click.pass_obj
 def show_cmd(ctx, ident: str, reveal_keys: bool) -> None:
     """One device, by DevEUI, MAC or name."""
-    with Inventory(ctx.inventory_path) as inv:
+    with Inventory(ctx.inventory_path, existing=True) as inv:
         d = _find(inv, ident)
         out = d.public()
         kinds = inv.secret_kinds(d.dev_eui)
@@ -205,7 +205,7 @@ def set_ota_cmd(ctx, ident: str, target: str | None, clear: bool) -> None:
     if target:
         host, port = ota.parse_target(target)  # normalised once, before anything is written
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    with Inventory(ctx.inventory_path) as inv:
+    with Inventory(ctx.inventory_path, existing=True) as inv:
         d = _find(inv, ident)
         if address and d.role != "hotspot":
             raise InventoryError(f"{d.dev_eui} is a {d.role or 'device with no role'}: only a hotspot takes "
@@ -234,7 +234,7 @@ def backup_cmd(ctx, file: Path) -> None:
     """A consistent copy of the inventory into a new file, safe while others write: SQLite's online
     backup, or a logical export of a PostgreSQL inventory (an inventory file, secrets still sealed;
     `devices migrate` takes it back to a server)."""
-    with Inventory(ctx.inventory_path) as inv:
+    with Inventory(ctx.inventory_path, existing=True) as inv:
         inv.backup(file)
         n = len(inv.devices())
     ctx.emit({"file": str(file), "devices": n}) if ctx.json else ctx.out.print(f"{n} devices backed up to {file}")
@@ -276,7 +276,7 @@ def migrate_cmd(ctx, source: Path | str, dest: Path | str) -> None:
 @click.pass_obj
 def export_cmd(ctx, fmt, include_keys, out_file, application_id, user_id, frequency_plan, ids) -> None:
     """Provisioned devices for a network server: nodes as end devices, hotspots as gateways."""
-    with Inventory(ctx.inventory_path) as inv:
+    with Inventory(ctx.inventory_path, existing=True) as inv:
         items = export.entries(inv, include_keys, ids)
     text = export.render(fmt, items, include_keys=include_keys, application_id=application_id,
                          frequency_plan_id=frequency_plan, user_id=user_id)
@@ -304,7 +304,7 @@ def push_chirpstack_cmd(ctx, target, token, application_id, device_profile_id, t
     token = token or os.environ.get("CHIRPSTACK_API_TOKEN")
     if not token:
         raise export.ExportError("give --token or set CHIRPSTACK_API_TOKEN")
-    with Inventory(ctx.inventory_path) as inv:
+    with Inventory(ctx.inventory_path, existing=True) as inv:
         items = export.entries(inv, True, ids)
     res = export.push_chirpstack(target, token, items, application_id=application_id,
                                  device_profile_id=device_profile_id, tenant_id=tenant_id, insecure=not tls)
@@ -351,7 +351,7 @@ def labels_cmd(ctx, out: Path, path: Path | str | None, dev_euis: tuple[str, ...
     after = _since(since)
     profile_id = hex_id(profile_id, 8, "profile ID (VendorID + ModelID)", labels.LabelError)
     wanted = {hex_id(e, 16, "DevEUI", labels.LabelError) for e in dev_euis}
-    with Inventory(path) as inv:
+    with Inventory(path, existing=True) as inv:
         devices = [d for d in inv.devices() if (d.dev_eui in wanted if wanted else d.state in ("provisioned", "locked"))
                    and (after is None or (d.provisioned_at or 0) >= after)]
         missing = wanted - {d.dev_eui for d in devices}

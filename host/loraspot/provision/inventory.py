@@ -202,10 +202,16 @@ _DEVICE_COLUMNS = ", ".join(f.name for f in fields(Device))
 
 
 class Inventory:
-    def __init__(self, target: str | Path | None = None, key: bytes | None = None):
+    def __init__(self, target: str | Path | None = None, key: bytes | None = None, existing: bool = False):
+        """The inventory at target (a file or a postgresql:// URL; None: LORASPOT_INVENTORY or the
+        user data folder's). A file that is not there is made, with its master key, unless
+        `existing` (commands that only read or change what is there: a mistyped path is an error,
+        not a new empty inventory and key file)."""
         self.target = inventory_target(target)
         self.where = where(self.target)
         self.postgres = is_url(self.target)
+        if existing and isinstance(self.target, Path) and not self.target.exists():
+            raise InventoryError(f"{self.where}: no inventory there (loraspot provision makes one)")
         if isinstance(self.target, Path):
             self.target.parent.mkdir(parents=True, exist_ok=True)
         # SQLite in WAL: readers (listen, a backup) and one writer at a time from several processes
@@ -529,9 +535,7 @@ def migrate(source: str | Path, dest: str | Path) -> dict[str, int]:
     source, dest = inventory_target(source), inventory_target(dest)
     if source == dest:
         raise InventoryError("--from and --to are the same inventory")
-    if isinstance(source, Path) and not source.exists():
-        raise InventoryError(f"{source}: no inventory there")
-    with Inventory(source) as src:
+    with Inventory(source, existing=True) as src:
         held = configured_key(dest)
         if held is not None and held != src._key:
             raise InventoryError(f"{where(dest)} has a master key of its own, not the one of {src.where}: "
