@@ -393,6 +393,20 @@ def test_the_cli_refuses_a_bad_target_in_one_line():
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_a_rollout_to_a_board_that_does_not_answer_names_it_once(capsys):
+    """The staged rollout's report and its error line name a board that is not there once each,
+    with the reason (not "HOST:PORT: HOST:PORT: ..."), and a stage after it is left untouched."""
+    from loraspot.cli.main import main
+    from loraspot.flash.flasher import FlashError
+
+    gone, later = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    assert main(["deploy", "--ota", gone, "--ota", later, "--canary", "1"]) == FlashError.exit_code
+    err = capsys.readouterr().err
+    assert f"{gone}: no update service answers" in err and f"{gone}: {gone}" not in err, err
+    assert "rollout stopped at the canary: 1 board(s) did not pass" in err and "1 left untouched" in err, err
+    assert "Traceback" not in err
+
+
 def _update_to_new(h, target: str, files: dict[str, bytes], old: str, new: str, k: int) -> None:
     """The update that follows a cut brings the board to the new app. The armed cut counts every
     flash write of the boot it is armed for, the health check's included, so it may still land

@@ -35,6 +35,16 @@ class Outcome:
                 "detail": self.detail, "seconds": round(self.seconds, 1)}
 
 
+def _said_of(target: str, message: str) -> str:
+    """An error about target without the "HOST:PORT: " it starts with (the report names the
+    board once, beside it)."""
+    try:
+        host, port = ota.parse_target(target)
+    except ota.OtaError:
+        return message
+    return message.removeprefix(f"{host}:{port}: ")
+
+
 def stages(targets: list[str], canaries: int, wave: int | None) -> list[tuple[str, list[str]]]:
     """The canary group (the first `canaries` targets), then the rest in waves of `wave` (one
     wave when not given)."""
@@ -71,14 +81,14 @@ def rollout(targets: list[str], canaries: int, wave: int | None = None, files: d
                     out.result = PASSED
         except ota.OtaError as e:
             out.result = ROLLED_BACK if e.code == "rolled_back" else FAILED
-            out.detail = str(e)
+            out.detail = _said_of(target, str(e))
             if out.result == ROLLED_BACK:
                 try:
                     out.app = str(ota.greeting(target, timeout=5).get("app", ""))
                 except LoraspotError:
                     pass
         except (LoraspotError, OSError) as e:
-            out.result, out.detail = FAILED, str(e)
+            out.result, out.detail = FAILED, _said_of(target, str(e))
         out.seconds = time.monotonic() - start
 
     for name, group in plan:
