@@ -449,11 +449,14 @@ def test_config_pushed_to_a_selection_of_boards_with_a_result_each(make_board, t
     assert [setting(h, "stats_interval") for h in (locked, open_, node)] == before  # nothing touched
     gone = "socket://127.0.0.1:9"  # nothing answers there
     code, out, err = _run(capsys, "--json", "config", "push", *args, "--port", gone, "--inventory", str(inv),
-                          "--role", "hotspot", "stats_interval=45", 'name="roof"')
+                          "--role", "hotspot", "stats_interval=45", 'name="roof"', "keepalive=20")
     assert code == 1 and "1 of 4 boards were not changed" in err, err
     rows = {r["port"]: r for r in json.loads(out)}
     assert [rows[u]["result"] for u in urls] == ["changed", "changed", "skipped"]
     assert rows[gone]["result"] == "failed" and rows[gone]["error"]
-    assert rows[urls[0]]["values"] == {"stats_interval": 45, "name": "roof"}
+    assert rows[urls[0]]["values"] == {"stats_interval": 45, "name": "roof", "keepalive": 20}  # a hotspot's key too
     assert [setting(h, "stats_interval") for h in (locked, open_, node)] == [45, 45, before[2]]
+    assert [setting(h, "keepalive") for h in (locked, open_)] == [20, 20]
+    code, _, err = _run(capsys, "config", "push", *args, "--inventory", str(inv), "keepalive=0")
+    assert code == 2 and "'keepalive': expected a whole number 1..300" in err, err  # by the hotspot's table
     assert setting(locked, "name") == "roof" and setting(node, "name") != "roof"

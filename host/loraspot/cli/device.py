@@ -166,6 +166,8 @@ def config_push_cmd(ctx, ports: tuple[str, ...], every: bool, role: str | None, 
     from loraspot.resources import firmware_module
 
     schema = firmware_module("spot/schema.py")
+    # the hotspot's keys have a table of their own, which a board checks them by (spot/config.py)
+    hotspot_keys = firmware_module("spot/schema_hotspot.py").SCHEMA
     values: dict = {}
     for item in settings:  # read and checked once, here, before any board
         key, eq, text = item.partition("=")
@@ -176,7 +178,8 @@ def config_push_cmd(ctx, ports: tuple[str, ...], every: bool, role: str | None, 
             raise click.BadParameter(f"{key} is a secret: set it board by board with `loraspot config set` (it is "
                                      "kept with each board's row in the inventory)", param_hint="KEY=VALUE")
         try:
-            values[key] = schema.check(key, _parse_value(text))
+            table = hotspot_keys if key in hotspot_keys and key not in schema.SCHEMA else schema.SCHEMA
+            values[key] = schema.check(key, _parse_value(text), table)
         except Exception as e:  # the firmware's ConfigError(code, message)
             raise click.BadParameter(str(e.args[-1] if e.args else e), param_hint="KEY=VALUE") from None
     targets = [t.port for t in resolve_targets(list(ports), every, None)]
