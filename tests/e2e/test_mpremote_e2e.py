@@ -16,9 +16,14 @@ pytestmark = pytest.mark.e2e
 
 
 def mpremote(port: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    return p
+    """mpremote's run; a hang guard of `timeout` s, which fails with what mpremote had printed
+    (unbuffered, so that a process killed for hanging still shows how far it came)."""
+    try:
+        return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args], capture_output=True,
+                              text=True, timeout=timeout, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    except subprocess.TimeoutExpired as e:
+        said = [x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr)]
+        raise AssertionError(f"mpremote {' '.join(args)}: no end after {timeout:.0f} s; it printed {said}") from None
 
 
 def test_mpremote_ls_cp_exec_and_reset(board, tmp_path):
