@@ -66,6 +66,15 @@ class Harness:
                     seen.append(line)
         raise AssertionError(f"no RESULT line: {seen} {self.status}")
 
+    def wait_app(self) -> dict:
+        """Wait until the firmware's app answers on its console (its hello). Only from then on does
+        a Ctrl-C on the line interrupt it: main.py keeps interrupts off until spot.app has read the
+        lock (docs/security.md), and a Ctrl-C before that is data, as on a board. mpremote reads a
+        pty with no timeout, so a Ctrl-C lost that way would leave it waiting for ever."""
+        client, hello = self.connect(attempts=12)
+        client.close()
+        return hello
+
     def backlog(self, seconds: float = 2.0) -> str:
         """What the board printed that nobody read yet (its last 4,000 characters), to explain a
         failure."""

@@ -69,6 +69,7 @@ def test_deploy_via_mpremote(fs_board):
     h, files = fs_board
     changed = dict(files)
     changed["boot.py"] = files["boot.py"] + b"# deployed through the raw REPL\n"
+    h.wait_app()  # mpremote's Ctrl-C then interrupts the app
     res = deploy.via_mpremote(h.info["pty"], _layout_without_romfs(), changed)
     assert res.sent == ["boot.py"] and res.rebooted
     h.wait_status("boot", count=2)
@@ -112,3 +113,11 @@ def test_whole_library_in_one_pack_and_a_bad_pack_changes_nothing(fs_board):
         client.close()
     fs = fsimage.read_vfs(h.board.opts.flash)
     assert not [n for n in fs.listdir("/") if n.endswith(".part")]
+
+
+def test_deploy_via_mpremote_to_a_board_that_never_lets_it_in_is_one_error(production_locked):
+    """A board locked in production mode keeps Ctrl-C off for good, so mpremote never gets its raw
+    REPL (on a pty it waits without end): the deploy gives up after its timeout with one error."""
+    h = production_locked[0]
+    with pytest.raises(deploy.DeployError, match="got no answer"):
+        deploy.via_mpremote(h.info["pty"], _layout_without_romfs(), timeout=10)

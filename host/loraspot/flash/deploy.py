@@ -191,18 +191,27 @@ def _has_romfs(client) -> bool:
 
 
 def _mpremote(port: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args], capture_output=True, text=True,
-                          timeout=timeout)
+    """One mpremote run. mpremote waits without end on a pty (a virtual board's) when the board
+    does not answer, e.g. its app keeps Ctrl-C off (a board locked in production mode): after
+    `timeout` s that is a DeployError, not a traceback."""
+    try:
+        return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args], capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"mpremote got no answer from {port} in {timeout:.0f} s: is the board's app stopped "
+                          "by Ctrl-C (not locked in production mode)?") from None
 
 
-def via_mpremote(port: str, profile: dict, files: dict[str, bytes] | None = None) -> DeployResult:
+def via_mpremote(port: str, profile: dict, files: dict[str, bytes] | None = None,
+                 timeout: float = 600) -> DeployResult:
     """The same update through mpremote (raw REPL) for a board with stock MicroPython: the manifest
-    is read with `fs cat`, the changed files copied with one mpremote run, then a reset."""
+    is read with `fs cat`, the changed files copied with one mpremote run, then a reset (each run
+    given up after `timeout` s)."""
     start = time.monotonic()
     res = DeployResult(port)
     files = _deployable(profile, files)
     local = manifest_of(files)
-    p = _mpremote(port, "fs", "cat", ":" + MANIFEST)
+    p = _mpremote(port, "fs", "cat", ":" + MANIFEST, timeout=timeout)
     remote: dict[str, str] = {}
     if p.returncode == 0:
         try:
@@ -222,7 +231,7 @@ def via_mpremote(port: str, profile: dict, files: dict[str, bytes] | None = None
                 src.write_bytes(files[k] if k != MANIFEST else manifest_bytes(files))
                 args += ["fs", "cp", str(src), ":" + k, "+"]
             args += ["reset"]
-            p = _mpremote(port, *args)
+            p = _mpremote(port, *args, timeout=timeout)
             if p.returncode != 0:
                 raise DeployError(f"mpremote failed: {(p.stderr or p.stdout).strip()[-400:]}")
         res.sent = changed
