@@ -96,8 +96,14 @@ def test_nodes_join_and_send_through_mqtt(tmp_path, make_board):
         # names the device of a refused frame since it tells late copies from forgeries)
         refused = [f for f in frames if f.get("dev_eui") == e and f.get("type") == "uplink" and "error" in f]
         assert all("a late or replayed frame" in f["error"] for f in refused), refused
-    # everything the hotspot heard reached the listener (a frame lost on the air, e.g. while the
-    # hotspot was transmitting, never reached the hotspot): nothing dropped, nothing twice
+    # everything the hotspot heard reached the listener or was dropped with its reason (a frame lost
+    # on the air, e.g. while the hotspot was transmitting, never reached the hotspot), none twice
     assert ls.counts["rxpk"] + sum(stats["dropped"].values()) == stats["rx"], str(stats)
-    assert ls.counts["duplicates"] == 0 and stats["down_bad"] == 0 and stats["nomem"] == 0
-    assert stats["dropped"] == {"full": 0, "age": 0, "join": 0}  # the outage fitted in the queue
+    assert ls.counts["duplicates"] == 0 and stats["down_bad"] == 0, (ls.counts, stats)
+    # The outage lasts as long as the broker takes to come back and the hotspot's back-off to try
+    # again, in wall time: a busy machine stretches it in device time (10 s a second here), past
+    # what the queue of uplinks holds. The oldest then make room, counted as "full", and a step
+    # that finds no free heap block is counted (nomem) and tried again (docs/hotspot.md): neither
+    # loses a frame unsaid, which the account above shows. Nothing is ever dropped for age or as
+    # a join here.
+    assert stats["dropped"]["age"] == 0 and stats["dropped"]["join"] == 0, stats
