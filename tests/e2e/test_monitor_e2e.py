@@ -262,6 +262,8 @@ def test_mqtt_through_a_restarting_broker(make_board, tmp_path, kind):
     assert boot_ids, [t for t, _ in got]
     for boot in {p["boot"] for _, p in got}:
         seqs = sorted({p["seq"] for _, p in got if p["boot"] == boot and p["seq"] >= 0})  # hello is not numbered
+        if not seqs:  # a boot whose only message was its hello (the last one, as the test stopped)
+            continue
         assert seqs == list(range(seqs[0], seqs[-1] + 1)), (boot, seqs)
 
 
