@@ -110,7 +110,8 @@ def test_the_readme_walk_ends_in_decoded_uplinks(tmp_path):
         def uplink(out: list[str]) -> bool:
             return any("type=uplink" in s and "values=temperature=" in s for s in out)
 
-        assert listen.wait_for(uplink, 120), "\n".join(transcript + listen.lines)
+        assert listen.wait_for(uplink, 120), "\n".join(transcript + [f"[{' '.join(job.proc.args[1:4])}]\n" +
+                                                                   "\n".join(job.lines) for job in background])
     finally:
         for job in reversed(background):
             job.stop()

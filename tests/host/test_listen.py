@@ -80,6 +80,31 @@ def test_join_uplink_dedup_and_bad_datagrams():
     assert uplink["downlink"]["sent"] and uplink["phy"] == base64.b64encode(up).decode()
 
 
+def test_a_join_without_a_way_back_says_so():
+    """A hotspot that has not sent PULL_DATA yet (it started before this server) forwards a
+    Join-Request: the join verifies, but the Join-Accept cannot go out, and the line says so."""
+    from loraspot.cli.listen import _row
+
+    got: list[dict] = []
+    with Listener({DEV: KEY}, port=0, dedup_ms=10, on_frame=got.append) as ls:
+        h = Hotspot(ls.address[1], bytes(range(8)))
+        h.rxpk(_join_request(1), 1000)
+        assert h.recv()[3] == st.PUSH_ACK
+        end = time.monotonic() + 10
+        while not got:
+            assert time.monotonic() < end, "the frame was never handled"
+            time.sleep(0.01)
+        h.send(st.PULL_DATA)  # the path opens: the next Join-Request is answered
+        assert h.recv()[3] == st.PULL_ACK
+        h.rxpk(_join_request(2), 2000)
+        assert h.recv()[3] == st.PUSH_ACK
+        assert h.recv()[3] == st.PULL_RESP
+    first, second = got
+    assert first["type"] == "join" and "error" not in first and not first["downlink"]["sent"]
+    assert _row(first)[-1] == "error: no downlink: the gateway has not sent PULL_DATA (no downlink path)"
+    assert second["downlink"]["sent"] and "error" not in _row(second)[-1]
+
+
 def _join_request_with(key: bytes, nonce: int) -> bytes:
     body = b"\x00" + bytes(8) + bytes.fromhex(DEV)[::-1] + nonce.to_bytes(2, "little")
     return body + crypto.join_mic(key, body)

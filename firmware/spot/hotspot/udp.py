@@ -46,6 +46,7 @@ class SemtechUdp:
         self.stat_token = -1
         self.last_pull = None  # type: int | None  # when the last PULL_DATA / stat went out
         self.last_stat = None  # type: int | None
+        self.early_pull = False  # a PULL_DATA went out before its keepalive (handle_up), once per keepalive
         self.misses = 0
         # Two sockets, as Semtech's forwarder has, both connected to the server (so datagrams from
         # any other address, a PULL_RESP included, are dropped by the network stack): "up" for
@@ -138,6 +139,14 @@ class SemtechUdp:
         elif token == self.push_token:
             self.ack_flag.set()
             self._acked()
+            if self.pull_token >= 0 and not self.early_pull:
+                # the server answers, but not the last PULL_DATA (it was away, or started after
+                # this hotspot): open the downlink path now, not at the next keepalive, so the
+                # answer to this very uplink (a Join-Accept 5 s on) has a way back
+                self.early_pull = True
+                self.pull_token = -1  # superseded, not missed
+                self.last_pull = self.clock.ticks_ms()
+                self.pull()
         elif token == self.stat_token:
             self.stat_token = -1
             self._acked()
@@ -327,6 +336,7 @@ class SemtechUdp:
                 self.resolve()
             if self.last_pull is None or ticks_diff(now, self.last_pull) >= self.keepalive_ms:
                 self.last_pull = now
+                self.early_pull = False
                 self.pull()
             if self.last_stat is None or ticks_diff(now, self.last_stat) >= self.stat_ms:
                 self.last_stat = now

@@ -24,6 +24,9 @@ def _row(f: dict) -> tuple[str, ...]:
         values = ", ".join(f"{v['name']}={v['value']}" for v in f["decoded"])
     elif f.get("error"):
         values = f"error: {f['error']}"
+    down = f.get("downlink")
+    if down and not down.get("sent"):  # the answer (Join-Accept, ack) had no way to the node
+        values = (values + "; " if values else "") + f"error: no downlink: {down.get('error', 'not sent')}"
     return (f.get("dev_eui", "?"), f.get("type", "?"), str(f.get("fcnt", "")), str(g["rssi"]), f"{g['lsnr']:.1f}",
             g["datr"].split("BW")[0], str(len(f["gateways"])), values)
 
@@ -87,7 +90,7 @@ def listen_cmd(ctx, host: str, port: int, keys_file: Path | None, inventory: Pat
                 for c in COLUMNS:
                     t.add_column(c, overflow="fold")
                 for r in rows[-20:]:
-                    t.add_row(*r, style="red" if r[-1].startswith("error:") else None)
+                    t.add_row(*r, style="red" if "error:" in r[-1] else None)
                 return t
 
             with Live(table(), console=ctx.out, refresh_per_second=4) as live:
