@@ -164,74 +164,6 @@ def test_crc_failed_packets_counted_and_forwarded_only_when_asked():
 
 
 
-def _server():
-    """A UDP socket on loopback standing for the network server: (socket, port)."""
-    import socket
-
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for port in range(47710, 47800):
-        try:
-            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            return server, port
-        except OSError:
-            continue
-    raise OSError("no free port in 47710-47799")
-
-
-def _drain(server):
-    """The datagrams the server has received and not read yet: [(identifier, token)]."""
-    got = []
-    while True:
-        try:
-            d = server.recv(1024)
-        except OSError:
-            return got
-        got.append((d[3], (d[1] << 8) | d[2]))
-
-
-def test_a_server_that_answers_again_gets_a_pull_data_at_once():
-    # A hotspot that started before its server (or outlived its restart) sent its PULL_DATA into
-    # the void; its next one is up to a keepalive away, and until then the server has no way back
-    # to it: the Join-Accept for the uplink that showed the server is there would be lost. The
-    # first PUSH_ACK after an unanswered PULL_DATA sends one at once (once per keepalive); one
-    # whose PULL_DATA was answered sends none.
-    src, hs = _hotspot()
-    server, port = _server()
-    server.setblocking(False)
-    from spot.hotspot.udp import SemtechUdp
-
-    link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
-    link.resolve()
-    link.step(hs.clock.ticks_ms())  # the first keepalive and stat: nobody answers them
-    sent = _drain(server)
-    eq(sorted(i for i, _ in sent), [semtech.PUSH_DATA, semtech.PULL_DATA])
-    unanswered = link.pull_token
-    eq(unanswered >= 0, True)
-    src.t += 2000000  # 2 s on, well inside the keepalive: an uplink's PUSH_DATA is acknowledged
-    link.push_token = 0x1234
-    link.handle_up(bytes([2, 0x12, 0x34, semtech.PUSH_ACK]), 4)
-    again = _drain(server)
-    eq(again, [(semtech.PULL_DATA, link.pull_token)])
-    eq(link.pull_token != unanswered, True)
-    eq(link.misses, 0)  # superseded, not counted as a miss
-    # a second PUSH_ACK before the PULL_ACK: no second PULL_DATA in this keepalive
-    link.push_token = 0x1235
-    link.handle_up(bytes([2, 0x12, 0x35, semtech.PUSH_ACK]), 4)
-    eq(_drain(server), [])
-    # the PULL_ACK opens the path; the regular keepalive comes at its time, not before
-    t = link.pull_token
-    link.handle(bytes([2, t >> 8, t & 0xFF, semtech.PULL_ACK]), 4)
-    eq(link.pull_token, -1)
-    link.push_token = 0x1236
-    link.handle_up(bytes([2, 0x12, 0x36, semtech.PUSH_ACK]), 4)
-    link.step(hs.clock.ticks_ms())
-    eq(_drain(server), [])
-    src.t += 10000000  # the keepalive after the early PULL_DATA
-    link.step(hs.clock.ticks_ms())
-    eq([i for i, _ in _drain(server)], [semtech.PULL_DATA])
-    server.close()
-
-
 def test_pull_resps_are_read_when_the_heap_has_no_free_1kb_block():
     # A hotspot that has run for a while has a cut-up heap: PULL_RESPs (and the PULL_ACKs on the
     # same socket) must still be read and answered with a TX_ACK, every one of them. The block
@@ -239,13 +171,20 @@ def test_pull_resps_are_read_when_the_heap_has_no_free_1kb_block():
     # step, every second).
     import asyncio
     import gc
+    import socket
 
     from spot.hotspot.udp import SemtechUdp
 
     src, hs = _hotspot()
     src.t = 1000000
     hs.tmst.advance()
-    server, port = _server()
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for port in range(47710, 47800):
+        try:
+            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            break
+        except OSError:
+            continue
     link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
     link.resolve()
     link.pull()
