@@ -3,27 +3,11 @@
 # from the clock, downlink checks against the band and the board (TX_FREQ, TX_POWER, timing), and
 # CRC-failed packets counted and forwarded with stat -1 only when asked.
 from fwtest import eq
+from hotspot_fakes import FakeConsole, FakeRadio, Src, _hotspot, _packet, _txpk
 from spot.clock import MASK, Clock
 from spot.hotspot import semtech
 from spot.hotspot.backlog import SEC, STAT, THI, TLO, US, Backlog
-from spot.hotspot.core import Hotspot, Utc
-from spot.radio.base import Packet
-
-
-class Src:
-    def __init__(self):
-        self.t = 0
-
-    def __call__(self):
-        return self.t & MASK
-
-
-def _packet(data, rssi=-80, snr_x4=22):
-    p = Packet()
-    p.buf[: len(data)] = data
-    p.length = len(data)
-    p.rssi, p.snr_x4, p.freq, p.sf, p.bw, p.cr = rssi, snr_x4, 868100000, 7, 125000, 5
-    return p
+from spot.hotspot.core import Utc
 
 
 def test_backlog_order_bounds_and_counted_drops():
@@ -79,48 +63,6 @@ def test_utc_unknown_until_set_then_carried_by_the_clock():
     u.rebase()
     eq((u.sec, u.us), (1795000004, 1500))
     eq(u.seconds_at(t0), (1795000000, 999000))
-
-
-class FakeRadio:
-    BW = {125000: 7, 250000: 8, 500000: 9}
-    MIN_SF = 7
-    MIN_POWER = -4
-    CHIP = 0
-    max_power = 20
-    band = (862000000, 1020000000)
-
-
-class FakeConsole:
-    def __init__(self):
-        self.events = []
-
-    def event(self, kind, data):
-        self.events.append((kind, data))
-
-    reserve = None
-
-    def _release(self):  # as spot.console: its reserve given back to the heap for the work at hand
-        if self.reserve is None:
-            return False
-        self.reserve = None
-        import gc
-
-        gc.collect()
-        return True
-
-
-def _hotspot():
-    src = Src()
-    clock = Clock(us_source=src, ms_source=lambda: src.t // 1000)
-    return src, Hotspot(FakeRadio(), clock, FakeConsole(), 868100000, 7, (863000000, 870000000), queue_size=4)
-
-
-def _txpk(**kw):
-    t = semtech.Txpk()
-    t.freq, t.data = 868100000, b"\x60" + bytes(11)
-    for k, v in kw.items():
-        setattr(t, k, v)
-    return t
 
 
 def test_downlink_checks_and_timing():

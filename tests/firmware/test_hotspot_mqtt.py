@@ -136,9 +136,9 @@ def _topic(body):
 
 
 def _hotspot_over_pair():
+    from hotspot_fakes import FakeConsole, FakeRadio
     from spot.clock import Clock
     from spot.hotspot.core import Hotspot
-    from test_hotspot import FakeConsole, FakeRadio
 
     hs = Hotspot(FakeRadio(), Clock(), FakeConsole(), 868100000, 7, (863000000, 870000000), queue_size=4)
     m = mqtt.ChirpStackMqtt(hs, b"\x01" * 8, "127.0.0.1", 1, prefix="eu868")
@@ -154,7 +154,7 @@ def test_backhaul_waits_on_the_socket_and_the_up_flag():
     import asyncio
 
     from fwtest import run_fresh
-    from test_hotspot import _packet
+    from hotspot_fakes import _packet
 
     hs, m, broker = _hotspot_over_pair()
     c = m.client

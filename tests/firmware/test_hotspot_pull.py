@@ -1,9 +1,9 @@
 # The Semtech UDP backhaul's downlink path: a hotspot that started before its server (or outlived
 # its restart) opens it at the first PUSH_ACK rather than at the next keepalive. In a file of its
-# own: test_hotspot_rules imports test_hotspot, and every line there costs that file heap.
+# own, so test_hotspot stays small.
 from fwtest import eq
+from hotspot_fakes import _hotspot
 from spot.hotspot import semtech
-from test_hotspot import _hotspot
 
 
 def _server():

@@ -2,10 +2,10 @@
 # rolling hour, downlink dwell time, EIRP per sub-band), and downlinks timed by GPS time answered
 # GPS_UNLOCKED: refused with the TX_ACK error, counted, never queued.
 from fwtest import eq
+from hotspot_fakes import FakeConsole, FakeRadio, Src, _hotspot, _txpk
 from spot.clock import Clock
 from spot.hotspot import semtech
 from spot.hotspot.core import Hotspot
-from test_hotspot import FakeConsole, FakeRadio, Src, _hotspot, _txpk
 
 
 def _rules_hotspot(region_name):

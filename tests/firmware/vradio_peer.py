@@ -4,6 +4,8 @@
 #   vradio_peer.py HOST PORT ID X SPEED tx WORLD_DEADLINE PAYLOAD_HEX
 #   vradio_peer.py HOST PORT ID X SPEED rx-tx WORLD_DEADLINE PAYLOAD_HEX  (listening, then a transmit;
 #       then the packets it received)
+#   vradio_peer.py HOST PORT ID X SPEED tx-full WORLD_DEADLINE PAYLOAD_HEX  (a transmit whose answer
+#       comes to a full heap)
 # Prints one JSON line per result; "ready" once listening.
 import asyncio
 import binascii
@@ -52,6 +54,32 @@ async def main():
         start, end = await radio.transmit_at(binascii.unhexlify(args[1]), deadline)
         out(world_start=radio.world(start), world_end=radio.world(end))
         report(await radio.recv())
+    elif mode == "tx-full":
+        # the heap filled while the transmission's end is awaited: recv has no room for the answer
+        radio._spare = [bytearray(768)]  # the block vboot keeps for it on a virtual board
+        deadline = radio.ticks(int(args[0]))
+        full = []
+
+        async def fill():
+            while radio._waiting != b"D":
+                await asyncio.sleep_ms(1)
+            try:
+                while True:
+                    full.append(bytearray(16))
+            except MemoryError:
+                pass
+
+        filler = asyncio.create_task(fill())
+        try:
+            start, end = await radio.transmit_at(binascii.unhexlify(args[1]), deadline)
+            done = None
+        except Exception as e:
+            done = e
+        filler.cancel()
+        lent = not radio._spare
+        full = None
+        gc.collect()
+        out(error=str(done) if done else None, lent=lent, world_end=None if done else radio.world(end))
     else:
         radio.configure(iq_inverted=args[2] == "down" if len(args) > 2 else False)
         deadline = radio.ticks(int(args[0]))

@@ -110,6 +110,20 @@ class Hotspot:
         r.start_receive()
 
     async def rx_loop(self):
+        await self._forever(self._rx_loop)
+
+    async def _forever(self, loop):
+        """Run loop() for ever: a MemoryError anywhere in it (awaiting a coroutine makes an object)
+        is counted and the loop goes on, where it would otherwise end its task for good and leave
+        the hotspot deaf or mute without a word. asyncio.sleep_ms allocates nothing."""
+        while True:
+            try:
+                await loop()
+            except MemoryError:
+                self.out_of_memory()
+                await asyncio.sleep_ms(5)
+
+    async def _rx_loop(self):
         radio = self.radio
         while True:
             p = await radio.recv()
@@ -229,6 +243,9 @@ class Hotspot:
         return err
 
     async def tx_loop(self):
+        await self._forever(self._tx_loop)
+
+    async def _tx_loop(self):
         q = self.jit
         while True:
             i = q.next()

@@ -21,6 +21,7 @@ _F_CRC = const(2)
 _F_IMPLICIT = const(4)
 _NOW = const(-1)
 _DATAGRAM_MAX = const(1 + 12 + _CFG_SIZE + 255)  # the longest the medium sends: a received frame
+_SPARE = const(768)  # the block lent to the heap for recv (sim/mp/vboot.py keeps it)
 # The medium answers every request in world time; the backstop only tells a medium that is gone.
 # It is host time on top of the world-time limit, so a starved process (the board's or the
 # medium's) is never taken for a hung radio: at --speed 10 the world-time limit alone is 0.2 s.
@@ -56,6 +57,7 @@ class VirtualRadio(Radio):
         self._reply_flag = asyncio.ThreadSafeFlag()
         self._expired = False
         self._task = None
+        self._spare = getattr(_vboard, "RADIO_SPARE", None) if _vboard is not None else None
         addr = socket.getaddrinfo(medium[0], medium[1])[0][-1]
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.connect(addr)
@@ -96,16 +98,27 @@ class VirtualRadio(Radio):
 
     async def _reader(self):
         while True:
-            await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
             try:
+                await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
                 data = self.sock.recv(_DATAGRAM_MAX)
             except MemoryError:
-                # recv allocates before it reads: the datagram stays queued (a chip's FIFO would
-                # hold it), so collect and read it again instead of failing the board
+                # waiting (a generator, asyncio's entry) and recv allocate, where a chip's FIFO needs
+                # no heap: the datagram stays queued. The block vboot keeps for this (out of the
+                # board's heap) is lent to the heap, which is collected, and the datagram read
+                # again; on a cut-up heap a collection alone found no room for as long as the
+                # transmission's end was awaited, and a MemoryError in the wait ended this task
+                spare = self._spare
+                if spare:
+                    spare.pop()
                 gc.collect()
                 continue
             except OSError:
                 continue
+            if self._spare is not None and not self._spare:
+                try:
+                    self._spare.append(bytearray(_SPARE))  # taken back while the heap has room
+                except MemoryError:
+                    pass
             kind = data[0]
             w = self._waiting
             # the answer to what is awaited: D (transmit done), Q (carrier sense), P or O (a window's
