@@ -63,3 +63,17 @@ def _txpk(**kw):
     for k, v in kw.items():
         setattr(t, k, v)
     return t
+
+
+def _server():
+    """A UDP socket on loopback standing for the network server: (socket, port)."""
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for port in range(47710, 47800):
+        try:
+            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            return server, port
+        except OSError:
+            continue
+    raise OSError("no free port in 47710-47799")

@@ -76,3 +76,51 @@ def test_the_transmit_loop_goes_on_after_a_memory_error_in_its_await():
 
     asyncio.run(main())
     eq(sent, [868100000])
+
+
+def test_the_backhauls_reader_goes_on_after_a_memory_error():
+    # the Semtech backhaul's tasks run under the same guard: a MemoryError out of the reader's step
+    # (here its read) is counted, and the next datagram (a PULL_ACK) is still read
+    from hotspot_fakes import _server
+    from spot.hotspot.udp import SemtechUdp
+
+    src, hs = _hotspot()
+    server, port = _server()
+    link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
+    up, down, _push = link.tasks()
+    link.pull()
+    _, gateway = server.recvfrom(64)
+    read = link._recv
+    fails = [1]
+
+    def recv():
+        if fails[0]:
+            fails[0] = 0
+            raise MemoryError
+        return read()
+
+    link._recv = recv
+
+    async def main():
+        task = asyncio.create_task(down)
+        t = link.pull_token
+        server.sendto(bytes([2, t >> 8, t & 0xFF, semtech.PULL_ACK]), gateway)  # taken by the MemoryError
+        for _ in range(100):
+            await asyncio.sleep_ms(2)
+            if hs.stats["nomem"]:
+                break
+        link.pull()
+        _, _ = server.recvfrom(64)
+        t = link.pull_token
+        server.sendto(bytes([2, t >> 8, t & 0xFF, semtech.PULL_ACK]), gateway)
+        for _ in range(200):
+            await asyncio.sleep_ms(2)
+            if link.pull_token < 0:
+                break
+        task.cancel()
+
+    asyncio.run(main())
+    server.close()
+    up.close()
+    _push.close()
+    eq((hs.stats["nomem"], link.pull_token), (1, -1))

@@ -2,22 +2,8 @@
 # its restart) opens it at the first PUSH_ACK rather than at the next keepalive. In a file of its
 # own, so test_hotspot stays small.
 from fwtest import eq
-from hotspot_fakes import _hotspot
+from hotspot_fakes import _hotspot, _server
 from spot.hotspot import semtech
-
-
-def _server():
-    """A UDP socket on loopback standing for the network server: (socket, port)."""
-    import socket
-
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for port in range(47710, 47800):
-        try:
-            server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            return server, port
-        except OSError:
-            continue
-    raise OSError("no free port in 47710-47799")
 
 
 def _drain(server):

@@ -268,14 +268,6 @@ class SemtechUdp:
         semtech.push_end(w)
         return covered, written
 
-    async def pusher(self):
-        while True:
-            try:
-                await self._pusher()
-            except MemoryError:
-                self.hs.out_of_memory()  # the queue is kept; go on after a short pause
-                await self.clock.sleep_ms(100)
-
     async def _pusher(self):
         hs = self.hs
         backoff = 1000
@@ -345,5 +337,8 @@ class SemtechUdp:
             self.hs.out_of_memory()
 
     def tasks(self):
+        """The backhaul's tasks, each run for ever: a MemoryError anywhere in one (waiting for a
+        socket allocates) is counted and it goes on, the queue kept (Hotspot._forever)."""
         self.resolve()
-        return (self.up_reader(), self.reader(), self.pusher())
+        f = self.hs._forever
+        return (f(self.up_reader), f(self.reader), f(self._pusher))
