@@ -110,27 +110,17 @@ class Hotspot:
         r.start_receive()
 
     async def rx_loop(self):
-        await self._forever(self._rx_loop)
-
-    async def _forever(self, loop):
-        """Run loop() for ever: a MemoryError anywhere in it (awaiting a coroutine makes an object)
-        is counted and the loop goes on, where it would otherwise end its task for good and leave
-        the hotspot deaf or mute without a word. asyncio.sleep_ms allocates nothing."""
+        # A MemoryError anywhere in a step, waiting included (awaiting a coroutine makes an object),
+        # is counted and the loop goes on: out of a handler it would end the task for good and leave
+        # the hotspot deaf without a word (so tx_loop and the backhaul's loops). The pause after one
+        # allocates nothing (asyncio.sleep_ms); no wrapper coroutine: a frame is heap too.
+        radio = self.radio
         while True:
             try:
-                await loop()
+                self.received(await radio.recv())  # queued before anything that could need heap
             except MemoryError:
                 self.out_of_memory()
                 await asyncio.sleep_ms(5)
-
-    async def _rx_loop(self):
-        radio = self.radio
-        while True:
-            p = await radio.recv()
-            try:
-                self.received(p)
-            except MemoryError:  # the packet is queued before anything that could need heap
-                self.out_of_memory()
 
     def received(self, p):
         """Count, stamp and queue one received packet (no heap but the UTC seconds)."""
@@ -243,25 +233,23 @@ class Hotspot:
         return err
 
     async def tx_loop(self):
-        await self._forever(self._tx_loop)
-
-    async def _tx_loop(self):
         q = self.jit
         while True:
-            i = q.next()
-            if i < 0:
-                await self.tx_flag.wait()
-                continue
-            start = q.start[i]
-            left = ticks_diff(start, self.clock.ticks_us())
-            if left > PREP_US:
-                # poll in steps shorter than the queue's lead: a newer entry may start earlier
-                await self.clock.sleep_ms(min(10, (left - PREP_US) // 1000 + 1))
-                continue
-            try:
+            try:  # as rx_loop: a MemoryError anywhere, waiting included, is counted and the loop goes on
+                i = q.next()
+                if i < 0:
+                    await self.tx_flag.wait()
+                    continue
+                start = q.start[i]
+                left = ticks_diff(start, self.clock.ticks_us())
+                if left > PREP_US:
+                    # poll in steps shorter than the queue's lead: a newer entry may start earlier
+                    await asyncio.sleep_ms(self.clock.host_ms(min(10, (left - PREP_US) // 1000 + 1)))
+                    continue
                 await self.transmit(q.take(i), start)
             except MemoryError:
                 self.out_of_memory()
+                await asyncio.sleep_ms(5)
 
     async def transmit(self, t, start):
         r = self.radio

@@ -120,10 +120,14 @@ class SemtechUdp:
             if sock is None:
                 await self.clock.sleep_ms(100)
                 continue
-            await readable(sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
-            try:
+            try:  # as Hotspot.rx_loop: a MemoryError, waiting included, is counted and the loop goes on
+                await readable(sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
                 data = sock.recv(16)  # a PUSH_ACK is 4 bytes; anything longer is not one
             except OSError:
+                continue
+            except MemoryError:
+                self.hs.out_of_memory()
+                await asyncio.sleep_ms(5)
                 continue
             self.handle_up(data, len(data))
 
@@ -156,14 +160,15 @@ class SemtechUdp:
             if self.sock is None:
                 await self.clock.sleep_ms(100)
                 continue
-            await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
-            data = self._recv()
-            if data is None:
-                continue
-            try:
+            try:  # as Hotspot.rx_loop: a MemoryError, waiting included, is counted and the loop goes on
+                await readable(self.sock)  # pyright: ignore[reportGeneralTypeIssues]  (MicroPython awaits generators)
+                data = self._recv()
+                if data is None:
+                    continue
                 self.handle(data, len(data))
             except MemoryError:
                 self.hs.out_of_memory()
+                await asyncio.sleep_ms(5)
             data = None
             self.hold()
 
@@ -268,6 +273,14 @@ class SemtechUdp:
         semtech.push_end(w)
         return covered, written
 
+    async def pusher(self):
+        while True:
+            try:
+                await self._pusher()
+            except MemoryError:  # as Hotspot.rx_loop: counted, the queue kept, go on after a pause
+                self.hs.out_of_memory()
+                await asyncio.sleep_ms(self.clock.host_ms(100))
+
     async def _pusher(self):
         hs = self.hs
         backoff = 1000
@@ -337,8 +350,5 @@ class SemtechUdp:
             self.hs.out_of_memory()
 
     def tasks(self):
-        """The backhaul's tasks, each run for ever: a MemoryError anywhere in one (waiting for a
-        socket allocates) is counted and it goes on, the queue kept (Hotspot._forever)."""
         self.resolve()
-        f = self.hs._forever
-        return (f(self.up_reader), f(self.reader), f(self._pusher))
+        return (self.up_reader(), self.reader(), self.pusher())
