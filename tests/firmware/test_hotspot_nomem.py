@@ -84,7 +84,7 @@ def test_the_backhauls_reader_goes_on_after_a_memory_error():
     from hotspot_fakes import _server
     from spot.hotspot.udp import SemtechUdp
 
-    src, hs = _hotspot()
+    _, hs = _hotspot()
     server, port = _server()
     link = SemtechUdp(hs, b"\x01\x02\x03\xff\xfe\x04\x05\x06", [("127.0.0.1", port)])
     up, down, _push = link.tasks()

@@ -57,7 +57,7 @@ class VirtualRadio(Radio):
         self._reply_flag = asyncio.ThreadSafeFlag()
         self._expired = False
         self._task = None
-        self._spare = getattr(_vboard, "RADIO_SPARE", None) if _vboard is not None else None
+        self._spare = _vboard.RADIO_SPARE if _vboard is not None else None  # None: no block to lend
         addr = socket.getaddrinfo(medium[0], medium[1])[0][-1]
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.connect(addr)

@@ -5,7 +5,7 @@ START_MS = None
 MEDIUM = None  # (host, port) of the RF medium
 POSITION = (0.0, 0.0, 0.0)
 RADIO_ID = None
-RADIO_SPARE = []  # a block lent to the heap when the virtual radio's recv finds no room (vboot)
+RADIO_SPARE = None  # vboot: [a block lent to the heap when the virtual radio's recv finds no room]
 
 
 class HostNetwork:

@@ -93,14 +93,14 @@ for _n in range(1000, 1032):
 sys.modules["select"] = type("select", (), {
     "POLLIN": select.POLLIN, "POLLOUT": select.POLLOUT, "POLLERR": select.POLLERR, "POLLHUP": select.POLLHUP,
     "poll": lambda: _poller.pop() if _poller and "asyncio.core" in sys.modules else select.poll()})
-# The interpreter's heap is the board's plus an allowance for this boot code (C on an ESP32): the
-# rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
-# fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
 # The virtual radio reads each of the medium's datagrams with recv, which takes a block of the heap
 # where a chip's FIFO takes none: on a cut-up heap it could not read the end of its own transmission
 # and the board stopped listening. A block kept here, out of the board's heap, is lent to the heap
-# when recv finds no room, and taken back once there is (spot.radio.virtual).
+# when recv finds no room, and taken back once there is (spot.radio.virtual, its _SPARE).
 _vboard.RADIO_SPARE = [bytearray(768)]
+# The interpreter's heap is the board's plus an allowance for this boot code (C on an ESP32): the
+# rest of the allowance is taken by a ballast block, so the firmware starts with the free heap of a
+# fresh interpreter of the board's size (and a boot that outgrew its allowance is reported).
 _target = cfg["target_free"]
 # A soft reset from the raw REPL comes back to the raw REPL: boot.py runs, main.py does not.
 _repl_mode = cfg.get("repl") or "friendly"
